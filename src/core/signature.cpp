@@ -1,0 +1,107 @@
+#include "core/signature.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <charconv>
+
+namespace tocsin {
+
+std::string base64_encode(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(bytes.data()),
+                          static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+std::optional<std::string> base64_decode(std::string_view text) {
+  if (text.empty() || text.size() % 4 != 0) return std::nullopt;
+  std::string out(3 * (text.size() / 4), '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(text.data()),
+                          static_cast<int>(text.size()));
+  if (n < 0) return std::nullopt;
+  // EVP_DecodeBlock counts padding as zero bytes; drop them.
+  std::size_t len = static_cast<std::size_t>(n);
+  if (text.ends_with("==")) len -= 2;
+  else if (text.ends_with('=')) len -= 1;
+  out.resize(len);
+  return out;
+}
+
+namespace {
+std::string hmac(const EVP_MD* md, std::string_view key, std::string_view data) {
+  unsigned char buf[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(md, key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), buf, &len);
+  return std::string(reinterpret_cast<char*>(buf), len);
+}
+}  // namespace
+
+std::string hmac_sha256(std::string_view key, std::string_view data) {
+  return hmac(EVP_sha256(), key, data);
+}
+
+std::string hmac_sha1(std::string_view key, std::string_view data) {
+  return hmac(EVP_sha1(), key, data);
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::optional<std::string> decode_webhook_secret(std::string_view secret) {
+  if (secret.starts_with("whsec_")) secret.remove_prefix(6);
+  auto key = base64_decode(secret);
+  if (!key || key->empty()) return std::nullopt;
+  return key;
+}
+
+std::string sign_webhook(std::string_view key, std::string_view id, int64_t timestamp,
+                         std::string_view body) {
+  std::string content;
+  content.reserve(id.size() + body.size() + 24);
+  content.append(id).append(".").append(std::to_string(timestamp)).append(".").append(body);
+  return "v1," + base64_encode(hmac_sha256(key, content));
+}
+
+SignatureResult verify_webhook(std::string_view id, std::string_view timestamp,
+                               std::string_view signature_header, std::string_view body,
+                               const std::vector<std::string>& keys, int64_t now_unix,
+                               int64_t tolerance_s) {
+  if (id.empty() || timestamp.empty() || signature_header.empty())
+    return {SignatureCheck::kMissingHeaders};
+  int64_t ts = 0;
+  auto [end, ec] = std::from_chars(timestamp.data(), timestamp.data() + timestamp.size(), ts);
+  if (ec != std::errc{} || end != timestamp.data() + timestamp.size())
+    return {SignatureCheck::kBadTimestamp};
+  if (ts < now_unix - tolerance_s || ts > now_unix + tolerance_s) return {SignatureCheck::kStale};
+
+  std::string content;
+  content.reserve(id.size() + body.size() + 24);
+  content.append(id).append(".").append(timestamp).append(".").append(body);
+
+  // Decode every offered v1 signature once; compare each against each key.
+  std::vector<std::string> offered;
+  std::string_view rest = signature_header;
+  while (!rest.empty()) {
+    auto sp = rest.find(' ');
+    std::string_view item = rest.substr(0, sp);
+    rest = sp == std::string_view::npos ? std::string_view{} : rest.substr(sp + 1);
+    if (!item.starts_with("v1,")) continue;
+    if (auto raw = base64_decode(item.substr(3))) offered.push_back(std::move(*raw));
+  }
+  for (std::size_t k = 0; k < keys.size(); ++k) {
+    std::string expected = hmac_sha256(keys[k], content);
+    for (const auto& sig : offered) {
+      if (constant_time_equal(sig, expected)) return {SignatureCheck::kValid, k};
+    }
+  }
+  return {SignatureCheck::kNoMatch};
+}
+
+}  // namespace tocsin
