@@ -1,0 +1,427 @@
+#include "app/config.h"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "core/templates.h"
+#include "core/report.h"
+#include "core/signature.h"
+
+namespace tocsin::app {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+const Group* Config::group(std::string_view name) const {
+  for (const auto& g : groups)
+    if (g.name == name) return &g;
+  return nullptr;
+}
+
+namespace {
+
+std::optional<std::string> read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string trim(std::string s) {
+  auto is_space = [](char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; };
+  while (!s.empty() && is_space(s.back())) s.pop_back();
+  std::size_t i = 0;
+  while (i < s.size() && is_space(s[i])) ++i;
+  return s.substr(i);
+}
+
+// A secret given inline as `key` or as a path in `key_file`.
+class SecretReader {
+ public:
+  explicit SecretReader(std::string base_dir) : base_dir_(std::move(base_dir)) {}
+
+  std::optional<std::string> read(JsonReader& r, const std::string& key, Need need) {
+    std::string file_key = key + "_file";
+    if (r.has(key) && r.has(file_key)) {
+      r.problem(file_key, "give either " + key + " or " + file_key + ", not both");
+      return std::nullopt;
+    }
+    if (r.has(file_key)) {
+      auto path = r.string(file_key, Need::kRequired);
+      if (!path) return std::nullopt;
+      fs::path p = fs::path(*path).is_absolute() ? fs::path(*path) : fs::path(base_dir_) / *path;
+      auto text = read_file(p);
+      if (!text) {
+        r.problem(file_key, "cannot read " + p.string());
+        return std::nullopt;
+      }
+      auto value = trim(*text);
+      if (value.empty()) r.problem(file_key, "file is empty");
+      return value;
+    }
+    if (!r.has(key) && need == Need::kRequired) {
+      r.problem(key, "is required (or " + file_key + ")");
+      return std::nullopt;
+    }
+    return r.string(key, need);
+  }
+
+ private:
+  std::string base_dir_;
+};
+
+bool valid_listen(const std::string& s) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 >= s.size()) return false;
+  for (std::size_t i = colon + 1; i < s.size(); ++i)
+    if (s[i] < '0' || s[i] > '9') return false;
+  return std::stol(s.substr(colon + 1)) <= 65535;
+}
+
+void read_server(JsonReader r, Config& c) {
+  r.reject_unknown({"listen", "max_body_bytes", "max_connections", "public_url"});
+  if (auto v = r.string("listen", Need::kOptional)) {
+    if (valid_listen(*v)) c.server.listen = *v;
+    else r.problem("listen", "must be host:port, e.g. 127.0.0.1:8080");
+  }
+  if (auto v = r.integer("max_body_bytes", Need::kOptional, 1024, 16 << 20))
+    c.server.max_body_bytes = static_cast<std::size_t>(*v);
+  if (auto v = r.integer("max_connections", Need::kOptional, 8, 100000))
+    c.server.max_connections = static_cast<std::size_t>(*v);
+  if (auto v = r.string("public_url", Need::kOptional)) {
+    if (v->starts_with("http://") || v->starts_with("https://")) {
+      c.server.public_url = *v;
+      while (c.server.public_url.ends_with('/')) c.server.public_url.pop_back();
+    } else {
+      r.problem("public_url", "must start with https:// (or http://)");
+    }
+  }
+}
+
+void read_storage(JsonReader r, Config& c) {
+  r.reject_unknown({"sqlite"});
+  JsonReader s = r.object("sqlite", Need::kOptional);
+  if (!s.ok()) return;
+  s.reject_unknown({"path"});
+  if (auto v = s.string("path", Need::kOptional)) c.storage.sqlite_path = *v;
+}
+
+void read_coordinators(const json& arr, const std::string& path, SecretReader& secrets,
+                       std::vector<FieldProblem>& problems, Config& c) {
+  if (!arr.is_array()) {
+    problems.push_back({path, "must be an array"});
+    return;
+  }
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < arr.size(); ++i) {
+    JsonReader r(arr[i], index_path(path, i), problems);
+    if (!r.ok()) {
+      r.problem("", "must be an object");
+      continue;
+    }
+    r.reject_unknown({"name", "secret", "secret_file", "secrets", "areas"});
+    CoordinatorConfig co;
+    if (auto n = r.string("name", Need::kRequired, 100)) {
+      co.name = *n;
+      if (!names.insert(*n).second) r.problem("name", "duplicate coordinator name");
+    }
+    std::vector<std::pair<std::string, std::string>> raw;  // (path key, secret)
+    if (r.has("secrets")) {
+      if (auto list = r.strings("secrets", Need::kRequired, 10))
+        for (std::size_t k = 0; k < list->size(); ++k)
+          raw.emplace_back(index_path("secrets", k), (*list)[k]);
+    } else if (auto s = secrets.read(r, "secret", Need::kRequired)) {
+      raw.emplace_back(r.has("secret_file") ? "secret_file" : "secret", *s);
+    }
+    for (auto& [key, secret] : raw) {
+      if (!secret.starts_with("whsec_")) {
+        r.problem(key, "must be a Standard Webhooks secret: whsec_<base64>");
+      } else if (auto k = decode_webhook_secret(secret); k && k->size() >= 16) {
+        co.keys.push_back(std::move(*k));
+      } else {
+        r.problem(key, "must hold at least 16 bytes of base64 after whsec_");
+      }
+    }
+    if (auto areas = r.strings("areas", Need::kRequired, 1000)) {
+      if (areas->empty()) r.problem("areas", "must name at least one area");
+      for (std::size_t k = 0; k < areas->size(); ++k)
+        if (!valid_area((*areas)[k]))
+          problems.push_back({index_path(r.child_path("areas"), k), "is not an area path"});
+      co.areas = *areas;
+    }
+    c.coordinators.push_back(std::move(co));
+  }
+}
+
+void read_admin(JsonReader r, SecretReader& secrets, Config& c) {
+  r.reject_unknown({"tokens", "tokens_file"});
+  if (r.has("tokens_file")) {
+    if (auto text = secrets.read(r, "tokens", Need::kRequired)) {
+      std::istringstream in(*text);
+      for (std::string line; std::getline(in, line);)
+        if (auto t = trim(line); !t.empty()) c.admin_tokens.push_back(t);
+    }
+  } else if (auto tokens = r.strings("tokens", Need::kOptional, 100)) {
+    c.admin_tokens = *tokens;
+  }
+  for (std::size_t i = 0; i < c.admin_tokens.size(); ++i)
+    if (c.admin_tokens[i].size() < 16)
+      r.problem(index_path("tokens", i), "must be at least 16 characters");
+}
+
+void read_dedup(JsonReader r, Config& c) {
+  r.reject_unknown({"window_s", "radius_m"});
+  if (auto v = r.integer("window_s", Need::kOptional, 0, 7 * 86400)) c.dedup.window_s = *v;
+  if (auto v = r.number("radius_m", Need::kOptional, 0, 100000)) c.dedup.radius_m = *v;
+}
+
+void read_gateways(const json& arr, const std::string& path, SecretReader& secrets,
+                   std::vector<FieldProblem>& problems, Config& c) {
+  if (!arr.is_array()) {
+    problems.push_back({path, "must be an array"});
+    return;
+  }
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < arr.size(); ++i) {
+    JsonReader r(arr[i], index_path(path, i), problems);
+    if (!r.ok()) {
+      r.problem("", "must be an object");
+      continue;
+    }
+    GatewayConfig g;
+    if (auto n = r.string("name", Need::kRequired, 100)) {
+      g.name = *n;
+      if (!names.insert(*n).second) r.problem("name", "duplicate gateway name");
+    }
+    auto type = r.string("type", Need::kRequired);
+    if (type == "twilio") g.type = GatewayType::kTwilio;
+    else if (type == "sendgrid") g.type = GatewayType::kSendgrid;
+    else if (type == "file") g.type = GatewayType::kFile;
+    else if (type) {
+      r.problem("type", "must be one of twilio, sendgrid, file");
+      continue;
+    } else {
+      continue;
+    }
+    if (auto ch = r.string("channel", Need::kRequired)) {
+      if (auto p = parse_channel(*ch)) g.channel = *p;
+      else r.problem("channel", "must be sms or email");
+    }
+    if (g.type == GatewayType::kTwilio && g.channel != Channel::kSms)
+      r.problem("channel", "a twilio gateway sends sms");
+    if (g.type == GatewayType::kSendgrid && g.channel != Channel::kEmail)
+      r.problem("channel", "a sendgrid gateway sends email");
+    if (auto v = r.number("rate_per_s", Need::kOptional, 0.01, 100000)) g.rate_per_s = *v;
+    if (auto v = r.integer("max_in_flight", Need::kOptional, 1, 10000))
+      g.max_in_flight = static_cast<int>(*v);
+    if (auto v = r.integer("timeout_ms", Need::kOptional, 100, 300000)) g.timeout_ms = *v;
+    switch (g.type) {
+      case GatewayType::kTwilio:
+        r.reject_unknown({"name", "type", "channel", "rate_per_s", "max_in_flight", "timeout_ms",
+                          "base_url", "account_sid", "auth_token", "auth_token_file", "from"});
+        g.base_url = r.string("base_url", Need::kOptional).value_or("https://api.twilio.com");
+        g.account_sid = r.string("account_sid", Need::kRequired, 64).value_or("");
+        g.auth_token = secrets.read(r, "auth_token", Need::kRequired).value_or("");
+        g.from = r.string("from", Need::kRequired, 64).value_or("");
+        break;
+      case GatewayType::kSendgrid:
+        r.reject_unknown({"name", "type", "channel", "rate_per_s", "max_in_flight", "timeout_ms",
+                          "base_url", "api_key", "api_key_file", "from", "from_name"});
+        g.base_url = r.string("base_url", Need::kOptional).value_or("https://api.sendgrid.com");
+        g.api_key = secrets.read(r, "api_key", Need::kRequired).value_or("");
+        g.from = r.string("from", Need::kRequired, 254).value_or("");
+        g.from_name = r.string("from_name", Need::kOptional, 100).value_or("");
+        if (!g.from.empty() && g.from.find('@') == std::string::npos)
+          r.problem("from", "must be an email address");
+        break;
+      case GatewayType::kFile:
+        r.reject_unknown({"name", "type", "channel", "rate_per_s", "max_in_flight", "timeout_ms",
+                          "path"});
+        g.path = r.string("path", Need::kRequired).value_or("");
+        break;
+    }
+    if (!g.base_url.empty() && !g.base_url.starts_with("http://") &&
+        !g.base_url.starts_with("https://"))
+      r.problem("base_url", "must start with https:// (or http://)");
+    while (g.base_url.ends_with('/')) g.base_url.pop_back();
+    c.gateways.push_back(std::move(g));
+  }
+}
+
+void read_groups(const json& arr, const std::string& path, std::vector<FieldProblem>& problems,
+                 Config& c) {
+  if (!arr.is_array()) {
+    problems.push_back({path, "must be an array"});
+    return;
+  }
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < arr.size(); ++i) {
+    JsonReader r(arr[i], index_path(path, i), problems);
+    if (!r.ok()) {
+      r.problem("", "must be an object");
+      continue;
+    }
+    r.reject_unknown({"name", "match", "channels", "drills"});
+    Group g;
+    if (auto n = r.string("name", Need::kRequired, 100)) {
+      g.name = *n;
+      if (!names.insert(*n).second) r.problem("name", "duplicate group name");
+    }
+    JsonReader m = r.object("match", Need::kRequired);
+    if (m.ok()) {
+      m.reject_unknown({"areas", "events", "min_severity"});
+      if (auto areas = m.strings("areas", Need::kRequired)) {
+        if (areas->empty()) m.problem("areas", "must name at least one area");
+        for (std::size_t k = 0; k < areas->size(); ++k)
+          if (!valid_area((*areas)[k]))
+            problems.push_back({index_path(m.child_path("areas"), k), "is not an area path"});
+        g.areas = *areas;
+      }
+      if (auto events = m.strings("events", Need::kOptional)) g.events = *events;
+      if (auto s = m.string("min_severity", Need::kOptional)) {
+        if (auto sev = parse_severity(*s)) g.min_severity = sev;
+        else m.problem("min_severity", "must be one of extreme, severe, moderate, minor");
+      }
+    }
+    if (auto chans = r.strings("channels", Need::kRequired)) {
+      if (chans->empty()) r.problem("channels", "must name at least one channel");
+      for (std::size_t k = 0; k < chans->size(); ++k) {
+        if (auto ch = parse_channel((*chans)[k])) g.channels.push_back(*ch);
+        else problems.push_back({index_path(r.child_path("channels"), k), "must be sms or email"});
+      }
+    }
+    if (auto d = r.boolean("drills", Need::kOptional)) g.drills = *d;
+    c.groups.push_back(std::move(g));
+  }
+}
+
+void read_template_set(JsonReader& r, std::string_view key, TemplateMap& out,
+                       std::vector<FieldProblem>& problems) {
+  const json* v = r.get(key);
+  if (!v) return;
+  if (!v->is_object()) {
+    r.problem(key, "must be an object of language tag to template");
+    return;
+  }
+  for (auto it = v->begin(); it != v->end(); ++it) {
+    std::string path = join_path(r.child_path(key), it.key());
+    if (!valid_language(it.key())) {
+      problems.push_back({path, "is not a language tag"});
+      continue;
+    }
+    if (!it->is_string()) {
+      problems.push_back({path, "must be a string"});
+      continue;
+    }
+    if (auto err = template_error(it->get<std::string>())) {
+      problems.push_back({path, *err});
+      continue;
+    }
+    out[it.key()] = it->get<std::string>();
+  }
+}
+
+void read_templates(JsonReader r, std::vector<FieldProblem>& problems, Config& c) {
+  r.reject_unknown({"sms", "email"});
+  read_template_set(r, "sms", c.templates.sms, problems);
+  JsonReader e = r.object("email", Need::kOptional);
+  if (e.ok()) {
+    e.reject_unknown({"subject", "body"});
+    read_template_set(e, "subject", c.templates.email_subject, problems);
+    read_template_set(e, "body", c.templates.email_body, problems);
+  }
+}
+
+void read_delivery(JsonReader r, Config& c) {
+  r.reject_unknown({"sms_deadline_s", "email_deadline_s", "lease_s", "max_retry_delay_s"});
+  if (auto v = r.integer("sms_deadline_s", Need::kOptional, 10, 86400)) c.delivery.sms_deadline_s = *v;
+  if (auto v = r.integer("email_deadline_s", Need::kOptional, 10, 7 * 86400))
+    c.delivery.email_deadline_s = *v;
+  if (auto v = r.integer("lease_s", Need::kOptional, 5, 3600)) c.delivery.lease_s = *v;
+  if (auto v = r.integer("max_retry_delay_s", Need::kOptional, 1, 3600))
+    c.delivery.max_retry_delay_s = *v;
+}
+
+void read_subscribers(JsonReader r, Config& c) {
+  r.reject_unknown({"default_region"});
+  if (auto v = r.string("default_region", Need::kOptional, 2)) {
+    if (v->size() == 2 && std::isupper(static_cast<unsigned char>((*v)[0])) &&
+        std::isupper(static_cast<unsigned char>((*v)[1])))
+      c.subscribers.default_region = *v;
+    else
+      r.problem("default_region", "must be a two-letter region code like US");
+  }
+}
+
+// Checks that need the whole config: references between sections.
+void cross_check(const Config& c, std::vector<FieldProblem>& problems) {
+  for (std::size_t i = 0; i < c.groups.size(); ++i) {
+    for (std::size_t k = 0; k < c.groups[i].channels.size(); ++k) {
+      Channel ch = c.groups[i].channels[k];
+      bool served = false;
+      for (const auto& g : c.gateways) served = served || g.channel == ch;
+      if (!served)
+        problems.push_back({index_path(join_path(index_path("groups", i), "channels"), k),
+                            "no gateway serves channel " + std::string(to_string(ch))});
+    }
+  }
+  if (!c.gateways.empty() && c.gateways.size() > 0) {
+    for (std::size_t i = 0; i < c.gateways.size(); ++i) {
+      const auto& g = c.gateways[i];
+      if (g.type == GatewayType::kTwilio && !g.from.empty() && !g.from.starts_with('+'))
+        problems.push_back({join_path(index_path("gateways", i), "from"),
+                            "must be an E.164 number like +12135550100"});
+    }
+  }
+}
+
+}  // namespace
+
+ConfigResult parse_config(const std::string& text, const std::string& base_dir) {
+  ConfigResult result;
+  auto& problems = result.problems;
+  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
+  if (doc.is_discarded() || !doc.is_object()) {
+    problems.push_back({"", "is not a JSON object (// comments are allowed)"});
+    return result;
+  }
+  Config& c = result.config;
+  SecretReader secrets(base_dir);
+  JsonReader root(doc, "", problems);
+  root.reject_unknown({"server", "storage", "coordinators", "admin", "dedup", "gateways", "groups",
+                       "templates", "delivery", "subscribers"});
+  if (root.has("server")) read_server(root.object("server", Need::kOptional), c);
+  if (root.has("storage")) read_storage(root.object("storage", Need::kOptional), c);
+  if (auto* v = root.get("coordinators")) read_coordinators(*v, "coordinators", secrets, problems, c);
+  else problems.push_back({"coordinators", "is required: nobody could report"});
+  if (root.has("admin")) read_admin(root.object("admin", Need::kOptional), secrets, c);
+  if (root.has("dedup")) read_dedup(root.object("dedup", Need::kOptional), c);
+  if (auto* v = root.get("gateways")) read_gateways(*v, "gateways", secrets, problems, c);
+  else problems.push_back({"gateways", "is required: nothing could be sent"});
+  if (auto* v = root.get("groups")) read_groups(*v, "groups", problems, c);
+  else problems.push_back({"groups", "is required: nobody would be alerted"});
+  if (root.has("templates")) read_templates(root.object("templates", Need::kOptional), problems, c);
+  if (root.has("delivery")) read_delivery(root.object("delivery", Need::kOptional), c);
+  if (root.has("subscribers")) read_subscribers(root.object("subscribers", Need::kOptional), c);
+  cross_check(c, problems);
+  return result;
+}
+
+ConfigResult load_config(const std::string& path) {
+  auto text = read_file(path);
+  if (!text) {
+    ConfigResult r;
+    r.problems.push_back({"", "cannot read the file"});
+    return r;
+  }
+  // Relative paths in the config (database, secrets, file gateways) resolve
+  // against the working directory, as systemd's WorkingDirectory= sets it.
+  auto result = parse_config(*text, "");
+  result.config.source = path;
+  return result;
+}
+
+}  // namespace tocsin::app

@@ -1,0 +1,97 @@
+// tocsin's configuration: plain structs with defaults, loaded from JSON (with
+// // comments) in one place, then validated as a whole. Every problem is
+// reported with its JSON path so `tocsin check-config` can list them all.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/json_reader.h"
+#include "core/dedup.h"
+#include "core/model.h"
+#include "core/routing.h"
+#include "core/templates.h"
+
+namespace tocsin::app {
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:8080";  // host:port the HTTP API binds
+  std::size_t max_body_bytes = 65536;      // larger request bodies get 413
+  std::size_t max_connections = 1024;      // open connections beyond this get 503
+  std::string public_url;                  // base URL providers call back (receipts, inbound)
+};
+
+struct StorageConfig {
+  std::string sqlite_path = "var/tocsin.db";  // SQLite file; its directory is created
+};
+
+struct CoordinatorConfig {
+  std::string name;                // appears in logs and incident records
+  std::vector<std::string> keys;   // HMAC keys (decoded whsec_ secrets); several during rotation
+  std::vector<std::string> areas;  // area paths this coordinator may report in
+};
+
+enum class GatewayType { kTwilio, kSendgrid, kFile };
+
+struct GatewayConfig {
+  std::string name;          // unique; appears in logs and metrics
+  GatewayType type = GatewayType::kFile;
+  Channel channel = Channel::kSms;
+  std::string base_url;      // twilio, sendgrid: API root (an emulator's in tests)
+  std::string account_sid;   // twilio
+  std::string auth_token;    // twilio (secret)
+  std::string api_key;       // sendgrid (secret)
+  std::string from;          // sender phone number (E.164) or email address
+  std::string from_name;     // sendgrid: display name of the sender
+  std::string path;          // file: JSON-lines file each message is appended to
+  double rate_per_s = 10;    // token bucket rate: SMS segments or requests per second
+  int max_in_flight = 16;    // concurrent requests to this gateway
+  int64_t timeout_ms = 15000;  // one request
+};
+
+struct DeliveryConfig {
+  int64_t sms_deadline_s = 1800;    // an SMS not accepted by then is expired: stale alerts mislead
+  int64_t email_deadline_s = 7200;  // same for email
+  int64_t lease_s = 120;            // a claimed delivery is reclaimable after this long
+  int64_t max_retry_delay_s = 60;   // cap of the exponential backoff
+};
+
+struct SubscribersConfig {
+  std::string default_region = "US";  // region for phone numbers written without +country
+};
+
+struct Config {
+  std::string source;  // file it was loaded from
+  ServerConfig server;
+  StorageConfig storage;
+  std::vector<CoordinatorConfig> coordinators;
+  std::vector<std::string> admin_tokens;
+  DedupRules dedup;
+  std::vector<GatewayConfig> gateways;
+  std::vector<Group> groups;   // subscriber groups, in config order
+  MessageTemplates templates;  // as configured; empty maps fall back to built-ins
+  DeliveryConfig delivery;
+  SubscribersConfig subscribers;
+
+  const Group* group(std::string_view name) const;
+};
+
+struct ConfigResult {
+  Config config;
+  std::vector<FieldProblem> problems;  // empty when the config is valid
+  bool ok() const { return problems.empty(); }
+};
+
+// Loads and validates the file at `path`. Relative paths inside it (the
+// database, `*_file` secrets, file gateways) resolve against the working
+// directory.
+ConfigResult load_config(const std::string& path);
+
+// Loads and validates config text (for tests; base_dir resolves *_file paths).
+ConfigResult parse_config(const std::string& text, const std::string& base_dir);
+
+}  // namespace tocsin::app

@@ -1,0 +1,40 @@
+// The domain vocabulary shared by every layer: channels, CAP-derived report
+// enums, delivery states. Plain values with string forms for JSON and SQL.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tocsin {
+
+// Milliseconds since the Unix epoch: the one time unit stored and compared.
+using UnixMs = int64_t;
+
+enum class Channel { kSms, kEmail };
+inline constexpr Channel kAllChannels[] = {Channel::kSms, Channel::kEmail};
+
+enum class MsgType { kAlert, kUpdate, kCancel };
+enum class ReportStatus { kActual, kExercise, kTest };
+// Ordered: a higher value is more severe.
+enum class Severity { kMinor = 0, kModerate = 1, kSevere = 2, kExtreme = 3 };
+
+// A delivery's life: pending (waiting or retrying) → sent (a gateway accepted
+// it) → delivered/undelivered (receipt); or failed (permanent error),
+// expired (deadline passed), cancelled (recipient erased or opted out).
+enum class DeliveryState { kPending, kSent, kDelivered, kUndelivered, kFailed, kExpired, kCancelled };
+
+std::string_view to_string(Channel c);
+std::string_view to_string(MsgType t);
+std::string_view to_string(ReportStatus s);
+std::string_view to_string(Severity s);
+std::string_view to_string(DeliveryState s);
+
+std::optional<Channel> parse_channel(std::string_view s);
+std::optional<MsgType> parse_msg_type(std::string_view s);
+std::optional<ReportStatus> parse_report_status(std::string_view s);
+std::optional<Severity> parse_severity(std::string_view s);
+std::optional<DeliveryState> parse_delivery_state(std::string_view s);
+
+}  // namespace tocsin

@@ -1,0 +1,29 @@
+// Which subscriber groups a report concerns. Pure.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/model.h"
+#include "core/report.h"
+
+namespace tocsin {
+
+// A subscriber group from the config: what it matches and how it is alerted.
+struct Group {
+  std::string name;
+  std::vector<std::string> areas;      // a report in any of these or below matches
+  std::vector<std::string> events;     // empty: every event
+  std::optional<Severity> min_severity;  // absent: every severity
+  std::vector<Channel> channels;
+  bool drills = false;                 // exercise/test reports reach only groups that opt in
+};
+
+// True when `group` should receive `report`.
+bool group_matches(const Group& group, const Report& report);
+
+// The groups among `groups` that receive `report`, in config order.
+std::vector<const Group*> match_groups(const std::vector<Group>& groups,
+                                            const Report& report);
+
+}  // namespace tocsin
