@@ -95,3 +95,16 @@ ConfigResult load_config(const std::string& path);
 ConfigResult parse_config(const std::string& text, const std::string& base_dir);
 
 }  // namespace tocsin::app
+
+namespace tocsin::app {
+
+// An immutable, validated snapshot of the config with everything derived
+// from it; swapped whole on reload, shared by whoever holds a pointer.
+struct ActiveConfig {
+  Config config;
+  MessageTemplates templates;  // config.templates with built-in defaults filled in
+
+  explicit ActiveConfig(Config c) : config(std::move(c)), templates(with_defaults(config.templates)) {}
+};
+
+}  // namespace tocsin::app

@@ -23,7 +23,7 @@ std::optional<std::size_t> find_duplicate(const Report& report, UnixMs now,
   double best_distance = 0;  // metres; 0 for an area match
   for (std::size_t i = 0; i < candidates.size(); ++i) {
     const auto& c = candidates[i];
-    if (now - c.last_report_at > window_ms) continue;
+    if (now - c.last_report_at > window_ms || c.drill != report.is_drill()) continue;
     int rank = 0;
     double dist = 0;
     if (!report.dedup_key.empty() && report.dedup_key == c.dedup_key) {

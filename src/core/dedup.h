@@ -25,6 +25,7 @@ struct IncidentCandidate {
   std::optional<Location> location;  // of its first located report
   std::string dedup_key;             // of its first report, may be ""
   UnixMs last_report_at = 0;
+  bool drill = false;  // opened by an exercise/test report: never merges with actual ones
 };
 
 // Great-circle distance in metres (Boost.Geometry haversine, mean Earth radius).

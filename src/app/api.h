@@ -1,0 +1,46 @@
+// The HTTP API: translates requests into domain calls and results into
+// responses. Authentication, validation and scope checks happen here, before
+// anything is queued for the store; a refused request stores nothing.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <random>
+
+#include "app/config.h"
+#include "core/clock.h"
+#include "http/message.h"
+#include "store/store_worker.h"
+
+namespace tocsin::app {
+
+class Api {
+ public:
+  using ConfigSource = std::function<std::shared_ptr<const ActiveConfig>()>;
+  struct Hooks {
+    std::function<void()> deliveries_planned;  // new deliveries are committed: wake the dispatcher
+    std::function<bool()> ready;               // for /readyz
+  };
+
+  Api(ConfigSource config, const Clock& clock, store::StoreWorker& store, Hooks hooks);
+
+  // Called on the io thread for every request; answers through `respond`.
+  void handle(http::Request req, std::function<void(http::Response)> respond);
+
+ private:
+  using Respond = std::function<void(http::Response)>;
+  void post_report(http::Request& req, Respond respond);
+  void subscribers(http::Request& req, std::string_view rest, Respond respond);
+  void incidents(http::Request& req, std::string_view rest, Respond respond);
+  bool authorized_admin(const http::Request& req, const ActiveConfig& cfg) const;
+
+  ConfigSource config_;
+  const Clock& clock_;
+  store::StoreWorker& store_;
+  Hooks hooks_;
+  // Draws incident codes; used only by ingest jobs, which run one at a time
+  // on the store thread.
+  std::shared_ptr<std::mt19937_64> rng_;
+};
+
+}  // namespace tocsin::app

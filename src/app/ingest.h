@@ -1,0 +1,45 @@
+// Turning an authenticated, validated report into durable state: the
+// idempotency check, dedup into an incident, and the planned deliveries with
+// their rendered texts. Runs on the store thread inside the StoreWorker's
+// transaction, so the 202 is sent only once all of it has committed.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <string>
+
+#include "app/config.h"
+#include "core/problem.h"
+#include "core/report.h"
+#include "store/store.h"
+
+namespace tocsin::app {
+
+struct IngestRequest {
+  std::string coordinator;  // whose key verified the signature
+  std::string webhook_id;   // idempotency key
+  Report report;
+  std::string raw_body;     // as received, kept with the report
+  UnixMs now = 0;
+};
+
+struct IngestResult {
+  int status = 202;
+  std::string body;         // JSON answer (or problem+json when problem is set)
+  bool replayed = false;    // a repeat of an earlier webhook-id: nothing new happened
+  std::optional<Problem> problem;  // refused: nothing was written
+  // For logs and the dispatcher:
+  int64_t report_id = 0;
+  std::string incident_id;
+  std::string outcome;
+  int64_t recipients = 0;
+};
+
+// `templates` are the config's with built-in defaults filled in. `rng`
+// draws incident codes. Throws store::StoreError (the worker rolls back).
+IngestResult ingest_report(store::Store& store, const Config& config,
+                           const MessageTemplates& templates, const IngestRequest& request,
+                           std::mt19937_64& rng);
+
+}  // namespace tocsin::app

@@ -1,0 +1,85 @@
+#include "app/subscriber_input.h"
+
+#include <algorithm>
+
+#include "core/phone.h"
+#include "core/report.h"
+
+namespace tocsin::app {
+
+using nlohmann::json;
+
+bool plausible_email(std::string_view e) {
+  auto at = e.find('@');
+  if (at == std::string_view::npos || at == 0 || e.size() > 254 || e.find('@', at + 1) != e.npos)
+    return false;
+  if (std::any_of(e.begin(), e.end(),
+                  [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ','; }))
+    return false;
+  auto domain = e.substr(at + 1);
+  auto dot = domain.find('.');
+  return dot != std::string_view::npos && dot > 0 && dot + 1 < domain.size();
+}
+
+ParsedSubscriber parse_subscriber(std::string_view body, const Config& config) {
+  if (json_too_deep(body)) return MalformedBody{"JSON nests too deeply"};
+  json doc = json::parse(body, nullptr, false);
+  if (doc.is_discarded()) return MalformedBody{"body is not valid JSON"};
+  if (!doc.is_object()) return MalformedBody{"body must be a JSON object"};
+
+  std::vector<FieldProblem> problems;
+  JsonReader r(doc, "", problems);
+  r.reject_unknown({"name", "phone", "email", "language", "groups", "channels"});
+  store::Subscriber s;
+  s.name = r.string("name", Need::kOptional, 200).value_or("");
+  if (auto phone = r.string("phone", Need::kOptional, 64); phone && !phone->empty()) {
+    if (auto e164 = normalize_phone(*phone, config.subscribers.default_region)) s.phone = *e164;
+    else r.problem("phone", "is not a valid phone number for region " +
+                                config.subscribers.default_region + " (give +country code)");
+  }
+  if (auto email = r.string("email", Need::kOptional, 254); email && !email->empty()) {
+    if (plausible_email(*email)) s.email = *email;
+    else r.problem("email", "is not an email address");
+  }
+  if (auto lang = r.string("language", Need::kOptional, 35)) {
+    if (valid_language(*lang)) s.language = *lang;
+    else r.problem("language", "must be a language tag like en, es or es-MX");
+  }
+  if (auto groups = r.strings("groups", Need::kRequired, 100)) {
+    if (groups->empty()) r.problem("groups", "must name at least one group");
+    for (std::size_t i = 0; i < groups->size(); ++i) {
+      if (!config.group((*groups)[i]))
+        problems.push_back({index_path("groups", i), "no group named \"" + (*groups)[i].substr(0, 100) + "\""});
+      else if (std::find(s.groups.begin(), s.groups.end(), (*groups)[i]) == s.groups.end())
+        s.groups.push_back((*groups)[i]);
+    }
+  }
+  bool had_contact_error = !problems.empty() && std::any_of(problems.begin(), problems.end(), [](auto& p) {
+    return p.path == "phone" || p.path == "email";
+  });
+  if (r.has("channels")) {
+    if (auto chans = r.strings("channels", Need::kRequired, 2)) {
+      for (std::size_t i = 0; i < chans->size(); ++i) {
+        auto ch = parse_channel((*chans)[i]);
+        if (!ch) {
+          problems.push_back({index_path("channels", i), "must be sms or email"});
+        } else if (*ch == Channel::kSms && s.phone.empty() && !had_contact_error) {
+          problems.push_back({index_path("channels", i), "sms needs a phone number"});
+        } else if (*ch == Channel::kEmail && s.email.empty() && !had_contact_error) {
+          problems.push_back({index_path("channels", i), "email needs an email address"});
+        } else if (std::find(s.channels.begin(), s.channels.end(), *ch) == s.channels.end()) {
+          s.channels.push_back(*ch);
+        }
+      }
+    }
+  } else {
+    if (!s.phone.empty()) s.channels.push_back(Channel::kSms);
+    if (!s.email.empty()) s.channels.push_back(Channel::kEmail);
+  }
+  if (problems.empty() && s.phone.empty() && s.email.empty())
+    problems.push_back({"phone", "a subscriber needs a phone number or an email address"});
+  if (!problems.empty()) return problems;
+  return s;
+}
+
+}  // namespace tocsin::app

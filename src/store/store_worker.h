@@ -1,0 +1,77 @@
+// The one owner of the Store: a thread that runs store jobs in order and
+// commits them in groups (group commit). Jobs queued while a transaction is
+// on disk join the next one, so N concurrent reports cost one fsync, not N,
+// and synchronous=FULL stays affordable. Each job runs in its own savepoint:
+// a failing job rolls back alone. Completions are posted to the io_context,
+// after the COMMIT that made the job's writes durable.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "store/store.h"
+
+namespace tocsin::store {
+
+class StoreWorker {
+ public:
+  using Job = std::function<void(Store&)>;
+  // `committed` is false when the job threw or its transaction failed to commit.
+  using Done = std::function<void(bool committed)>;
+
+  StoreWorker(std::unique_ptr<Store> store, boost::asio::io_context& io,
+              std::size_t max_batch = 512);
+  // Runs what is queued, then stops the thread.
+  ~StoreWorker();
+  StoreWorker(const StoreWorker&) = delete;
+  StoreWorker& operator=(const StoreWorker&) = delete;
+
+  // Thread-safe. `job` runs on the store thread; `done` on the io_context.
+  void submit(Job job, Done done);
+
+  // Typed convenience: `done` gets the job's value, or nullopt on failure.
+  template <typename T>
+  void call(std::function<T(Store&)> job, std::function<void(std::optional<T>)> done) {
+    auto slot = std::make_shared<std::optional<T>>();
+    submit([job = std::move(job), slot](Store& s) { *slot = job(s); },
+           [done = std::move(done), slot](bool ok) {
+             done(ok ? std::move(*slot) : std::optional<T>{});
+           });
+  }
+
+  // Runs `fn` on the store thread outside any transaction and waits for it
+  // (start-up and shutdown chores). Exceptions propagate to the caller.
+  void run_sync(const std::function<void(Store&)>& fn);
+
+  std::size_t queue_depth() const;
+  // False after a commit failed, until one succeeds again (for /readyz).
+  bool healthy() const;
+  // Stops accepting jobs, runs the queued ones, joins. Idempotent.
+  void stop();
+
+ private:
+  struct Item {
+    Job job;
+    Done done;
+  };
+  void loop();
+
+  std::unique_ptr<Store> store_;
+  boost::asio::io_context& io_;
+  std::size_t max_batch_;
+  mutable std::mutex mu_;  // guards queue_, stopping_, healthy_
+  std::condition_variable cv_;
+  std::deque<Item> queue_;
+  bool stopping_ = false;
+  bool healthy_ = true;
+  std::thread thread_;
+};
+
+}  // namespace tocsin::store
