@@ -1,17 +1,153 @@
 #include "app/cli.h"
 
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
-#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "app/config.h"
+#include "app/daemon.h"
+#include "core/signature.h"
+#include "delivery/http_client.h"
 
 namespace tocsin::app {
+namespace {
+
+// Exit codes (documented in the README).
+constexpr int kOk = 0;
+constexpr int kFailed = 1;       // the operation failed (refused report, daemon start-up error)
+constexpr int kUsage = 2;        // bad arguments or invalid config
+
+void setup_logging() {
+  auto logger = spdlog::stderr_color_mt("tocsin");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+  spdlog::set_default_logger(logger);
+  if (const char* level = std::getenv("TOCSIN_LOG_LEVEL"))
+    spdlog::set_level(spdlog::level::from_str(level));
+}
+
+std::optional<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int check_config(const std::string& path) {
+  auto result = load_config(path);
+  for (const auto& p : result.problems)
+    std::fprintf(stdout, "%s: %s: %s\n", path.c_str(), p.path.empty() ? "$" : p.path.c_str(),
+                 p.message.c_str());
+  if (!result.ok()) return kUsage;
+  std::fprintf(stdout, "%s: ok (%zu coordinators, %zu groups, %zu gateways)\n", path.c_str(),
+               result.config.coordinators.size(), result.config.groups.size(),
+               result.config.gateways.size());
+  return kOk;
+}
+
+int submit(const std::string& url, const std::string& secret_file, const std::string& report_file,
+           std::string id) {
+  auto secret = read_file(secret_file);
+  if (!secret) {
+    std::fprintf(stderr, "tocsin submit: cannot read %s\n", secret_file.c_str());
+    return kUsage;
+  }
+  while (!secret->empty() && std::isspace(static_cast<unsigned char>(secret->back()))) secret->pop_back();
+  auto key = decode_webhook_secret(*secret);
+  if (!key) {
+    std::fprintf(stderr, "tocsin submit: %s does not hold a whsec_<base64> secret\n",
+                 secret_file.c_str());
+    return kUsage;
+  }
+  auto body = read_file(report_file);
+  if (!body) {
+    std::fprintf(stderr, "tocsin submit: cannot read %s\n", report_file.c_str());
+    return kUsage;
+  }
+  if (id.empty()) {
+    std::random_device rd;
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "msg_%08x%08x%08x", rd(), rd(), rd());
+    id = buf;
+  }
+  int64_t ts = std::chrono::duration_cast<std::chrono::seconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+  delivery::OutboundRequest req;
+  req.url = url;
+  while (req.url.ends_with('/')) req.url.pop_back();
+  if (!req.url.ends_with("/v1/reports")) req.url += "/v1/reports";
+  req.headers = {{"Content-Type", "application/json"},
+                 {"webhook-id", id},
+                 {"webhook-timestamp", std::to_string(ts)},
+                 {"webhook-signature", sign_webhook(*key, id, ts, *body)}};
+  req.body = std::move(*body);
+  boost::asio::io_context io;
+  delivery::CurlHttpClient client(io);
+  delivery::OutboundResponse response;
+  client.send(std::move(req), [&](delivery::OutboundResponse r) { response = std::move(r); });
+  io.run();
+  if (response.status == 0) {
+    std::fprintf(stderr, "tocsin submit: %s: %s\n", url.c_str(), response.error.c_str());
+    return kFailed;
+  }
+  std::fprintf(stdout, "%d %s\n", response.status, response.body.c_str());
+  return response.status >= 200 && response.status < 300 ? kOk : kFailed;
+}
+
+}  // namespace
 
 int run_cli(int argc, char** argv) {
-  if (argc >= 2 && std::strcmp(argv[1], "version") == 0) {
-    std::printf("tocsin %s\n", TOCSIN_VERSION);
-    return 0;
+  CLI::App app{"tocsin: rapid-response alert dispatcher", "tocsin"};
+  app.require_subcommand(1);
+  app.footer("Exit codes: 0 ok, 1 failed, 2 usage or invalid config. See README.md.");
+
+  std::string config_path;
+  auto* serve_cmd = app.add_subcommand("serve", "Run the daemon in the foreground (systemd Type=notify)");
+  serve_cmd->add_option("--config", config_path, "Config file (JSON, // comments allowed)")->required();
+  serve_cmd->footer("Example: tocsin serve --config /etc/tocsin/tocsin.json");
+
+  auto* check_cmd = app.add_subcommand("check-config", "Validate a config file; print every problem");
+  check_cmd->add_option("--config", config_path, "Config file")->required();
+  check_cmd->footer("Prints FILE: json.path: problem per line; exit 0 when valid, 2 when not.\n"
+                    "Example: tocsin check-config --config config/example.json");
+
+  std::string url, secret_file, report_file, id;
+  auto* submit_cmd = app.add_subcommand("submit", "Sign and post a report as a coordinator would");
+  submit_cmd->add_option("--url", url, "tocsin base URL, e.g. http://127.0.0.1:8080")->required();
+  submit_cmd->add_option("--secret-file", secret_file, "File holding the coordinator's whsec_ secret")
+      ->required();
+  submit_cmd->add_option("--id", id, "webhook-id (idempotency key); random when omitted");
+  submit_cmd->add_option("REPORT.json", report_file, "The report body")->required();
+  submit_cmd->footer(
+      "Example: tocsin submit --url http://127.0.0.1:8080 --secret-file config/demo-coordinator.secret "
+      "config/example-report.json");
+
+  auto* version_cmd = app.add_subcommand("version", "Print the version");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? kOk : kUsage;
   }
-  std::fprintf(stderr, "usage: tocsin SUBCOMMAND ...\n");
-  return 2;
+  if (*version_cmd) {
+    std::printf("tocsin %s\n", TOCSIN_VERSION);
+    return kOk;
+  }
+  if (*check_cmd) return check_config(config_path);
+  if (*submit_cmd) return submit(url, secret_file, report_file, id);
+  if (*serve_cmd) {
+    setup_logging();
+    return serve(config_path);
+  }
+  return kUsage;
 }
 
 }  // namespace tocsin::app

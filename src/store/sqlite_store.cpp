@@ -533,6 +533,11 @@ class SqliteStore final : public Store {
     return sqlite3_changes64(db_);
   }
 
+  void release_leases(const std::vector<int64_t>& ids) override {
+    auto& s = stmt("UPDATE deliveries SET lease_until = 0 WHERE id = ? AND state = 0");
+    for (int64_t id : ids) s.reset().bind(id).run();
+  }
+
   int64_t pending_count() override {
     auto& s = stmt("SELECT count(*) FROM deliveries WHERE state = 0");
     s.reset();

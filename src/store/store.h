@@ -182,6 +182,8 @@ class Store {
   virtual std::optional<UnixMs> next_due(Channel channel) = 0;
   // Ends every lease (start-up of the only instance on this store).
   virtual int64_t release_all_leases() = 0;
+  // Ends the leases of deliveries claimed but never sent (graceful stop).
+  virtual void release_leases(const std::vector<int64_t>& ids) = 0;
   virtual int64_t pending_count() = 0;
 
   // Subscribers. Personal data: never logged.

@@ -1,0 +1,172 @@
+#include "app/daemon.h"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
+
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdio>
+#include <memory>
+
+#include "app/api.h"
+#include "app/config.h"
+#include "core/clock.h"
+#include "delivery/dispatcher.h"
+#include "delivery/gateways/gateways.h"
+#include "delivery/http_client.h"
+#include "http/server.h"
+#include "store/store_worker.h"
+
+namespace tocsin::app {
+namespace {
+
+constexpr auto kDrainBound = std::chrono::seconds(10);
+constexpr int64_t kIdempotencyKeepMs = 5LL * 24 * 3600 * 1000;  // webhook-ids remembered 5 days
+
+void print_problems(const std::string& file, const std::vector<FieldProblem>& problems) {
+  for (const auto& p : problems)
+    std::fprintf(stderr, "%s: %s: %s\n", file.c_str(), p.path.empty() ? "$" : p.path.c_str(),
+                 p.message.c_str());
+}
+
+// Everything the running daemon is made of, in construction order; members
+// are destroyed in reverse, after the io_context has stopped.
+class Daemon {
+ public:
+  Daemon(std::shared_ptr<const ActiveConfig> config) : config_(std::move(config)) {}
+
+  int run() {
+    const Config& c = config_->config;
+    try {
+      worker_ = std::make_unique<store::StoreWorker>(store::open_sqlite_store(c.storage.sqlite_path), io_);
+    } catch (const std::exception& e) {
+      spdlog::critical("cannot open the store: {}", e.what());
+      return 1;
+    }
+    int64_t released = 0;
+    worker_->run_sync([&](store::Store& s) {
+      // One daemon per database (the store holds a lock file), so every
+      // lease left in it belongs to a previous run that ended abruptly.
+      released = s.release_all_leases();
+      s.purge_answers(clock_.now_ms() - kIdempotencyKeepMs);
+    });
+    if (released)
+      spdlog::warn("recovered {} deliveries leased by a previous run; sending them again", released);
+
+    http_ = std::make_unique<delivery::CurlHttpClient>(io_);
+    std::vector<delivery::GatewaySpec> specs;
+    try {
+      for (const auto& g : c.gateways)
+        specs.push_back({delivery::make_gateway(g, {io_, *http_, clock_, c.server.public_url}),
+                         g.rate_per_s, g.max_in_flight});
+    } catch (const std::exception& e) {
+      spdlog::critical("cannot set up gateways: {}", e.what());
+      return 1;
+    }
+    delivery::DispatcherOptions dopts;
+    dopts.lease = std::chrono::seconds(c.delivery.lease_s);
+    dopts.backoff.cap = std::chrono::seconds(c.delivery.max_retry_delay_s);
+    dispatcher_ = std::make_unique<delivery::Dispatcher>(io_, *worker_, clock_, dopts, std::move(specs));
+
+    api_ = std::make_unique<Api>([this] { return config_; }, clock_, *worker_,
+                                 Api::Hooks{[this] { dispatcher_->kick(); },
+                                            [this] { return worker_->healthy(); }});
+    http::ServerOptions sopts;
+    sopts.listen = c.server.listen;
+    sopts.max_body_bytes = c.server.max_body_bytes;
+    sopts.max_connections = c.server.max_connections;
+    server_ = std::make_unique<http::Server>(
+        io_, sopts, [this](http::Request req, http::Responder respond) {
+          api_->handle(std::move(req), std::move(respond));
+        });
+    std::string bound;
+    try {
+      bound = server_->start();
+    } catch (const std::exception& e) {
+      spdlog::critical("cannot listen on {}: {}", sopts.listen, e.what());
+      return 1;
+    }
+    dispatcher_->start();
+    watch_signals();
+    schedule_housekeeping();
+    spdlog::info("listening on http://{}", bound);
+    sd_notifyf(0, "READY=1\nSTATUS=listening on http://%s", bound.c_str());
+    io_.run();
+    worker_->stop();
+    spdlog::info("stopped");
+    return 0;
+  }
+
+ private:
+  void watch_signals() {
+    signals_.async_wait([this](boost::system::error_code ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        reload();
+        watch_signals();
+        return;
+      }
+      spdlog::info("signal {}: no new reports; draining deliveries for up to {} s", sig,
+                   kDrainBound.count());
+      sd_notify(0, "STOPPING=1");
+      server_->stop();
+      housekeeping_.cancel();
+      dispatcher_->stop(kDrainBound, [this] {
+        signals_.cancel();
+        io_.stop();
+      });
+    });
+  }
+
+  // Re-reads the config. Groups, templates, coordinators, admin tokens and
+  // dedup rules take effect for the next request; listen address, storage
+  // and gateways need a restart (said in the log).
+  void reload() {
+    auto loaded = load_config(config_->config.source);
+    if (!loaded.ok()) {
+      spdlog::error("reload refused, keeping the running config: {} problem(s) in {}, first: {}: {}",
+                    loaded.problems.size(), config_->config.source, loaded.problems.front().path,
+                    loaded.problems.front().message);
+      return;
+    }
+    loaded.config.source = config_->config.source;
+    config_ = std::make_shared<const ActiveConfig>(std::move(loaded.config));
+    spdlog::info("config reloaded from {}", config_->config.source);
+  }
+
+  void schedule_housekeeping() {
+    housekeeping_.expires_after(std::chrono::hours(1));
+    housekeeping_.async_wait([this](boost::system::error_code ec) {
+      if (ec) return;
+      UnixMs before = clock_.now_ms() - kIdempotencyKeepMs;
+      worker_->submit([before](store::Store& s) { s.purge_answers(before); }, [](bool) {});
+      schedule_housekeeping();
+    });
+  }
+
+  std::shared_ptr<const ActiveConfig> config_;  // swapped on reload; io thread only
+  SystemClock clock_;
+  boost::asio::io_context io_{1};
+  boost::asio::signal_set signals_{io_, SIGTERM, SIGINT, SIGHUP};
+  boost::asio::steady_timer housekeeping_{io_};
+  std::unique_ptr<store::StoreWorker> worker_;
+  std::unique_ptr<delivery::CurlHttpClient> http_;
+  std::unique_ptr<delivery::Dispatcher> dispatcher_;
+  std::unique_ptr<Api> api_;
+  std::unique_ptr<http::Server> server_;
+};
+
+}  // namespace
+
+int serve(const std::string& config_path) {
+  auto loaded = load_config(config_path);
+  if (!loaded.ok()) {
+    print_problems(config_path, loaded.problems);
+    return 2;
+  }
+  auto daemon = std::make_unique<Daemon>(std::make_shared<const ActiveConfig>(std::move(loaded.config)));
+  return daemon->run();
+}
+
+}  // namespace tocsin::app

@@ -1,0 +1,329 @@
+#include "delivery/dispatcher.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+
+#include "delivery/policy.h"
+
+namespace tocsin::delivery {
+
+using std::chrono::milliseconds;
+
+struct Dispatcher::Lane {
+  struct Slot {
+    std::unique_ptr<Gateway> gateway;
+    TokenBucket bucket;
+    int max_in_flight;
+    int in_flight = 0;
+  };
+  Channel channel;
+  std::vector<Slot> slots;
+  std::deque<store::ClaimedDelivery> ready;  // leased, not yet handed to a gateway
+  std::size_t held = 0;      // leased and not yet recorded (ready + at gateways + unrecorded)
+  bool claiming = false;
+  bool more_due = false;     // the last claim was full: more may be waiting
+  boost::asio::steady_timer poll_timer;
+  boost::asio::steady_timer token_timer;
+  bool token_wait = false;
+
+  Lane(boost::asio::io_context& io, Channel ch) : channel(ch), poll_timer(io), token_timer(io) {}
+
+  std::size_t capacity() const {
+    std::size_t c = 0;
+    for (const auto& s : slots) c += static_cast<std::size_t>(s.max_in_flight) * s.gateway->max_batch();
+    return c;
+  }
+};
+
+Dispatcher::Dispatcher(boost::asio::io_context& io, store::StoreWorker& store, const Clock& clock,
+                       DispatcherOptions options, std::vector<GatewaySpec> gateways)
+    : io_(io), store_(store), clock_(clock), options_(options) {
+  for (Channel ch : kAllChannels) {
+    auto lane = std::make_unique<Lane>(io, ch);
+    for (auto& spec : gateways) {
+      if (!spec.gateway || spec.gateway->channel() != ch) continue;
+      // A burst of one second's worth: smooth enough that a provider
+      // enforcing N per second never sees more than N in any second.
+      lane->slots.push_back(Lane::Slot{std::move(spec.gateway),
+                                       TokenBucket(spec.rate_per_s, spec.rate_per_s, steady_now()),
+                                       spec.max_in_flight});
+    }
+    if (!lane->slots.empty()) lanes_.push_back(std::move(lane));
+  }
+}
+
+Dispatcher::~Dispatcher() { *alive_ = false; }
+
+milliseconds Dispatcher::steady_now() const {
+  return std::chrono::duration_cast<milliseconds>(
+      std::chrono::steady_clock::now().time_since_epoch());
+}
+
+void Dispatcher::start() { kick(); }
+
+void Dispatcher::kick() {
+  if (pump_posted_ || stopping_) return;
+  pump_posted_ = true;
+  boost::asio::post(io_, [this, alive = alive_] {
+    if (!*alive) return;
+    pump_posted_ = false;
+    pump();
+  });
+}
+
+void Dispatcher::pump() {
+  for (auto& lane : lanes_) {
+    claim(*lane);
+    drain(*lane);
+  }
+}
+
+void Dispatcher::schedule_poll(Lane& lane, milliseconds after) {
+  lane.poll_timer.expires_after(after);
+  lane.poll_timer.async_wait([this, &lane, alive = alive_](boost::system::error_code ec) {
+    if (ec || !*alive || stopping_) return;
+    claim(lane);
+    drain(lane);
+  });
+}
+
+void Dispatcher::claim(Lane& lane) {
+  if (stopping_ || lane.claiming) return;
+  std::size_t cap = lane.capacity();
+  if (lane.held >= cap) return;  // results will free room and pump again
+  std::size_t want = std::min(cap - lane.held, options_.max_claim);
+  lane.claiming = true;
+  lane.held += want;  // reserve, so concurrent paths do not over-claim
+  UnixMs now = clock_.now_ms();
+  UnixMs lease_until = now + options_.lease.count();
+  Channel ch = lane.channel;
+  struct Claimed {
+    store::ClaimResult result;
+    std::optional<UnixMs> next_due;
+  };
+  store_.call<Claimed>(
+      [ch, want, now, lease_until](store::Store& s) {
+        Claimed c{s.claim_due(ch, want, now, lease_until), std::nullopt};
+        if (c.result.claimed.size() < want) c.next_due = s.next_due(ch);
+        return c;
+      },
+      [this, &lane, want, alive = alive_](std::optional<Claimed> c) {
+        if (!*alive) return;
+        lane.claiming = false;
+        lane.held -= want;
+        if (!c) {  // store trouble: try again shortly
+          schedule_poll(lane, milliseconds(500));
+          return;
+        }
+        if (c->result.expired)
+          spdlog::warn("{} {} deliveries expired before they could be sent",
+                       c->result.expired, to_string(lane.channel));
+        stats_.expired += c->result.expired;
+        lane.held += c->result.claimed.size();
+        for (auto& d : c->result.claimed) lane.ready.push_back(std::move(d));
+        lane.more_due = !c->next_due.has_value() && !c->result.claimed.empty();
+        if (stopping_) {
+          maybe_finish_stop();
+          return;
+        }
+        drain(lane);
+        if (lane.more_due) {
+          claim(lane);
+        } else {
+          milliseconds wait = options_.idle_poll;
+          if (c->next_due) {
+            auto until = milliseconds(*c->next_due - clock_.now_ms());
+            wait = std::clamp(until, milliseconds(5), options_.idle_poll);
+          }
+          schedule_poll(lane, wait);
+        }
+      });
+}
+
+void Dispatcher::drain(Lane& lane) {
+  if (lane.token_wait) return;
+  milliseconds now = steady_now();
+  // The first gateway of the chain takes the traffic.
+  for (std::size_t gi = 0; gi < lane.slots.size() && !lane.ready.empty(); ++gi) {
+    auto& slot = lane.slots[gi];
+    while (!lane.ready.empty() && slot.in_flight < slot.max_in_flight) {
+      // A batch: messages sharing the first one's text, up to max_batch.
+      std::vector<store::ClaimedDelivery> batch;
+      std::vector<Outgoing> out;
+      const auto body = lane.ready.front().body;
+      const auto subject = lane.ready.front().subject;
+      const std::size_t max = slot.gateway->max_batch();
+      auto same_text = [&](const store::ClaimedDelivery& d) {
+        auto eq = [](const auto& a, const auto& b) { return a == b || (a && b && *a == *b); };
+        return eq(d.body, body) && eq(d.subject, subject);
+      };
+      // Recipients of one text may be interleaved with others (languages):
+      // gather them from the whole queue, keeping the rest in order.
+      std::deque<store::ClaimedDelivery> rest;
+      while (!lane.ready.empty()) {
+        auto& d = lane.ready.front();
+        if (batch.size() < max && same_text(d)) {
+          out.push_back(Outgoing{d.id, d.to, d.subject, d.body, d.incident_id, d.deadline_at});
+          batch.push_back(std::move(d));
+        } else if (max == 1) {
+          break;
+        } else {
+          rest.push_back(std::move(d));
+        }
+        lane.ready.pop_front();
+      }
+      while (!rest.empty()) {
+        lane.ready.push_front(std::move(rest.back()));
+        rest.pop_back();
+      }
+      double cost = slot.gateway->cost(out);
+      if (!slot.bucket.try_take(cost, now)) {
+        // Put the batch back in front, in order, and wait for tokens.
+        for (auto it = batch.rbegin(); it != batch.rend(); ++it) lane.ready.push_front(std::move(*it));
+        lane.token_wait = true;
+        lane.token_timer.expires_after(slot.bucket.wait_for(cost, now));
+        lane.token_timer.async_wait([this, &lane, alive = alive_](boost::system::error_code ec) {
+          if (!*alive) return;
+          lane.token_wait = false;
+          if (!ec) drain(lane);
+        });
+        return;
+      }
+      ++slot.in_flight;
+      ++stats_.in_flight;
+      slot.gateway->send(std::move(out), [this, &lane, gi, batch = std::move(batch),
+                                          alive = alive_](std::vector<Outcome> outcomes) mutable {
+        if (!*alive) return;
+        on_outcomes(lane, gi, std::move(batch), std::move(outcomes));
+      });
+    }
+    break;  // failover to later gateways comes with circuit breakers
+  }
+}
+
+void Dispatcher::on_outcomes(Lane& lane, std::size_t gi, std::vector<store::ClaimedDelivery> batch,
+                             std::vector<Outcome> outcomes) {
+  auto& slot = lane.slots[gi];
+  --slot.in_flight;
+  --stats_.in_flight;
+  UnixMs now = clock_.now_ms();
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const Outcome& o = i < outcomes.size() ? outcomes[i] : Outcome{.error = "no outcome"};
+    auto u = decide(batch[i], o, slot.gateway->name(), now, options_.backoff, unit(rng_));
+    switch (u.state) {
+      case DeliveryState::kSent: ++stats_.sent; break;
+      case DeliveryState::kFailed:
+        ++stats_.failed;
+        spdlog::warn("delivery {} failed at {}: {}", u.id, slot.gateway->name(), u.error);
+        break;
+      case DeliveryState::kExpired:
+        ++stats_.expired;
+        spdlog::warn("delivery {} expired at {}: {}", u.id, slot.gateway->name(), u.error);
+        break;
+      default:
+        ++stats_.retried;
+        spdlog::debug("delivery {} retry at {}: {}", u.id, slot.gateway->name(), u.error);
+        break;
+    }
+    unrecorded_.push_back(std::move(u));
+  }
+  unrecorded_holds_.emplace_back(&lane, batch.size());
+  flush();
+  drain(lane);
+}
+
+void Dispatcher::flush() {
+  if (flushing_ || unrecorded_.empty()) return;
+  flushing_ = true;
+  auto updates = std::make_shared<std::vector<store::DeliveryUpdate>>(std::move(unrecorded_));
+  auto holds = std::make_shared<std::vector<std::pair<Lane*, std::size_t>>>(std::move(unrecorded_holds_));
+  unrecorded_.clear();
+  unrecorded_holds_.clear();
+  UnixMs now = clock_.now_ms();
+  store_.submit([updates, now](store::Store& s) { s.record_results(*updates, now); },
+                [this, updates, holds, alive = alive_](bool ok) {
+                  if (!*alive) return;
+                  flushing_ = false;
+                  if (!ok) {
+                    // Keep them: a result is never dropped while we run. The
+                    // leases keep these deliveries ours meanwhile.
+                    spdlog::error("recording {} delivery results failed; retrying", updates->size());
+                    unrecorded_.insert(unrecorded_.begin(), updates->begin(), updates->end());
+                    unrecorded_holds_.insert(unrecorded_holds_.begin(), holds->begin(), holds->end());
+                    auto t = std::make_shared<boost::asio::steady_timer>(io_, milliseconds(200));
+                    t->async_wait([this, t, alive = alive_](boost::system::error_code) {
+                      if (*alive) flush();
+                    });
+                    return;
+                  }
+                  for (auto [lane, n] : *holds) lane->held -= n;
+                  flush();
+                  if (stopping_) maybe_finish_stop();
+                  else pump();
+                });
+}
+
+void Dispatcher::stop(milliseconds bound, std::function<void()> done) {
+  stopping_ = true;
+  stop_done_ = std::move(done);
+  for (auto& lane : lanes_) {
+    lane->poll_timer.cancel();
+  }
+  stop_timer_ = std::make_unique<boost::asio::steady_timer>(io_, bound);
+  stop_timer_->async_wait([this, alive = alive_](boost::system::error_code ec) {
+    if (ec || !*alive || !stop_done_) return;
+    spdlog::warn("stop: {} requests still at gateways after the drain bound; they will be sent "
+                 "again on the next start",
+                 stats_.in_flight);
+    auto finish = std::move(stop_done_);
+    stop_done_ = nullptr;
+    finish();
+  });
+  maybe_finish_stop();
+}
+
+void Dispatcher::maybe_finish_stop() {
+  if (!stopping_ || !stop_done_) return;
+  bool busy = flushing_ || !unrecorded_.empty();
+  for (auto& lane : lanes_) {
+    busy = busy || lane->claiming;
+    for (auto& s : lane->slots) busy = busy || s.in_flight > 0;
+  }
+  if (busy) return;
+  // Give back what was leased but never sent, so the next start sends it at once.
+  auto ids = std::make_shared<std::vector<store::DeliveryUpdate>>();
+  for (auto& lane : lanes_) {
+    lane->token_timer.cancel();
+    for (auto& d : lane->ready) {
+      store::DeliveryUpdate u;
+      u.id = d.id;
+      ids->push_back(u);
+    }
+    lane->ready.clear();
+  }
+  auto done = std::move(stop_done_);
+  stop_done_ = nullptr;
+  stop_timer_->cancel();
+  if (ids->empty()) {
+    done();
+    return;
+  }
+  store_.submit(
+      [ids](store::Store& s) {
+        std::vector<int64_t> v;
+        for (auto& u : *ids) v.push_back(u.id);
+        s.release_leases(v);
+      },
+      [done = std::move(done)](bool) { done(); });
+}
+
+DispatcherStats Dispatcher::stats() const {
+  DispatcherStats s = stats_;
+  s.held = 0;
+  for (auto& lane : lanes_) s.held += static_cast<int64_t>(lane->held);
+  return s;
+}
+
+}  // namespace tocsin::delivery

@@ -1,0 +1,131 @@
+#include "delivery/gateways/gateways.h"
+
+#include <boost/asio/post.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/report.h"
+#include "core/sms.h"
+#include "delivery/gateways/providers.h"
+
+namespace tocsin::delivery {
+namespace {
+
+class HttpGateway : public Gateway {
+ public:
+  HttpGateway(app::GatewayConfig config, GatewayContext ctx)
+      : config_(std::move(config)), ctx_(std::move(ctx)) {}
+  const std::string& name() const override { return config_.name; }
+  Channel channel() const override { return config_.channel; }
+
+ protected:
+  app::GatewayConfig config_;
+  GatewayContext ctx_;
+};
+
+class TwilioGateway final : public HttpGateway {
+ public:
+  using HttpGateway::HttpGateway;
+
+  double cost(const std::vector<Outgoing>& batch) const override {
+    return static_cast<double>(std::max<std::size_t>(1, sms_size(*batch.front().body).segments));
+  }
+
+  void send(std::vector<Outgoing> batch, std::function<void(std::vector<Outcome>)> done) override {
+    std::string callback =
+        ctx_.public_url.empty() ? std::string() : ctx_.public_url + "/v1/receipts/twilio";
+    auto req = twilio_request(config_, batch.front(), callback, ctx_.clock.now_ms());
+    ctx_.http.send(std::move(req), [this, done = std::move(done)](OutboundResponse r) {
+      done({twilio_outcome(r, ctx_.clock.now_ms())});
+    });
+  }
+};
+
+class SendgridGateway final : public HttpGateway {
+ public:
+  using HttpGateway::HttpGateway;
+
+  std::size_t max_batch() const override { return 1000; }
+  // SendGrid limits requests, not recipients.
+  double cost(const std::vector<Outgoing>&) const override { return 1; }
+
+  void send(std::vector<Outgoing> batch, std::function<void(std::vector<Outcome>)> done) override {
+    auto req = sendgrid_request(config_, batch);
+    std::size_t n = batch.size();
+    ctx_.http.send(std::move(req), [this, n, done = std::move(done)](OutboundResponse r) {
+      done(std::vector<Outcome>(n, sendgrid_outcome(r, ctx_.clock.now_ms())));
+    });
+  }
+};
+
+// Appends each message as one JSON line: demos and dry runs without any
+// provider account. The file holds recipients' addresses: it is an outbox,
+// not a log, and is created readable by its owner only.
+class FileGateway final : public Gateway {
+ public:
+  FileGateway(app::GatewayConfig config, GatewayContext ctx)
+      : config_(std::move(config)), io_(ctx.io), clock_(ctx.clock) {
+    auto dir = std::filesystem::path(config_.path).parent_path();
+    std::error_code ec;
+    if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+    file_.reset(std::fopen(config_.path.c_str(), "ae"));
+    if (!file_) throw std::runtime_error("cannot open " + config_.path + " for gateway " + config_.name);
+    std::filesystem::permissions(config_.path, std::filesystem::perms::owner_read |
+                                                   std::filesystem::perms::owner_write, ec);
+  }
+  const std::string& name() const override { return config_.name; }
+  Channel channel() const override { return config_.channel; }
+  std::size_t max_batch() const override { return 100; }
+  double cost(const std::vector<Outgoing>&) const override { return 1; }
+
+  void send(std::vector<Outgoing> batch, std::function<void(std::vector<Outcome>)> done) override {
+    std::vector<Outcome> outcomes;
+    std::string now = format_rfc3339(clock_.now_ms());
+    for (const auto& m : batch) {
+      nlohmann::json line = {{"at", now},
+                             {"gateway", config_.name},
+                             {"channel", to_string(config_.channel)},
+                             {"delivery_id", m.delivery_id},
+                             {"incident", m.incident_id},
+                             {"to", m.to}};
+      if (config_.channel == Channel::kEmail) line["subject"] = m.subject ? *m.subject : "";
+      line["body"] = *m.body;
+      std::string text = line.dump() + "\n";
+      bool ok = std::fwrite(text.data(), 1, text.size(), file_.get()) == text.size();
+      outcomes.push_back(ok ? Outcome{.kind = OutcomeKind::kAccepted,
+                                      .provider_id = "file-" + std::to_string(m.delivery_id)}
+                            : Outcome{.kind = OutcomeKind::kRetry, .error = "file write failed"});
+    }
+    if (std::fflush(file_.get()) != 0)
+      for (auto& o : outcomes) o = Outcome{.kind = OutcomeKind::kRetry, .error = "file write failed"};
+    boost::asio::post(io_, [done = std::move(done), outcomes = std::move(outcomes)]() mutable {
+      done(std::move(outcomes));
+    });
+  }
+
+ private:
+  struct Closer {
+    void operator()(std::FILE* f) const { std::fclose(f); }
+  };
+  app::GatewayConfig config_;
+  boost::asio::io_context& io_;
+  const Clock& clock_;
+  std::unique_ptr<std::FILE, Closer> file_;
+};
+
+}  // namespace
+
+std::unique_ptr<Gateway> make_gateway(const app::GatewayConfig& config, GatewayContext ctx) {
+  switch (config.type) {
+    case app::GatewayType::kTwilio:
+      return std::make_unique<TwilioGateway>(config, std::move(ctx));
+    case app::GatewayType::kSendgrid:
+      return std::make_unique<SendgridGateway>(config, std::move(ctx));
+    case app::GatewayType::kFile:
+      return std::make_unique<FileGateway>(config, std::move(ctx));
+  }
+  throw std::runtime_error("unknown gateway type");
+}
+
+}  // namespace tocsin::delivery

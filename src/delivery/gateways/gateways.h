@@ -1,0 +1,25 @@
+// The gateway types of the config, built from their GatewayConfig.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <memory>
+
+#include "app/config.h"
+#include "core/clock.h"
+#include "delivery/gateway.h"
+#include "delivery/http_client.h"
+
+namespace tocsin::delivery {
+
+struct GatewayContext {
+  boost::asio::io_context& io;
+  HttpClient& http;
+  const Clock& clock;
+  std::string public_url;  // server.public_url, for provider callbacks ("" = none)
+};
+
+// Builds the gateway `config` describes. Throws std::runtime_error at
+// start-up when it cannot (e.g. a file gateway's file cannot be opened).
+std::unique_ptr<Gateway> make_gateway(const app::GatewayConfig& config, GatewayContext ctx);
+
+}  // namespace tocsin::delivery
