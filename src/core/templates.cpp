@@ -16,13 +16,13 @@ MessageTemplates make_defaults() {
       "{{#cancel}}ALL CLEAR #{{incident}}{{#headline}}: {{headline}}{{/headline}}{{/cancel}}"
       "{{^cancel}}{{#update}}UPDATE {{/update}}ALERT #{{incident}}: {{headline}}"
       "{{#location}} ({{location}}){{/location}}{{#instruction}}. {{instruction}}{{/instruction}}"
-      "{{/cancel}} Reply STOP to opt out";
+      "{{/cancel}}\nReply STOP to opt out";
   t.sms["es"] =
       "{{#drill}}[SIMULACRO - NO ES REAL] {{/drill}}"
       "{{#cancel}}FIN DE ALERTA #{{incident}}{{#headline}}: {{headline}}{{/headline}}{{/cancel}}"
       "{{^cancel}}{{#update}}ACTUALIZACION {{/update}}ALERTA #{{incident}}: {{headline}}"
       "{{#location}} ({{location}}){{/location}}{{#instruction}}. {{instruction}}{{/instruction}}"
-      "{{/cancel}} Responda STOP para salir";
+      "{{/cancel}}\nResponda STOP para salir";
   t.email_subject["en"] =
       "{{#drill}}[DRILL] {{/drill}}{{#cancel}}All clear: {{/cancel}}{{#update}}Update: "
       "{{/update}}{{headline}} (#{{incident}})";

@@ -1,0 +1,89 @@
+#include <catch2/catch.hpp>
+
+#include "app/config.h"
+
+using namespace tocsin::app;
+
+namespace {
+
+const char* kValid = R"({
+  // comments are allowed
+  "server": {"listen": "127.0.0.1:0", "max_body_bytes": 65536},
+  "storage": {"sqlite": {"path": "var/t.db"}},
+  "coordinators": [{"name": "la-hotline", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "areas": ["la"]}],
+  "admin": {"tokens": ["0123456789abcdef0123"]},
+  "dedup": {"window_s": 600, "radius_m": 250},
+  "gateways": [
+    {"name": "sms", "type": "twilio", "channel": "sms", "base_url": "http://127.0.0.1:1",
+     "account_sid": "AC123", "auth_token": "tok", "from": "+12135550100", "rate_per_s": 5},
+    {"name": "mail", "type": "sendgrid", "channel": "email", "base_url": "http://127.0.0.1:1",
+     "api_key": "SG.key", "from": "alerts@example.org"}
+  ],
+  "groups": [{"name": "east", "match": {"areas": ["la/east-la"], "min_severity": "moderate"},
+              "channels": ["sms", "email"]}],
+  "templates": {"sms": {"en": "{{headline}}"}}
+})";
+
+std::vector<std::string> problem_paths(const std::string& text) {
+  auto r = parse_config(text, "");
+  std::vector<std::string> out;
+  for (const auto& p : r.problems) out.push_back(p.path + ": " + p.message);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a valid config loads into plain structs", "[config]") {
+  auto r = parse_config(kValid, "");
+  INFO((r.problems.empty() ? "" : r.problems.front().path + ": " + r.problems.front().message));
+  REQUIRE(r.ok());
+  const Config& c = r.config;
+  CHECK(c.server.listen == "127.0.0.1:0");
+  CHECK(c.storage.sqlite_path == "var/t.db");
+  REQUIRE(c.coordinators.size() == 1);
+  CHECK(c.coordinators[0].keys.size() == 1);
+  CHECK(c.dedup.window_s == 600);
+  REQUIRE(c.gateways.size() == 2);
+  CHECK(c.gateways[0].type == GatewayType::kTwilio);
+  CHECK(c.gateways[0].rate_per_s == 5);
+  CHECK(c.gateways[1].channel == tocsin::Channel::kEmail);
+  REQUIRE(c.groups.size() == 1);
+  CHECK(c.groups[0].min_severity == tocsin::Severity::kModerate);
+  CHECK(c.templates.sms.at("en") == "{{headline}}");
+}
+
+TEST_CASE("every problem is reported with its JSON path", "[config]") {
+  std::string bad = R"({
+    "server": {"listen": "nowhere", "colour": 1},
+    "coordinators": [{"name": "x", "secret": "plain", "areas": ["LA"]}],
+    "gateways": [{"name": "g", "type": "pigeon", "channel": "sms"},
+                 {"name": "t", "type": "twilio", "channel": "sms", "account_sid": "AC", "from": "2135550100"}],
+    "groups": [{"name": "g1", "match": {"areas": []}, "channels": ["fax", "email"]}],
+    "templates": {"sms": {"en": "{{#x}}"}}
+  })";
+  auto paths = problem_paths(bad);
+  auto has = [&](const std::string& prefix) {
+    for (const auto& p : paths)
+      if (p.rfind(prefix, 0) == 0) return true;
+    return false;
+  };
+  CHECK(has("server.listen: "));
+  CHECK(has("server.colour: unknown field"));
+  CHECK(has("coordinators[0].secret: "));
+  CHECK(has("coordinators[0].areas[0]: "));
+  CHECK(has("gateways[0].type: "));
+  CHECK(has("gateways[1].auth_token: is required"));
+  CHECK(has("gateways[1].from: "));
+  CHECK(has("groups[0].match.areas: "));
+  CHECK(has("groups[0].channels[0]: "));
+  CHECK(has("groups[0].channels[1]: no gateway serves channel email"));
+  CHECK(has("templates.sms.en: "));
+  CHECK(paths.size() >= 11);
+}
+
+TEST_CASE("missing sections and non-JSON are problems, not crashes", "[config]") {
+  CHECK(problem_paths("not json").size() == 1);
+  CHECK(problem_paths("[]").size() == 1);
+  auto paths = problem_paths("{}");
+  CHECK(paths.size() == 3);  // coordinators, gateways, groups
+}

@@ -1,0 +1,193 @@
+// Ingest and the delivery queue against a real SQLite store in memory: no
+// sockets, no clock.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "app/ingest.h"
+#include "store/store.h"
+
+using namespace tocsin;
+using namespace tocsin::app;
+using nlohmann::json;
+
+namespace {
+
+Config test_config() {
+  auto r = parse_config(R"({
+    "coordinators": [{"name": "c1", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "areas": ["la"]},
+                     {"name": "c2", "secret": "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAA", "areas": ["sf"]}],
+    "gateways": [{"name": "f", "type": "file", "channel": "sms", "path": "/dev/null"},
+                 {"name": "m", "type": "file", "channel": "email", "path": "/dev/null"}],
+    "groups": [{"name": "east", "match": {"areas": ["la/east-la"]}, "channels": ["sms", "email"]},
+               {"name": "all", "match": {"areas": ["la"]}, "channels": ["sms"]}]
+  })", "");
+  REQUIRE(r.ok());
+  return r.config;
+}
+
+Report report(MsgType type, std::string area, std::string references = "") {
+  Report r;
+  r.msg_type = type;
+  r.event = "enforcement_activity";
+  r.severity = Severity::kSevere;
+  r.area = std::move(area);
+  r.headline = {{"en", "Headline"}, {"es", "Titular"}};
+  r.references = std::move(references);
+  return r;
+}
+
+struct Fixture {
+  std::unique_ptr<store::Store> store = store::open_sqlite_store(":memory:");
+  Config config = test_config();
+  MessageTemplates templates = with_defaults(config.templates);
+  std::mt19937_64 rng{1};
+
+  IngestResult ingest(const Report& r, const std::string& id, UnixMs now, std::string coord = "c1") {
+    store->begin();
+    auto res = ingest_report(*store, config, templates, {coord, id, r, "{}", now}, rng);
+    store->commit();
+    return res;
+  }
+  int64_t subscribe(std::string phone, std::string email, std::string lang,
+                    std::vector<std::string> groups) {
+    store::Subscriber s;
+    s.phone = std::move(phone);
+    s.email = std::move(email);
+    s.language = std::move(lang);
+    s.groups = std::move(groups);
+    if (!s.phone.empty()) s.channels.push_back(Channel::kSms);
+    if (!s.email.empty()) s.channels.push_back(Channel::kEmail);
+    return store->insert_subscriber(s, 0);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a new alert plans one delivery per reachable recipient and channel", "[ingest]") {
+  Fixture f;
+  f.subscribe("+12135550001", "a@example.org", "en", {"east"});
+  f.subscribe("+12135550002", "", "es-MX", {"east", "all"});  // in two groups: still one SMS
+  f.subscribe("", "c@example.org", "en", {"all"});            // "all" has no email channel
+  auto r = f.ingest(report(MsgType::kAlert, "la/east-la"), "w1", 1000);
+  CHECK(r.status == 202);
+  CHECK(r.outcome == "new_incident");
+  CHECK(r.recipients == 3);  // 2 SMS + 1 email
+  auto body = json::parse(r.body);
+  CHECK(body["incident_id"] == r.incident_id);
+  CHECK(body["recipients"] == 3);
+
+  auto claim = f.store->claim_due(Channel::kSms, 100, 1000, 999999);
+  REQUIRE(claim.claimed.size() == 2);
+  for (const auto& d : claim.claimed) {
+    if (d.language == "es-MX") CHECK(d.body->find("Titular") != std::string::npos);
+    else CHECK(d.body->find("Headline") != std::string::npos);
+  }
+  // Leased: not claimable again until the lease ends.
+  CHECK(f.store->claim_due(Channel::kSms, 100, 1000, 999999).claimed.empty());
+  CHECK(f.store->release_all_leases() == 2);
+  CHECK(f.store->claim_due(Channel::kSms, 100, 1000, 999999).claimed.size() == 2);
+}
+
+TEST_CASE("a repeated webhook-id replays the first answer and plans nothing", "[ingest]") {
+  Fixture f;
+  f.subscribe("+12135550001", "", "en", {"east"});
+  auto first = f.ingest(report(MsgType::kAlert, "la/east-la"), "same", 1000);
+  auto again = f.ingest(report(MsgType::kAlert, "la/east-la"), "same", 2000);
+  CHECK(again.replayed);
+  CHECK(again.body == first.body);
+  CHECK(f.store->pending_count() == 1);
+  // The same id from another coordinator is another message.
+  auto other = f.ingest(report(MsgType::kAlert, "sf/mission"), "same", 2000, "c2");
+  CHECK_FALSE(other.replayed);
+}
+
+TEST_CASE("duplicates merge; follow-ups reach exactly the original recipients", "[ingest]") {
+  Fixture f;
+  f.subscribe("+12135550001", "", "en", {"east"});
+  f.subscribe("+12135550002", "", "en", {"east"});
+  auto a = f.ingest(report(MsgType::kAlert, "la/east-la"), "w1", 1000);
+  auto dup = f.ingest(report(MsgType::kAlert, "la/east-la"), "w2", 2000);
+  CHECK(dup.outcome == "merged");
+  CHECK(dup.incident_id == a.incident_id);
+  CHECK(dup.recipients == 0);
+
+  f.subscribe("+12135550003", "", "en", {"east"});  // joined after the alert
+  auto upd = f.ingest(report(MsgType::kUpdate, "la/east-la", a.incident_id), "w3", 3000);
+  CHECK(upd.outcome == "update");
+  CHECK(upd.recipients == 2);
+  auto cancel = f.ingest(report(MsgType::kCancel, "la/east-la", a.incident_id), "w4", 4000);
+  CHECK(cancel.outcome == "cancel");
+  CHECK(cancel.recipients == 2);
+  CHECK_FALSE(f.store->incident(a.incident_id)->open);
+  // A closed incident takes no more follow-ups; a new alert opens a new incident.
+  auto late = f.ingest(report(MsgType::kUpdate, "la/east-la", a.incident_id), "w5", 5000);
+  REQUIRE(late.problem);
+  CHECK(late.problem->field == "references");
+  auto fresh = f.ingest(report(MsgType::kAlert, "la/east-la"), "w6", 6000);
+  CHECK(fresh.outcome == "new_incident");
+  CHECK(fresh.incident_id != a.incident_id);
+  CHECK(fresh.recipients == 3);
+}
+
+TEST_CASE("follow-ups outside the coordinator's scope or to unknown incidents are refused", "[ingest]") {
+  Fixture f;
+  auto a = f.ingest(report(MsgType::kAlert, "la/east-la"), "w1", 1000);
+  auto unknown = f.ingest(report(MsgType::kUpdate, "sf/mission", "ZZZZZZ"), "w2", 2000, "c2");
+  REQUIRE(unknown.problem);
+  CHECK(unknown.problem->status == 422);
+  auto foreign = f.ingest(report(MsgType::kCancel, "sf/mission", a.incident_id), "w3", 2000, "c2");
+  REQUIRE(foreign.problem);
+  CHECK(foreign.problem->status == 403);
+  CHECK(f.store->incident(a.incident_id)->open);
+  // Refused requests leave no answer behind: a corrected retry with the same id works.
+  CHECK_FALSE(f.store->find_answer("c2", "w3"));
+}
+
+TEST_CASE("results move deliveries on; opt-outs and erasure cancel what is left", "[ingest]") {
+  Fixture f;
+  int64_t alice = f.subscribe("+12135550001", "", "en", {"east"});
+  f.subscribe("+12135550002", "", "en", {"east"});
+  f.ingest(report(MsgType::kAlert, "la/east-la"), "w1", 1000);
+  auto claim = f.store->claim_due(Channel::kSms, 10, 1000, 5000);
+  REQUIRE(claim.claimed.size() == 2);
+  std::vector<store::DeliveryUpdate> ups;
+  for (const auto& d : claim.claimed) {
+    store::DeliveryUpdate u;
+    u.id = d.id;
+    u.state = d.to == "+12135550001" ? DeliveryState::kFailed : DeliveryState::kPending;
+    u.opt_out = d.to == "+12135550001";
+    u.next_attempt_at = 3000;
+    ups.push_back(u);
+  }
+  f.store->record_results(ups, 1500);
+  CHECK(f.store->subscriber(alice)->sms_opted_out);
+  CHECK(f.store->claim_due(Channel::kSms, 10, 2000, 9000).claimed.empty());  // retry not yet due
+  CHECK(f.store->next_due(Channel::kSms) == 3000);
+  auto retry = f.store->claim_due(Channel::kSms, 10, 3000, 9000);
+  REQUIRE(retry.claimed.size() == 1);
+  CHECK(retry.claimed[0].attempts == 1);
+  // An opted-out subscriber gets no new alerts.
+  auto next = f.ingest(report(MsgType::kAlert, "la/east-la/x"), "w2", 999'999'000);
+  CHECK(next.recipients == 1);
+}
+
+TEST_CASE("erasing a subscriber cancels their pending deliveries", "[ingest]") {
+  Fixture f;
+  int64_t bob = f.subscribe("+12135550009", "bob@example.org", "en", {"east"});
+  f.ingest(report(MsgType::kAlert, "la/east-la"), "w1", 1000);
+  CHECK(f.store->pending_count() == 2);
+  CHECK(f.store->delete_subscriber(bob));
+  CHECK_FALSE(f.store->subscriber(bob));
+  CHECK(f.store->pending_count() == 0);
+  CHECK_FALSE(f.store->delete_subscriber(bob));
+}
+
+TEST_CASE("deliveries past their deadline expire instead of being sent", "[ingest]") {
+  Fixture f;
+  f.subscribe("+12135550001", "", "en", {"east"});
+  f.ingest(report(MsgType::kAlert, "la/east-la"), "w1", 1000);
+  UnixMs after_deadline = 1000 + f.config.delivery.sms_deadline_s * 1000 + 1;
+  auto c = f.store->claim_due(Channel::kSms, 10, after_deadline, after_deadline + 1000);
+  CHECK(c.claimed.empty());
+  CHECK(c.expired == 1);
+}
