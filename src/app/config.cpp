@@ -1,5 +1,6 @@
 #include "app/config.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -226,6 +227,8 @@ void read_gateways(const json& arr, const std::string& path, SecretReader& secre
         g.account_sid = r.string("account_sid", Need::kRequired, 64).value_or("");
         g.auth_token = secrets.read(r, "auth_token", Need::kRequired).value_or("");
         g.from = r.string("from", Need::kRequired, 64).value_or("");
+        if (!g.from.empty() && !g.from.starts_with('+'))
+          r.problem("from", "must be an E.164 number like +12135550100");
         break;
       case GatewayType::kSendgrid:
         r.reject_unknown({"name", "type", "channel", "rate_per_s", "max_in_flight", "timeout_ms",
@@ -289,8 +292,16 @@ void read_groups(const json& arr, const std::string& path, std::vector<FieldProb
     if (auto chans = r.strings("channels", Need::kRequired)) {
       if (chans->empty()) r.problem("channels", "must name at least one channel");
       for (std::size_t k = 0; k < chans->size(); ++k) {
-        if (auto ch = parse_channel((*chans)[k])) g.channels.push_back(*ch);
-        else problems.push_back({index_path(r.child_path("channels"), k), "must be sms or email"});
+        auto ch = parse_channel((*chans)[k]);
+        std::string at = index_path(r.child_path("channels"), k);
+        if (!ch) {
+          problems.push_back({at, "must be sms or email"});
+          continue;
+        }
+        bool served = std::any_of(c.gateways.begin(), c.gateways.end(),
+                                  [&](const GatewayConfig& gw) { return gw.channel == *ch; });
+        if (!served) problems.push_back({at, "no gateway serves channel " + (*chans)[k]});
+        g.channels.push_back(*ch);
       }
     }
     if (auto d = r.boolean("drills", Need::kOptional)) g.drills = *d;
@@ -356,28 +367,6 @@ void read_subscribers(JsonReader r, Config& c) {
   }
 }
 
-// Checks that need the whole config: references between sections.
-void cross_check(const Config& c, std::vector<FieldProblem>& problems) {
-  for (std::size_t i = 0; i < c.groups.size(); ++i) {
-    for (std::size_t k = 0; k < c.groups[i].channels.size(); ++k) {
-      Channel ch = c.groups[i].channels[k];
-      bool served = false;
-      for (const auto& g : c.gateways) served = served || g.channel == ch;
-      if (!served)
-        problems.push_back({index_path(join_path(index_path("groups", i), "channels"), k),
-                            "no gateway serves channel " + std::string(to_string(ch))});
-    }
-  }
-  if (!c.gateways.empty() && c.gateways.size() > 0) {
-    for (std::size_t i = 0; i < c.gateways.size(); ++i) {
-      const auto& g = c.gateways[i];
-      if (g.type == GatewayType::kTwilio && !g.from.empty() && !g.from.starts_with('+'))
-        problems.push_back({join_path(index_path("gateways", i), "from"),
-                            "must be an E.164 number like +12135550100"});
-    }
-  }
-}
-
 }  // namespace
 
 ConfigResult parse_config(const std::string& text, const std::string& base_dir) {
@@ -406,7 +395,6 @@ ConfigResult parse_config(const std::string& text, const std::string& base_dir) 
   if (root.has("templates")) read_templates(root.object("templates", Need::kOptional), problems, c);
   if (root.has("delivery")) read_delivery(root.object("delivery", Need::kOptional), c);
   if (root.has("subscribers")) read_subscribers(root.object("subscribers", Need::kOptional), c);
-  cross_check(c, problems);
   return result;
 }
 

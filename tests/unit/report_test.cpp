@@ -40,7 +40,7 @@ TEST_CASE("a valid report parses into every field", "[report]") {
   CHECK(rep.location->lat == Approx(34.0339));
   CHECK(rep.location->description == "1st St & Soto St");
   CHECK(rep.headline.at("es") == "Vehículos de ICE en 1st y Soto");
-  CHECK(rep.observed_at_ms == 1795439100000);
+  CHECK(rep.observed_at_ms == 1795352700000);
   CHECK_FALSE(rep.is_drill());
 }
 
@@ -125,5 +125,5 @@ TEST_CASE("RFC 3339 times parse with offsets and fractions", "[report]") {
   CHECK(parse_rfc3339("1970-01-01T00:00:01.5Z") == 1500);
   CHECK_FALSE(parse_rfc3339("1970-01-01 00:00:00Z"));
   CHECK_FALSE(parse_rfc3339("1970-01-01T00:00:00"));
-  CHECK(format_rfc3339(1795439100000) == "2026-11-22T13:05:00Z");
+  CHECK(format_rfc3339(1795352700000) == "2026-11-22T13:05:00Z");
 }
