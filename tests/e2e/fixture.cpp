@@ -1,0 +1,127 @@
+#include "e2e/fixture.h"
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <random>
+#include <thread>
+
+namespace tocsin::test {
+
+using nlohmann::json;
+
+json test_config(const Gateways& gw, int rate_per_s, int max_in_flight) {
+  return json{
+      {"server", {{"listen", "127.0.0.1:0"}, {"max_body_bytes", 65536}}},
+      {"storage", {{"sqlite", {{"path", "var/tocsin.db"}}}}},
+      {"coordinators",
+       {{{"name", "la-hotline"}, {"secret", kCoordinatorSecret}, {"areas", {"la"}}},
+        {{"name", "sf-hotline"}, {"secret", kOtherSecret}, {"areas", {"sf"}}}}},
+      {"admin", {{"tokens", {kAdminToken}}}},
+      {"dedup", {{"window_s", 1800}, {"radius_m", 400}}},
+      {"gateways",
+       {{{"name", "twilio-main"},
+         {"type", "twilio"},
+         {"channel", "sms"},
+         {"base_url", gw.twilio.base_url()},
+         {"account_sid", gw.twilio.options().account_sid},
+         {"auth_token", gw.twilio.options().auth_token},
+         {"from", "+12135550100"},
+         {"rate_per_s", rate_per_s},
+         {"max_in_flight", max_in_flight},
+         {"timeout_ms", 5000}},
+        {{"name", "sendgrid"},
+         {"type", "sendgrid"},
+         {"channel", "email"},
+         {"base_url", gw.sendgrid.base_url()},
+         {"api_key", gw.sendgrid.options().api_key},
+         {"from", "alerts@example.org"},
+         {"rate_per_s", rate_per_s},
+         {"max_in_flight", 8},
+         {"timeout_ms", 5000}}}},
+      {"groups",
+       {{{"name", "eastside"},
+         {"match",
+          {{"areas", {"la/east-la", "la/boyle-heights"}},
+           {"events", {"enforcement_activity"}},
+           {"min_severity", "moderate"}}},
+         {"channels", {"sms", "email"}}},
+        {{"name", "lawyers"},
+         {"match", {{"areas", {"la"}}, {"min_severity", "severe"}}},
+         {"channels", {"email"}}},
+        {{"name", "drills"}, {"match", {{"areas", {"la"}}}}, {"channels", {"sms"}}, {"drills", true}}}},
+      {"delivery", {{"max_retry_delay_s", 2}}}};
+}
+
+json report_body(const json& overrides) {
+  json r = {{"msg_type", "alert"},
+            {"status", "actual"},
+            {"event", "enforcement_activity"},
+            {"severity", "severe"},
+            {"area", "la/boyle-heights"},
+            {"location", {{"lat", 34.0339}, {"lon", -118.2107}, {"description", "1st St & Soto St"}}},
+            {"observed_at", "2026-11-22T13:05:00Z"},
+            {"headline", {{"en", "ICE vehicles at 1st & Soto"}, {"es", "Vehículos de ICE en 1st y Soto"}}},
+            {"instruction", {{"en", "Legal observers needed"}, {"es", "Se necesitan observadores legales"}}}};
+  for (auto it = overrides.begin(); it != overrides.end(); ++it) {
+    if (it->is_null()) r.erase(it.key());
+    else r[it.key()] = *it;
+  }
+  return r;
+}
+
+HttpResult post_report(const std::string& base_url, const std::string& body,
+                       const std::string& secret, std::string webhook_id) {
+  static std::atomic<int> counter{0};
+  if (webhook_id.empty()) {
+    static const uint64_t run = std::random_device{}();
+    webhook_id = "msg_" + std::to_string(run) + "_" + std::to_string(counter++);
+  }
+  auto signed_headers = sign_report(secret, body, webhook_id);
+  auto headers = signed_headers.headers();
+  headers.emplace_back("Content-Type", "application/json");
+  return request("POST", base_url + "/v1/reports", headers, body);
+}
+
+HttpResult admin(const std::string& method, const std::string& url, const json& body) {
+  http::Headers h = {{"Authorization", std::string("Bearer ") + kAdminToken}};
+  if (body.is_null()) return request(method, url, h);
+  h.emplace_back("Content-Type", "application/json");
+  return request(method, url, h, body.dump());
+}
+
+std::vector<int64_t> add_subscribers(const std::string& base_url, const std::vector<json>& subs) {
+  std::vector<int64_t> ids(subs.size(), 0);
+  std::vector<int> statuses(subs.size(), 0);
+  std::atomic<std::size_t> next{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 16; ++t) {
+    threads.emplace_back([&] {
+      HttpClient client;
+      http::Headers h = {{"Authorization", std::string("Bearer ") + kAdminToken},
+                         {"Content-Type", "application/json"}};
+      for (std::size_t i; (i = next++) < subs.size();) {
+        auto r = client.request("POST", base_url + "/v1/subscribers", h, subs[i].dump());
+        statuses[i] = r.status;
+        if (r.status == 201) ids[i] = r.json()["id"].get<int64_t>();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (std::size_t i = 0; i < subs.size(); ++i) {
+    INFO("subscriber " << i);
+    REQUIRE(statuses[i] == 201);
+  }
+  return ids;
+}
+
+std::string phone_for(int i) {
+  // +1 213 555 01xx are reserved for fiction; further numbers use other
+  // exchanges of Los Angeles area codes, all valid to libphonenumber.
+  static const char* kAreas[] = {"213", "323", "310", "818", "626", "562", "424", "747"};
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "+1%s%03d%04d", kAreas[(i / 1000) % 8], 200 + (i / 100) % 10 * 11 + 1,
+                1000 + i % 100 + (i / 100) % 10 * 100);
+  return buf;
+}
+
+}  // namespace tocsin::test

@@ -1,0 +1,51 @@
+// A deployment for end-to-end tests: Twilio and SendGrid emulators on
+// loopback and a config for the real daemon that points at them.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "support/daemon.h"
+#include "support/emulator.h"
+#include "support/http.h"
+
+namespace tocsin::test {
+
+inline constexpr const char* kCoordinatorSecret = "whsec_dGVzdC1jb29yZGluYXRvci1rZXktbGEtMDAwMQ==";
+inline constexpr const char* kOtherSecret = "whsec_dGVzdC1jb29yZGluYXRvci1rZXktc2YtMDAwMg==";
+inline constexpr const char* kAdminToken = "test-admin-token-0123456789";
+
+struct Gateways {
+  GatewayEmulator twilio;
+  GatewayEmulator sendgrid;
+};
+
+// Config with coordinators "la-hotline" (areas: la) and "sf-hotline" (sf),
+// a Twilio and a SendGrid gateway on the emulators, and three groups:
+//   eastside  la/east-la, la/boyle-heights, enforcement_activity, ≥ moderate: sms + email
+//   lawyers   la, ≥ severe: email
+//   drills    la, drills: sms
+nlohmann::json test_config(const Gateways& gw, int rate_per_s = 500, int max_in_flight = 16);
+
+// The demo report body (config/example-report.json's shape) with overrides.
+nlohmann::json report_body(const nlohmann::json& overrides = nlohmann::json::object());
+
+// Signs and posts `body` (serialized once, exactly those bytes signed) as the
+// holder of `secret`, with a fresh webhook-id unless one is given.
+HttpResult post_report(const std::string& base_url, const std::string& body,
+                       const std::string& secret = kCoordinatorSecret, std::string webhook_id = "");
+
+// Admin API call with the test token.
+HttpResult admin(const std::string& method, const std::string& url,
+                 const nlohmann::json& body = nullptr);
+
+// Creates subscribers concurrently (several connections, so their commits
+// share transactions); returns their ids in order. REQUIREs each 201.
+std::vector<int64_t> add_subscribers(const std::string& base_url,
+                                     const std::vector<nlohmann::json>& subscribers);
+
+// A valid fictional US number, distinct for each i < 10,000.
+std::string phone_for(int i);
+
+}  // namespace tocsin::test
