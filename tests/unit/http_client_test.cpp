@@ -1,0 +1,471 @@
+// CurlHttpClient against a loopback HTTP/1.1 server run on plain threads in
+// this file, so that what the client sends and receives is checked byte for
+// byte without Beast or a real gateway.
+#include "delivery/http_client.h"
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using namespace std::chrono_literals;
+using tocsin::delivery::CurlHttpClient;
+using tocsin::delivery::CurlOptions;
+using tocsin::delivery::OutboundRequest;
+using tocsin::delivery::OutboundResponse;
+
+struct ReceivedRequest {
+  std::string method;
+  std::string target;
+  tocsin::http::Headers headers;
+  std::string body;
+  std::string_view header(std::string_view name) const {
+    return tocsin::http::find_header(headers, name);
+  }
+};
+
+// What the server does with a request: write `bytes`, then keep the
+// connection (keep-alive), close it, or stall (read until the peer goes).
+struct Reply {
+  enum class After { kKeepAlive, kClose, kStall };
+  std::string bytes;
+  After after = After::kKeepAlive;
+};
+
+std::string http_response(int status, std::string_view reason, std::string_view body,
+                          std::string_view extra_headers = "") {
+  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) + "\r\n";
+  out += extra_headers;
+  out += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+  out += body;
+  return out;
+}
+
+// Loopback HTTP/1.1 server on 127.0.0.1, port chosen by the kernel. One
+// thread accepts, one thread per connection serves requests in order.
+// `handler` runs on connection threads and must be thread-safe.
+class LoopbackServer {
+ public:
+  using Handler = std::function<Reply(const ReceivedRequest&)>;
+
+  explicit LoopbackServer(Handler handler)
+      : handler_(std::move(handler)),
+        acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)) {
+    port_ = acceptor_.local_endpoint().port();
+    accept_thread_ = std::thread([this] { accept_loop(); });
+  }
+
+  ~LoopbackServer() {
+    stopping_ = true;
+    {
+      // Wake the blocking accept().
+      asio::io_context io;
+      tcp::socket waker(io);
+      boost::system::error_code ec;
+      waker.connect(tcp::endpoint(asio::ip::address_v4::loopback(), port_), ec);
+      accept_thread_.join();
+    }
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard lock(mu_);
+      // Unblocks reads; the sockets are closed only after the threads end.
+      for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
+      threads.swap(threads_);
+    }
+    for (auto& t : threads) t.join();
+  }
+
+  std::string url(std::string_view target) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + std::string(target);
+  }
+  std::size_t connections() const {
+    std::lock_guard lock(mu_);
+    return connections_;
+  }
+  std::vector<ReceivedRequest> requests() const {
+    std::lock_guard lock(mu_);
+    return requests_;
+  }
+
+ private:
+  void accept_loop() {
+    for (;;) {
+      auto socket = std::make_shared<tcp::socket>(io_);
+      boost::system::error_code ec;
+      acceptor_.accept(*socket, ec);
+      if (stopping_ || ec) return;
+      std::lock_guard lock(mu_);
+      ++connections_;
+      sockets_.push_back(socket);
+      fds_.push_back(socket->native_handle());
+      threads_.emplace_back([this, socket] { serve(*socket); });
+    }
+  }
+
+  void serve(tcp::socket& socket) {
+    std::string buffer;
+    char chunk[16384];
+    boost::system::error_code ec;
+    auto fill = [&]() {
+      std::size_t n = socket.read_some(asio::buffer(chunk), ec);
+      if (ec) return false;
+      buffer.append(chunk, n);
+      return true;
+    };
+    for (;;) {
+      std::size_t end;
+      while ((end = buffer.find("\r\n\r\n")) == std::string::npos) {
+        if (!fill()) return;
+      }
+      ReceivedRequest request;
+      std::string_view head(buffer.data(), end);
+      std::size_t line_end = head.find("\r\n");
+      std::string_view request_line = head.substr(0, line_end);
+      std::size_t sp1 = request_line.find(' ');
+      std::size_t sp2 = request_line.find(' ', sp1 + 1);
+      request.method = request_line.substr(0, sp1);
+      request.target = request_line.substr(sp1 + 1, sp2 - sp1 - 1);
+      while (line_end != std::string_view::npos && line_end < head.size()) {
+        std::size_t start = line_end + 2;
+        line_end = head.find("\r\n", start);
+        std::string_view line = head.substr(start, line_end - start);
+        std::size_t colon = line.find(':');
+        std::string_view value = line.substr(colon + 1);
+        while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+        request.headers.emplace_back(line.substr(0, colon), value);
+      }
+      std::size_t length = 0;
+      if (auto cl = request.header("Content-Length"); !cl.empty())
+        length = std::stoul(std::string(cl));
+      while (buffer.size() < end + 4 + length) {
+        if (!fill()) return;
+      }
+      request.body = buffer.substr(end + 4, length);
+      buffer.erase(0, end + 4 + length);
+      {
+        std::lock_guard lock(mu_);
+        requests_.push_back(request);
+      }
+      Reply reply = handler_(request);
+      asio::write(socket, asio::buffer(reply.bytes), ec);
+      if (ec) return;
+      if (reply.after == Reply::After::kClose) {
+        socket.shutdown(tcp::socket::shutdown_both, ec);
+        return;
+      }
+      if (reply.after == Reply::After::kStall) {
+        while (fill()) {
+        }
+        return;
+      }
+    }
+  }
+
+  Handler handler_;
+  asio::io_context io_;
+  tcp::acceptor acceptor_;
+  unsigned short port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::thread accept_thread_;
+  mutable std::mutex mu_;
+  std::size_t connections_ = 0;                        // guarded by mu_
+  std::vector<std::shared_ptr<tcp::socket>> sockets_;  // guarded by mu_
+  std::vector<int> fds_;                               // guarded by mu_
+  std::vector<std::thread> threads_;                   // guarded by mu_
+  std::vector<ReceivedRequest> requests_;              // guarded by mu_
+};
+
+// Runs `io` until `done()` or `limit` passes; returns done().
+template <class Pred>
+bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds limit = 5s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    io.restart();
+    if (io.run_one_for(10ms) == 0) std::this_thread::sleep_for(1ms);
+  }
+  return done();
+}
+
+// Runs whatever `io` has queued for `duration`, for tests that expect nothing.
+void run_for(asio::io_context& io, std::chrono::milliseconds duration) {
+  run_until(
+      io, [] { return false; }, duration);
+}
+
+Reply ok_reply(const ReceivedRequest&) {
+  return {http_response(200, "OK", "ok")};
+}
+
+}  // namespace
+
+TEST_CASE("POST with headers, body and basic auth arrives exactly; the response comes back",
+          "[http_client]") {
+  LoopbackServer server([](const ReceivedRequest&) {
+    // An interim response first: its headers must not leak into the result.
+    return Reply{"HTTP/1.1 100 Continue\r\nX-Interim: yes\r\n\r\n" +
+                 http_response(201, "Created", "{\"sid\":\"SM1\"}\n\x01",
+                               "Content-Type: application/json\r\nX-Request-Id:  abc-123 \r\n")};
+  });
+  asio::io_context io;
+  CurlHttpClient client(io);
+
+  const std::string body = std::string("To=%2B15555550100&Body=caf\xc3\xa9\0end", 32);
+  OutboundRequest request;
+  request.url = server.url("/2010-04-01/Accounts/AC123/Messages.json?x=1");
+  request.headers = {{"Content-Type", "application/x-www-form-urlencoded"}, {"X-Custom", "a b, c"}};
+  request.body = body;
+  request.basic_auth = "AC123:p:ss";  // a ':' in the password must survive
+
+  std::optional<OutboundResponse> got;
+  client.send(request, [&](OutboundResponse r) { got = std::move(r); });
+  CHECK_FALSE(got);  // never from inside send()
+  CHECK(client.in_flight() == 1);
+  REQUIRE(run_until(io, [&] { return got.has_value(); }));
+  CHECK(client.in_flight() == 0);
+
+  auto requests = server.requests();
+  REQUIRE(requests.size() == 1);
+  const ReceivedRequest& r = requests[0];
+  CHECK(r.method == "POST");
+  CHECK(r.target == "/2010-04-01/Accounts/AC123/Messages.json?x=1");
+  CHECK(r.header("Authorization") == "Basic QUMxMjM6cDpzcw==");
+  CHECK(r.header("Content-Type") == "application/x-www-form-urlencoded");
+  CHECK(r.header("X-Custom") == "a b, c");
+  CHECK(r.header("Content-Length") == std::to_string(body.size()));
+  CHECK(r.header("Expect").empty());
+  CHECK(r.body == body);
+
+  CHECK(got->status == 201);
+  CHECK(got->error.empty());
+  CHECK_FALSE(got->timed_out);
+  CHECK(got->header("x-request-id") == "abc-123");
+  CHECK(got->header("Content-Type") == "application/json");
+  CHECK(got->header("X-Interim").empty());
+  CHECK(got->body == "{\"sid\":\"SM1\"}\n\x01");
+}
+
+TEST_CASE("GET returns the status and a body capped at 1 MiB", "[http_client]") {
+  LoopbackServer server([](const ReceivedRequest& r) {
+    return Reply{
+        http_response(404, "Not Found", std::string(r.target == "/big" ? 1536 * 1024 : 3, 'x'))};
+  });
+  asio::io_context io;
+  CurlHttpClient client(io);
+  std::vector<OutboundResponse> got;
+  for (const char* target : {"/big", "/small"}) {
+    OutboundRequest request;
+    request.method = "GET";
+    request.url = server.url(target);
+    client.send(request, [&](OutboundResponse r) { got.push_back(std::move(r)); });
+  }
+  REQUIRE(run_until(io, [&] { return got.size() == 2; }));
+  for (const auto& r : server.requests()) {
+    CHECK(r.method == "GET");
+    CHECK(r.body.empty());
+  }
+  for (const auto& r : got) {
+    CHECK(r.status == 404);
+    CHECK(r.error.empty());
+    CHECK((r.body.size() == 1024 * 1024 || r.body == "xxx"));
+  }
+}
+
+TEST_CASE("100 concurrent requests share a few keep-alive connections", "[http_client]") {
+  LoopbackServer server(
+      [](const ReceivedRequest& r) { return Reply{http_response(200, "OK", r.target)}; });
+  asio::io_context io;
+  CurlHttpClient client(io, CurlOptions{.max_host_connections = 2});
+
+  constexpr int kRequests = 100;
+  int completed = 0;
+  int mismatched = 0;
+  std::size_t max_in_flight = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    OutboundRequest request;
+    request.url = server.url("/r/" + std::to_string(i));
+    request.body = std::to_string(i);
+    client.send(request, [&, i](OutboundResponse r) {
+      ++completed;
+      if (r.status != 200 || r.body != "/r/" + std::to_string(i)) ++mismatched;
+    });
+    max_in_flight = std::max(max_in_flight, client.in_flight());
+  }
+  CHECK(max_in_flight == kRequests);
+  REQUIRE(run_until(io, [&] {
+    max_in_flight = std::max(max_in_flight, client.in_flight());
+    return completed == kRequests;
+  }));
+  CHECK(mismatched == 0);
+  CHECK(max_in_flight > 1);
+  CHECK(client.in_flight() == 0);
+  CHECK(server.requests().size() == kRequests);
+  CHECK(server.connections() <= 2);
+}
+
+TEST_CASE("a server that stalls past the timeout gives timed_out and status 0", "[http_client]") {
+  LoopbackServer server([](const ReceivedRequest&) { return Reply{"", Reply::After::kStall}; });
+  asio::io_context io;
+  CurlHttpClient client(io);
+  OutboundRequest request;
+  request.url = server.url("/slow");
+  request.timeout = 300ms;
+  std::optional<OutboundResponse> got;
+  const auto start = std::chrono::steady_clock::now();
+  client.send(request, [&](OutboundResponse r) { got = std::move(r); });
+  REQUIRE(run_until(
+      io, [&] { return got.has_value(); }, 3s));
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  CHECK(got->timed_out);
+  CHECK(got->status == 0);
+  CHECK_FALSE(got->error.empty());
+  CHECK(elapsed >= 290ms);
+  CHECK(elapsed < 2s);
+}
+
+TEST_CASE("connection refused gives status 0 and an error without the URL", "[http_client]") {
+  unsigned short port = 0;
+  {
+    asio::io_context tmp;
+    tcp::acceptor acceptor(tmp, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    port = acceptor.local_endpoint().port();
+  }
+  asio::io_context io;
+  CurlHttpClient client(io);
+  OutboundRequest request;
+  request.url = "http://127.0.0.1:" + std::to_string(port) + "/x?To=%2B15555550100";
+  request.body = "secret body";
+  std::optional<OutboundResponse> got;
+  client.send(request, [&](OutboundResponse r) { got = std::move(r); });
+  REQUIRE(run_until(io, [&] { return got.has_value(); }));
+  CHECK(got->status == 0);
+  CHECK_FALSE(got->timed_out);
+  CHECK_FALSE(got->error.empty());
+  CHECK(got->error.find("15555550100") == std::string::npos);
+  CHECK(got->error.find("secret") == std::string::npos);
+}
+
+TEST_CASE("a connection closed mid-response gives status 0", "[http_client]") {
+  LoopbackServer server([](const ReceivedRequest&) {
+    return Reply{"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial", Reply::After::kClose};
+  });
+  asio::io_context io;
+  CurlHttpClient client(io);
+  OutboundRequest request;
+  request.url = server.url("/cut");
+  std::optional<OutboundResponse> got;
+  client.send(request, [&](OutboundResponse r) { got = std::move(r); });
+  REQUIRE(run_until(io, [&] { return got.has_value(); }));
+  CHECK(got->status == 0);
+  CHECK_FALSE(got->timed_out);
+  CHECK_FALSE(got->error.empty());
+  CHECK(got->body.empty());
+}
+
+TEST_CASE("a request with a line break in a header is refused, later", "[http_client]") {
+  asio::io_context io;
+  CurlHttpClient client(io);
+  OutboundRequest request;
+  request.url = "http://127.0.0.1:1/";
+  request.headers = {{"X-Evil", "a\r\nInjected: 1"}};
+  std::optional<OutboundResponse> got;
+  client.send(request, [&](OutboundResponse r) { got = std::move(r); });
+  CHECK_FALSE(got);
+  CHECK(client.in_flight() == 1);
+  REQUIRE(run_until(io, [&] { return got.has_value(); }));
+  CHECK(got->status == 0);
+  CHECK_FALSE(got->error.empty());
+  CHECK(client.in_flight() == 0);
+}
+
+TEST_CASE("a callback can send the next request", "[http_client]") {
+  LoopbackServer server(ok_reply);
+  asio::io_context io;
+  CurlHttpClient client(io);
+  OutboundRequest request;
+  request.url = server.url("/first");
+  std::vector<int> statuses;
+  std::size_t in_flight_inside = 99;
+  client.send(request, [&](OutboundResponse first) {
+    statuses.push_back(first.status);
+    in_flight_inside = client.in_flight();
+    OutboundRequest next;
+    next.url = server.url("/second");
+    client.send(next, [&](OutboundResponse second) { statuses.push_back(second.status); });
+    CHECK(client.in_flight() == 1);
+  });
+  REQUIRE(run_until(io, [&] { return statuses.size() == 2; }));
+  CHECK(in_flight_inside == 0);
+  CHECK(statuses == std::vector<int>{200, 200});
+  auto requests = server.requests();
+  REQUIRE(requests.size() == 2);
+  CHECK(requests[1].target == "/second");
+  CHECK(client.in_flight() == 0);
+}
+
+TEST_CASE("destroying the client with requests in flight calls no callback", "[http_client]") {
+  LoopbackServer server([](const ReceivedRequest& r) {
+    if (r.target == "/fast") return ok_reply(r);
+    return Reply{"", Reply::After::kStall};
+  });
+  asio::io_context io;
+  int called = 0;
+  auto count = [&](OutboundResponse) { ++called; };
+  auto client = std::make_unique<CurlHttpClient>(io);
+
+  SECTION("waiting on sockets") {
+    for (int i = 0; i < 5; ++i) {
+      OutboundRequest request;
+      request.url = server.url("/stall");
+      client->send(request, count);
+    }
+    REQUIRE(run_until(io, [&] { return server.requests().size() == 5; }));
+    CHECK(client->in_flight() == 5);
+  }
+  SECTION("before the first timer fires") {
+    OutboundRequest request;
+    request.url = server.url("/fast");
+    client->send(request, count);
+  }
+  SECTION("with a completion already posted") {
+    OutboundRequest request;
+    request.url = server.url("/fast");
+    request.headers = {{"Bad:Name", "x"}};
+    client->send(request, count);
+  }
+  client.reset();
+  run_for(io, 100ms);
+  CHECK(called == 0);
+}
+
+TEST_CASE("a large body goes out at once, without Expect: 100-continue", "[http_client]") {
+  LoopbackServer server(ok_reply);
+  asio::io_context io;
+  CurlHttpClient client(io);
+  OutboundRequest request;
+  request.url = server.url("/large");
+  request.headers = {{"Content-Type", "application/json"}};
+  request.body = std::string(1100 * 1024, 'b');
+  std::optional<OutboundResponse> got;
+  client.send(request, [&](OutboundResponse r) { got = std::move(r); });
+  REQUIRE(run_until(io, [&] { return got.has_value(); }));
+  CHECK(got->status == 200);
+  auto requests = server.requests();
+  REQUIRE(requests.size() == 1);
+  CHECK(requests[0].header("Expect").empty());
+  CHECK(requests[0].body == request.body);
+}
