@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -388,4 +389,33 @@ TEST_CASE("kill -9 during a 600-recipient fan-out: after restart every recipient
   }
   WARN("duplicates after kill -9: " << duplicates);
   CHECK(duplicates <= max_in_flight);
+}
+
+TEST_CASE("a report whose commit fails gets 503 with Retry-After, never 202, and leaves nothing",
+          "[e2e]") {
+  Gateways gw;
+  Daemon d(test_config(gw));
+  d.start();
+  add_subscribers(d.url(), {json{{"phone", phone_for(5)}, {"groups", {"eastside"}}}});
+  // Another process holds the database's write lock longer than tocsin waits
+  // for it (as a careless backup or a manual sqlite3 session could).
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(d.path("var/tocsin.db").c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  auto body = report_body().dump();
+  auto refused = post_report(d.url(), body, kCoordinatorSecret, "msg_locked");
+  CHECK(refused.status == 503);
+  CHECK(refused.header("retry-after") != "");
+  CHECK(refused.header("content-type") == "application/problem+json");
+  CHECK(get(d.url() + "/readyz").status == 503);
+  REQUIRE(sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  std::this_thread::sleep_for(300ms);
+  CHECK(gw.twilio.requests() == 0);
+  // The coordinator retries with the same webhook-id: now it is accepted, once.
+  auto retried = post_report(d.url(), body, kCoordinatorSecret, "msg_locked");
+  CHECK(retried.status == 202);
+  CHECK(retried.json()["outcome"] == "new_incident");
+  CHECK(gw.twilio.wait_for(1, 5s));
+  CHECK(get(d.url() + "/readyz").status == 200);
 }
