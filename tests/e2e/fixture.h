@@ -25,7 +25,7 @@ struct Gateways {
 // a Twilio and a SendGrid gateway on the emulators, and three groups:
 //   eastside  la/east-la, la/boyle-heights, enforcement_activity, ≥ moderate: sms + email
 //   lawyers   la, ≥ severe: email
-//   drills    la, drills: sms
+//   drills    la, every event and severity, drills too: sms
 nlohmann::json test_config(const Gateways& gw, int rate_per_s = 500, int max_in_flight = 16);
 
 // The demo report body (config/example-report.json's shape) with overrides.
