@@ -7,6 +7,9 @@
 
 #include "app/ingest.h"
 #include "app/subscriber_input.h"
+#include "core/form.h"
+#include "core/inbound.h"
+#include "core/phone.h"
 #include "core/problem.h"
 #include "core/report.h"
 #include "core/signature.h"
@@ -79,6 +82,31 @@ json incident_json(const store::IncidentRecord& i) {
   return j;
 }
 
+std::string xml_escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+// TwiML: an empty answer, or one message back to the sender.
+http::Response twiml(std::string_view message = {}) {
+  http::Response r;
+  r.status = 200;
+  r.set("Content-Type", "text/xml");
+  r.body = message.empty() ? "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>"
+                           : "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>" +
+                                 xml_escape(message) + "</Message></Response>";
+  return r;
+}
+
 std::optional<int64_t> parse_id(std::string_view s) {
   int64_t v = 0;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -111,6 +139,10 @@ void Api::handle(http::Request req, Respond respond) {
   if (path == "/v1/reports") {
     if (m != "POST") return respond(problem(method_not_allowed()));
     return post_report(req, std::move(respond));
+  }
+  if (path == "/v1/inbound/twilio") {
+    if (m != "POST") return respond(problem(method_not_allowed()));
+    return inbound_twilio(req, std::move(respond));
   }
   if (path == "/v1/subscribers" || path.starts_with("/v1/subscribers/"))
     return subscribers(req, path.substr(std::string_view("/v1/subscribers").size()),
@@ -203,6 +235,87 @@ void Api::post_report(http::Request& req, Respond respond) {
           if (r->recipients > 0 && hooks_.deliveries_planned) hooks_.deliveries_planned();
         }
         respond(http::json_response(r->status, std::move(r->body)));
+      });
+}
+
+void Api::inbound_twilio(http::Request& req, Respond respond) {
+  auto cfg = config_();
+  const Config& c = cfg->config;
+  // Twilio signs the URL it called: ours as the outside world sees it.
+  if (c.server.public_url.empty()) {
+    spdlog::error("inbound SMS refused: server.public_url is not configured, so Twilio's "
+                  "signature cannot be checked");
+    return respond(problem(Problem{.status = 403, .type = "forbidden", .title = "Forbidden",
+                                   .detail = "inbound messages need server.public_url"}));
+  }
+  FormFields fields = parse_form(req.body);
+  std::string url = c.server.public_url + std::string(req.target);
+  auto offered = req.header("x-twilio-signature");
+  bool valid = false;
+  for (const auto& g : c.gateways)
+    if (g.type == GatewayType::kTwilio && !g.auth_token.empty())
+      valid = constant_time_equal(offered, twilio_signature(g.auth_token, url, fields)) || valid;
+  if (!valid) {
+    spdlog::warn("inbound SMS refused: bad X-Twilio-Signature from {}", req.remote);
+    return respond(problem(Problem{.status = 403, .type = "bad-signature",
+                                   .title = "Bad signature",
+                                   .detail = "X-Twilio-Signature does not verify",
+                                   .field = "X-Twilio-Signature"}));
+  }
+  auto from = normalize_phone(form_value(fields, "From"), c.subscribers.default_region);
+  if (!from) return respond(twiml());
+  InboundIntent intent = classify_sms_reply(form_value(fields, "Body"));
+  UnixMs now = clock_.now_ms();
+  UnixMs since = now - c.dedup.window_s * 1000;
+  struct Outcome {
+    std::size_t subscribers = 0;
+    int64_t cancelled = 0;
+    std::vector<std::string> acked;  // incident codes
+    std::string language = "en";
+  };
+  store_.call<Outcome>(
+      [from = *from, intent, now, since](store::Store& s) {
+        Outcome o;
+        auto ids = s.subscribers_by_phone(from);
+        o.subscribers = ids.size();
+        for (int64_t id : ids) {
+          if (auto sub = s.subscriber(id)) o.language = sub->language;
+          switch (intent.action) {
+            case InboundAction::kOptOut: o.cancelled += s.set_sms_opt_out(id, true, now); break;
+            case InboundAction::kOptIn: s.set_sms_opt_out(id, false, now); break;
+            case InboundAction::kHelp: break;
+            case InboundAction::kAcknowledge:
+              if (auto inc = s.last_sms_incident(id, since)) {
+                s.insert_ack({*inc, id, intent.ack_kind, now});
+                o.acked.push_back(*inc);
+              }
+              break;
+          }
+        }
+        return o;
+      },
+      [cfg, intent, respond = std::move(respond)](std::optional<Outcome> o) {
+        if (!o) return respond(problem(unavailable()));
+        if (o->subscribers == 0) {
+          spdlog::info("inbound SMS from a number with no subscriber: ignored");
+          return respond(twiml());
+        }
+        switch (intent.action) {
+          case InboundAction::kOptOut:
+            spdlog::info("inbound SMS: opt-out for {} subscriber(s); {} pending SMS cancelled",
+                         o->subscribers, o->cancelled);
+            return respond(twiml());
+          case InboundAction::kOptIn:
+            spdlog::info("inbound SMS: opt-in for {} subscriber(s)", o->subscribers);
+            return respond(twiml());
+          case InboundAction::kHelp:
+            return respond(twiml(help_text(cfg->templates, o->language)));
+          case InboundAction::kAcknowledge:
+            for (const auto& inc : o->acked)
+              spdlog::info("inbound SMS: acknowledgement ({}) on incident {}", intent.ack_kind, inc);
+            return respond(twiml());
+        }
+        respond(twiml());
       });
 }
 
@@ -307,6 +420,33 @@ void Api::incidents(http::Request& req, std::string_view rest, Respond respond) 
                              {"received_at", format_rfc3339(r.received_at)},
                              {"recipients", r.recipients}});
         j["reports"] = reports;
+        std::vector<std::string> coordinators;
+        json timeline = json::array();
+        for (const auto& r : reports) {
+          auto name = r["coordinator"].get<std::string>();
+          if (std::find(coordinators.begin(), coordinators.end(), name) == coordinators.end())
+            coordinators.push_back(name);
+          timeline.push_back({{"at", r["received_at"]},
+                              {"what", "report"},
+                              {"outcome", r["outcome"]},
+                              {"coordinator", name},
+                              {"recipients", r["recipients"]}});
+        }
+        j["coordinators"] = coordinators;
+        json acks = json::object({{"responding", 0}, {"reply", 0}});
+        json ack_list = json::array();
+        for (const auto& a : s.incident_acks(code)) {
+          acks[a.kind] = acks.value(a.kind, 0) + 1;
+          json item = {{"kind", a.kind}, {"at", format_rfc3339(a.received_at)}};
+          if (a.subscriber_id) item["subscriber_id"] = a.subscriber_id;
+          ack_list.push_back(item);
+          timeline.push_back({{"at", item["at"]}, {"what", "acknowledgement"}, {"kind", a.kind}});
+        }
+        j["acknowledgements"] = {{"counts", acks}, {"list", ack_list}};
+        std::stable_sort(timeline.begin(), timeline.end(), [](const json& a, const json& b) {
+          return a["at"].get<std::string>() < b["at"].get<std::string>();
+        });
+        j["timeline"] = timeline;
         json deliveries = json::object();
         for (const auto& c : s.incident_delivery_counts(code))
           deliveries[std::string(to_string(c.channel))][std::string(to_string(c.state))] = c.count;

@@ -32,6 +32,7 @@ class Api {
   void post_report(http::Request& req, Respond respond);
   void subscribers(http::Request& req, std::string_view rest, Respond respond);
   void incidents(http::Request& req, std::string_view rest, Respond respond);
+  void inbound_twilio(http::Request& req, Respond respond);
   bool authorized_admin(const http::Request& req, const ActiveConfig& cfg) const;
 
   ConfigSource config_;

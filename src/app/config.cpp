@@ -336,8 +336,9 @@ void read_template_set(JsonReader& r, std::string_view key, TemplateMap& out,
 }
 
 void read_templates(JsonReader r, std::vector<FieldProblem>& problems, Config& c) {
-  r.reject_unknown({"sms", "email"});
+  r.reject_unknown({"sms", "email", "help"});
   read_template_set(r, "sms", c.templates.sms, problems);
+  read_template_set(r, "help", c.templates.help, problems);
   JsonReader e = r.object("email", Need::kOptional);
   if (e.ok()) {
     e.reject_unknown({"subject", "body"});

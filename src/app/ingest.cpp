@@ -61,6 +61,7 @@ IngestResult ingest_report(store::Store& store, const Config& config,
   IngestResult result;
   store::IncidentRecord incident;
   bool plan_new = false;
+  bool severity_rose = false;  // a merged report raised the incident's severity
 
   if (report.msg_type == MsgType::kAlert) {
     auto rows = store.dedup_candidates(report.event, report.dedup_key,
@@ -74,7 +75,10 @@ IngestResult ingest_report(store::Store& store, const Config& config,
       incident = rows[*idx];
       incident.last_report_at = req.now;
       incident.report_count += 1;
-      if (report.severity > incident.severity) incident.severity = report.severity;
+      if (report.severity > incident.severity) {
+        incident.severity = report.severity;
+        severity_rose = true;
+      }
       store.update_incident(incident);
       result.outcome = "merged";
     } else {
@@ -149,10 +153,14 @@ IngestResult ingest_report(store::Store& store, const Config& config,
       recipients += store.plan_group_deliveries(report_id, incident.id, names, ch, req.now,
                                                 deadline_for(config, ch, req.now));
     }
-  } else if (report.msg_type != MsgType::kAlert) {
+  } else if (report.msg_type != MsgType::kAlert || severity_rose) {
+    // Follow-ups, and a duplicate that raises the severity (an update to the
+    // same people, rendered as one), go to the incident's recipients.
+    Report as_sent = report;
+    if (severity_rose) as_sent.msg_type = MsgType::kUpdate;
     for (Channel ch : kAllChannels) {
       store_messages(store, templates, report_id, ch, store.recipient_languages(incident.id, ch),
-                     report, incident.id);
+                     as_sent, incident.id);
       recipients += store.plan_followup_deliveries(report_id, incident.id, ch, req.now,
                                                    deadline_for(config, ch, req.now));
     }

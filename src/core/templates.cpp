@@ -41,6 +41,8 @@ MessageTemplates make_defaults() {
       "{{headline}}\n\n{{#instruction}}{{instruction}}\n\n{{/instruction}}"
       "Zona: {{area}}\n{{#location}}Lugar: {{location}}\n{{/location}}"
       "Observado: {{observed_at}}\nIncidente: #{{incident}}\n";
+  t.help["en"] = "Rapid-response alerts. Reply STOP to opt out, START to opt back in.";
+  t.help["es"] = "Alertas de respuesta rapida. Responda STOP para salir, START para volver.";
   return t;
 }
 
@@ -80,6 +82,7 @@ MessageTemplates with_defaults(MessageTemplates t) {
   if (t.sms.empty()) t.sms = d.sms;
   if (t.email_subject.empty()) t.email_subject = d.email_subject;
   if (t.email_body.empty()) t.email_body = d.email_body;
+  if (t.help.empty()) t.help = d.help;
   return t;
 }
 
@@ -119,6 +122,11 @@ std::string resolve_language(std::string_view wanted, const std::vector<std::str
 std::string resolve_language(std::string_view wanted, const TemplateMap& available) {
   return resolve_in(wanted, available,
                     [](const auto& kv) -> std::string_view { return kv.first; });
+}
+
+std::string help_text(const MessageTemplates& templates, std::string_view language) {
+  std::string lang = resolve_language(language, templates.help);
+  return lang.empty() ? std::string() : templates.help.at(lang);
 }
 
 RenderedMessage render_message(const MessageTemplates& templates, Channel channel,

@@ -21,6 +21,7 @@ struct MessageTemplates {
   TemplateMap sms;
   TemplateMap email_subject;
   TemplateMap email_body;
+  TemplateMap help;  // the answer to an SMS "HELP" (plain text, no variables)
 };
 
 // The built-in templates (en, es), used for any map a config leaves empty.
@@ -48,6 +49,9 @@ struct RenderedMessage {
   std::string subject;  // email only
   std::string body;
 };
+
+// The HELP answer in `language` (with the usual fallback).
+std::string help_text(const MessageTemplates& templates, std::string_view language);
 
 // The variables of one outgoing message.
 struct MessageContext {

@@ -76,6 +76,13 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (channel, next_attempt_at, id) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS deliveries_incident ON deliveries (incident_id, channel);
 CREATE INDEX IF NOT EXISTS deliveries_subscriber ON deliveries (subscriber_id) WHERE state = 0;
+CREATE INDEX IF NOT EXISTS deliveries_subscriber_all ON deliveries (subscriber_id, channel, id);
+
+-- Replies to alerts, by kind only: the text is not kept.
+CREATE TABLE IF NOT EXISTS acknowledgements (
+  id INTEGER PRIMARY KEY, incident_id TEXT NOT NULL, subscriber_id INTEGER NOT NULL,
+  kind TEXT NOT NULL, received_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS acknowledgements_incident ON acknowledgements (incident_id);
 )sql";
 
 #define INCIDENT_COLUMNS                                                                \
@@ -596,8 +603,66 @@ class SqliteStore final : public Store {
         .reset()
         .bind(id)
         .run();
+    stmt("UPDATE acknowledgements SET subscriber_id = 0 WHERE subscriber_id = ?").reset().bind(id).run();
     stmt("DELETE FROM subscribers WHERE id = ?").reset().bind(id).run();
     return sqlite3_changes64(db_) > 0;
+  }
+
+  std::vector<int64_t> subscribers_by_phone(const std::string& e164) override {
+    auto& s = stmt("SELECT id FROM subscribers WHERE phone = ? AND phone <> '' ORDER BY id");
+    s.reset().bind(e164);
+    std::vector<int64_t> out;
+    while (s.step()) out.push_back(s.i64(0));
+    return out;
+  }
+
+  int64_t set_sms_opt_out(int64_t subscriber_id, bool opted_out, UnixMs now) override {
+    stmt("UPDATE subscribers SET sms_opted_out = ? WHERE id = ?")
+        .reset()
+        .bind(opted_out ? 1 : 0)
+        .bind(subscriber_id)
+        .run();
+    if (!opted_out) return 0;
+    stmt("UPDATE deliveries SET state = 6, last_error = 'opted out', updated_at = ? WHERE "
+         "subscriber_id = ? AND channel = 0 AND state = 0")
+        .reset()
+        .bind(now)
+        .bind(subscriber_id)
+        .run();
+    return sqlite3_changes64(db_);
+  }
+
+  std::optional<std::string> last_sms_incident(int64_t subscriber_id, UnixMs since) override {
+    auto& s = stmt(
+        "SELECT d.incident_id FROM deliveries d JOIN incidents i ON i.id = d.incident_id "
+        "WHERE d.subscriber_id = ? AND d.channel = 0 AND i.last_report_at >= ? "
+        "ORDER BY d.id DESC LIMIT 1");
+    s.reset().bind(subscriber_id).bind(since);
+    if (!s.step()) return std::nullopt;
+    auto id = s.text(0);
+    s.reset();
+    return id;
+  }
+
+  void insert_ack(const Acknowledgement& a) override {
+    stmt("INSERT INTO acknowledgements (incident_id, subscriber_id, kind, received_at) "
+         "VALUES (?,?,?,?)")
+        .reset()
+        .bind(a.incident_id)
+        .bind(a.subscriber_id)
+        .bind(a.kind)
+        .bind(a.received_at)
+        .run();
+  }
+
+  std::vector<Acknowledgement> incident_acks(const std::string& incident_id) override {
+    auto& s = stmt(
+        "SELECT incident_id, subscriber_id, kind, received_at FROM acknowledgements "
+        "WHERE incident_id = ? ORDER BY id");
+    s.reset().bind(incident_id);
+    std::vector<Acknowledgement> out;
+    while (s.step()) out.push_back({s.text(0), s.i64(1), s.text(2), s.i64(3)});
+    return out;
   }
 
  private:

@@ -103,6 +103,14 @@ struct DeliveryUpdate {
   bool opt_out = false;     // the provider says the number opted out (Twilio 21610)
 };
 
+// A subscriber's reply to an alert, counted on the incident. Its text is not kept.
+struct Acknowledgement {
+  std::string incident_id;
+  int64_t subscriber_id = 0;  // 0 once the subscriber was erased
+  std::string kind;           // "responding" | "reply"
+  UnixMs received_at = 0;
+};
+
 struct DeliveryCount {
   Channel channel = Channel::kSms;
   DeliveryState state = DeliveryState::kPending;
@@ -191,6 +199,19 @@ class Store {
   virtual std::optional<Subscriber> subscriber(int64_t id) = 0;
   // Erases the person's data and cancels what was still to be sent to them.
   virtual bool delete_subscriber(int64_t id) = 0;
+  // Ids of the subscribers with this E.164 number.
+  virtual std::vector<int64_t> subscribers_by_phone(const std::string& e164) = 0;
+  // Opts the subscriber out of SMS (cancelling every SMS still pending for
+  // them, so a fan-out in progress stops for them at once) or back in.
+  // Returns how many deliveries were cancelled.
+  virtual int64_t set_sms_opt_out(int64_t subscriber_id, bool opted_out, UnixMs now) = 0;
+
+  // Acknowledgements.
+  // The most recent incident an SMS was planned to the subscriber for, among
+  // incidents whose last report is at or after `since`.
+  virtual std::optional<std::string> last_sms_incident(int64_t subscriber_id, UnixMs since) = 0;
+  virtual void insert_ack(const Acknowledgement& ack) = 0;
+  virtual std::vector<Acknowledgement> incident_acks(const std::string& incident_id) = 0;
 };
 
 // Opens (creating if needed) the SQLite store at `path` ("" or ":memory:"

@@ -5,16 +5,21 @@
 #include <random>
 #include <thread>
 
+#include "core/form.h"
+
 namespace tocsin::test {
 
 using nlohmann::json;
 
 json test_config(const Gateways& gw, int rate_per_s, int max_in_flight) {
   return json{
-      {"server", {{"listen", "127.0.0.1:0"}, {"max_body_bytes", 65536}}},
+      {"server", {{"listen", "127.0.0.1:0"}, {"max_body_bytes", 65536}, {"public_url", kPublicUrl}}},
       {"storage", {{"sqlite", {{"path", "var/tocsin.db"}}}}},
       {"coordinators",
        {{{"name", "la-hotline"}, {"secret", kCoordinatorSecret}, {"areas", {"la"}}},
+        {{"name", "la-observers"},
+         {"secret", kObserverSecret},
+         {"areas", {"la/boyle-heights", "la/east-la"}}},
         {{"name", "sf-hotline"}, {"secret", kOtherSecret}, {"areas", {"sf"}}}}},
       {"admin", {{"tokens", {kAdminToken}}}},
       {"dedup", {{"window_s", 1800}, {"radius_m", 400}}},
@@ -80,6 +85,22 @@ HttpResult post_report(const std::string& base_url, const std::string& body,
   auto headers = signed_headers.headers();
   headers.emplace_back("Content-Type", "application/json");
   return request("POST", base_url + "/v1/reports", headers, body);
+}
+
+HttpResult inbound_sms(const std::string& base_url, const Gateways& gw, const std::string& from,
+                       const std::string& body, bool forged) {
+  std::vector<std::pair<std::string, std::string>> fields = {
+      {"AccountSid", gw.twilio.options().account_sid},
+      {"Body", body},
+      {"From", from},
+      {"MessageSid", "SM" + std::string(32, '1')},
+      {"To", "+12135550100"}};
+  tocsin::FormFields ff(fields.begin(), fields.end());
+  std::string sig = tocsin::twilio_signature(forged ? "not-the-token" : gw.twilio.options().auth_token,
+                                             std::string(kPublicUrl) + "/v1/inbound/twilio", ff);
+  return request("POST", base_url + "/v1/inbound/twilio",
+                 {{"Content-Type", "application/x-www-form-urlencoded"}, {"X-Twilio-Signature", sig}},
+                 form_encode(fields));
 }
 
 HttpResult admin(const std::string& method, const std::string& url, const json& body) {

@@ -14,6 +14,8 @@ namespace tocsin::test {
 
 inline constexpr const char* kCoordinatorSecret = "whsec_dGVzdC1jb29yZGluYXRvci1rZXktbGEtMDAwMQ==";
 inline constexpr const char* kOtherSecret = "whsec_dGVzdC1jb29yZGluYXRvci1rZXktc2YtMDAwMg==";
+inline constexpr const char* kObserverSecret = "whsec_dGVzdC1jb29yZGluYXRvci1rZXktb2ItMDAwMw==";
+inline constexpr const char* kPublicUrl = "https://alerts.example.org";
 inline constexpr const char* kAdminToken = "test-admin-token-0123456789";
 
 struct Gateways {
@@ -21,7 +23,8 @@ struct Gateways {
   GatewayEmulator sendgrid;
 };
 
-// Config with coordinators "la-hotline" (areas: la) and "sf-hotline" (sf),
+// Config with coordinators "la-hotline" (areas: la), "la-observers"
+// (la/boyle-heights, la/east-la) and "sf-hotline" (sf), public_url kPublicUrl,
 // a Twilio and a SendGrid gateway on the emulators, and three groups:
 //   eastside  la/east-la, la/boyle-heights, enforcement_activity, ≥ moderate: sms + email
 //   lawyers   la, ≥ severe: email
@@ -35,6 +38,11 @@ nlohmann::json report_body(const nlohmann::json& overrides = nlohmann::json::obj
 // holder of `secret`, with a fresh webhook-id unless one is given.
 HttpResult post_report(const std::string& base_url, const std::string& body,
                        const std::string& secret = kCoordinatorSecret, std::string webhook_id = "");
+
+// An inbound SMS as Twilio would post it (signed with the emulator's auth
+// token unless `forged`).
+HttpResult inbound_sms(const std::string& base_url, const Gateways& gw, const std::string& from,
+                       const std::string& body, bool forged = false);
 
 // Admin API call with the test token.
 HttpResult admin(const std::string& method, const std::string& url,
