@@ -126,3 +126,76 @@ TEST_CASE("routing: areas by prefix, events, severity, drills", "[routing]") {
   r.area = "oakland";
   CHECK(names(r).empty());
 }
+
+namespace {
+
+// Folds `reports` (arriving in this order, one second apart) into incidents
+// as ingest does: a report joins the incident find_duplicate picks, else
+// opens one located at itself. Returns, for each report, its incident's
+// first report index: a partition of the reports.
+std::vector<std::size_t> fold(const std::vector<Report>& reports, const std::vector<std::size_t>& order,
+                              const DedupRules& rules) {
+  std::vector<IncidentCandidate> open;
+  std::vector<std::size_t> founder_of_incident;
+  std::vector<std::size_t> incident_of(reports.size());
+  UnixMs now = 1'000'000;
+  for (std::size_t idx : order) {
+    now += 1000;
+    const Report& r = reports[idx];
+    if (auto hit = find_duplicate(r, now, open, rules)) {
+      open[*hit].last_report_at = now;
+      incident_of[idx] = *hit;
+    } else {
+      open.push_back({std::to_string(open.size()), r.event, r.area, r.location, r.dedup_key, now,
+                      r.is_drill()});
+      founder_of_incident.push_back(idx);
+      incident_of[idx] = open.size() - 1;
+    }
+  }
+  // Name each incident by its smallest report index, so partitions compare.
+  std::vector<std::size_t> smallest(open.size(), reports.size());
+  for (std::size_t i = 0; i < reports.size(); ++i)
+    smallest[incident_of[i]] = std::min(smallest[incident_of[i]], i);
+  std::vector<std::size_t> out(reports.size());
+  for (std::size_t i = 0; i < reports.size(); ++i) out[i] = smallest[incident_of[i]];
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("dedup: arrival order does not change which reports end up together",
+          "[dedup][property]") {
+  std::mt19937 rng(2026);
+  const DedupRules rules{1800, 400};
+  for (int round = 0; round < 300; ++round) {
+    // Events happening at places kilometres apart; each reported 1-5 times
+    // from within 150 m of where it happens (so any two reports of one
+    // event lie within 300 m < radius), sometimes without a location.
+    std::vector<Report> reports;
+    std::vector<std::size_t> truth;  // which event each report is about
+    std::uniform_int_distribution<int> n_events(1, 6), n_reports(1, 5);
+    std::uniform_real_distribution<double> jitter(-0.00095, 0.00095);  // ≤ ~105 m per axis
+    int events = n_events(rng);
+    for (int e = 0; e < events; ++e) {
+      Location centre{34.0 + 0.05 * e, -118.2 + 0.03 * (e % 3), ""};  // ≥ 3 km apart
+      std::string kind = e % 4 == 3 ? "checkpoint" : "enforcement_activity";
+      for (int k = n_reports(rng); k > 0; --k) {
+        Report r = alert(kind, "la/area-" + std::to_string(e));
+        if (rng() % 5 != 0) r.location = Location{centre.lat + jitter(rng), centre.lon + jitter(rng), ""};
+        reports.push_back(r);
+        truth.push_back(static_cast<std::size_t>(e));
+      }
+    }
+    std::vector<std::size_t> order(reports.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    auto first = fold(reports, order, rules);
+    for (int shuffle = 0; shuffle < 5; ++shuffle) {
+      std::shuffle(order.begin(), order.end(), rng);
+      REQUIRE(fold(reports, order, rules) == first);
+    }
+    // And the grouping is the true one: together exactly when about one event.
+    for (std::size_t i = 0; i < reports.size(); ++i)
+      for (std::size_t j = 0; j < reports.size(); ++j)
+        CHECK((first[i] == first[j]) == (truth[i] == truth[j]));
+  }
+}
