@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "app/ingest.h"
@@ -73,7 +74,8 @@ json incident_json(const store::IncidentRecord& i) {
          {"state", i.open ? "open" : "closed"},
          {"opened_at", format_rfc3339(i.opened_at)},
          {"last_report_at", format_rfc3339(i.last_report_at)},
-         {"report_count", i.report_count}};
+         {"report_count", i.report_count},
+         {"spread_m", std::round(i.spread_m)}};
   if (i.location)
     j["location"] = {{"lat", i.location->lat},
                      {"lon", i.location->lon},

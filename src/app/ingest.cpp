@@ -75,6 +75,8 @@ IngestResult ingest_report(store::Store& store, const Config& config,
       incident = rows[*idx];
       incident.last_report_at = req.now;
       incident.report_count += 1;
+      if (report.location && incident.location)
+        incident.spread_m = std::max(incident.spread_m, distance_m(*report.location, *incident.location));
       if (report.severity > incident.severity) {
         incident.severity = report.severity;
         severity_rose = true;

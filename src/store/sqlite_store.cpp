@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS incidents (
   lat REAL, lon REAL, location TEXT NOT NULL DEFAULT '', dedup_key TEXT NOT NULL DEFAULT '',
   severity INTEGER NOT NULL, status TEXT NOT NULL, open INTEGER NOT NULL,
   opened_at INTEGER NOT NULL, last_report_at INTEGER NOT NULL, closed_at INTEGER NOT NULL DEFAULT 0,
-  report_count INTEGER NOT NULL) WITHOUT ROWID;
+  report_count INTEGER NOT NULL, spread_m REAL NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS incidents_open_event ON incidents (event, last_report_at) WHERE open = 1;
 CREATE INDEX IF NOT EXISTS incidents_open_key ON incidents (dedup_key, last_report_at)
   WHERE open = 1 AND dedup_key <> '';
@@ -87,7 +87,7 @@ CREATE INDEX IF NOT EXISTS acknowledgements_incident ON acknowledgements (incide
 
 #define INCIDENT_COLUMNS                                                                \
   "id, event, area, lat, lon, location, dedup_key, severity, status, open, opened_at, " \
-  "last_report_at, closed_at, report_count"
+  "last_report_at, closed_at, report_count, spread_m"
 // A subscriber is reachable on channel CH (0 sms, 1 email) when subscribed to
 // it, has the address, and (for SMS) has not opted out.
 #define REACHABLE_ON(CH)                                                              \
@@ -278,14 +278,15 @@ class SqliteStore final : public Store {
   }
 
   void update_incident(const IncidentRecord& i) override {
-    stmt("UPDATE incidents SET severity=?, open=?, last_report_at=?, closed_at=?, report_count=? "
-         "WHERE id=?")
+    stmt("UPDATE incidents SET severity=?, open=?, last_report_at=?, closed_at=?, report_count=?, "
+         "spread_m=? WHERE id=?")
         .reset()
         .bind(static_cast<int>(i.severity))
         .bind(i.open ? 1 : 0)
         .bind(i.last_report_at)
         .bind(i.closed_at)
         .bind(i.report_count)
+        .bind(i.spread_m)
         .bind(i.id)
         .run();
   }
@@ -721,6 +722,7 @@ class SqliteStore final : public Store {
     i.last_report_at = s.i64(11);
     i.closed_at = s.i64(12);
     i.report_count = s.i64(13);
+    i.spread_m = s.f64(14);
     return i;
   }
 

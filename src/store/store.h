@@ -43,6 +43,7 @@ struct IncidentRecord {
   UnixMs last_report_at = 0;
   UnixMs closed_at = 0;
   int64_t report_count = 0;
+  double spread_m = 0;  // farthest merged report from the incident's location
 };
 
 struct ReportRecord {

@@ -53,6 +53,8 @@ TEST_CASE("five reports from two coordinators within 150 m make one incident and
   CHECK(inc["report_count"] == 5);
   CHECK(inc["coordinators"] == json({"la-hotline", "la-observers"}));
   CHECK(inc["timeline"].size() == 5);
+  CHECK(inc["spread_m"].get<double>() > 100);
+  CHECK(inc["spread_m"].get<double>() <= 150);
 
   // 5 km away, or another event at the same place: new incidents.
   auto far = post_report(d.url(), report_body({{"location", at(34.0339, -118.1565)}}).dump());
