@@ -15,36 +15,40 @@ Millis retry_delay(const BackoffPolicy& policy, int attempt, double unit_random,
   return jittered;
 }
 
-TokenBucket::TokenBucket(double rate_per_s, double burst, Millis now)
-    : rate_(rate_per_s), burst_(std::max(burst, 1.0)), tokens_(std::max(burst, 1.0)), last_(now) {}
+RateWindow::RateWindow(double rate_per_s, Millis margin) : margin_(margin) { set_rate(rate_per_s); }
 
-void TokenBucket::refill(Millis now) {
-  if (now > last_) {
-    tokens_ = std::min(burst_, tokens_ + rate_ * static_cast<double>((now - last_).count()) / 1000.0);
-    last_ = now;
-  }
+void RateWindow::set_rate(double rate_per_s) {
+  // Below one per second the window grows so that it holds one unit.
+  window_ = rate_per_s >= 1 ? Millis(1000) : Millis(static_cast<int64_t>(std::ceil(1000.0 / rate_per_s)));
+  capacity_ = std::max(1.0, rate_per_s * static_cast<double>(window_.count()) / 1000.0);
 }
 
-bool TokenBucket::try_take(double n, Millis now) {
-  refill(now);
-  // A request costing more than the whole bucket may go once the bucket is full.
-  double need = std::min(n, burst_);
-  if (tokens_ + 1e-9 < need) return false;
-  tokens_ -= n;
+void RateWindow::expire(Millis now) {
+  while (!taken_.empty() && taken_.front().first + window_ + margin_ <= now) {
+    used_ -= taken_.front().second;
+    taken_.pop_front();
+  }
+  if (taken_.empty()) used_ = 0;  // no drift from floating-point sums
+}
+
+bool RateWindow::try_take(double cost, Millis now) {
+  expire(now);
+  if (used_ + cost > capacity_ + 1e-9 && !taken_.empty()) return false;
+  taken_.emplace_back(now, cost);
+  used_ += cost;
   return true;
 }
 
-Millis TokenBucket::wait_for(double n, Millis now) {
-  refill(now);
-  double need = std::min(n, burst_);
-  if (tokens_ + 1e-9 >= need) return Millis{0};
-  return Millis{static_cast<int64_t>(std::ceil((need - tokens_) * 1000.0 / rate_))};
-}
-
-void TokenBucket::set_rate(double rate_per_s, double burst) {
-  rate_ = rate_per_s;
-  burst_ = std::max(burst, 1.0);
-  tokens_ = std::min(tokens_, burst_);
+Millis RateWindow::wait_for(double cost, Millis now) {
+  expire(now);
+  if (used_ + cost <= capacity_ + 1e-9 || taken_.empty()) return Millis(0);
+  double freed = 0;
+  for (const auto& [when, c] : taken_) {
+    freed += c;
+    if (used_ - freed + cost <= capacity_ + 1e-9 || freed >= used_ - 1e-9)
+      return std::max(Millis(1), when + window_ + margin_ - now);
+  }
+  return window_ + margin_;
 }
 
 }  // namespace tocsin

@@ -1,8 +1,10 @@
-// Flow-control arithmetic for delivery: retry delays and token buckets.
+// Flow-control arithmetic for delivery: retry delays and rate windows.
 // Pure: time and randomness are arguments.
 #pragma once
 
 #include <chrono>
+#include <deque>
+#include <utility>
 #include <optional>
 
 namespace tocsin {
@@ -20,25 +22,30 @@ struct BackoffPolicy {
 Millis retry_delay(const BackoffPolicy& policy, int attempt, double unit_random,
                    std::optional<Millis> retry_after = std::nullopt);
 
-// A token bucket: `rate` tokens per second, holding at most `burst`.
-// Time is a monotonic Millis passed by the caller.
-class TokenBucket {
+// A sliding-window rate limit, counted the way providers count: at most
+// `rate_per_s` units (SMS segments, requests) in any window of one second
+// (longer for rates below one per second), plus a `margin` for the latency
+// between our send and the provider's clock. A token bucket lets rate+burst
+// through in some second; this never does, so tocsin is never the cause of
+// a provider's 429.
+class RateWindow {
  public:
-  TokenBucket(double rate_per_s, double burst, Millis now);
+  RateWindow(double rate_per_s, Millis margin = Millis(50));
 
-  // Takes `n` tokens if available now.
-  bool try_take(double n, Millis now);
-  // How long until `n` tokens will be available (0 when they are now).
-  Millis wait_for(double n, Millis now);
-  void set_rate(double rate_per_s, double burst);
-  double rate() const { return rate_; }
+  // Takes `cost` units at `now` if the window has room. A cost above the
+  // whole window's capacity passes alone, in an empty window.
+  bool try_take(double cost, Millis now);
+  // How long until `cost` units would fit (0 when they fit now).
+  Millis wait_for(double cost, Millis now);
+  void set_rate(double rate_per_s);
 
  private:
-  void refill(Millis now);
-  double rate_;
-  double burst_;
-  double tokens_;
-  Millis last_;
+  void expire(Millis now);
+  double capacity_;
+  Millis window_;
+  Millis margin_;
+  std::deque<std::pair<Millis, double>> taken_;  // (when, cost), oldest first
+  double used_ = 0;
 };
 
 }  // namespace tocsin

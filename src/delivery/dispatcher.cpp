@@ -13,7 +13,7 @@ using std::chrono::milliseconds;
 struct Dispatcher::Lane {
   struct Slot {
     std::unique_ptr<Gateway> gateway;
-    TokenBucket bucket;
+    RateWindow limit;  // the provider's rate, as the provider counts it
     int max_in_flight;
     int in_flight = 0;
   };
@@ -43,11 +43,8 @@ Dispatcher::Dispatcher(boost::asio::io_context& io, store::StoreWorker& store, c
     auto lane = std::make_unique<Lane>(io, ch);
     for (auto& spec : gateways) {
       if (!spec.gateway || spec.gateway->channel() != ch) continue;
-      // A burst of one second's worth: smooth enough that a provider
-      // enforcing N per second never sees more than N in any second.
-      lane->slots.push_back(Lane::Slot{std::move(spec.gateway),
-                                       TokenBucket(spec.rate_per_s, spec.rate_per_s, steady_now()),
-                                       spec.max_in_flight});
+      lane->slots.push_back(
+          Lane::Slot{std::move(spec.gateway), RateWindow(spec.rate_per_s), spec.max_in_flight});
     }
     if (!lane->slots.empty()) lanes_.push_back(std::move(lane));
   }
@@ -178,11 +175,11 @@ void Dispatcher::drain(Lane& lane) {
         rest.pop_back();
       }
       double cost = slot.gateway->cost(out);
-      if (!slot.bucket.try_take(cost, now)) {
+      if (!slot.limit.try_take(cost, now)) {
         // Put the batch back in front, in order, and wait for tokens.
         for (auto it = batch.rbegin(); it != batch.rend(); ++it) lane.ready.push_front(std::move(*it));
         lane.token_wait = true;
-        lane.token_timer.expires_after(slot.bucket.wait_for(cost, now));
+        lane.token_timer.expires_after(slot.limit.wait_for(cost, now));
         lane.token_timer.async_wait([this, &lane, alive = alive_](boost::system::error_code ec) {
           if (!*alive) return;
           lane.token_wait = false;

@@ -1,6 +1,7 @@
 // The delivery loop. For each channel it leases due deliveries from the
 // store, sends them through the channel's gateway under that gateway's rate
-// (token bucket) and concurrency cap, and writes results back in batches.
+// (a sliding window, as providers count) and concurrency cap, and writes
+// results back in batches.
 // A delivery stays leased in the store until its result is recorded, so a
 // crash at any moment loses nothing: on restart the store releases leases
 // and every delivery not recorded as accepted is sent again (at least once).

@@ -125,18 +125,33 @@ TEST_CASE("backoff: full jitter under an exponential ceiling, Retry-After honour
   CHECK(retry_delay(p, 1, 0.5, Millis(7000)) == Millis(7000));
 }
 
-TEST_CASE("token bucket: rate, burst and waiting", "[backoff]") {
-  TokenBucket b(10, 10, Millis(0));
+TEST_CASE("rate window: never more than the rate in any second", "[backoff]") {
+  RateWindow w(10, Millis(0));
   int taken = 0;
-  while (b.try_take(1, Millis(0))) ++taken;
+  while (w.try_take(1, Millis(0))) ++taken;
   CHECK(taken == 10);
-  CHECK(b.wait_for(1, Millis(0)) == Millis(100));
-  CHECK_FALSE(b.try_take(1, Millis(50)));
-  CHECK(b.try_take(1, Millis(100)));
-  // Over a simulated second at full demand, no more than rate + burst pass.
-  TokenBucket c(5, 5, Millis(0));
-  int passed = 0;
-  for (int ms = 0; ms < 1000; ++ms) passed += c.try_take(1, Millis(ms)) ? 1 : 0;
-  CHECK(passed <= 10);
-  CHECK(passed >= 9);
+  CHECK(w.wait_for(1, Millis(0)) == Millis(1000));
+  CHECK_FALSE(w.try_take(1, Millis(999)));
+  CHECK(w.try_take(1, Millis(1000)));
+  // Under constant demand, count what passes in every sliding second.
+  RateWindow v(7, Millis(20));
+  std::vector<int> sent_at;
+  for (int ms = 0; ms < 5000; ++ms)
+    while (v.try_take(1, Millis(ms))) sent_at.push_back(ms);
+  for (int start = 0; start < 4000; ++start) {
+    int in_window = 0;
+    for (int t : sent_at) in_window += t >= start && t < start + 1000;
+    REQUIRE(in_window <= 7);
+  }
+  CHECK(sent_at.size() >= 30);  // ~7 per 1.02 s over 5 s
+  // Segments: a 3-segment SMS costs 3; a cost above capacity passes alone.
+  RateWindow s(2, Millis(0));
+  CHECK(s.try_take(3, Millis(0)));
+  CHECK_FALSE(s.try_take(1, Millis(500)));
+  CHECK(s.wait_for(1, Millis(500)) == Millis(500));
+  // Below one per second the window stretches.
+  RateWindow slow(0.5, Millis(0));
+  CHECK(slow.try_take(1, Millis(0)));
+  CHECK_FALSE(slow.try_take(1, Millis(1500)));
+  CHECK(slow.try_take(1, Millis(2000)));
 }
