@@ -348,7 +348,12 @@ void read_templates(JsonReader r, std::vector<FieldProblem>& problems, Config& c
 }
 
 void read_delivery(JsonReader r, Config& c) {
-  r.reject_unknown({"sms_deadline_s", "email_deadline_s", "lease_s", "max_retry_delay_s"});
+  r.reject_unknown({"sms_deadline_s", "email_deadline_s", "lease_s", "max_retry_delay_s",
+                    "breaker_threshold", "breaker_cooldown_s"});
+  if (auto v = r.integer("breaker_threshold", Need::kOptional, 1, 1000))
+    c.delivery.breaker_threshold = static_cast<int>(*v);
+  if (auto v = r.integer("breaker_cooldown_s", Need::kOptional, 1, 3600))
+    c.delivery.breaker_cooldown_s = *v;
   if (auto v = r.integer("sms_deadline_s", Need::kOptional, 10, 86400)) c.delivery.sms_deadline_s = *v;
   if (auto v = r.integer("email_deadline_s", Need::kOptional, 10, 7 * 86400))
     c.delivery.email_deadline_s = *v;

@@ -58,6 +58,8 @@ struct DeliveryConfig {
   int64_t email_deadline_s = 7200;  // same for email
   int64_t lease_s = 120;            // a claimed delivery is reclaimable after this long
   int64_t max_retry_delay_s = 60;   // cap of the exponential backoff
+  int breaker_threshold = 5;        // consecutive failures that open a gateway's circuit
+  int64_t breaker_cooldown_s = 10;  // before an open circuit lets one probe request through
 };
 
 struct SubscribersConfig {

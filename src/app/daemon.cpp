@@ -67,6 +67,8 @@ class Daemon {
     delivery::DispatcherOptions dopts;
     dopts.lease = std::chrono::seconds(c.delivery.lease_s);
     dopts.backoff.cap = std::chrono::seconds(c.delivery.max_retry_delay_s);
+    dopts.breaker_threshold = c.delivery.breaker_threshold;
+    dopts.breaker_cooldown = std::chrono::seconds(c.delivery.breaker_cooldown_s);
     dispatcher_ = std::make_unique<delivery::Dispatcher>(io_, *worker_, clock_, dopts, std::move(specs));
 
     api_ = std::make_unique<Api>([this] { return config_; }, clock_, *worker_,

@@ -15,6 +15,7 @@ struct Dispatcher::Lane {
     std::unique_ptr<Gateway> gateway;
     RateWindow limit;  // the provider's rate, as the provider counts it
     int max_in_flight;
+    CircuitBreaker breaker;
     int in_flight = 0;
   };
   Channel channel;
@@ -43,8 +44,10 @@ Dispatcher::Dispatcher(boost::asio::io_context& io, store::StoreWorker& store, c
     auto lane = std::make_unique<Lane>(io, ch);
     for (auto& spec : gateways) {
       if (!spec.gateway || spec.gateway->channel() != ch) continue;
-      lane->slots.push_back(
-          Lane::Slot{std::move(spec.gateway), RateWindow(spec.rate_per_s), spec.max_in_flight});
+      lane->slots.push_back(Lane::Slot{std::move(spec.gateway), RateWindow(spec.rate_per_s),
+                                       spec.max_in_flight,
+                                       CircuitBreaker(options_.breaker_threshold,
+                                                      options_.breaker_cooldown)});
     }
     if (!lane->slots.empty()) lanes_.push_back(std::move(lane));
   }
@@ -141,10 +144,11 @@ void Dispatcher::claim(Lane& lane) {
 void Dispatcher::drain(Lane& lane) {
   if (lane.token_wait) return;
   milliseconds now = steady_now();
-  // The first gateway of the chain takes the traffic.
+  // The first gateway of the chain whose circuit is closed takes the
+  // traffic; a later one only while those before it are open (or probing).
   for (std::size_t gi = 0; gi < lane.slots.size() && !lane.ready.empty(); ++gi) {
     auto& slot = lane.slots[gi];
-    while (!lane.ready.empty() && slot.in_flight < slot.max_in_flight) {
+    while (!lane.ready.empty() && slot.in_flight < slot.max_in_flight && slot.breaker.allows(now)) {
       // A batch: messages sharing the first one's text, up to max_batch.
       std::vector<store::ClaimedDelivery> batch;
       std::vector<Outgoing> out;
@@ -176,7 +180,7 @@ void Dispatcher::drain(Lane& lane) {
       }
       double cost = slot.gateway->cost(out);
       if (!slot.limit.try_take(cost, now)) {
-        // Put the batch back in front, in order, and wait for tokens.
+        // Put the batch back in front, in order, and wait for room.
         for (auto it = batch.rbegin(); it != batch.rend(); ++it) lane.ready.push_front(std::move(*it));
         lane.token_wait = true;
         lane.token_timer.expires_after(slot.limit.wait_for(cost, now));
@@ -187,6 +191,7 @@ void Dispatcher::drain(Lane& lane) {
         });
         return;
       }
+      slot.breaker.on_request(now);
       ++slot.in_flight;
       ++stats_.in_flight;
       slot.gateway->send(std::move(out), [this, &lane, gi, batch = std::move(batch),
@@ -195,7 +200,22 @@ void Dispatcher::drain(Lane& lane) {
         on_outcomes(lane, gi, std::move(batch), std::move(outcomes));
       });
     }
-    break;  // failover to later gateways comes with circuit breakers
+    // A healthy gateway that is merely busy keeps its traffic: wait for it.
+    if (slot.breaker.state(now) == CircuitBreaker::State::kClosed) break;
+  }
+  // Every circuit open: look again once the first cooldown may have passed.
+  if (!lane.ready.empty() && !lane.token_wait) {
+    bool any_in_flight = false;
+    for (auto& s : lane.slots) any_in_flight = any_in_flight || s.in_flight > 0;
+    if (!any_in_flight) {
+      lane.token_wait = true;
+      lane.token_timer.expires_after(milliseconds(250));
+      lane.token_timer.async_wait([this, &lane, alive = alive_](boost::system::error_code ec) {
+        if (!*alive) return;
+        lane.token_wait = false;
+        if (!ec) drain(lane);
+      });
+    }
   }
 }
 
@@ -205,10 +225,32 @@ void Dispatcher::on_outcomes(Lane& lane, std::size_t gi, std::vector<store::Clai
   --slot.in_flight;
   --stats_.in_flight;
   UnixMs now = clock_.now_ms();
+  // The gateway is failing when it answers like an outage (5xx, timeouts,
+  // refused connections, rejected credentials); a 429 is our pace, and a
+  // permanent error is about one recipient, not the gateway.
+  bool gateway_failed = std::any_of(outcomes.begin(), outcomes.end(), [](const Outcome& o) {
+    return o.kind == OutcomeKind::kRetry && o.error != "http 429";
+  });
+  if (gateway_failed) {
+    if (slot.breaker.on_failure(steady_now())) {
+      spdlog::error("gateway {} failing ({}): circuit open, {} traffic moves down its chain",
+                    slot.gateway->name(), outcomes.front().error, to_string(lane.channel));
+    }
+  } else if (slot.breaker.state(steady_now()) != CircuitBreaker::State::kClosed) {
+    spdlog::info("gateway {} answers again: circuit closed", slot.gateway->name());
+    slot.breaker.on_success();
+  } else {
+    slot.breaker.on_success();
+  }
+  // With another gateway in the chain, a delivery that failed on this one
+  // need not wait out a long backoff: cap it so it moves on promptly.
+  bool has_alternative = lane.slots.size() > 1;
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const Outcome& o = i < outcomes.size() ? outcomes[i] : Outcome{.error = "no outcome"};
-    auto u = decide(batch[i], o, slot.gateway->name(), now, options_.backoff, unit(rng_));
+    BackoffPolicy policy = options_.backoff;
+    if (has_alternative && gateway_failed) policy.cap = std::min(policy.cap, milliseconds(1000));
+    auto u = decide(batch[i], o, slot.gateway->name(), now, policy, unit(rng_));
     switch (u.state) {
       case DeliveryState::kSent: ++stats_.sent; break;
       case DeliveryState::kFailed:

@@ -1,5 +1,6 @@
 // The delivery loop. For each channel it leases due deliveries from the
-// store, sends them through the channel's gateway under that gateway's rate
+// store, sends them through the channel's first healthy gateway (each has a
+// circuit breaker; the config's order is the failover chain) under its rate
 // (a sliding window, as providers count) and concurrency cap, and writes
 // results back in batches.
 // A delivery stays leased in the store until its result is recorded, so a
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "core/backoff.h"
+#include "core/breaker.h"
 #include "core/clock.h"
 #include "delivery/gateway.h"
 #include "store/store_worker.h"
@@ -28,6 +30,8 @@
 namespace tocsin::delivery {
 
 struct DispatcherOptions {
+  int breaker_threshold = 5;                     // consecutive failures that open a gateway's circuit
+  std::chrono::milliseconds breaker_cooldown{10'000};  // before an open circuit lets a probe through
   std::chrono::milliseconds lease{120'000};      // how long a claimed delivery stays ours
   BackoffPolicy backoff;                         // retry delays
   std::size_t max_claim = 2000;                  // deliveries leased per store round trip

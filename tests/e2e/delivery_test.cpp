@@ -63,3 +63,81 @@ TEST_CASE("long Spanish messages are rated by segment", "[e2e][delivery]") {
   CHECK(seconds >= expected);
   CHECK(gw.twilio.count(429) == 0);
 }
+
+TEST_CASE("primary SMS gateway down: traffic fails over to the backup, and returns after recovery",
+          "[e2e][delivery]") {
+  Gateways gw;
+  GatewayEmulator backup;
+  gw.twilio.set_down(true);
+  json cfg = test_config(gw);
+  json second = cfg["gateways"][0];
+  second["name"] = "twilio-backup";
+  second["base_url"] = backup.base_url();
+  cfg["gateways"].insert(cfg["gateways"].begin() + 1, second);
+  cfg["delivery"]["breaker_threshold"] = 3;
+  cfg["delivery"]["breaker_cooldown_s"] = 1;
+  Daemon d(cfg);
+  d.start();
+  std::vector<json> subs;
+  for (int i = 0; i < 50; ++i) subs.push_back({{"phone", phone_for(i)}, {"groups", {"eastside"}}});
+  subs.push_back({{"phone", phone_for(99)}, {"groups", {"drills"}}});  // the one checkpoint alerts reach
+  add_subscribers(d.url(), subs);
+
+  auto start = std::chrono::steady_clock::now();
+  REQUIRE(post_report(d.url(), report_body().dump()).json()["recipients"] == 51);
+  REQUIRE(backup.wait_for(51, 15s));
+  auto failover = std::chrono::steady_clock::now() - start;
+  WARN("all 51 SMS delivered via the backup in "
+       << std::chrono::duration_cast<std::chrono::milliseconds>(failover).count() << " ms");
+  CHECK(failover < 5s);
+  CHECK(gw.twilio.message_count() == 0);
+  CHECK(gw.twilio.count(503) >= 3);
+  std::this_thread::sleep_for(300ms);
+  CHECK(backup.message_count() == 51);  // each once
+
+  // The primary recovers: after the cooldown the next message is its probe;
+  // once that succeeds, traffic is back on the primary.
+  gw.twilio.set_down(false);
+  std::this_thread::sleep_for(1500ms);
+  backup.reset();
+  auto probe = post_report(d.url(), report_body({{"event", "checkpoint"}}).dump());
+  REQUIRE(probe.json()["recipients"] == 1);
+  REQUIRE(gw.twilio.wait_for(1, 5s));
+  auto r = post_report(d.url(), report_body({{"location", {{"lat", 34.2}, {"lon", -118.2}}}}).dump());
+  REQUIRE(r.json()["recipients"] == 51);
+  REQUIRE(gw.twilio.wait_for(52, 15s));
+  std::this_thread::sleep_for(500ms);
+  CHECK(gw.twilio.message_count() == 52);
+  CHECK(backup.message_count() == 0);
+  CHECK(d.log().find("circuit open") != std::string::npos);
+}
+
+TEST_CASE("a whole-channel outage holds messages until their deadline, then expires them visibly",
+          "[e2e][delivery]") {
+  Gateways gw;
+  gw.twilio.set_down(true);
+  json cfg = test_config(gw);
+  cfg["delivery"]["sms_deadline_s"] = 10;
+  cfg["delivery"]["breaker_cooldown_s"] = 1;
+  Daemon d(cfg);
+  d.start();
+  add_subscribers(d.url(), {json{{"phone", phone_for(1)}, {"groups", {"eastside"}}},
+                            json{{"phone", phone_for(2)}, {"groups", {"eastside"}}}});
+  auto r = post_report(d.url(), report_body().dump());
+  std::string code = r.json()["incident_id"];
+  // Retried while the deadline allows...
+  REQUIRE(gw.twilio.wait_for([](const Observations& o) { return o.count(503) >= 4; }, 10s));
+  // ...then expired, and shown as such.
+  json deliveries;
+  for (int i = 0; i < 60; ++i) {
+    deliveries = admin("GET", d.url() + "/v1/incidents/" + code).json()["deliveries"];
+    if (deliveries["sms"].value("expired", 0) == 2) break;
+    std::this_thread::sleep_for(250ms);
+  }
+  CHECK(deliveries["sms"]["expired"] == 2);
+  CHECK(gw.twilio.message_count() == 0);
+  // Recovery after the deadline sends nothing stale.
+  gw.twilio.set_down(false);
+  std::this_thread::sleep_for(2s);
+  CHECK(gw.twilio.message_count() == 0);
+}
