@@ -16,6 +16,9 @@ struct Dispatcher::Lane {
     RateWindow limit;  // the provider's rate, as the provider counts it
     int max_in_flight;
     CircuitBreaker breaker;
+    double rate_per_s;
+    // Requests sent and not yet recorded: a slot is freed only once its
+    // result is durable, so a crash can repeat at most max_in_flight requests.
     int in_flight = 0;
   };
   Channel channel;
@@ -30,10 +33,19 @@ struct Dispatcher::Lane {
 
   Lane(boost::asio::io_context& io, Channel ch) : channel(ch), poll_timer(io), token_timer(io) {}
 
-  std::size_t capacity() const {
+  // How many deliveries to hold leased at once: enough to keep every
+  // gateway busy for a few seconds (claims are transactions: fewer, larger
+  // ones are cheaper), little enough that none waits in memory for long.
+  // Holding them unsent adds no duplicates after a crash: only sent and
+  // unrecorded ones can repeat, and in_flight bounds those.
+  std::size_t capacity(std::size_t max_claim) const {
     std::size_t c = 0;
-    for (const auto& s : slots) c += static_cast<std::size_t>(s.max_in_flight) * s.gateway->max_batch();
-    return c;
+    for (const auto& s : slots) {
+      auto concurrent = static_cast<std::size_t>(s.max_in_flight) * s.gateway->max_batch();
+      auto paced = static_cast<std::size_t>(s.rate_per_s * 5);
+      c += std::max(concurrent, paced);
+    }
+    return std::min(c, max_claim);
   }
 };
 
@@ -47,7 +59,8 @@ Dispatcher::Dispatcher(boost::asio::io_context& io, store::StoreWorker& store, c
       lane->slots.push_back(Lane::Slot{std::move(spec.gateway), RateWindow(spec.rate_per_s),
                                        spec.max_in_flight,
                                        CircuitBreaker(options_.breaker_threshold,
-                                                      options_.breaker_cooldown)});
+                                                      options_.breaker_cooldown),
+                                       spec.rate_per_s});
     }
     if (!lane->slots.empty()) lanes_.push_back(std::move(lane));
   }
@@ -90,7 +103,7 @@ void Dispatcher::schedule_poll(Lane& lane, milliseconds after) {
 
 void Dispatcher::claim(Lane& lane) {
   if (stopping_ || lane.claiming) return;
-  std::size_t cap = lane.capacity();
+  std::size_t cap = lane.capacity(options_.max_claim);
   if (lane.held >= cap) return;  // results will free room and pump again
   std::size_t want = std::min(cap - lane.held, options_.max_claim);
   lane.claiming = true;
@@ -222,8 +235,6 @@ void Dispatcher::drain(Lane& lane) {
 void Dispatcher::on_outcomes(Lane& lane, std::size_t gi, std::vector<store::ClaimedDelivery> batch,
                              std::vector<Outcome> outcomes) {
   auto& slot = lane.slots[gi];
-  --slot.in_flight;
-  --stats_.in_flight;
   UnixMs now = clock_.now_ms();
   // The gateway is failing when it answers like an outage (5xx, timeouts,
   // refused connections, rejected credentials); a 429 is our pace, and a
@@ -268,7 +279,7 @@ void Dispatcher::on_outcomes(Lane& lane, std::size_t gi, std::vector<store::Clai
     }
     unrecorded_.push_back(std::move(u));
   }
-  unrecorded_holds_.emplace_back(&lane, batch.size());
+  unrecorded_holds_.push_back({&lane, gi, batch.size()});
   flush();
   drain(lane);
 }
@@ -277,7 +288,7 @@ void Dispatcher::flush() {
   if (flushing_ || unrecorded_.empty()) return;
   flushing_ = true;
   auto updates = std::make_shared<std::vector<store::DeliveryUpdate>>(std::move(unrecorded_));
-  auto holds = std::make_shared<std::vector<std::pair<Lane*, std::size_t>>>(std::move(unrecorded_holds_));
+  auto holds = std::make_shared<std::vector<Hold>>(std::move(unrecorded_holds_));
   unrecorded_.clear();
   unrecorded_holds_.clear();
   UnixMs now = clock_.now_ms();
@@ -297,7 +308,11 @@ void Dispatcher::flush() {
                     });
                     return;
                   }
-                  for (auto [lane, n] : *holds) lane->held -= n;
+                  for (const auto& h : *holds) {
+                    h.lane->held -= h.deliveries;
+                    --h.lane->slots[h.slot].in_flight;
+                    --stats_.in_flight;
+                  }
                   flush();
                   if (stopping_) maybe_finish_stop();
                   else pump();

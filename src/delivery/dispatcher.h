@@ -6,8 +6,9 @@
 // A delivery stays leased in the store until its result is recorded, so a
 // crash at any moment loses nothing: on restart the store releases leases
 // and every delivery not recorded as accepted is sent again (at least once).
-// Duplicates after a crash are bounded by what may be held at once:
-// max_in_flight requests of max_batch messages per gateway.
+// Duplicates after a crash are bounded by max_in_flight requests (of
+// max_batch messages) per gateway: a request's slot is freed only once its
+// result is recorded.
 //
 // Runs entirely on the io_context's thread; not thread-safe.
 #pragma once
@@ -34,7 +35,7 @@ struct DispatcherOptions {
   std::chrono::milliseconds breaker_cooldown{10'000};  // before an open circuit lets a probe through
   std::chrono::milliseconds lease{120'000};      // how long a claimed delivery stays ours
   BackoffPolicy backoff;                         // retry delays
-  std::size_t max_claim = 2000;                  // deliveries leased per store round trip
+  std::size_t max_claim = 5000;                  // deliveries leased per store round trip
   std::chrono::milliseconds idle_poll{1'000};    // look for due retries at least this often
 };
 
@@ -49,7 +50,7 @@ struct DispatcherStats {
   int64_t retried = 0;    // transient failures, scheduled again
   int64_t failed = 0;     // permanent failures
   int64_t expired = 0;    // deadline passed
-  int64_t in_flight = 0;  // requests now at gateways
+  int64_t in_flight = 0;  // requests sent whose results are not yet recorded
   int64_t held = 0;       // deliveries leased and not yet recorded
 };
 
@@ -92,7 +93,12 @@ class Dispatcher {
   DispatcherOptions options_;
   std::vector<std::unique_ptr<Lane>> lanes_;  // one per channel that has gateways
   std::vector<store::DeliveryUpdate> unrecorded_;  // results waiting for the next flush
-  std::vector<std::pair<Lane*, std::size_t>> unrecorded_holds_;  // holds to release on flush
+  struct Hold {  // what one answered request keeps until its results are recorded
+    Lane* lane;
+    std::size_t slot;
+    std::size_t deliveries;
+  };
+  std::vector<Hold> unrecorded_holds_;
   bool flushing_ = false;
   bool pump_posted_ = false;
   bool stopping_ = false;
