@@ -142,6 +142,10 @@ void Api::handle(http::Request req, Respond respond) {
     if (m != "POST") return respond(problem(method_not_allowed()));
     return post_report(req, std::move(respond));
   }
+  if (path == "/v1/receipts/twilio") {
+    if (m != "POST") return respond(problem(method_not_allowed()));
+    return receipt_twilio(req, std::move(respond));
+  }
   if (path == "/v1/inbound/twilio") {
     if (m != "POST") return respond(problem(method_not_allowed()));
     return inbound_twilio(req, std::move(respond));
@@ -240,17 +244,17 @@ void Api::post_report(http::Request& req, Respond respond) {
       });
 }
 
-void Api::inbound_twilio(http::Request& req, Respond respond) {
-  auto cfg = config_();
-  const Config& c = cfg->config;
+bool Api::twilio_verified(const http::Request& req, const ActiveConfig& cfg,
+                          const FormFields& fields, Respond& respond) {
+  const Config& c = cfg.config;
   // Twilio signs the URL it called: ours as the outside world sees it.
   if (c.server.public_url.empty()) {
-    spdlog::error("inbound SMS refused: server.public_url is not configured, so Twilio's "
+    spdlog::error("Twilio callback refused: server.public_url is not configured, so its "
                   "signature cannot be checked");
-    return respond(problem(Problem{.status = 403, .type = "forbidden", .title = "Forbidden",
-                                   .detail = "inbound messages need server.public_url"}));
+    respond(problem(Problem{.status = 403, .type = "forbidden", .title = "Forbidden",
+                            .detail = "Twilio callbacks need server.public_url"}));
+    return false;
   }
-  FormFields fields = parse_form(req.body);
   std::string url = c.server.public_url + std::string(req.target);
   auto offered = req.header("x-twilio-signature");
   bool valid = false;
@@ -258,12 +262,41 @@ void Api::inbound_twilio(http::Request& req, Respond respond) {
     if (g.type == GatewayType::kTwilio && !g.auth_token.empty())
       valid = constant_time_equal(offered, twilio_signature(g.auth_token, url, fields)) || valid;
   if (!valid) {
-    spdlog::warn("inbound SMS refused: bad X-Twilio-Signature from {}", req.remote);
-    return respond(problem(Problem{.status = 403, .type = "bad-signature",
-                                   .title = "Bad signature",
-                                   .detail = "X-Twilio-Signature does not verify",
-                                   .field = "X-Twilio-Signature"}));
+    spdlog::warn("Twilio callback {} refused: bad X-Twilio-Signature from {}", req.path(), req.remote);
+    respond(problem(Problem{.status = 403, .type = "bad-signature", .title = "Bad signature",
+                            .detail = "X-Twilio-Signature does not verify",
+                            .field = "X-Twilio-Signature"}));
   }
+  return valid;
+}
+
+void Api::receipt_twilio(http::Request& req, Respond respond) {
+  auto cfg = config_();
+  FormFields fields = parse_form(req.body);
+  if (!twilio_verified(req, *cfg, fields, respond)) return;
+  std::string sid(form_value(fields, "MessageSid"));
+  std::string_view status = form_value(fields, "MessageStatus");
+  std::optional<DeliveryState> target;
+  if (status == "delivered" || status == "read") target = DeliveryState::kDelivered;
+  else if (status == "undelivered" || status == "failed") target = DeliveryState::kUndelivered;
+  http::Response ok;
+  ok.status = 204;
+  if (!target || sid.empty()) return respond(std::move(ok));  // queued, sending, sent: nothing new
+  UnixMs now = clock_.now_ms();
+  store_.call<bool>(
+      [sid, state = *target, now](store::Store& s) { return s.apply_receipt(sid, state, now); },
+      [state = *target, respond = std::move(respond), ok](std::optional<bool> changed) {
+        if (!changed) return respond(problem(unavailable()));
+        if (*changed) spdlog::debug("receipt: a delivery is now {}", to_string(state));
+        respond(ok);
+      });
+}
+
+void Api::inbound_twilio(http::Request& req, Respond respond) {
+  auto cfg = config_();
+  const Config& c = cfg->config;
+  FormFields fields = parse_form(req.body);
+  if (!twilio_verified(req, *cfg, fields, respond)) return;
   auto from = normalize_phone(form_value(fields, "From"), c.subscribers.default_region);
   if (!from) return respond(twiml());
   InboundIntent intent = classify_sms_reply(form_value(fields, "Body"));
@@ -392,6 +425,28 @@ void Api::incidents(http::Request& req, std::string_view rest, Respond respond) 
     r.set("WWW-Authenticate", "Bearer");
     return respond(std::move(r));
   }
+  if (rest.ends_with("/retry") && rest.size() > 7) {
+    if (req.method != "POST") return respond(problem(method_not_allowed()));
+    std::string code(rest.substr(1, rest.size() - 7));
+    for (auto& ch : code) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    UnixMs now = clock_.now_ms();
+    const auto& dc = cfg->config.delivery;
+    UnixMs sms_deadline = now + dc.sms_deadline_s * 1000, email_deadline = now + dc.email_deadline_s * 1000;
+    store_.call<std::optional<int64_t>>(
+        [code, now, sms_deadline, email_deadline](store::Store& s) -> std::optional<int64_t> {
+          if (!s.incident(code)) return std::nullopt;
+          return s.requeue_failed(code, now, sms_deadline, email_deadline);
+        },
+        [this, code, respond = std::move(respond)](std::optional<std::optional<int64_t>> r) {
+          if (!r) return respond(problem(unavailable()));
+          if (!*r) return respond(problem(not_found("no such incident")));
+          spdlog::info("incident {}: {} failed or expired deliveries queued again by an operator",
+                       code, **r);
+          if (**r > 0 && hooks_.deliveries_planned) hooks_.deliveries_planned();
+          respond(http::json_response(200, json{{"incident_id", code}, {"requeued", **r}}.dump()));
+        });
+    return;
+  }
   if (req.method != "GET") return respond(problem(method_not_allowed()));
   if (rest.empty() || rest == "/") {
     bool open_only = req.query().find("state=open") != std::string_view::npos;
@@ -453,6 +508,11 @@ void Api::incidents(http::Request& req, std::string_view rest, Respond respond) 
         for (const auto& c : s.incident_delivery_counts(code))
           deliveries[std::string(to_string(c.channel))][std::string(to_string(c.state))] = c.count;
         j["deliveries"] = deliveries;
+        json by_gateway = json::object();
+        for (const auto& [gateway, c] : s.incident_gateway_counts(code))
+          by_gateway[gateway.empty() ? "(not tried)" : gateway][std::string(to_string(c.state))] =
+              c.count;
+        j["deliveries_by_gateway"] = by_gateway;
         return j;
       },
       [respond = std::move(respond)](std::optional<std::optional<json>> r) {

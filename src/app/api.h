@@ -9,6 +9,7 @@
 
 #include "app/config.h"
 #include "core/clock.h"
+#include "core/form.h"
 #include "http/message.h"
 #include "store/store_worker.h"
 
@@ -33,6 +34,11 @@ class Api {
   void subscribers(http::Request& req, std::string_view rest, Respond respond);
   void incidents(http::Request& req, std::string_view rest, Respond respond);
   void inbound_twilio(http::Request& req, Respond respond);
+  void receipt_twilio(http::Request& req, Respond respond);
+  // Checks X-Twilio-Signature of a form POST against server.public_url and
+  // the Twilio gateways' auth tokens; answers 403 itself when it fails.
+  bool twilio_verified(const http::Request& req, const ActiveConfig& cfg, const FormFields& fields,
+                       Respond& respond);
   bool authorized_admin(const http::Request& req, const ActiveConfig& cfg) const;
 
   ConfigSource config_;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -52,6 +53,70 @@ int check_config(const std::string& path) {
   return kOk;
 }
 
+// One request, synchronously, through the same client the daemon uses.
+delivery::OutboundResponse call(delivery::OutboundRequest req) {
+  boost::asio::io_context io;
+  delivery::CurlHttpClient client(io);
+  delivery::OutboundResponse response;
+  client.send(std::move(req), [&](delivery::OutboundResponse r) { response = std::move(r); });
+  io.run();
+  return response;
+}
+
+std::string base_url(std::string url) {
+  while (url.ends_with('/')) url.pop_back();
+  return url;
+}
+
+std::optional<std::string> read_token(const std::string& token_file) {
+  auto token = read_file(token_file);
+  if (!token) return std::nullopt;
+  auto nl = token->find_first_of("\r\n");
+  if (nl != std::string::npos) token->resize(nl);
+  return token;
+}
+
+// `tocsin deliveries`: counts by channel, state and gateway; with `retry`,
+// failed and expired deliveries are queued again.
+int deliveries(const std::string& url, const std::string& token_file, const std::string& incident,
+               bool retry) {
+  auto token = read_token(token_file);
+  if (!token || token->empty()) {
+    std::fprintf(stderr, "tocsin deliveries: cannot read a token from %s\n", token_file.c_str());
+    return kUsage;
+  }
+  delivery::OutboundRequest req;
+  req.method = retry ? "POST" : "GET";
+  req.url = base_url(url) + "/v1/incidents/" + incident + (retry ? "/retry" : "");
+  req.headers = {{"Authorization", "Bearer " + *token}};
+  auto r = call(std::move(req));
+  if (r.status == 0) {
+    std::fprintf(stderr, "tocsin deliveries: %s: %s\n", url.c_str(), r.error.c_str());
+    return kFailed;
+  }
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  if (r.status != 200 || !j.is_object()) {
+    std::fprintf(stderr, "tocsin deliveries: %d %s\n", r.status, r.body.c_str());
+    return kFailed;
+  }
+  if (retry) {
+    std::printf("incident %s: %lld deliveries queued again\n", incident.c_str(),
+                static_cast<long long>(j.value("requeued", 0)));
+    return kOk;
+  }
+  std::printf("incident %s (%s, %s)\n", j.value("id", "").c_str(), j.value("state", "").c_str(),
+              j.value("event", "").c_str());
+  std::printf("%-8s %-12s %8s\n", "channel", "state", "count");
+  for (auto& [channel, states] : j["deliveries"].items())
+    for (auto& [state, n] : states.items())
+      std::printf("%-8s %-12s %8lld\n", channel.c_str(), state.c_str(), n.get<long long>());
+  std::printf("\n%-24s %-12s %8s\n", "gateway", "state", "count");
+  for (auto& [gateway, states] : j["deliveries_by_gateway"].items())
+    for (auto& [state, n] : states.items())
+      std::printf("%-24s %-12s %8lld\n", gateway.c_str(), state.c_str(), n.get<long long>());
+  return kOk;
+}
+
 int submit(const std::string& url, const std::string& secret_file, const std::string& report_file,
            std::string id) {
   auto secret = read_file(secret_file);
@@ -81,19 +146,14 @@ int submit(const std::string& url, const std::string& secret_file, const std::st
                    std::chrono::system_clock::now().time_since_epoch())
                    .count();
   delivery::OutboundRequest req;
-  req.url = url;
-  while (req.url.ends_with('/')) req.url.pop_back();
+  req.url = base_url(url);
   if (!req.url.ends_with("/v1/reports")) req.url += "/v1/reports";
   req.headers = {{"Content-Type", "application/json"},
                  {"webhook-id", id},
                  {"webhook-timestamp", std::to_string(ts)},
                  {"webhook-signature", sign_webhook(*key, id, ts, *body)}};
   req.body = std::move(*body);
-  boost::asio::io_context io;
-  delivery::CurlHttpClient client(io);
-  delivery::OutboundResponse response;
-  client.send(std::move(req), [&](delivery::OutboundResponse r) { response = std::move(r); });
-  io.run();
+  auto response = call(std::move(req));
   if (response.status == 0) {
     std::fprintf(stderr, "tocsin submit: %s: %s\n", url.c_str(), response.error.c_str());
     return kFailed;
@@ -130,6 +190,22 @@ int run_cli(int argc, char** argv) {
       "Example: tocsin submit --url http://127.0.0.1:8080 --secret-file config/demo-coordinator.secret "
       "config/example-report.json");
 
+  std::string token_file, incident;
+  auto* deliveries_cmd =
+      app.add_subcommand("deliveries", "Delivery counts of an incident, by channel, state and gateway");
+  deliveries_cmd->add_option("--url", url, "tocsin base URL, e.g. http://127.0.0.1:8080")->required();
+  deliveries_cmd->add_option("--token-file", token_file, "File holding an admin token")->required();
+  deliveries_cmd->add_option("--incident", incident, "Incident code, e.g. A72WYM")->required();
+  deliveries_cmd->footer(
+      "Example: tocsin deliveries --url http://127.0.0.1:8080 --token-file /etc/tocsin/admin.token "
+      "--incident A72WYM");
+  auto* retry_cmd = deliveries_cmd->add_subcommand(
+      "retry", "Queue the incident's failed and expired deliveries again, with a fresh deadline");
+  retry_cmd->fallthrough();  // "deliveries retry --incident ID" as well as "... --incident ID retry"
+  retry_cmd->footer(
+      "Example: tocsin deliveries --url http://127.0.0.1:8080 --token-file /etc/tocsin/admin.token "
+      "--incident A72WYM retry");
+
   auto* version_cmd = app.add_subcommand("version", "Print the version");
 
   try {
@@ -143,6 +219,7 @@ int run_cli(int argc, char** argv) {
   }
   if (*check_cmd) return check_config(config_path);
   if (*submit_cmd) return submit(url, secret_file, report_file, id);
+  if (*deliveries_cmd) return deliveries(url, token_file, incident, static_cast<bool>(*retry_cmd));
   if (*serve_cmd) {
     setup_logging();
     return serve(config_path);

@@ -77,6 +77,7 @@ CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (channel, next_attempt_a
 CREATE INDEX IF NOT EXISTS deliveries_incident ON deliveries (incident_id, channel);
 CREATE INDEX IF NOT EXISTS deliveries_subscriber ON deliveries (subscriber_id) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS deliveries_subscriber_all ON deliveries (subscriber_id, channel, id);
+CREATE INDEX IF NOT EXISTS deliveries_provider ON deliveries (provider_id) WHERE provider_id <> '';
 
 -- Replies to alerts, by kind only: the text is not kept.
 CREATE TABLE IF NOT EXISTS acknowledgements (
@@ -321,6 +322,43 @@ class SqliteStore final : public Store {
       out.push_back({static_cast<Channel>(s.i64(0)), static_cast<DeliveryState>(s.i64(1)),
                      s.i64(2)});
     return out;
+  }
+
+  std::vector<std::pair<std::string, DeliveryCount>> incident_gateway_counts(
+      const std::string& id) override {
+    auto& s = stmt(
+        "SELECT gateway, channel, state, count(*) FROM deliveries WHERE incident_id = ? "
+        "GROUP BY gateway, channel, state ORDER BY gateway, channel, state");
+    s.reset().bind(id);
+    std::vector<std::pair<std::string, DeliveryCount>> out;
+    while (s.step())
+      out.emplace_back(s.text(0), DeliveryCount{static_cast<Channel>(s.i64(1)),
+                                                static_cast<DeliveryState>(s.i64(2)), s.i64(3)});
+    return out;
+  }
+
+  int64_t requeue_failed(const std::string& id, UnixMs now, UnixMs sms_deadline,
+                         UnixMs email_deadline) override {
+    stmt("UPDATE deliveries SET state = 0, next_attempt_at = ?1, lease_until = 0, "
+         "deadline_at = CASE channel WHEN 0 THEN ?2 ELSE ?3 END, updated_at = ?1 "
+         "WHERE incident_id = ?4 AND state IN (4, 5)")
+        .reset()
+        .bind(now)
+        .bind(sms_deadline)
+        .bind(email_deadline)
+        .bind(id)
+        .run();
+    return sqlite3_changes64(db_);
+  }
+
+  bool apply_receipt(const std::string& provider_id, DeliveryState state, UnixMs now) override {
+    stmt("UPDATE deliveries SET state = ?, updated_at = ? WHERE provider_id = ? AND state = 1")
+        .reset()
+        .bind(static_cast<int>(state))
+        .bind(now)
+        .bind(provider_id)
+        .run();
+    return sqlite3_changes64(db_) > 0;
   }
 
   int64_t insert_report(const ReportRecord& r) override {

@@ -158,6 +158,13 @@ class Store {
   virtual std::vector<IncidentRecord> list_incidents(bool open_only, int limit) = 0;
   virtual std::vector<ReportSummary> incident_reports(const std::string& id) = 0;
   virtual std::vector<DeliveryCount> incident_delivery_counts(const std::string& id) = 0;
+  // Counts by gateway (the last one tried) and state; "" for never tried.
+  virtual std::vector<std::pair<std::string, DeliveryCount>> incident_gateway_counts(
+      const std::string& id) = 0;
+  // Puts the incident's failed and expired deliveries back in the queue,
+  // due now, with a fresh deadline per channel. Returns how many.
+  virtual int64_t requeue_failed(const std::string& id, UnixMs now, UnixMs sms_deadline,
+                                 UnixMs email_deadline) = 0;
 
   // Reports. Returns the new report id.
   virtual int64_t insert_report(const ReportRecord& report) = 0;
@@ -187,6 +194,10 @@ class Store {
   virtual ClaimResult claim_due(Channel channel, std::size_t limit, UnixMs now,
                                 UnixMs lease_until) = 0;
   virtual void record_results(const std::vector<DeliveryUpdate>& updates, UnixMs now) = 0;
+  // A provider's delivery receipt for the message it called `provider_id`:
+  // moves a sent delivery to delivered or undelivered, never back (receipts
+  // arrive out of order). Returns whether anything changed.
+  virtual bool apply_receipt(const std::string& provider_id, DeliveryState state, UnixMs now) = 0;
   // Earliest next_attempt_at among unleased pending deliveries, if any.
   virtual std::optional<UnixMs> next_due(Channel channel) = 0;
   // Ends every lease (start-up of the only instance on this store).

@@ -1,5 +1,6 @@
 // End-to-end: delivery under provider limits and failures.
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
@@ -183,4 +184,121 @@ TEST_CASE("kill -9 at random moments of 5,000-recipient fan-outs, ten rounds: no
     worst = std::max(worst, duplicates);
   }
   WARN("most duplicates in one round: " << worst << " (max_in_flight " << max_in_flight << ")");
+}
+
+TEST_CASE("Twilio receipts move deliveries to delivered or undelivered, one way only",
+          "[e2e][delivery]") {
+  Gateways gw;
+  Daemon d(test_config(gw));
+  d.start();
+  add_subscribers(d.url(), {json{{"phone", phone_for(1)}, {"groups", {"eastside"}}},
+                            json{{"phone", phone_for(2)}, {"groups", {"eastside"}}}});
+  auto r = post_report(d.url(), report_body().dump());
+  std::string code = r.json()["incident_id"];
+  REQUIRE(gw.twilio.wait_for(2, 5s));
+  auto counts = [&] { return admin("GET", d.url() + "/v1/incidents/" + code).json()["deliveries"]["sms"]; };
+  for (int i = 0; i < 20 && counts().value("sent", 0) != 2; ++i) std::this_thread::sleep_for(100ms);
+  auto msgs = gw.twilio.messages();
+  // Out of order: "delivered" first, then a late "sent" and a contradicting "undelivered".
+  CHECK(twilio_receipt(d.url(), gw, msgs[0].id, "delivered").status == 204);
+  CHECK(twilio_receipt(d.url(), gw, msgs[0].id, "sent").status == 204);
+  CHECK(twilio_receipt(d.url(), gw, msgs[0].id, "undelivered").status == 204);
+  CHECK(twilio_receipt(d.url(), gw, msgs[1].id, "undelivered").status == 204);
+  // A forged receipt changes nothing.
+  CHECK(twilio_receipt(d.url(), gw, msgs[1].id, "delivered", /*forged=*/true).status == 403);
+  auto c = counts();
+  CHECK(c.value("delivered", 0) == 1);
+  CHECK(c.value("undelivered", 0) == 1);
+  CHECK(c.value("sent", 0) == 0);
+}
+
+TEST_CASE("30% 503, 10% 429 and 2 s stalls: every message still delivered exactly once",
+          "[e2e][delivery]") {
+  Gateways gw;
+  for (auto* e : {&gw.twilio, &gw.sendgrid}) {
+    e->set_p_503(0.30);
+    e->set_p_429(0.10, 1);
+    e->set_stall(0.10, 2s);
+  }
+  Daemon d(test_config(gw));
+  d.start();
+  std::vector<json> subs;
+  for (int i = 0; i < 60; ++i)
+    subs.push_back({{"phone", phone_for(i)}, {"email", "s" + std::to_string(i) + "@example.org"},
+                    {"language", i % 2 ? "es" : "en"}, {"groups", {"eastside"}}});
+  add_subscribers(d.url(), subs);
+  REQUIRE(post_report(d.url(), report_body().dump()).json()["recipients"] == 120);
+  REQUIRE(gw.twilio.wait_for(60, 90s));
+  REQUIRE(gw.sendgrid.wait_for(60, 90s));
+  std::this_thread::sleep_for(1s);
+  std::map<std::string, int> counts;
+  for (const auto& m : gw.twilio.messages()) ++counts[m.to];
+  for (const auto& m : gw.sendgrid.messages()) ++counts[m.to];
+  CHECK(counts.size() == 120);
+  for (const auto& [to, n] : counts) CHECK(n == 1);
+  CHECK(gw.twilio.count(503) > 0);
+  CHECK(gw.twilio.count(429) > 0);
+}
+
+TEST_CASE("SIGTERM drains requests in flight and the next start sends the rest, once",
+          "[e2e][delivery]") {
+  Gateways gw;
+  gw.twilio.set_stall(1.0, 1500ms);  // every request takes 1.5 s
+  Daemon d(test_config(gw, 500, 4));
+  d.start();
+  std::vector<json> subs;
+  for (int i = 0; i < 12; ++i) subs.push_back({{"phone", phone_for(i)}, {"groups", {"eastside"}}});
+  add_subscribers(d.url(), subs);
+  REQUIRE(post_report(d.url(), report_body().dump()).json()["recipients"] == 12);
+  REQUIRE(gw.twilio.wait_for([](const Observations& o) { return o.in_flight == 4; }, 5s));
+  d.terminate();
+  auto exit = d.wait_exit(15s);
+  REQUIRE(exit);
+  CHECK(exit->code == 0);
+  CHECK(gw.twilio.message_count() == 4);  // the four in flight were answered and recorded
+  gw.twilio.set_stall(0, 0ms);
+  d.start();
+  REQUIRE(gw.twilio.wait_for(12, 10s));
+  std::this_thread::sleep_for(500ms);
+  std::map<std::string, int> counts;
+  for (const auto& m : gw.twilio.messages()) ++counts[m.to];
+  CHECK(counts.size() == 12);
+  for (const auto& [to, n] : counts) CHECK(n == 1);
+}
+
+TEST_CASE("operators see deliveries by gateway and queue expired ones again", "[e2e][delivery][cli]") {
+  Gateways gw;
+  gw.twilio.set_down(true);
+  json cfg = test_config(gw);
+  cfg["delivery"]["sms_deadline_s"] = 10;
+  cfg["delivery"]["breaker_cooldown_s"] = 1;
+  Daemon d(cfg);
+  d.start();
+  add_subscribers(d.url(), {json{{"phone", phone_for(1)}, {"groups", {"eastside"}}}});
+  std::string code = post_report(d.url(), report_body().dump()).json()["incident_id"];
+  std::ofstream(d.path("admin.token")) << kAdminToken << "\n";
+  auto args = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = {"deliveries", "--url", d.url(), "--token-file",
+                                  d.path("admin.token").string(), "--incident", code};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  for (int i = 0; i < 60; ++i) {
+    auto out = run_cli(args({})).out;
+    if (out.find("expired") != std::string::npos) break;
+    std::this_thread::sleep_for(250ms);
+  }
+  auto shown = run_cli(args({}));
+  INFO(shown.out << shown.err);
+  CHECK(shown.exit_code == 0);
+  CHECK(shown.out.find("sms      expired") != std::string::npos);
+  CHECK(shown.out.find("twilio-main") != std::string::npos);
+  // The provider is back: the operator queues the expired alert again.
+  gw.twilio.set_down(false);
+  auto retried = run_cli({"deliveries", "retry", "--url", d.url(), "--token-file",
+                          d.path("admin.token").string(), "--incident", code});
+  INFO(retried.out << retried.err);
+  CHECK(retried.exit_code == 0);
+  CHECK(retried.out.find("1 deliveries queued again") != std::string::npos);
+  CHECK(gw.twilio.wait_for(1, 5s));
 }

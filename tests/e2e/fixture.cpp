@@ -103,6 +103,21 @@ HttpResult inbound_sms(const std::string& base_url, const Gateways& gw, const st
                  form_encode(fields));
 }
 
+HttpResult twilio_receipt(const std::string& base_url, const Gateways& gw, const std::string& sid,
+                          const std::string& status, bool forged) {
+  std::vector<std::pair<std::string, std::string>> fields = {
+      {"AccountSid", gw.twilio.options().account_sid},
+      {"MessageSid", sid},
+      {"MessageStatus", status},
+      {"To", "+12135550199"}};
+  tocsin::FormFields ff(fields.begin(), fields.end());
+  std::string sig = tocsin::twilio_signature(forged ? "not-the-token" : gw.twilio.options().auth_token,
+                                             std::string(kPublicUrl) + "/v1/receipts/twilio", ff);
+  return request("POST", base_url + "/v1/receipts/twilio",
+                 {{"Content-Type", "application/x-www-form-urlencoded"}, {"X-Twilio-Signature", sig}},
+                 form_encode(fields));
+}
+
 HttpResult admin(const std::string& method, const std::string& url, const json& body) {
   http::Headers h = {{"Authorization", std::string("Bearer ") + kAdminToken}};
   if (body.is_null()) return request(method, url, h);

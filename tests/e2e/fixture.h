@@ -44,6 +44,10 @@ HttpResult post_report(const std::string& base_url, const std::string& body,
 HttpResult inbound_sms(const std::string& base_url, const Gateways& gw, const std::string& from,
                        const std::string& body, bool forged = false);
 
+// A Twilio delivery receipt (StatusCallback) for message `sid`.
+HttpResult twilio_receipt(const std::string& base_url, const Gateways& gw, const std::string& sid,
+                          const std::string& status, bool forged = false);
+
 // Admin API call with the test token.
 HttpResult admin(const std::string& method, const std::string& url,
                  const nlohmann::json& body = nullptr);
