@@ -166,16 +166,9 @@ TEST_CASE("kill -9 at random moments of 5,000-recipient fan-outs, ten rounds: no
     std::this_thread::sleep_for(std::chrono::milliseconds(when(rng)));
     d.kill9();
     d.start();
-    REQUIRE(gw.twilio.wait_for(
-        [](const Observations& o) {
-          std::set<std::string> got;
-          for (const auto& m : o.messages) got.insert(m.to);
-          return got.size() == 5000;
-        },
-        60s));
+    REQUIRE(gw.twilio.wait_for(distinct_recipients(5000), 60s));
     std::this_thread::sleep_for(300ms);
-    std::map<std::string, int> counts;
-    for (const auto& m : gw.twilio.messages()) ++counts[m.to];
+    auto counts = count_by_recipient(gw.twilio.messages());
     int duplicates = 0;
     for (const auto& [to, n] : counts) duplicates += n - 1;
     INFO("round " << round);
@@ -231,9 +224,8 @@ TEST_CASE("30% 503, 10% 429 and 2 s stalls: every message still delivered exactl
   REQUIRE(gw.twilio.wait_for(60, 90s));
   REQUIRE(gw.sendgrid.wait_for(60, 90s));
   std::this_thread::sleep_for(1s);
-  std::map<std::string, int> counts;
-  for (const auto& m : gw.twilio.messages()) ++counts[m.to];
-  for (const auto& m : gw.sendgrid.messages()) ++counts[m.to];
+  auto counts = count_by_recipient(gw.twilio.messages());
+  counts.merge(count_by_recipient(gw.sendgrid.messages()));
   CHECK(counts.size() == 120);
   for (const auto& [to, n] : counts) CHECK(n == 1);
   CHECK(gw.twilio.count(503) > 0);
@@ -260,8 +252,7 @@ TEST_CASE("SIGTERM drains requests in flight and the next start sends the rest, 
   d.start();
   REQUIRE(gw.twilio.wait_for(12, 10s));
   std::this_thread::sleep_for(500ms);
-  std::map<std::string, int> counts;
-  for (const auto& m : gw.twilio.messages()) ++counts[m.to];
+  auto counts = count_by_recipient(gw.twilio.messages());
   CHECK(counts.size() == 12);
   for (const auto& [to, n] : counts) CHECK(n == 1);
 }

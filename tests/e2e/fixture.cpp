@@ -150,6 +150,20 @@ std::vector<int64_t> add_subscribers(const std::string& base_url, const std::vec
   return ids;
 }
 
+std::map<std::string, int> count_by_recipient(const std::vector<ReceivedMessage>& messages) {
+  std::map<std::string, int> out;
+  for (const auto& m : messages) ++out[m.to];
+  return out;
+}
+
+std::function<bool(const Observations&)> distinct_recipients(std::size_t n) {
+  return [n](const Observations& o) {
+    std::set<std::string> got;
+    for (const auto& m : o.messages) got.insert(m.to);
+    return got.size() >= n;
+  };
+}
+
 std::string phone_for(int i) {
   // +1 213 555 01xx are reserved for fiction; further numbers use other
   // exchanges of Los Angeles area codes, all valid to libphonenumber.

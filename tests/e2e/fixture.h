@@ -2,7 +2,10 @@
 // loopback and a config for the real daemon that points at them.
 #pragma once
 
+#include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -56,6 +59,12 @@ HttpResult admin(const std::string& method, const std::string& url,
 // share transactions); returns their ids in order. REQUIREs each 201.
 std::vector<int64_t> add_subscribers(const std::string& base_url,
                                      const std::vector<nlohmann::json>& subscribers);
+
+// How many messages each recipient (number or address) got.
+std::map<std::string, int> count_by_recipient(const std::vector<ReceivedMessage>& messages);
+
+// A wait_for predicate: `n` distinct recipients have had a message.
+std::function<bool(const Observations&)> distinct_recipients(std::size_t n);
 
 // A valid fictional US number, distinct for each i < 10,000.
 std::string phone_for(int i);

@@ -25,12 +25,6 @@ struct Expected {
   std::map<std::string, std::string> language;  // number or address → language
 };
 
-std::map<std::string, int> count_by_recipient(const std::vector<ReceivedMessage>& msgs) {
-  std::map<std::string, int> out;
-  for (const auto& m : msgs) ++out[m.to];
-  return out;
-}
-
 int64_t incidents_count(const std::string& url) {
   auto r = admin("GET", url + "/v1/incidents");
   REQUIRE(r.status == 200);
@@ -321,35 +315,7 @@ TEST_CASE("200 idle and half-open connections do not block a health check", "[e2
   CHECK(d.running());
 }
 
-TEST_CASE("30% 503 and 10% 429 from the providers: every message delivered exactly once", "[e2e]") {
-  Gateways gw;
-  for (auto* e : {&gw.twilio, &gw.sendgrid}) {
-    e->set_p_503(0.30);
-    e->set_p_429(0.10, 1);
-  }
-  Daemon d(test_config(gw));
-  d.start();
-  std::vector<json> subs;
-  for (int i = 0; i < 60; ++i)
-    subs.push_back({{"phone", phone_for(i)}, {"email", "p" + std::to_string(i) + "@example.org"},
-                    {"groups", {"eastside"}}});
-  add_subscribers(d.url(), subs);
-  auto r = post_report(d.url(), report_body().dump());
-  REQUIRE(r.status == 202);
-  REQUIRE(r.json()["recipients"] == 120);
-  REQUIRE(gw.twilio.wait_for(60, 60s));
-  REQUIRE(gw.sendgrid.wait_for(60, 60s));
-  std::this_thread::sleep_for(500ms);
-  auto sms = count_by_recipient(gw.twilio.messages());
-  auto mail = count_by_recipient(gw.sendgrid.messages());
-  CHECK(sms.size() == 60);
-  CHECK(mail.size() == 60);
-  for (const auto& [to, n] : sms) CHECK(n == 1);
-  for (const auto& [to, n] : mail) CHECK(n == 1);
-  // The faults really happened.
-  CHECK(gw.twilio.count(503) > 0);
-  CHECK(gw.twilio.count(429) > 0);
-}
+// Provider faults (503, 429, stalls): tests/e2e/delivery_test.cpp.
 
 TEST_CASE("kill -9 during a 600-recipient fan-out: after restart every recipient is served",
           "[e2e][crash]") {
@@ -374,13 +340,7 @@ TEST_CASE("kill -9 during a 600-recipient fan-out: after restart every recipient
   INFO("accepted before the crash: " << at_crash);
   CHECK(at_crash < 600);
   d.start();
-  REQUIRE(gw.twilio.wait_for(
-      [&](const Observations& o) {
-        std::set<std::string> got;
-        for (const auto& m : o.messages) got.insert(m.to);
-        return got.size() == phones.size();
-      },
-      30s));
+  REQUIRE(gw.twilio.wait_for(distinct_recipients(phones.size()), 30s));
   std::this_thread::sleep_for(500ms);
   auto counts = count_by_recipient(gw.twilio.messages());
   int duplicates = 0;
