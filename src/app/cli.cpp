@@ -14,6 +14,7 @@
 
 #include "app/config.h"
 #include "app/daemon.h"
+#include "app/files.h"
 #include "core/signature.h"
 #include "delivery/http_client.h"
 
@@ -31,14 +32,6 @@ void setup_logging() {
   spdlog::set_default_logger(logger);
   if (const char* level = std::getenv("TOCSIN_LOG_LEVEL"))
     spdlog::set_level(spdlog::level::from_str(level));
-}
-
-std::optional<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 int check_config(const std::string& path) {
@@ -71,9 +64,7 @@ std::string base_url(std::string url) {
 std::optional<std::string> read_token(const std::string& token_file) {
   auto token = read_file(token_file);
   if (!token) return std::nullopt;
-  auto nl = token->find_first_of("\r\n");
-  if (nl != std::string::npos) token->resize(nl);
-  return token;
+  return trim(*token);
 }
 
 // `tocsin deliveries`: counts by channel, state and gateway; with `retry`,
@@ -124,8 +115,7 @@ int submit(const std::string& url, const std::string& secret_file, const std::st
     std::fprintf(stderr, "tocsin submit: cannot read %s\n", secret_file.c_str());
     return kUsage;
   }
-  while (!secret->empty() && std::isspace(static_cast<unsigned char>(secret->back()))) secret->pop_back();
-  auto key = decode_webhook_secret(*secret);
+  auto key = decode_webhook_secret(trim(*secret));
   if (!key) {
     std::fprintf(stderr, "tocsin submit: %s does not hold a whsec_<base64> secret\n",
                  secret_file.c_str());

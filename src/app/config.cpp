@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "app/files.h"
 #include "core/templates.h"
 #include "core/report.h"
 #include "core/signature.h"
@@ -23,22 +24,6 @@ const Group* Config::group(std::string_view name) const {
 
 namespace {
 
-std::optional<std::string> read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string trim(std::string s) {
-  auto is_space = [](char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; };
-  while (!s.empty() && is_space(s.back())) s.pop_back();
-  std::size_t i = 0;
-  while (i < s.size() && is_space(s[i])) ++i;
-  return s.substr(i);
-}
-
 // A secret given inline as `key` or as a path in `key_file`.
 class SecretReader {
  public:
@@ -54,7 +39,7 @@ class SecretReader {
       auto path = r.string(file_key, Need::kRequired);
       if (!path) return std::nullopt;
       fs::path p = fs::path(*path).is_absolute() ? fs::path(*path) : fs::path(base_dir_) / *path;
-      auto text = read_file(p);
+      auto text = read_file(p.string());
       if (!text) {
         r.problem(file_key, "cannot read " + p.string());
         return std::nullopt;
