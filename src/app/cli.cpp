@@ -15,6 +15,7 @@
 #include "app/config.h"
 #include "app/daemon.h"
 #include "app/files.h"
+#include "app/route.h"
 #include "core/signature.h"
 #include "delivery/http_client.h"
 
@@ -196,6 +197,14 @@ int run_cli(int argc, char** argv) {
       "Example: tocsin deliveries --url http://127.0.0.1:8080 --token-file /etc/tocsin/admin.token "
       "--incident A72WYM retry");
 
+  std::string route_report;
+  auto* route_cmd = app.add_subcommand(
+      "route", "Dry run: the groups, subscribers per channel and language, and messages of a report");
+  route_cmd->add_option("--config", config_path, "Config file")->required();
+  route_cmd->add_option("REPORT.json", route_report, "The report body")->required();
+  route_cmd->footer("Sends nothing and changes nothing; reads the database beside a running daemon.\n"
+                    "Example: tocsin route --config config/example.json config/example-report.json");
+
   auto* version_cmd = app.add_subcommand("version", "Print the version");
 
   try {
@@ -208,6 +217,7 @@ int run_cli(int argc, char** argv) {
     return kOk;
   }
   if (*check_cmd) return check_config(config_path);
+  if (*route_cmd) return route(config_path, route_report);
   if (*submit_cmd) return submit(url, secret_file, report_file, id);
   if (*deliveries_cmd) return deliveries(url, token_file, incident, static_cast<bool>(*retry_cmd));
   if (*serve_cmd) {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <unordered_map>
 
 #include "store/store.h"
@@ -163,8 +164,18 @@ class Stmt {
 
 class SqliteStore final : public Store {
  public:
-  explicit SqliteStore(const std::string& path) {
+  explicit SqliteStore(const std::string& path, bool read_only = false) {
     bool memory = path.empty() || path == ":memory:";
+    if (read_only) {
+      if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) !=
+          SQLITE_OK) {
+        std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+        sqlite3_close(db_);
+        throw StoreError("cannot open " + path + " read-only: " + msg);
+      }
+      exec("PRAGMA busy_timeout=5000");
+      return;
+    }
     if (!memory) {
       auto dir = std::filesystem::path(path).parent_path();
       std::error_code ec;
@@ -400,6 +411,22 @@ class SqliteStore final : public Store {
       }
     }
     return out;
+  }
+
+  std::vector<std::pair<std::string, int64_t>> group_audience(const std::vector<std::string>& groups,
+                                                              Channel channel) override {
+    // Subscribers in several of the groups count once: a temporary set of ids.
+    std::map<std::string, int64_t> by_language;
+    std::set<int64_t> seen;
+    auto& s = stmt(
+        "SELECT s.id, s.language FROM subscriber_groups g JOIN subscribers s ON s.id = "
+        "g.subscriber_id WHERE g.group_name = ?1 AND " REACHABLE_ON("?2"));
+    for (const auto& g : groups) {
+      s.reset().bind(g).bind(static_cast<int>(channel));
+      while (s.step())
+        if (seen.insert(s.i64(0)).second) ++by_language[s.text(1)];
+    }
+    return {by_language.begin(), by_language.end()};
   }
 
   std::vector<std::string> recipient_languages(const std::string& incident_id,
@@ -774,6 +801,10 @@ class SqliteStore final : public Store {
 
 std::unique_ptr<Store> open_sqlite_store(const std::string& path) {
   return std::make_unique<SqliteStore>(path);
+}
+
+std::unique_ptr<Store> open_sqlite_store_read_only(const std::string& path) {
+  return std::make_unique<SqliteStore>(path, /*read_only=*/true);
 }
 
 }  // namespace tocsin::store

@@ -174,6 +174,9 @@ class Store {
   // Distinct languages of subscribers in `groups` reachable on `channel`.
   virtual std::vector<std::string> group_languages(const std::vector<std::string>& groups,
                                                    Channel channel) = 0;
+  // Reachable subscribers of `groups` on `channel` (each counted once), by language.
+  virtual std::vector<std::pair<std::string, int64_t>> group_audience(
+      const std::vector<std::string>& groups, Channel channel) = 0;
   // Distinct languages of the incident's earlier recipients on `channel`.
   virtual std::vector<std::string> recipient_languages(const std::string& incident_id,
                                                        Channel channel) = 0;
@@ -231,5 +234,9 @@ class Store {
 // Takes an exclusive lock file beside it: one daemon per database.
 // Throws StoreError when it cannot.
 std::unique_ptr<Store> open_sqlite_store(const std::string& path);
+
+// Opens an existing store read-only, beside a running daemon (WAL lets
+// readers in): for `tocsin route` and other looks that change nothing.
+std::unique_ptr<Store> open_sqlite_store_read_only(const std::string& path);
 
 }  // namespace tocsin::store
