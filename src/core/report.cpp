@@ -83,7 +83,7 @@ bool parse_digits(std::string_view s, std::size_t pos, std::size_t n, int& out) 
 }  // namespace
 
 std::optional<UnixMs> parse_rfc3339(std::string_view s) {
-  int y, mo, d, h, mi, sec;
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;  // -O3 warns otherwise
   if (s.size() < 20 || !parse_digits(s, 0, 4, y) || s[4] != '-' || !parse_digits(s, 5, 2, mo) ||
       s[7] != '-' || !parse_digits(s, 8, 2, d) || (s[10] != 'T' && s[10] != 't') ||
       !parse_digits(s, 11, 2, h) || s[13] != ':' || !parse_digits(s, 14, 2, mi) || s[16] != ':' ||
@@ -108,7 +108,7 @@ std::optional<UnixMs> parse_rfc3339(std::string_view s) {
   if (s[pos] == 'Z' || s[pos] == 'z') {
     ++pos;
   } else if (s[pos] == '+' || s[pos] == '-') {
-    int oh, om;
+    int oh = 0, om = 0;
     if (!parse_digits(s, pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
         !parse_digits(s, pos + 4, 2, om) || oh > 23 || om > 59)
       return std::nullopt;
