@@ -11,6 +11,7 @@
 
 #include "app/api.h"
 #include "app/config.h"
+#include "app/metrics.h"
 #include "core/clock.h"
 #include "delivery/dispatcher.h"
 #include "delivery/gateways/gateways.h"
@@ -67,11 +68,21 @@ class Daemon {
     delivery::DispatcherOptions dopts;
     dopts.lease = std::chrono::seconds(c.delivery.lease_s);
     dopts.backoff.cap = std::chrono::seconds(c.delivery.max_retry_delay_s);
+    dopts.on_result = [this](std::string_view gateway, Channel channel, DeliveryState state) {
+      metrics_.delivery_result(gateway, channel, state);
+    };
     dispatcher_ = std::make_unique<delivery::Dispatcher>(io_, *worker_, clock_, dopts, std::move(specs));
 
-    api_ = std::make_unique<Api>([this] { return config_; }, clock_, *worker_,
-                                 Api::Hooks{[this] { dispatcher_->kick(); },
-                                            [this] { return worker_->healthy(); }});
+    Api::Hooks hooks;
+    hooks.deliveries_planned = [this] { dispatcher_->kick(); };
+    hooks.ready = [this] { return worker_->healthy(); };
+    hooks.metrics = &metrics_;
+    hooks.gauges = [this](Metrics::Gauges& g) {
+      auto s = dispatcher_->stats();
+      g.deliveries_in_flight = s.in_flight;
+      g.deliveries_held = s.held;
+    };
+    api_ = std::make_unique<Api>([this] { return config_; }, clock_, *worker_, std::move(hooks));
     http::ServerOptions sopts;
     sopts.listen = c.server.listen;
     sopts.max_body_bytes = c.server.max_body_bytes;
@@ -178,6 +189,7 @@ class Daemon {
 
   std::shared_ptr<const ActiveConfig> config_;  // swapped on reload; io thread only
   SystemClock clock_;
+  Metrics metrics_;
   boost::asio::io_context io_{1};
   boost::asio::signal_set signals_{io_, SIGTERM, SIGINT, SIGHUP};
   boost::asio::steady_timer housekeeping_{io_};

@@ -120,6 +120,9 @@ void Dispatcher::claim(Lane& lane) {
           spdlog::warn("{} {} deliveries expired before they could be sent",
                        c->result.expired, to_string(lane.channel));
         stats_.expired += c->result.expired;
+        if (options_.on_result)
+          for (int64_t i = 0; i < c->result.expired; ++i)
+            options_.on_result("", lane.channel, DeliveryState::kExpired);
         lane.held += c->result.claimed.size();
         for (auto& d : c->result.claimed) lane.ready.push_back(std::move(d));
         lane.more_due = !c->next_due.has_value() && !c->result.claimed.empty();
@@ -212,6 +215,7 @@ void Dispatcher::on_outcomes(Lane& lane, std::size_t gi, std::vector<store::Clai
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const Outcome& o = i < outcomes.size() ? outcomes[i] : Outcome{.error = "no outcome"};
     auto u = decide(batch[i], o, slot.gateway->name(), now, options_.backoff, unit(rng_));
+    if (options_.on_result) options_.on_result(slot.gateway->name(), lane.channel, u.state);
     switch (u.state) {
       case DeliveryState::kSent: ++stats_.sent; break;
       case DeliveryState::kFailed:

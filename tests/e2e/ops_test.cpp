@@ -1,11 +1,14 @@
 // Operations, end to end: what systemd sees of the real daemon (sd_notify
-// readiness and watchdog pings).
+// readiness and watchdog pings) and what Prometheus sees (/metrics).
 #include <sqlite3.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <map>
+#include <optional>
+#include <sstream>
 #include <thread>
 
 #include "e2e/fixture.h"
@@ -67,6 +70,64 @@ std::size_t count(const std::vector<std::string>& lines, const std::string& line
   return static_cast<std::size_t>(std::count(lines.begin(), lines.end(), line));
 }
 
+// One scrape of /metrics (Prometheus text format), by sample.
+class Scrape {
+ public:
+  using Labels = std::map<std::string, std::string>;
+
+  explicit Scrape(const std::string& text) {
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.empty() || line[0] == '#') continue;
+      auto brace = line.find('{');
+      auto space = line.rfind(' ');
+      REQUIRE(space != std::string::npos);
+      std::string name = line.substr(0, std::min(brace, space));
+      Labels labels;
+      if (brace != std::string::npos && brace < space) {
+        std::string inner = line.substr(brace + 1, line.rfind('}') - brace - 1);
+        std::size_t pos = 0;
+        while (pos < inner.size()) {  // k="v",k="v" (our values have no quotes)
+          auto eq = inner.find("=\"", pos);
+          auto close = inner.find('"', eq + 2);
+          labels[inner.substr(pos, eq - pos)] = inner.substr(eq + 2, close - eq - 2);
+          pos = close + 2;
+        }
+      }
+      samples_[{name, labels}] = std::stod(line.substr(space + 1));
+    }
+  }
+
+  // The sample's value, or nullopt when it is absent.
+  std::optional<double> get(const std::string& name, const Labels& labels = {}) const {
+    auto it = samples_.find({name, labels});
+    if (it == samples_.end()) return std::nullopt;
+    return it->second;
+  }
+  // The value, 0 when absent (a counter no event has created yet).
+  double counter(const std::string& name, const Labels& labels = {}) const {
+    return get(name, labels).value_or(0);
+  }
+  // The sum over every sample of `name`.
+  double sum(const std::string& name) const {
+    double total = 0;
+    for (const auto& [key, v] : samples_)
+      if (key.first == name) total += v;
+    return total;
+  }
+
+ private:
+  std::map<std::pair<std::string, Labels>, double> samples_;
+};
+
+Scrape scrape(const std::string& url) {
+  auto r = get(url + "/metrics");
+  REQUIRE(r.status == 200);
+  CHECK(r.header("content-type") == "text/plain; version=0.0.4; charset=utf-8");
+  return Scrape(r.body);
+}
+
 }  // namespace
 
 TEST_CASE("watchdog pings follow store progress, and stop while the store cannot commit",
@@ -105,4 +166,81 @@ TEST_CASE("without a systemd watchdog the daemon sends readiness only", "[e2e][o
   auto lines = notify.collect(800ms);
   CHECK(count(lines, "READY=1") == 1);
   CHECK(count(lines, "WATCHDOG=1") == 0);
+}
+
+TEST_CASE("/metrics: report outcomes and deliveries match what the emulators received",
+          "[e2e][ops]") {
+  Gateways gw;
+  gw.twilio.set_seed(11);
+  gw.twilio.set_p_503(0.3);  // retries
+  Daemon d(test_config(gw));
+  d.start();
+  std::vector<json> subs;
+  for (int i = 0; i < 10; ++i)
+    subs.push_back({{"phone", phone_for(200 + i)},
+                    {"email", "m" + std::to_string(i) + "@example.org"},
+                    {"groups", {"eastside"}}});
+  add_subscribers(d.url(), subs);
+  gw.twilio.set_twilio_error(phone_for(203), 21211);  // permanent: failed
+
+  auto body = report_body().dump();
+  auto alert = post_report(d.url(), body, kCoordinatorSecret, "msg_m1");
+  REQUIRE(alert.status == 202);
+  REQUIRE(alert.json()["outcome"] == "new_incident");
+  std::string incident = alert.json()["incident_id"];
+  CHECK(post_report(d.url(), body, kCoordinatorSecret, "msg_m2").json()["outcome"] == "merged");
+  CHECK(post_report(d.url(), body, kCoordinatorSecret, "msg_m1").status == 202);  // replayed
+  CHECK(post_report(d.url(), body, kOtherSecret).status == 403);  // sf-hotline, la area
+  CHECK(post_report(d.url(), body, "whsec_d3Jvbmcta2V5LXdyb25nLWtleS0wMDAwMDA=").status == 401);
+  CHECK(post_report(d.url(), report_body({{"severity", "bogus"}}).dump()).status == 422);
+  auto update =
+      post_report(d.url(), report_body({{"msg_type", "update"}, {"references", incident}}).dump());
+  REQUIRE(update.status == 202);
+  REQUIRE(update.json()["outcome"] == "update");
+  const double planned =
+      alert.json()["recipients"].get<double>() + update.json()["recipients"].get<double>();
+  CHECK(planned == 40);  // 10 people, sms + email, alert + update
+
+  // Every planned delivery ends (sent or failed) and its result is recorded.
+  Scrape m("");
+  for (auto until = std::chrono::steady_clock::now() + 20s;
+       std::chrono::steady_clock::now() < until; std::this_thread::sleep_for(100ms)) {
+    m = scrape(d.url());
+    if (m.sum("tocsin_deliveries_total") >= planned && m.get("tocsin_deliveries_pending") == 0.0)
+      break;
+  }
+  CHECK(m.sum("tocsin_deliveries_total") == planned);
+  CHECK(m.get("tocsin_deliveries_pending") == 0.0);
+  CHECK(m.get("tocsin_deliveries_in_flight") == 0.0);
+  CHECK(m.get("tocsin_deliveries_held") == 0.0);
+  CHECK(m.get("tocsin_store_queue_depth").has_value());
+
+  auto sms = [&](const std::string& state) {
+    return m.counter("tocsin_deliveries_total",
+                     {{"gateway", "twilio-main"}, {"channel", "sms"}, {"state", state}});
+  };
+  CHECK(sms("sent") == static_cast<double>(gw.twilio.message_count()));
+  CHECK(sms("sent") == 18);
+  CHECK(sms("failed") == static_cast<double>(gw.twilio.count(400)));
+  CHECK(sms("failed") == 2);
+  CHECK(m.counter("tocsin_deliveries_total",
+                  {{"gateway", "sendgrid"}, {"channel", "email"}, {"state", "sent"}}) ==
+        static_cast<double>(gw.sendgrid.message_count()));
+  CHECK(gw.sendgrid.message_count() == 20);
+  CHECK(gw.twilio.count(503) > 0);
+  CHECK(m.counter("tocsin_delivery_retries_total",
+                  {{"gateway", "twilio-main"}, {"channel", "sms"}}) ==
+        static_cast<double>(gw.twilio.count(503)));
+
+  auto reports = [&](const std::string& outcome, const std::string& status) {
+    return m.counter("tocsin_reports_total", {{"outcome", outcome}, {"status", status}});
+  };
+  CHECK(reports("new_incident", "202") == 1);
+  CHECK(reports("merged", "202") == 1);
+  CHECK(reports("replayed", "202") == 1);
+  CHECK(reports("update", "202") == 1);
+  CHECK(reports("refused", "401") == 1);
+  CHECK(reports("refused", "403") == 1);
+  CHECK(reports("refused", "422") == 1);
+  CHECK(m.sum("tocsin_reports_total") == 7);
 }
