@@ -138,8 +138,16 @@ void Api::handle(http::Request req, Respond respond) {
     if (!ready) return respond(problem(unavailable()));
     return respond(http::json_response(200, R"({"status":"ready"})"));
   }
+  if (path == "/metrics") {
+    if (m != "GET" && m != "HEAD") return respond(problem(method_not_allowed()));
+    if (!hooks_.metrics) return respond(problem(not_found("no such resource")));
+    return metrics(std::move(respond));
+  }
   if (path == "/v1/reports") {
-    if (m != "POST") return respond(problem(method_not_allowed()));
+    if (m != "POST") {
+      count_report("refused", 405);
+      return respond(problem(method_not_allowed()));
+    }
     return post_report(req, std::move(respond));
   }
   if (path == "/v1/receipts/twilio") {
@@ -183,20 +191,24 @@ void Api::post_report(http::Request& req, Respond respond) {
                           ? "webhook-timestamp is more than 5 minutes from now"
                           : "no coordinator's key verifies webhook-signature";
     spdlog::warn("report refused: 401 ({}) from {}", why, req.remote);
+    count_report("refused", 401);
     return respond(problem(unauthorized(why)));
   }
   if (id.size() > 200) {
+    count_report("refused", 400);
     return respond(problem(bad_request("webhook-id is longer than 200 characters", "webhook-id")));
   }
 
   auto parsed = parse_report(req.body);
   if (auto* bad = std::get_if<MalformedReport>(&parsed)) {
     spdlog::warn("report refused: 400 malformed from coordinator {}", coordinator->name);
+    count_report("refused", 400);
     return respond(problem(bad_request(bad->detail)));
   }
   if (auto* problems = std::get_if<std::vector<FieldProblem>>(&parsed)) {
     spdlog::warn("report refused: 422 {} from coordinator {}", problems->front().path,
                  coordinator->name);
+    count_report("refused", 422);
     return respond(problem(field_problems(*problems)));
   }
   Report& report = std::get<Report>(parsed);
@@ -205,6 +217,7 @@ void Api::post_report(http::Request& req, Respond respond) {
   if (!in_scope) {
     spdlog::warn("report refused: 403 area {} outside coordinator {}'s scope", report.area,
                  coordinator->name);
+    count_report("refused", 403);
     return respond(problem(Problem{.status = 403,
                                    .type = "out-of-scope",
                                    .title = "Area outside the coordinator's scope",
@@ -224,20 +237,24 @@ void Api::post_report(http::Request& req, Respond respond) {
         if (!r) {
           spdlog::error("report from coordinator {} not stored: answering 503",
                         request->coordinator);
+          count_report("refused", 503);
           return respond(problem(unavailable()));
         }
         if (r->problem) {
           spdlog::warn("report refused: {} {} from coordinator {}", r->status, r->problem->field,
                        request->coordinator);
+          count_report("refused", r->status);
           return respond(problem(*r->problem));
         }
         if (r->replayed) {
           spdlog::info("report repeated: webhook-id already answered for coordinator {}",
                        request->coordinator);
+          count_report("replayed", r->status);
         } else {
           spdlog::info("report {} accepted from coordinator {}: incident {} {}, {} deliveries",
                        r->report_id, request->coordinator, r->incident_id, r->outcome,
                        r->recipients);
+          count_report(r->outcome, r->status);
           if (r->recipients > 0 && hooks_.deliveries_planned) hooks_.deliveries_planned();
         }
         respond(http::json_response(r->status, std::move(r->body)));
@@ -351,6 +368,26 @@ void Api::inbound_twilio(http::Request& req, Respond respond) {
             return respond(twiml());
         }
         respond(twiml());
+      });
+}
+
+void Api::count_report(std::string_view outcome, int status) {
+  if (hooks_.metrics) hooks_.metrics->report_answered(outcome, status);
+}
+
+void Api::metrics(Respond respond) {
+  store_.call<int64_t>(
+      [](store::Store& s) { return s.pending_count(); },
+      [this, respond = std::move(respond)](std::optional<int64_t> pending) {
+        Metrics::Gauges g;
+        if (hooks_.gauges) hooks_.gauges(g);
+        g.store_queue_depth = static_cast<int64_t>(store_.queue_depth());
+        g.deliveries_pending = pending;
+        http::Response r;
+        r.status = 200;
+        r.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+        r.body = hooks_.metrics->render(g);
+        respond(std::move(r));
       });
 }
 

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "app/config.h"
+#include "app/metrics.h"
 #include "core/clock.h"
 #include "core/form.h"
 #include "http/message.h"
@@ -21,6 +22,8 @@ class Api {
   struct Hooks {
     std::function<void()> deliveries_planned;  // new deliveries are committed: wake the dispatcher
     std::function<bool()> ready;               // for /readyz
+    Metrics* metrics = nullptr;                // counts answers; serves /metrics (404 without)
+    std::function<void(Metrics::Gauges&)> gauges;  // fills in what the daemon knows, for /metrics
   };
 
   Api(ConfigSource config, const Clock& clock, store::StoreWorker& store, Hooks hooks);
@@ -31,6 +34,8 @@ class Api {
  private:
   using Respond = std::function<void(http::Response)>;
   void post_report(http::Request& req, Respond respond);
+  void metrics(Respond respond);
+  void count_report(std::string_view outcome, int status);
   void subscribers(http::Request& req, std::string_view rest, Respond respond);
   void incidents(http::Request& req, std::string_view rest, Respond respond);
   void inbound_twilio(http::Request& req, Respond respond);

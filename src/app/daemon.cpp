@@ -11,6 +11,7 @@
 
 #include "app/api.h"
 #include "app/config.h"
+#include "app/metrics.h"
 #include "core/clock.h"
 #include "delivery/dispatcher.h"
 #include "delivery/gateways/gateways.h"
@@ -69,11 +70,21 @@ class Daemon {
     dopts.backoff.cap = std::chrono::seconds(c.delivery.max_retry_delay_s);
     dopts.breaker_threshold = c.delivery.breaker_threshold;
     dopts.breaker_cooldown = std::chrono::seconds(c.delivery.breaker_cooldown_s);
+    dopts.on_result = [this](std::string_view gateway, Channel channel, DeliveryState state) {
+      metrics_.delivery_result(gateway, channel, state);
+    };
     dispatcher_ = std::make_unique<delivery::Dispatcher>(io_, *worker_, clock_, dopts, std::move(specs));
 
-    api_ = std::make_unique<Api>([this] { return config_; }, clock_, *worker_,
-                                 Api::Hooks{[this] { dispatcher_->kick(); },
-                                            [this] { return worker_->healthy(); }});
+    Api::Hooks hooks;
+    hooks.deliveries_planned = [this] { dispatcher_->kick(); };
+    hooks.ready = [this] { return worker_->healthy(); };
+    hooks.metrics = &metrics_;
+    hooks.gauges = [this](Metrics::Gauges& g) {
+      auto s = dispatcher_->stats();
+      g.deliveries_in_flight = s.in_flight;
+      g.deliveries_held = s.held;
+    };
+    api_ = std::make_unique<Api>([this] { return config_; }, clock_, *worker_, std::move(hooks));
     http::ServerOptions sopts;
     sopts.listen = c.server.listen;
     sopts.max_body_bytes = c.server.max_body_bytes;
@@ -92,6 +103,7 @@ class Daemon {
     dispatcher_->start();
     watch_signals();
     schedule_housekeeping();
+    start_watchdog();
     spdlog::info("listening on http://{}", bound);
     sd_notifyf(0, "READY=1\nSTATUS=listening on http://%s", bound.c_str());
     io_.run();
@@ -137,6 +149,36 @@ class Daemon {
     spdlog::info("config reloaded from {}", config_->config.source);
   }
 
+  // Under systemd's WatchdogSec= (WATCHDOG_USEC in the environment), pings
+  // the watchdog every third of its interval, but only after a no-op store
+  // job has gone through the store thread, committed, and come back through
+  // the io loop: a wedged loop or a store that cannot commit stops the pings
+  // and systemd restarts the daemon. The next probe waits for the previous
+  // one, so a stuck store does not pile probes up.
+  void start_watchdog() {
+    uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return;
+    watchdog_interval_ = std::chrono::microseconds(usec / 3);
+    spdlog::info("systemd watchdog: {} ms; pinging every {} ms while the store commits",
+                 usec / 1000, usec / 3000);
+    probe_store();
+  }
+
+  void probe_store() {
+    worker_->submit([](store::Store&) {},
+                    [this](bool committed) {
+                      if (!committed) {
+                        spdlog::warn("watchdog probe did not commit; not pinging");
+                      } else {
+                        sd_notify(0, "WATCHDOG=1");
+                      }
+                      watchdog_.expires_after(watchdog_interval_);
+                      watchdog_.async_wait([this](boost::system::error_code ec) {
+                        if (!ec) probe_store();
+                      });
+                    });
+  }
+
   void schedule_housekeeping() {
     housekeeping_.expires_after(std::chrono::hours(1));
     housekeeping_.async_wait([this](boost::system::error_code ec) {
@@ -149,9 +191,12 @@ class Daemon {
 
   std::shared_ptr<const ActiveConfig> config_;  // swapped on reload; io thread only
   SystemClock clock_;
+  Metrics metrics_;
   boost::asio::io_context io_{1};
   boost::asio::signal_set signals_{io_, SIGTERM, SIGINT, SIGHUP};
   boost::asio::steady_timer housekeeping_{io_};
+  boost::asio::steady_timer watchdog_{io_};
+  std::chrono::microseconds watchdog_interval_{0};
   std::unique_ptr<store::StoreWorker> worker_;
   std::unique_ptr<delivery::CurlHttpClient> http_;
   std::unique_ptr<delivery::Dispatcher> dispatcher_;

@@ -133,6 +133,9 @@ void Dispatcher::claim(Lane& lane) {
           spdlog::warn("{} {} deliveries expired before they could be sent",
                        c->result.expired, to_string(lane.channel));
         stats_.expired += c->result.expired;
+        if (options_.on_result)
+          for (int64_t i = 0; i < c->result.expired; ++i)
+            options_.on_result("", lane.channel, DeliveryState::kExpired);
         lane.held += c->result.claimed.size();
         for (auto& d : c->result.claimed) lane.ready.push_back(std::move(d));
         lane.more_due = !c->next_due.has_value() && !c->result.claimed.empty();
@@ -262,6 +265,7 @@ void Dispatcher::on_outcomes(Lane& lane, std::size_t gi, std::vector<store::Clai
     BackoffPolicy policy = options_.backoff;
     if (has_alternative && gateway_failed) policy.cap = std::min(policy.cap, milliseconds(1000));
     auto u = decide(batch[i], o, slot.gateway->name(), now, policy, unit(rng_));
+    if (options_.on_result) options_.on_result(slot.gateway->name(), lane.channel, u.state);
     switch (u.state) {
       case DeliveryState::kSent: ++stats_.sent; break;
       case DeliveryState::kFailed:

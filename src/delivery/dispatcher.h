@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <random>
+#include <string_view>
 #include <vector>
 
 #include "core/backoff.h"
@@ -37,6 +38,10 @@ struct DispatcherOptions {
   BackoffPolicy backoff;                         // retry delays
   std::size_t max_claim = 5000;                  // deliveries leased per store round trip
   std::chrono::milliseconds idle_poll{1'000};    // look for due retries at least this often
+  // Told each decided result, on the io thread: kSent, kFailed, kExpired, or
+  // kPending for a retry; `gateway` is empty for a delivery that expired
+  // before it was sent (metrics).
+  std::function<void(std::string_view gateway, Channel channel, DeliveryState state)> on_result;
 };
 
 struct GatewaySpec {

@@ -1,0 +1,60 @@
+// What the daemon counts, for `GET /metrics` (Prometheus text format 0.0.4).
+// The rest of the code sees this small interface only; prometheus-cpp stays
+// inside metrics.cpp. Metric names and labels carry no personal data.
+//
+//   tocsin_reports_total{outcome, status}   answers to POST /v1/reports:
+//       outcome new_incident | merged | update | cancel | replayed | refused,
+//       status the HTTP status answered (202, 401, 422, 503, ...)
+//   tocsin_deliveries_total{gateway, channel, state}   deliveries that ended:
+//       state sent | failed | expired (gateway "none": expired unsent)
+//   tocsin_delivery_retries_total{gateway, channel}   transient failures
+//   tocsin_store_queue_depth           store jobs waiting for the store thread
+//   tocsin_deliveries_pending          deliveries in the store not yet ended
+//   tocsin_deliveries_in_flight        requests now at gateways
+//   tocsin_deliveries_held             deliveries leased and not yet recorded
+//
+// Thread-safe (prometheus-cpp's metrics are); the daemon uses it on its io
+// thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/model.h"
+
+namespace tocsin::app {
+
+class Metrics {
+ public:
+  // Point-in-time values, read when /metrics is served.
+  struct Gauges {
+    int64_t store_queue_depth = 0;
+    std::optional<int64_t> deliveries_pending;  // unknown when the store did not answer
+    int64_t deliveries_in_flight = 0;
+    int64_t deliveries_held = 0;
+  };
+
+  Metrics();
+  ~Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  // A report was answered (see tocsin_reports_total above).
+  void report_answered(std::string_view outcome, int status);
+  // A gateway's answer to one delivery was decided: kSent, kFailed and
+  // kExpired end it; kPending means it will be retried. `gateway` is empty
+  // for a delivery that expired before it was sent. Other states are ignored.
+  void delivery_result(std::string_view gateway, Channel channel, DeliveryState state);
+  // Every metric, with `gauges` as the current values (an unknown one keeps
+  // its last value), in Prometheus text format.
+  std::string render(const Gauges& gauges);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tocsin::app
