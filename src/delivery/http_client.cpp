@@ -368,6 +368,14 @@ struct CurlHttpClient::Impl {
     check(curl_easy_setopt(e, CURLOPT_READFUNCTION, &on_upload));
     check(curl_easy_setopt(e, CURLOPT_READDATA, &t));
     check(curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(t.body.size())));
+    // curl says QUIT, and waits for its answer in a blocking read on this
+    // thread, when it closes a live SMTP connection (cache eviction, client
+    // destruction). That wait is bounded by the reply timeout only, which
+    // defaults to 120 s: make it the request's timeout, which bounds every
+    // other reply wait anyway.
+    check(curl_easy_setopt(
+        e, CURLOPT_SERVER_RESPONSE_TIMEOUT,
+        static_cast<long>(std::max<std::int64_t>(1, (request.timeout.count() + 999) / 1000))));
     return rc == CURLE_OK ? std::string() : std::string(curl_easy_strerror(rc));
   }
 

@@ -21,7 +21,10 @@ namespace tocsin::delivery {
 // The SMTP part of a request: with it, `url` is smtp://host:port or
 // smtps://host:port, `body` is the whole RFC 5322 message (CRLF line
 // endings; curl does the dot-stuffing), `basic_auth` ("user:password", or "")
-// is used for SMTP AUTH, and `method` and `headers` are ignored.
+// is used for SMTP AUTH, and `method` and `headers` are ignored. Caveat:
+// when curl closes a live SMTP connection (evicted from its connection cache,
+// or the client destroyed) it sends QUIT and waits for the answer in a
+// blocking read on the io thread, for at most the request's timeout.
 struct SmtpEnvelope {
   std::string mail_from;          // MAIL FROM address (no angle brackets)
   std::vector<std::string> rcpt;  // RCPT TO addresses; at least one

@@ -205,6 +205,37 @@ TEST_CASE("the curl client sends the smtp gateway's message through the sink", "
   CHECK(sink.message_count() == 1);
 }
 
+TEST_CASE(
+    "the curl client never sends without TLS when STARTTLS is required, and times out "
+    "on a stalled server",
+    "[support]") {
+  SmtpSink sink;  // offers no STARTTLS
+  app::GatewayConfig g;
+  g.url = sink.url();
+  g.from = "alerts@example.org";
+  g.starttls = true;
+  g.timeout_ms = 1000;
+  delivery::Outgoing m{8,
+                       "ana@example.org",
+                       std::make_shared<const std::string>("s"),
+                       std::make_shared<const std::string>("b"),
+                       "K7Q2M9",
+                       0};
+  auto refused = run_request(delivery::smtp_request(g, m, 0));
+  CHECK(refused.status == 0);
+  CHECK_FALSE(refused.error.empty());
+  CHECK(delivery::smtp_outcome(refused).kind == delivery::OutcomeKind::kRetry);
+  CHECK(sink.observations().count(354) == 0);  // no DATA went out in clear
+
+  g.starttls = false;
+  sink.set_stall(1, 5s);
+  auto stalled = run_request(delivery::smtp_request(g, m, 0));
+  CHECK(stalled.status == 0);
+  CHECK(stalled.timed_out);
+  CHECK(delivery::smtp_outcome(stalled).kind == delivery::OutcomeKind::kRetry);
+  CHECK(sink.message_count() == 0);
+}
+
 TEST_CASE("webhook receiver verifies Standard Webhooks signatures and records the JSON",
           "[support]") {
   GatewayEmulator gw;
