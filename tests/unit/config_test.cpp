@@ -105,7 +105,8 @@ TEST_CASE("smtp and webhook gateways load with their fields", "[config]") {
     {"name": "mail", "type": "smtp", "channel": "email", "url": "smtp://mail.example.org:587",
      "username": "tocsin", "password": "pw", "starttls": true, "from": "alerts@example.org",
      "from_name": "Rapid Response", "timeout_ms": 9000}
-  ])"), "");
+  ])"),
+                        "");
   INFO((r.problems.empty() ? "" : r.problems.front().path + ": " + r.problems.front().message));
   REQUIRE(r.ok());
   const auto& hook = r.config.gateways[0];

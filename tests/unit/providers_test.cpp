@@ -1,7 +1,8 @@
+#include "delivery/gateways/providers.h"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "delivery/gateways/providers.h"
 #include "core/signature.h"
 #include "delivery/policy.h"
 
@@ -128,8 +129,12 @@ app::GatewayConfig smtp_cfg() {
   return g;
 }
 Outgoing email(std::string subject, std::string body) {
-  return Outgoing{42, "ana@example.org", std::make_shared<const std::string>(std::move(subject)),
-                  std::make_shared<const std::string>(std::move(body)), "K7Q2M9", 0};
+  return Outgoing{42,
+                  "ana@example.org",
+                  std::make_shared<const std::string>(std::move(subject)),
+                  std::make_shared<const std::string>(std::move(body)),
+                  "K7Q2M9",
+                  0};
 }
 // The header block of an RFC 5322 message, and its body.
 std::pair<std::string, std::string> split_message(const std::string& msg) {
@@ -154,9 +159,10 @@ TEST_CASE("smtp: envelope, credentials and STARTTLS for one recipient", "[provid
 }
 
 TEST_CASE("smtp: an RFC 5322 message with encoded words and CRLF lines", "[providers]") {
-  auto msg = smtp_message(smtp_cfg(), email("Alerta: Vehículos de ICE en 1st y Soto #K7Q2M9",
-                                            "Línea uno\nline two\n.dot line"),
-                          1'795'000'000'000);
+  auto msg = smtp_message(
+      smtp_cfg(),
+      email("Alerta: Vehículos de ICE en 1st y Soto #K7Q2M9", "Línea uno\nline two\n.dot line"),
+      1'795'000'000'000);
   auto [headers, body] = split_message(msg);
   CHECK(headers.find("From: =?UTF-8?B?") == 0);
   CHECK(headers.find("?= <alerts@example.org>\r\n") != std::string::npos);
@@ -206,7 +212,8 @@ TEST_CASE("smtp: RFC 2047 words keep whole UTF-8 characters; quoted-printable li
 
   std::string long_line(200, 'x');
   auto qp = quoted_printable(long_line + " \r\nend=\r\n");
-  for (std::size_t start = 0, eol; (eol = qp.find("\r\n", start)) != std::string::npos; start = eol + 2)
+  for (std::size_t start = 0, eol; (eol = qp.find("\r\n", start)) != std::string::npos;
+       start = eol + 2)
     CHECK(eol - start <= 76);
   CHECK(qp.find("=20\r\nend=3D\r\n") != std::string::npos);
 }
@@ -246,10 +253,14 @@ TEST_CASE("webhook: a Standard Webhooks signed JSON POST, one id per delivery", 
                                1'795'000'010)
             .check == tocsin::SignatureCheck::kValid);
   auto j = json::parse(req.body);
-  CHECK(j == json{{"channel", "sms"}, {"to", "+12135550199"}, {"body", "Año"}, {"incident", "K7Q2M9"},
+  CHECK(j == json{{"channel", "sms"},
+                  {"to", "+12135550199"},
+                  {"body", "Año"},
+                  {"incident", "K7Q2M9"},
                   {"delivery_id", 1}});
   g.channel = Channel::kEmail;
-  CHECK(json::parse(webhook_request(g, message("a@example.org", "b"), 0).body)["subject"] == "Subject");
+  CHECK(json::parse(webhook_request(g, message("a@example.org", "b"), 0).body)["subject"] ==
+        "Subject");
 
   CHECK(webhook_outcome(response(204)).kind == OutcomeKind::kAccepted);
   auto limited = webhook_outcome(response(429, "", {{"Retry-After", "3"}}));

@@ -89,9 +89,8 @@ class WebhookGateway final : public HttpGateway {
 
   void send(std::vector<Outgoing> batch, std::function<void(std::vector<Outcome>)> done) override {
     auto req = webhook_request(config_, batch.front(), ctx_.clock.now_ms() / 1000);
-    ctx_.http.send(std::move(req), [done = std::move(done)](OutboundResponse r) {
-      done({webhook_outcome(r)});
-    });
+    ctx_.http.send(std::move(req),
+                   [done = std::move(done)](OutboundResponse r) { done({webhook_outcome(r)}); });
   }
 };
 

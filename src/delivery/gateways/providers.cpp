@@ -169,7 +169,8 @@ std::string crlf_lines(std::string_view text) {
 
 std::string address_domain(const std::string& address) {
   auto at = address.rfind('@');
-  return at == std::string::npos || at + 1 == address.size() ? "tocsin.invalid" : address.substr(at + 1);
+  return at == std::string::npos || at + 1 == address.size() ? "tocsin.invalid"
+                                                             : address.substr(at + 1);
 }
 
 }  // namespace
@@ -236,7 +237,8 @@ std::string rfc5322_date(UnixMs at) {
   gmtime_r(&t, &tm);
   char buf[64];
   std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday],
-                tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+                tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                tm.tm_sec);
   return buf;
 }
 
@@ -279,7 +281,8 @@ std::string smtp_message(const app::GatewayConfig& gw, const Outgoing& m, UnixMs
   msg += "Message-ID: " + smtp_message_id(gw, m) + "\r\n";
   msg += "MIME-Version: 1.0\r\n";
   msg += "Content-Type: text/plain; charset=UTF-8\r\n";
-  msg += seven_bit ? "Content-Transfer-Encoding: 7bit\r\n" : "Content-Transfer-Encoding: quoted-printable\r\n";
+  msg += seven_bit ? "Content-Transfer-Encoding: 7bit\r\n"
+                   : "Content-Transfer-Encoding: quoted-printable\r\n";
   msg += "\r\n";
   msg += seven_bit ? body : quoted_printable(body);
   return msg;
@@ -297,10 +300,12 @@ OutboundRequest smtp_request(const app::GatewayConfig& gw, const Outgoing& m, Un
 
 Outcome smtp_outcome(const OutboundResponse& r) {
   if (r.status == 0)
-    return Outcome{.kind = OutcomeKind::kRetry, .error = r.timed_out ? "timeout" : "transport: " + r.error};
+    return Outcome{.kind = OutcomeKind::kRetry,
+                   .error = r.timed_out ? "timeout" : "transport: " + r.error};
   const std::string error = "smtp " + std::to_string(r.status);
   if (r.status >= 200 && r.status < 300) return Outcome{.kind = OutcomeKind::kAccepted};
-  if (r.status >= 400 && r.status < 500) return Outcome{.kind = OutcomeKind::kRetry, .error = error};
+  if (r.status >= 400 && r.status < 500)
+    return Outcome{.kind = OutcomeKind::kRetry, .error = error};
   // Refused credentials are the operator's to fix, as with HTTP 401/403.
   if (r.status == 530 || r.status == 534 || r.status == 535 || r.status == 538)
     return Outcome{.kind = OutcomeKind::kRetry,
@@ -326,7 +331,8 @@ OutboundRequest webhook_request(const app::GatewayConfig& gw, const Outgoing& m,
   req.headers.emplace_back("Content-Type", "application/json");
   req.headers.emplace_back("webhook-id", id);
   req.headers.emplace_back("webhook-timestamp", std::to_string(now_unix));
-  req.headers.emplace_back("webhook-signature", sign_webhook(gw.webhook_key, id, now_unix, req.body));
+  req.headers.emplace_back("webhook-signature",
+                           sign_webhook(gw.webhook_key, id, now_unix, req.body));
   req.timeout = milliseconds(gw.timeout_ms);
   return req;
 }
