@@ -164,6 +164,40 @@ void read_dedup(JsonReader r, Config& c) {
   if (auto v = r.number("radius_m", Need::kOptional, 0, 100000)) c.dedup.radius_m = *v;
 }
 
+// Whether `url`'s host is the loopback interface, where a password in clear
+// never leaves the machine.
+bool loopback_host(std::string_view url) {
+  url.remove_prefix(std::min(url.size(), url.find("://") + 3));
+  url = url.substr(0, url.find_first_of("/?#"));
+  if (auto at = url.rfind('@'); at != std::string_view::npos) url.remove_prefix(at + 1);
+  return url.starts_with("127.") || url.starts_with("localhost") || url.starts_with("[::1]");
+}
+
+void read_smtp_gateway(JsonReader& r, SecretReader& secrets, GatewayConfig& g) {
+  r.reject_unknown({"name", "type", "channel", "rate_per_s", "max_in_flight", "timeout_ms", "url",
+                    "username", "password", "password_file", "from", "from_name", "starttls"});
+  g.url = r.string("url", Need::kRequired).value_or("");
+  const bool smtps = g.url.starts_with("smtps://");
+  if (!g.url.empty() && !smtps && !g.url.starts_with("smtp://"))
+    r.problem("url", "must be smtp://host:port or smtps://host:port");
+  g.username = r.string("username", Need::kOptional, 256).value_or("");
+  g.password = secrets.read(r, "password", Need::kOptional).value_or("");
+  if (!g.username.empty() && g.password.empty() && !r.has("password_file"))
+    r.problem("password", "is required with username (or password_file)");
+  if (g.username.empty() && (r.has("password") || r.has("password_file")))
+    r.problem("username", "is required with a password");
+  g.starttls = r.boolean("starttls", Need::kOptional).value_or(false);
+  if (g.starttls && smtps) r.problem("starttls", "smtps:// is TLS from the start; drop starttls");
+  // A password must not cross a network in clear.
+  if (!g.password.empty() && !smtps && !g.starttls && !g.url.empty() && !loopback_host(g.url))
+    r.problem("starttls", "must be true to send a password over smtp:// (or use smtps://)");
+  g.from = r.string("from", Need::kRequired, 254).value_or("");
+  if (!g.from.empty() && (g.from.find('@') == std::string::npos ||
+                          g.from.find_first_of("<>\r\n \t") != std::string::npos))
+    r.problem("from", "must be an email address");
+  g.from_name = r.string("from_name", Need::kOptional, 100).value_or("");
+}
+
 void read_gateways(const json& arr, const std::string& path, SecretReader& secrets,
                    std::vector<FieldProblem>& problems, Config& c) {
   if (!arr.is_array()) {
@@ -185,9 +219,11 @@ void read_gateways(const json& arr, const std::string& path, SecretReader& secre
     auto type = r.string("type", Need::kRequired);
     if (type == "twilio") g.type = GatewayType::kTwilio;
     else if (type == "sendgrid") g.type = GatewayType::kSendgrid;
+    else if (type == "smtp") g.type = GatewayType::kSmtp;
+    else if (type == "webhook") g.type = GatewayType::kWebhook;
     else if (type == "file") g.type = GatewayType::kFile;
     else if (type) {
-      r.problem("type", "must be one of twilio, sendgrid, file");
+      r.problem("type", "must be one of twilio, sendgrid, smtp, webhook, file");
       continue;
     } else {
       continue;
@@ -200,6 +236,8 @@ void read_gateways(const json& arr, const std::string& path, SecretReader& secre
       r.problem("channel", "a twilio gateway sends sms");
     if (g.type == GatewayType::kSendgrid && g.channel != Channel::kEmail)
       r.problem("channel", "a sendgrid gateway sends email");
+    if (g.type == GatewayType::kSmtp && g.channel != Channel::kEmail)
+      r.problem("channel", "an smtp gateway sends email");
     if (auto v = r.number("rate_per_s", Need::kOptional, 0.01, 100000)) g.rate_per_s = *v;
     if (auto v = r.integer("max_in_flight", Need::kOptional, 1, 10000))
       g.max_in_flight = static_cast<int>(*v);
@@ -224,6 +262,26 @@ void read_gateways(const json& arr, const std::string& path, SecretReader& secre
         g.from_name = r.string("from_name", Need::kOptional, 100).value_or("");
         if (!g.from.empty() && g.from.find('@') == std::string::npos)
           r.problem("from", "must be an email address");
+        break;
+      case GatewayType::kSmtp:
+        read_smtp_gateway(r, secrets, g);
+        break;
+      case GatewayType::kWebhook:
+        r.reject_unknown({"name", "type", "channel", "rate_per_s", "max_in_flight", "timeout_ms",
+                          "url", "secret", "secret_file"});
+        g.url = r.string("url", Need::kRequired).value_or("");
+        if (!g.url.empty() && !g.url.starts_with("http://") && !g.url.starts_with("https://"))
+          r.problem("url", "must start with https:// (or http://)");
+        if (auto s = secrets.read(r, "secret", Need::kRequired)) {
+          const char* key = r.has("secret_file") ? "secret_file" : "secret";
+          if (!s->starts_with("whsec_")) {
+            r.problem(key, "must be a Standard Webhooks secret: whsec_<base64>");
+          } else if (auto k = decode_webhook_secret(*s); k && k->size() >= 16) {
+            g.webhook_key = std::move(*k);
+          } else {
+            r.problem(key, "must hold at least 16 bytes of base64 after whsec_");
+          }
+        }
         break;
       case GatewayType::kFile:
         r.reject_unknown({"name", "type", "channel", "rate_per_s", "max_in_flight", "timeout_ms",

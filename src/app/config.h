@@ -35,7 +35,7 @@ struct CoordinatorConfig {
   std::vector<std::string> areas;  // area paths this coordinator may report in
 };
 
-enum class GatewayType { kTwilio, kSendgrid, kFile };
+enum class GatewayType { kTwilio, kSendgrid, kSmtp, kWebhook, kFile };
 
 struct GatewayConfig {
   std::string name;          // unique; appears in logs and metrics
@@ -46,7 +46,12 @@ struct GatewayConfig {
   std::string auth_token;    // twilio (secret)
   std::string api_key;       // sendgrid (secret)
   std::string from;          // sender phone number (E.164) or email address
-  std::string from_name;     // sendgrid: display name of the sender
+  std::string from_name;     // sendgrid, smtp: display name of the sender
+  std::string url;           // smtp: smtp://host:port or smtps://host:port; webhook: POST target
+  std::string username;      // smtp: AUTH user ("" = no AUTH)
+  std::string password;      // smtp: AUTH password (secret)
+  bool starttls = false;     // smtp: upgrade smtp:// with STARTTLS, and refuse to send without it
+  std::string webhook_key;   // webhook: HMAC key, the decoded whsec_ secret (secret)
   std::string path;          // file: JSON-lines file each message is appended to
   double rate_per_s = 10;    // token bucket rate: SMS segments or requests per second
   int max_in_flight = 16;    // concurrent requests to this gateway

@@ -88,7 +88,10 @@ bool iequals(std::string_view a, std::string_view b) {
 struct Transfer {
   EasyPtr easy;
   SlistPtr header_list;
-  std::string body;  // CURLOPT_POSTFIELDS points into this; it never moves
+  SlistPtr rcpt_list;        // SMTP: CURLOPT_MAIL_RCPT
+  std::string body;          // CURLOPT_POSTFIELDS points into this; it never moves
+  std::size_t uploaded = 0;  // SMTP: bytes of `body` handed to curl so far
+  bool smtp = false;
   std::string method;
   std::string log_url;
   ResponseCallback done;
@@ -119,6 +122,22 @@ size_t on_body(char* data, size_t size, size_t count, void* userp) {
   t->response.body.append(data, std::min(total, room));
   // Claim the whole chunk: dropping the excess must not fail the transfer.
   return total;
+}
+
+// SMTP uploads the message through a read callback (curl has no
+// "postfields" for SMTP).
+size_t on_upload(char* buffer, size_t size, size_t count, void* userp) {
+  auto* t = static_cast<Transfer*>(userp);
+  const size_t n = std::min(size * count, t->body.size() - t->uploaded);
+  std::copy_n(t->body.data() + t->uploaded, n, buffer);
+  t->uploaded += n;
+  return n;
+}
+
+// An envelope address must not carry CR/LF (command injection) or brackets.
+bool valid_envelope_address(std::string_view address) {
+  return !address.empty() &&
+         address.find_first_of(std::string_view("\r\n\0<>", 5)) == std::string_view::npos;
 }
 
 // Readiness watch on one of curl's sockets. Shared between the socket map and
@@ -181,7 +200,7 @@ struct CurlHttpClient::Impl {
     ++in_flight;
     auto t = std::make_unique<Transfer>();
     t->done = std::move(done);
-    t->method = request.method;
+    t->method = request.smtp ? "SMTP" : request.method;
     t->log_url = loggable_url(request.url);
     if (std::string error = configure(*t, std::move(request)); !error.empty()) {
       fail_later(std::move(t), std::move(error));
@@ -202,6 +221,7 @@ struct CurlHttpClient::Impl {
   std::string configure(Transfer& t, OutboundRequest request) {
     t.easy.reset(curl_easy_init());
     if (!t.easy) return "curl_easy_init failed";
+    if (request.smtp) return configure_smtp(t, std::move(request));
     CURL* e = t.easy.get();
 
     bool has_expect = false;
@@ -285,6 +305,77 @@ struct CurlHttpClient::Impl {
     } else {
       check(curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method.c_str()));
     }
+    return rc == CURLE_OK ? std::string() : std::string(curl_easy_strerror(rc));
+  }
+
+  // An SMTP transaction: MAIL FROM, RCPT TO each, DATA with `body`.
+  std::string configure_smtp(Transfer& t, OutboundRequest request) {
+    CURL* e = t.easy.get();
+    t.smtp = true;
+    const SmtpEnvelope& envelope = *request.smtp;
+    if (!valid_envelope_address(envelope.mail_from) || envelope.rcpt.empty()) {
+      return "invalid smtp envelope";
+    }
+    curl_slist* list = nullptr;
+    for (const auto& rcpt : envelope.rcpt) {
+      if (!valid_envelope_address(rcpt)) {
+        curl_slist_free_all(list);
+        return "invalid smtp envelope";
+      }
+      curl_slist* next = curl_slist_append(list, ("<" + rcpt + ">").c_str());
+      if (!next) {
+        curl_slist_free_all(list);
+        return "out of memory";
+      }
+      list = next;
+    }
+    t.rcpt_list.reset(list);
+    const std::string mail_from = "<" + envelope.mail_from + ">";
+    t.body = std::move(request.body);
+
+    CURLcode rc = CURLE_OK;
+    auto check = [&rc](CURLcode c) {
+      if (rc == CURLE_OK) rc = c;
+    };
+    check(curl_easy_setopt(e, CURLOPT_URL, request.url.c_str()));
+    check(curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "smtp,smtps"));
+    check(curl_easy_setopt(e, CURLOPT_PRIVATE, &t));
+    check(curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L));
+    check(curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L));
+    check(curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+                           static_cast<long>(std::max<std::int64_t>(1, request.timeout.count()))));
+    check(curl_easy_setopt(
+        e, CURLOPT_CONNECTTIMEOUT_MS,
+        static_cast<long>(std::max<std::int64_t>(1, request.connect_timeout.count()))));
+    if (!options.verify_tls) {
+      check(curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L));
+      check(curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L));
+    }
+    if (envelope.require_tls) {
+      check(curl_easy_setopt(e, CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_ALL)));
+    }
+    if (!request.basic_auth.empty()) {
+      const auto colon = request.basic_auth.find(':');
+      const std::string user = request.basic_auth.substr(0, colon);
+      const std::string password =
+          colon == std::string::npos ? std::string() : request.basic_auth.substr(colon + 1);
+      check(curl_easy_setopt(e, CURLOPT_USERNAME, user.c_str()));
+      check(curl_easy_setopt(e, CURLOPT_PASSWORD, password.c_str()));
+    }
+    check(curl_easy_setopt(e, CURLOPT_MAIL_FROM, mail_from.c_str()));
+    check(curl_easy_setopt(e, CURLOPT_MAIL_RCPT, t.rcpt_list.get()));
+    check(curl_easy_setopt(e, CURLOPT_UPLOAD, 1L));
+    check(curl_easy_setopt(e, CURLOPT_READFUNCTION, &on_upload));
+    check(curl_easy_setopt(e, CURLOPT_READDATA, &t));
+    check(curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(t.body.size())));
+    // curl says QUIT, and waits for its answer in a blocking read on this
+    // thread, when it closes a live SMTP connection (cache eviction, client
+    // destruction). That wait is bounded by the reply timeout only, which
+    // defaults to 120 s: make it the request's timeout, which bounds every
+    // other reply wait anyway.
+    check(curl_easy_setopt(
+        e, CURLOPT_SERVER_RESPONSE_TIMEOUT,
+        static_cast<long>(std::max<std::int64_t>(1, (request.timeout.count() + 999) / 1000))));
     return rc == CURLE_OK ? std::string() : std::string(curl_easy_strerror(rc));
   }
 
@@ -416,6 +507,16 @@ struct CurlHttpClient::Impl {
       response.status = static_cast<int>(status);
       spdlog::debug("http {} {} -> {} in {} ms{}", t->method, t->log_url, response.status,
                     micros / 1000, t->body_truncated ? " (body truncated)" : "");
+    } else if (long code = 0;
+               t->smtp &&
+               curl_easy_getinfo(t->easy.get(), CURLINFO_RESPONSE_CODE, &code) == CURLE_OK &&
+               code >= 400) {
+      // The server refused the transaction (at MAIL, RCPT, DATA or after the
+      // data): its reply code is the answer, and says whether to retry.
+      response = OutboundResponse{};
+      response.status = static_cast<int>(code);
+      response.error = curl_easy_strerror(result);
+      spdlog::debug("smtp {} -> {} in {} ms", t->log_url, response.status, micros / 1000);
     } else {
       // A partial response is no response: callers see status 0 only.
       response = OutboundResponse{};

@@ -1,7 +1,8 @@
-// Outbound HTTP for the gateways: an interface, and its real implementation
-// on libcurl's multi interface driven by Asio (curl_multi_socket_action), so
-// every request shares the daemon's one io_context thread and connections
-// are reused. Only http_client.cpp includes curl.
+// Outbound HTTP (and SMTP) for the gateways: an interface, and its real
+// implementation on libcurl's multi interface driven by Asio
+// (curl_multi_socket_action), so every request shares the daemon's one
+// io_context thread and connections are reused. Only http_client.cpp
+// includes curl.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -9,11 +10,26 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "http/message.h"
 
 namespace tocsin::delivery {
+
+// The SMTP part of a request: with it, `url` is smtp://host:port or
+// smtps://host:port, `body` is the whole RFC 5322 message (CRLF line
+// endings; curl does the dot-stuffing), `basic_auth` ("user:password", or "")
+// is used for SMTP AUTH, and `method` and `headers` are ignored. Caveat:
+// when curl closes a live SMTP connection (evicted from its connection cache,
+// or the client destroyed) it sends QUIT and waits for the answer in a
+// blocking read on the io thread, for at most the request's timeout.
+struct SmtpEnvelope {
+  std::string mail_from;          // MAIL FROM address (no angle brackets)
+  std::vector<std::string> rcpt;  // RCPT TO addresses; at least one
+  bool require_tls = false;       // smtp:// only: STARTTLS, and fail without it
+};
 
 struct OutboundRequest {
   std::string method = "POST";
@@ -23,10 +39,15 @@ struct OutboundRequest {
   std::string basic_auth;     // "user:password" for HTTP basic auth, or ""
   std::chrono::milliseconds timeout{15'000};         // whole request
   std::chrono::milliseconds connect_timeout{5'000};
+  std::optional<SmtpEnvelope> smtp;  // set: an SMTP transaction instead of HTTP
 };
 
 struct OutboundResponse {
-  int status = 0;             // HTTP status; 0 when no response arrived
+  // HTTP status; 0 when no response arrived. For SMTP, the last reply code:
+  // 250 after an accepted DATA, or the 4xx/5xx reply that ended the
+  // transaction (at MAIL, RCPT, DATA or after the data); 0 when the
+  // connection failed without an error reply.
+  int status = 0;
   http::Headers headers;      // names as the server sent them; use header()
   std::string body;
   std::string error;          // transport error (status == 0): text for logs, no personal data

@@ -176,9 +176,10 @@ http::Response sendgrid_errors(int status, const std::vector<SendgridError>& err
   return http::json_response(status, json{{"errors", list}}.dump());
 }
 
-enum class Provider { kNone, kTwilio, kSendgrid };
+enum class Provider { kNone, kTwilio, kSendgrid, kWebhook };
 
 Provider provider_of(std::string_view path) {
+  if (path == "/hook") return Provider::kWebhook;
   if (path.rfind("/2010-04-01/", 0) == 0) return Provider::kTwilio;
   if (path.rfind("/v3/", 0) == 0) return Provider::kSendgrid;
   return Provider::kNone;
@@ -186,10 +187,16 @@ Provider provider_of(std::string_view path) {
 
 http::Response unavailable(Provider p) {
   if (p == Provider::kTwilio) return twilio_error(503, 20503, "Service Unavailable");
+  if (p == Provider::kWebhook) return http::json_response(503, R"({"error":"unavailable"})");
   return sendgrid_errors(503, {{"Service Unavailable", std::nullopt}});
 }
 
 http::Response too_many(Provider p, int retry_after_s, int limit) {
+  if (p == Provider::kWebhook) {
+    http::Response r = http::json_response(429, R"({"error":"too many requests"})");
+    r.set("Retry-After", std::to_string(retry_after_s));
+    return r;
+  }
   if (p == Provider::kTwilio) {
     http::Response r = twilio_error(429, 20429, "Too Many Requests");
     r.set("Retry-After", std::to_string(retry_after_s));
@@ -391,6 +398,7 @@ struct GatewayEmulator::Impl {
   http::Response decide_locked(const http::Request& req);
   http::Response twilio_locked(const http::Request& req);
   http::Response sendgrid_locked(const http::Request& req);
+  http::Response webhook_locked(const http::Request& req);
   std::string random_hex(std::size_t n);
   std::string random_token(std::size_t n);
 };
@@ -585,7 +593,42 @@ http::Response GatewayEmulator::Impl::decide_locked(const http::Request& req) {
     return too_many(provider, faults.retry_after_s,
                     faults.rate_limit_per_s > 0 ? faults.rate_limit_per_s : 600);
   }
+  if (provider == Provider::kWebhook) return webhook_locked(req);
   return provider == Provider::kTwilio ? twilio_locked(req) : sendgrid_locked(req);
+}
+
+http::Response GatewayEmulator::Impl::webhook_locked(const http::Request& req) {
+  if (req.method != "POST") return http::json_response(405, R"({"error":"method not allowed"})");
+  const std::string id(req.header("webhook-id")), ts(req.header("webhook-timestamp")),
+      sig(req.header("webhook-signature"));
+  auto key = decode_webhook_secret(options.webhook_secret);
+  if (!key ||
+      verify_webhook(id, ts, sig, req.body, {*key}, unix_now()).check != SignatureCheck::kValid) {
+    return http::json_response(401, R"({"error":"bad signature"})");
+  }
+  json j = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  const bool valid = j.is_object() && non_empty_string(j, "channel") && non_empty_string(j, "to") &&
+                     j.contains("body") && j["body"].is_string() &&
+                     non_empty_string(j, "incident") && j.contains("delivery_id") &&
+                     j["delivery_id"].is_number_integer() &&
+                     (!j.contains("subject") || j["subject"].is_string());
+  if (!valid) return http::json_response(400, R"({"error":"invalid message"})");
+  ReceivedMessage m;
+  m.provider = "webhook";
+  m.id = id;
+  m.to = str_or(j, "to");
+  m.subject = str_or(j, "subject");
+  m.body = str_or(j, "body");
+  m.fields = {{"channel", str_or(j, "channel")},
+              {"incident", str_or(j, "incident")},
+              {"delivery_id", std::to_string(j["delivery_id"].get<int64_t>())},
+              {"webhook-id", id},
+              {"webhook-timestamp", ts},
+              {"webhook-signature", sig}};
+  m.raw = req.body;
+  m.accepted_at = Clock::now();
+  obs.messages.push_back(std::move(m));
+  return http::json_response(200, R"({"ok":true})");
 }
 
 std::string GatewayEmulator::Impl::random_hex(std::size_t n) {
@@ -768,6 +811,10 @@ const GatewayEmulator::Options& GatewayEmulator::options() const {
 uint16_t GatewayEmulator::port() const {
   return impl_->port;
 }
+std::string GatewayEmulator::webhook_url() const {
+  return base_url() + "/hook";
+}
+
 std::string GatewayEmulator::base_url() const {
   return "http://127.0.0.1:" + std::to_string(impl_->port);
 }

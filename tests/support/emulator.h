@@ -11,12 +11,20 @@
 //            Authorization: Bearer <api_key>; JSON v3 mail body validated as
 //            SendGrid does; 202 with X-Message-Id; errors are
 //            {"errors":[{"message","field","help"}]}.
+//   Webhook  POST /hook (tocsin's webhook gateway, as a Signal/ntfy/Matrix
+//            bridge would receive it): Standard Webhooks headers verified
+//            with Options::webhook_secret (401 otherwise, also when stale),
+//            JSON body {"channel","to","body","incident","delivery_id"}
+//            (+ "subject") required (400 otherwise); 200 {"ok":true}.
+//            Faults answer 503 {"error"} and 429 with Retry-After.
 //
 // Each accepted Twilio request is one ReceivedMessage; each recipient of each
-// personalization of an accepted SendGrid request is one ReceivedMessage.
+// personalization of an accepted SendGrid request is one ReceivedMessage;
+// each accepted webhook request is one ReceivedMessage (a repeated
+// webhook-id is recorded again: tests count repeats).
 //
 // Order of checks: drop and stall (any request); then, for a Twilio or
-// SendGrid path (else 404): down, random 503, strict rate limit, random 429,
+// SendGrid or webhook path (else 404): down, random 503, strict rate limit, random 429,
 // authentication, validation, per-recipient Twilio errors, acceptance.
 //
 // Threads: one acceptor thread, one thread per connection (keep-alive). All
@@ -36,15 +44,16 @@
 namespace tocsin::test {
 
 struct ReceivedMessage {
-  std::string provider;  // "twilio" | "sendgrid"
-  std::string id;        // Twilio sid "SM…" or SendGrid X-Message-Id
+  std::string provider;  // "twilio" | "sendgrid" | "webhook"
+  std::string id;        // Twilio sid "SM…", SendGrid X-Message-Id, or the webhook-id
   std::string to;        // E.164 number or email address
   std::string from;      // number or email address
   std::string subject;   // email only
   std::string body;      // SMS text, or the email's text/plain (else first) content
   // Twilio: every decoded form field (To, From, Body, StatusCallback,
   // ValidityPeriod, ...). SendGrid: "to_name", "from_name", "html" when
-  // present, and "personalization" (its index in the request).
+  // present, and "personalization" (its index in the request). Webhook:
+  // "channel", "incident", "delivery_id", and the three webhook-* headers.
   std::map<std::string, std::string> fields;
   std::string raw;  // the raw request body, exactly as received
   std::chrono::steady_clock::time_point accepted_at;
@@ -95,6 +104,7 @@ class GatewayEmulator {
     std::string account_sid = "AC00000000000000000000000000000001";
     std::string auth_token = "test-auth-token";
     std::string api_key = "SG.test-api-key";
+    std::string webhook_secret = "whsec_dGVzdC13ZWJob29rLXJlY2VpdmVyLWtleS0wMDAx";
     uint64_t seed = 42;
   };
 
@@ -112,6 +122,8 @@ class GatewayEmulator {
   uint16_t port() const;
   // "http://127.0.0.1:PORT": the base_url of a twilio or sendgrid gateway.
   std::string base_url() const;
+  // base_url() + "/hook": the url of a webhook gateway.
+  std::string webhook_url() const;
 
   // Faults. Each setter takes effect for requests read after it returns.
   void set_faults(const Faults& faults);

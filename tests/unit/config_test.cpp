@@ -87,3 +87,69 @@ TEST_CASE("missing sections and non-JSON are problems, not crashes", "[config]")
   auto paths = problem_paths("{}");
   CHECK(paths.size() == 3);  // coordinators, gateways, groups
 }
+
+namespace {
+// kValid with its gateways replaced by `gateways` (a JSON array text).
+std::string with_gateways(const std::string& gateways) {
+  std::string text = kValid;
+  auto start = text.find("\"gateways\": [");
+  auto end = text.find("],", text.find("SG.key"));
+  return text.substr(0, start) + "\"gateways\": " + gateways + text.substr(end + 1);
+}
+}  // namespace
+
+TEST_CASE("smtp and webhook gateways load with their fields", "[config]") {
+  auto r = parse_config(with_gateways(R"([
+    {"name": "sms", "type": "webhook", "channel": "sms", "url": "https://bridge.example.org/hook",
+     "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "rate_per_s": 3},
+    {"name": "mail", "type": "smtp", "channel": "email", "url": "smtp://mail.example.org:587",
+     "username": "tocsin", "password": "pw", "starttls": true, "from": "alerts@example.org",
+     "from_name": "Rapid Response", "timeout_ms": 9000}
+  ])"),
+                        "");
+  INFO((r.problems.empty() ? "" : r.problems.front().path + ": " + r.problems.front().message));
+  REQUIRE(r.ok());
+  const auto& hook = r.config.gateways[0];
+  CHECK(hook.type == GatewayType::kWebhook);
+  CHECK(hook.url == "https://bridge.example.org/hook");
+  CHECK(hook.webhook_key.size() >= 16);
+  const auto& mail = r.config.gateways[1];
+  CHECK(mail.type == GatewayType::kSmtp);
+  CHECK(mail.url == "smtp://mail.example.org:587");
+  CHECK(mail.username == "tocsin");
+  CHECK(mail.password == "pw");
+  CHECK(mail.starttls);
+  CHECK(mail.from_name == "Rapid Response");
+  CHECK(mail.timeout_ms == 9000);
+}
+
+TEST_CASE("smtp and webhook gateway problems name their paths", "[config]") {
+  auto paths = problem_paths(with_gateways(R"([
+    {"name": "sms", "type": "webhook", "channel": "sms", "url": "ftp://x", "secret": "plain", "colour": 1},
+    {"name": "mail", "type": "smtp", "channel": "sms", "url": "http://mail.example.org",
+     "username": "u", "from": "not-an-address"},
+    {"name": "mail2", "type": "smtp", "channel": "email", "url": "smtp://mail.example.org:25",
+     "username": "u", "password": "p", "from": "a@example.org"},
+    {"name": "mail3", "type": "smtps", "channel": "email"},
+    {"name": "mail4", "type": "smtp", "channel": "email", "url": "smtps://mail.example.org",
+     "starttls": true, "from": "a@example.org"},
+    {"name": "hook2", "type": "webhook", "channel": "email", "url": "http://127.0.0.1:1/hook"}
+  ])"));
+  auto has = [&](const std::string& prefix) {
+    for (const auto& p : paths)
+      if (p.rfind(prefix, 0) == 0) return true;
+    return false;
+  };
+  INFO(paths.size());
+  CHECK(has("gateways[0].url: "));
+  CHECK(has("gateways[0].secret: "));
+  CHECK(has("gateways[0].colour: unknown field"));
+  CHECK(has("gateways[1].channel: an smtp gateway sends email"));
+  CHECK(has("gateways[1].url: "));
+  CHECK(has("gateways[1].password: is required"));
+  CHECK(has("gateways[1].from: "));
+  CHECK(has("gateways[2].starttls: must be true"));  // a password in clear over a network
+  CHECK(has("gateways[3].type: must be one of twilio, sendgrid, smtp, webhook, file"));
+  CHECK(has("gateways[4].starttls: "));
+  CHECK(has("gateways[5].secret: is required"));
+}

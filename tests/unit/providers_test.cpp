@@ -1,7 +1,9 @@
+#include "delivery/gateways/providers.h"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "delivery/gateways/providers.h"
+#include "core/signature.h"
 #include "delivery/policy.h"
 
 using namespace tocsin;
@@ -109,4 +111,163 @@ TEST_CASE("policy: sent, failed, retried with backoff, expired at the deadline",
   auto opted = decide(d, Outcome{.kind = OutcomeKind::kFailed, .opt_out = true}, "tw", 0, p, 0.5);
   CHECK(opted.state == DeliveryState::kFailed);
   CHECK(opted.opt_out);
+}
+
+namespace {
+app::GatewayConfig smtp_cfg() {
+  app::GatewayConfig g;
+  g.name = "mail";
+  g.type = app::GatewayType::kSmtp;
+  g.channel = Channel::kEmail;
+  g.url = "smtp://127.0.0.1:2525";
+  g.username = "tocsin";
+  g.password = "pa:ss";
+  g.from = "alerts@example.org";
+  g.from_name = "Red de Respuesta Rápida";
+  g.starttls = true;
+  g.timeout_ms = 7000;
+  return g;
+}
+Outgoing email(std::string subject, std::string body) {
+  return Outgoing{42,
+                  "ana@example.org",
+                  std::make_shared<const std::string>(std::move(subject)),
+                  std::make_shared<const std::string>(std::move(body)),
+                  "K7Q2M9",
+                  0};
+}
+// The header block of an RFC 5322 message, and its body.
+std::pair<std::string, std::string> split_message(const std::string& msg) {
+  auto blank = msg.find("\r\n\r\n");
+  REQUIRE(blank != std::string::npos);
+  return {msg.substr(0, blank + 2), msg.substr(blank + 4)};
+}
+}  // namespace
+
+TEST_CASE("smtp: envelope, credentials and STARTTLS for one recipient", "[providers]") {
+  auto req = smtp_request(smtp_cfg(), email("Alert", "Hello"), 1'795'000'000'000);
+  CHECK(req.url == "smtp://127.0.0.1:2525");
+  REQUIRE(req.smtp);
+  CHECK(req.smtp->mail_from == "alerts@example.org");
+  CHECK(req.smtp->rcpt == std::vector<std::string>{"ana@example.org"});
+  CHECK(req.smtp->require_tls);
+  CHECK(req.basic_auth == "tocsin:pa:ss");
+  CHECK(req.timeout == std::chrono::milliseconds(7000));
+  auto anonymous = smtp_cfg();
+  anonymous.username.clear();
+  CHECK(smtp_request(anonymous, email("a", "b"), 0).basic_auth.empty());
+}
+
+TEST_CASE("smtp: an RFC 5322 message with encoded words and CRLF lines", "[providers]") {
+  auto msg = smtp_message(
+      smtp_cfg(),
+      email("Alerta: Vehículos de ICE en 1st y Soto #K7Q2M9", "Línea uno\nline two\n.dot line"),
+      1'795'000'000'000);
+  auto [headers, body] = split_message(msg);
+  CHECK(headers.find("From: =?UTF-8?B?") == 0);
+  CHECK(headers.find("?= <alerts@example.org>\r\n") != std::string::npos);
+  CHECK(headers.find("To: <ana@example.org>\r\n") != std::string::npos);
+  CHECK(headers.find("Subject: =?UTF-8?B?") != std::string::npos);
+  CHECK(headers.find("Date: Wed, 18 Nov 2026 11:06:40 +0000\r\n") != std::string::npos);
+  CHECK(headers.find("Message-ID: <tocsin.42.K7Q2M9@example.org>\r\n") != std::string::npos);
+  CHECK(headers.find("MIME-Version: 1.0\r\n") != std::string::npos);
+  CHECK(headers.find("Content-Type: text/plain; charset=UTF-8\r\n") != std::string::npos);
+  CHECK(headers.find("Content-Transfer-Encoding: quoted-printable\r\n") != std::string::npos);
+  CHECK(body == "L=C3=ADnea uno\r\nline two\r\n.dot line\r\n");
+  // No bare LF anywhere: every line ends in CRLF.
+  for (std::size_t i = 0; i < msg.size(); ++i)
+    if (msg[i] == '\n') CHECK(msg[i - 1] == '\r');
+
+  // ASCII stays readable; a header value cannot smuggle a header.
+  auto plain_cfg = smtp_cfg();
+  plain_cfg.from_name = "Rapid \"Response\"";
+  auto plain = smtp_message(plain_cfg, email("Alert\r\nBcc: evil@example.org", "Hi"), 0);
+  CHECK(plain.find("From: \"Rapid \\\"Response\\\"\" <alerts@example.org>\r\n") == 0);
+  CHECK(plain.find("Subject: Alert  Bcc: evil@example.org\r\n") != std::string::npos);
+  CHECK(plain.find("\r\nBcc:") == std::string::npos);
+  CHECK(plain.find("Content-Transfer-Encoding: 7bit\r\n\r\nHi\r\n") != std::string::npos);
+}
+
+TEST_CASE("smtp: RFC 2047 words keep whole UTF-8 characters; quoted-printable lines stay short",
+          "[providers]") {
+  CHECK(rfc2047_encode("Plain ASCII") == "Plain ASCII");
+  CHECK(rfc2047_encode("Año") == "=?UTF-8?B?QcOxbw==?=");
+  std::string long_es;
+  for (int i = 0; i < 20; ++i) long_es += "ñá";
+  auto words = rfc2047_encode(long_es);
+  std::string decoded;
+  std::size_t pos = 0;
+  while ((pos = words.find("=?UTF-8?B?", pos)) != std::string::npos) {
+    auto end = words.find("?=", pos + 10);
+    REQUIRE(end != std::string::npos);
+    CHECK(end + 2 - pos <= 75);
+    auto part = tocsin::base64_decode(words.substr(pos + 10, end - pos - 10));
+    REQUIRE(part);
+    CHECK((static_cast<unsigned char>(part->front()) & 0xC0) != 0x80);  // starts a character
+    decoded += *part;
+    pos = end;
+  }
+  CHECK(decoded == long_es);
+  CHECK(words.find("?=\r\n =?UTF-8?B?") != std::string::npos);
+
+  std::string long_line(200, 'x');
+  auto qp = quoted_printable(long_line + " \r\nend=\r\n");
+  for (std::size_t start = 0, eol; (eol = qp.find("\r\n", start)) != std::string::npos;
+       start = eol + 2)
+    CHECK(eol - start <= 76);
+  CHECK(qp.find("=20\r\nend=3D\r\n") != std::string::npos);
+}
+
+TEST_CASE("smtp: replies classified: 2xx accepted, 4xx retried, 5xx failed", "[providers]") {
+  CHECK(smtp_outcome(response(250)).kind == OutcomeKind::kAccepted);
+  auto later = smtp_outcome(response(451));
+  CHECK(later.kind == OutcomeKind::kRetry);
+  CHECK(later.error == "smtp 451");
+  CHECK(smtp_outcome(response(421)).kind == OutcomeKind::kRetry);
+  CHECK(smtp_outcome(response(0)).kind == OutcomeKind::kRetry);
+  auto unknown = smtp_outcome(response(550));
+  CHECK(unknown.kind == OutcomeKind::kFailed);
+  CHECK(unknown.error == "smtp 550");
+  CHECK(smtp_outcome(response(554)).kind == OutcomeKind::kFailed);
+  auto creds = smtp_outcome(response(535));
+  CHECK(creds.kind == OutcomeKind::kRetry);
+  CHECK(creds.retry_after == std::chrono::milliseconds(30'000));
+}
+
+TEST_CASE("webhook: a Standard Webhooks signed JSON POST, one id per delivery", "[providers]") {
+  app::GatewayConfig g;
+  g.type = app::GatewayType::kWebhook;
+  g.channel = Channel::kSms;
+  g.url = "http://127.0.0.1:9/hook";
+  g.webhook_key = "0123456789abcdef0123";
+  g.timeout_ms = 3000;
+  auto req = webhook_request(g, message("+12135550199", "Año"), 1'795'000'000);
+  CHECK(req.url == "http://127.0.0.1:9/hook");
+  CHECK(req.method == "POST");
+  CHECK(http::find_header(req.headers, "content-type") == "application/json");
+  CHECK(http::find_header(req.headers, "webhook-id") == "tocsin-delivery-1");
+  CHECK(http::find_header(req.headers, "webhook-timestamp") == "1795000000");
+  auto sig = http::find_header(req.headers, "webhook-signature");
+  CHECK(sig == tocsin::sign_webhook(g.webhook_key, "tocsin-delivery-1", 1'795'000'000, req.body));
+  CHECK(tocsin::verify_webhook("tocsin-delivery-1", "1795000000", sig, req.body, {g.webhook_key},
+                               1'795'000'010)
+            .check == tocsin::SignatureCheck::kValid);
+  auto j = json::parse(req.body);
+  CHECK(j == json{{"channel", "sms"},
+                  {"to", "+12135550199"},
+                  {"body", "Año"},
+                  {"incident", "K7Q2M9"},
+                  {"delivery_id", 1}});
+  g.channel = Channel::kEmail;
+  CHECK(json::parse(webhook_request(g, message("a@example.org", "b"), 0).body)["subject"] ==
+        "Subject");
+
+  CHECK(webhook_outcome(response(204)).kind == OutcomeKind::kAccepted);
+  auto limited = webhook_outcome(response(429, "", {{"Retry-After", "3"}}));
+  CHECK(limited.kind == OutcomeKind::kRetry);
+  CHECK(limited.retry_after == std::chrono::milliseconds(3000));
+  CHECK(webhook_outcome(response(503)).kind == OutcomeKind::kRetry);
+  CHECK(webhook_outcome(response(0)).kind == OutcomeKind::kRetry);
+  CHECK(webhook_outcome(response(400)).kind == OutcomeKind::kFailed);
+  CHECK(webhook_outcome(response(404)).kind == OutcomeKind::kFailed);
 }

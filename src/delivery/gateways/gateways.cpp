@@ -59,6 +59,41 @@ class SendgridGateway final : public HttpGateway {
   }
 };
 
+// One SMTP transaction per recipient (RFC 5321 has no per-recipient text),
+// through the same curl multi as the HTTP gateways.
+class SmtpGateway final : public HttpGateway {
+ public:
+  using HttpGateway::HttpGateway;
+
+  double cost(const std::vector<Outgoing>&) const override { return 1; }
+
+  void send(std::vector<Outgoing> batch, std::function<void(std::vector<Outcome>)> done) override {
+    const Outgoing& m = batch.front();
+    auto req = smtp_request(config_, m, ctx_.clock.now_ms());
+    std::string message_id = smtp_message_id(config_, m);
+    ctx_.http.send(std::move(req), [message_id = std::move(message_id),
+                                    done = std::move(done)](OutboundResponse r) {
+      Outcome o = smtp_outcome(r);
+      if (o.kind == OutcomeKind::kAccepted) o.provider_id = message_id;
+      done({std::move(o)});
+    });
+  }
+};
+
+// A signed JSON POST per message, for bridges to Signal, ntfy, Matrix...
+class WebhookGateway final : public HttpGateway {
+ public:
+  using HttpGateway::HttpGateway;
+
+  double cost(const std::vector<Outgoing>&) const override { return 1; }
+
+  void send(std::vector<Outgoing> batch, std::function<void(std::vector<Outcome>)> done) override {
+    auto req = webhook_request(config_, batch.front(), ctx_.clock.now_ms() / 1000);
+    ctx_.http.send(std::move(req),
+                   [done = std::move(done)](OutboundResponse r) { done({webhook_outcome(r)}); });
+  }
+};
+
 // Appends each message as one JSON line: demos and dry runs without any
 // provider account. The file holds recipients' addresses: it is an outbox,
 // not a log, and is created readable by its owner only.
@@ -122,6 +157,10 @@ std::unique_ptr<Gateway> make_gateway(const app::GatewayConfig& config, GatewayC
       return std::make_unique<TwilioGateway>(config, std::move(ctx));
     case app::GatewayType::kSendgrid:
       return std::make_unique<SendgridGateway>(config, std::move(ctx));
+    case app::GatewayType::kSmtp:
+      return std::make_unique<SmtpGateway>(config, std::move(ctx));
+    case app::GatewayType::kWebhook:
+      return std::make_unique<WebhookGateway>(config, std::move(ctx));
     case app::GatewayType::kFile:
       return std::make_unique<FileGateway>(config, std::move(ctx));
   }

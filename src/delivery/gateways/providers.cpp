@@ -1,7 +1,10 @@
 #include "delivery/gateways/providers.h"
 
 #include <charconv>
+#include <ctime>
 #include <nlohmann/json.hpp>
+
+#include "core/signature.h"
 
 namespace tocsin::delivery {
 
@@ -124,6 +127,222 @@ Outcome sendgrid_outcome(const OutboundResponse& r, UnixMs now) {
         ec == std::errc{} && !reset.empty())
       wait = milliseconds(std::clamp<int64_t>(at * 1000 - now, 0, 3'600'000));
     return Outcome{.kind = OutcomeKind::kRetry, .retry_after = wait, .error = "http 429"};
+  }
+  if (auto t = transient(r)) return *t;
+  return Outcome{.kind = OutcomeKind::kFailed, .error = "http " + std::to_string(r.status)};
+}
+
+// ---- SMTP --------------------------------------------------------------------
+
+namespace {
+
+bool printable_ascii(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
+}
+
+// A header value on one line: CR, LF and other controls become spaces, so a
+// value can never start a header of its own.
+std::string one_line(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  return out;
+}
+
+// Every line break (CRLF, LF, CR) as CRLF, ending with one.
+std::string crlf_lines(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + text.size() / 32 + 2);
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\r') {
+      out += "\r\n";
+      if (i + 1 < text.size() && text[i + 1] == '\n') ++i;
+    } else if (text[i] == '\n') {
+      out += "\r\n";
+    } else {
+      out += text[i];
+    }
+  }
+  if (!out.ends_with("\r\n")) out += "\r\n";
+  return out;
+}
+
+std::string address_domain(const std::string& address) {
+  auto at = address.rfind('@');
+  return at == std::string::npos || at + 1 == address.size() ? "tocsin.invalid"
+                                                             : address.substr(at + 1);
+}
+
+}  // namespace
+
+std::string rfc2047_encode(std::string_view text) {
+  if (printable_ascii(text) && text.find("=?") == std::string_view::npos) return std::string(text);
+  // 39 bytes make 52 base64 characters: with "=?UTF-8?B?" and "?=" a word
+  // stays within 75 characters (RFC 2047 section 2), even after "Subject: ".
+  constexpr std::size_t kChunk = 39;
+  std::string out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    std::size_t end = std::min(text.size(), i + kChunk);
+    // Never split a UTF-8 character: back off continuation bytes.
+    while (end < text.size() && end > i + 1 &&
+           (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80)
+      --end;
+    if (!out.empty()) out += "\r\n ";
+    out += "=?UTF-8?B?" + base64_encode(text.substr(i, end - i)) + "?=";
+    i = end;
+  }
+  return out;
+}
+
+std::string quoted_printable(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t eol = text.find("\r\n", start);
+    const bool last = eol == std::string_view::npos;
+    std::string_view line = text.substr(start, last ? std::string_view::npos : eol - start);
+    std::size_t width = 0;
+    for (std::size_t k = 0; k < line.size(); ++k) {
+      const auto c = static_cast<unsigned char>(line[k]);
+      const bool at_end = k + 1 == line.size();
+      std::string piece;
+      if ((c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !at_end)) {
+        piece = static_cast<char>(c);
+      } else {
+        piece = {'=', kHex[c >> 4], kHex[c & 15]};
+      }
+      // A soft line break ("=" CRLF) keeps each encoded line within 76.
+      if (width + piece.size() > 75) {
+        out += "=\r\n";
+        width = 0;
+      }
+      out += piece;
+      width += piece.size();
+    }
+    if (last) break;
+    out += "\r\n";
+    start = eol + 2;
+  }
+  return out;
+}
+
+std::string rfc5322_date(UnixMs at) {
+  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  std::time_t t = static_cast<std::time_t>(at / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday],
+                tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                tm.tm_sec);
+  return buf;
+}
+
+std::string smtp_message_id(const app::GatewayConfig& gw, const Outgoing& m) {
+  return "<tocsin." + std::to_string(m.delivery_id) + "." + one_line(m.incident_id) + "@" +
+         one_line(address_domain(gw.from)) + ">";
+}
+
+std::string smtp_message(const app::GatewayConfig& gw, const Outgoing& m, UnixMs now) {
+  std::string from = one_line(gw.from);
+  if (!gw.from_name.empty()) {
+    std::string name = one_line(gw.from_name);
+    if (printable_ascii(name)) {
+      std::string quoted = "\"";
+      for (char c : name) {
+        if (c == '"' || c == '\\') quoted += '\\';
+        quoted += c;
+      }
+      name = quoted + "\"";
+    } else {
+      name = rfc2047_encode(name);
+    }
+    from = name + " <" + from + ">";
+  }
+  std::string body = crlf_lines(*m.body);
+  // 7bit needs ASCII in lines of at most 998 octets (RFC 5322 2.1.1).
+  bool seven_bit = true;
+  for (std::size_t k = 0, line = 0; k < body.size(); ++k) {
+    const auto u = static_cast<unsigned char>(body[k]);
+    if (u >= 0x80 || u == 0) seven_bit = false;
+    line = u == '\n' ? 0 : line + 1;
+    if (line > 998) seven_bit = false;
+  }
+  std::string msg;
+  msg.reserve(body.size() * 3 / 2 + 512);
+  msg += "From: " + from + "\r\n";
+  msg += "To: <" + one_line(m.to) + ">\r\n";
+  msg += "Subject: " + rfc2047_encode(one_line(m.subject ? *m.subject : std::string())) + "\r\n";
+  msg += "Date: " + rfc5322_date(now) + "\r\n";
+  msg += "Message-ID: " + smtp_message_id(gw, m) + "\r\n";
+  msg += "MIME-Version: 1.0\r\n";
+  msg += "Content-Type: text/plain; charset=UTF-8\r\n";
+  msg += seven_bit ? "Content-Transfer-Encoding: 7bit\r\n"
+                   : "Content-Transfer-Encoding: quoted-printable\r\n";
+  msg += "\r\n";
+  msg += seven_bit ? body : quoted_printable(body);
+  return msg;
+}
+
+OutboundRequest smtp_request(const app::GatewayConfig& gw, const Outgoing& m, UnixMs now) {
+  OutboundRequest req;
+  req.url = gw.url;
+  req.smtp = SmtpEnvelope{.mail_from = gw.from, .rcpt = {m.to}, .require_tls = gw.starttls};
+  if (!gw.username.empty()) req.basic_auth = gw.username + ":" + gw.password;
+  req.timeout = milliseconds(gw.timeout_ms);
+  req.body = smtp_message(gw, m, now);
+  return req;
+}
+
+Outcome smtp_outcome(const OutboundResponse& r) {
+  if (r.status == 0)
+    return Outcome{.kind = OutcomeKind::kRetry,
+                   .error = r.timed_out ? "timeout" : "transport: " + r.error};
+  const std::string error = "smtp " + std::to_string(r.status);
+  if (r.status >= 200 && r.status < 300) return Outcome{.kind = OutcomeKind::kAccepted};
+  if (r.status >= 400 && r.status < 500)
+    return Outcome{.kind = OutcomeKind::kRetry, .error = error};
+  // Refused credentials are the operator's to fix, as with HTTP 401/403.
+  if (r.status == 530 || r.status == 534 || r.status == 535 || r.status == 538)
+    return Outcome{.kind = OutcomeKind::kRetry,
+                   .retry_after = milliseconds(30'000),
+                   .error = error + " (credentials)"};
+  return Outcome{.kind = OutcomeKind::kFailed, .error = error};
+}
+
+// ---- Standard Webhooks ---------------------------------------------------------
+
+OutboundRequest webhook_request(const app::GatewayConfig& gw, const Outgoing& m, int64_t now_unix) {
+  json body = {{"channel", to_string(gw.channel)},
+               {"to", m.to},
+               {"body", *m.body},
+               {"incident", m.incident_id},
+               {"delivery_id", m.delivery_id}};
+  if (gw.channel == Channel::kEmail) body["subject"] = m.subject ? *m.subject : std::string();
+  OutboundRequest req;
+  req.method = "POST";
+  req.url = gw.url;
+  req.body = body.dump();
+  const std::string id = "tocsin-delivery-" + std::to_string(m.delivery_id);
+  req.headers.emplace_back("Content-Type", "application/json");
+  req.headers.emplace_back("webhook-id", id);
+  req.headers.emplace_back("webhook-timestamp", std::to_string(now_unix));
+  req.headers.emplace_back("webhook-signature",
+                           sign_webhook(gw.webhook_key, id, now_unix, req.body));
+  req.timeout = milliseconds(gw.timeout_ms);
+  return req;
+}
+
+Outcome webhook_outcome(const OutboundResponse& r) {
+  if (r.status >= 200 && r.status < 300) return Outcome{.kind = OutcomeKind::kAccepted};
+  if (r.status == 429) {
+    return Outcome{.kind = OutcomeKind::kRetry,
+                   .retry_after = parse_retry_after(r.header("retry-after")),
+                   .error = "http 429"};
   }
   if (auto t = transient(r)) return *t;
   return Outcome{.kind = OutcomeKind::kFailed, .error = "http " + std::to_string(r.status)};

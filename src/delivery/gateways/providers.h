@@ -27,6 +27,44 @@ OutboundRequest sendgrid_request(const app::GatewayConfig& gw, const std::vector
 // other 4xx permanent.
 Outcome sendgrid_outcome(const OutboundResponse& response, UnixMs now);
 
+// SMTP through libcurl: one transaction per recipient, MAIL FROM the
+// gateway's `from`, RCPT TO the recipient, the message of smtp_message().
+// `now` dates the message.
+OutboundRequest smtp_request(const app::GatewayConfig& gw, const Outgoing& message, UnixMs now);
+// The RFC 5322 message for one recipient, CRLF line endings: From (with
+// from_name, RFC 2047-encoded when not ASCII), To, Subject (RFC 2047 UTF-8
+// base64 words when not plain ASCII), Date, Message-ID (smtp_message_id),
+// MIME-Version, Content-Type text/plain UTF-8 and a transfer encoding: 7bit
+// for short-lined ASCII, else quoted-printable. CR/LF in header values
+// cannot start new headers.
+std::string smtp_message(const app::GatewayConfig& gw, const Outgoing& message, UnixMs now);
+// "<tocsin.D.I@domain-of-from>" for delivery D of incident I: the same on
+// every retry, so a mailbox can recognise a repeat.
+std::string smtp_message_id(const app::GatewayConfig& gw, const Outgoing& message);
+// 2xx accepted; 4xx, transport failures and timeouts retried; rejected
+// credentials (530, 534, 535, 538) retried after 30 s like HTTP 401/403;
+// other 5xx permanent ("smtp 550").
+Outcome smtp_outcome(const OutboundResponse& response);
+
+// Standard Webhooks POST to `url`: webhook-id "tocsin-delivery-<id>" (the
+// same on every retry, so receivers can drop repeats), webhook-timestamp
+// `now_unix`, webhook-signature over the body with the gateway's key; body
+// {"channel","to","subject" (email only),"body","incident","delivery_id"}.
+OutboundRequest webhook_request(const app::GatewayConfig& gw, const Outgoing& message,
+                                int64_t now_unix);
+// 2xx accepted; 429 (Retry-After) / 5xx / 401 / 403 / transport retried;
+// other 4xx permanent.
+Outcome webhook_outcome(const OutboundResponse& response);
+
+// RFC 2047 encoding of a header text: as is when printable ASCII, else
+// "=?UTF-8?B?...?=" words of whole UTF-8 characters, folded with CRLF SP.
+std::string rfc2047_encode(std::string_view text);
+// Quoted-printable (RFC 2045) of text whose lines end in CRLF; soft line
+// breaks keep encoded lines within 76 characters.
+std::string quoted_printable(std::string_view text);
+// "Tue, 24 Nov 2026 04:37:42 +0000" (RFC 5322 date-time, UTC).
+std::string rfc5322_date(UnixMs at);
+
 // Seconds of a Retry-After header (delta-seconds form), if any.
 std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value);
 
