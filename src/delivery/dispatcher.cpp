@@ -107,7 +107,6 @@ void Dispatcher::claim(Lane& lane) {
   if (lane.held >= cap) return;  // results will free room and pump again
   std::size_t want = std::min(cap - lane.held, options_.max_claim);
   lane.claiming = true;
-  lane.held += want;  // reserve, so concurrent paths do not over-claim
   UnixMs now = clock_.now_ms();
   UnixMs lease_until = now + options_.lease.count();
   Channel ch = lane.channel;
@@ -121,10 +120,9 @@ void Dispatcher::claim(Lane& lane) {
         if (c.result.claimed.size() < want) c.next_due = s.next_due(ch);
         return c;
       },
-      [this, &lane, want, alive = alive_](std::optional<Claimed> c) {
+      [this, &lane, alive = alive_](std::optional<Claimed> c) {
         if (!*alive) return;
-        lane.claiming = false;
-        lane.held -= want;
+        lane.claiming = false;  // one claim at a time per lane: no over-claiming
         if (!c) {  // store trouble: try again shortly
           schedule_poll(lane, milliseconds(500));
           return;

@@ -293,3 +293,32 @@ TEST_CASE("operators see deliveries by gateway and queue expired ones again", "[
   CHECK(retried.out.find("1 deliveries queued again") != std::string::npos);
   CHECK(gw.twilio.wait_for(1, 5s));
 }
+
+TEST_CASE("Twilio 21610 marks the subscriber opted out; 21211 fails one delivery, not the gateway",
+          "[e2e][delivery]") {
+  Gateways gw;
+  gw.twilio.set_twilio_error(phone_for(1), 21610);
+  gw.twilio.set_twilio_error(phone_for(2), 21211);
+  Daemon d(test_config(gw));
+  d.start();
+  auto ids = add_subscribers(d.url(), {json{{"phone", phone_for(1)}, {"groups", {"eastside"}}},
+                                       json{{"phone", phone_for(2)}, {"groups", {"eastside"}}},
+                                       json{{"phone", phone_for(3)}, {"groups", {"eastside"}}}});
+  auto r = post_report(d.url(), report_body().dump());
+  std::string code = r.json()["incident_id"];
+  REQUIRE(gw.twilio.wait_for(1, 5s));
+  json sms;
+  for (int i = 0; i < 40; ++i) {
+    sms = admin("GET", d.url() + "/v1/incidents/" + code).json()["deliveries"]["sms"];
+    if (sms.value("failed", 0) == 2) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  CHECK(sms.value("failed", 0) == 2);
+  CHECK(sms.value("sent", 0) == 1);
+  CHECK(gw.twilio.count(400) == 2);  // each tried once: permanent errors are not retried
+  CHECK(admin("GET", d.url() + "/v1/subscribers/" + std::to_string(ids[0])).json()["sms_opted_out"] == true);
+  CHECK(admin("GET", d.url() + "/v1/subscribers/" + std::to_string(ids[1])).json()["sms_opted_out"] == false);
+  // The opted-out number is left out of the next alert.
+  auto next = post_report(d.url(), report_body({{"location", {{"lat", 34.2}, {"lon", -118.2}}}}).dump());
+  CHECK(next.json()["recipients"] == 2);
+}

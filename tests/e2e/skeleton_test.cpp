@@ -380,3 +380,22 @@ TEST_CASE("a report whose commit fails gets 503 with Retry-After, never 202, and
   CHECK(gw.twilio.wait_for(1, 5s));
   CHECK(get(d.url() + "/readyz").status == 200);
 }
+
+// Not a test: a measurement for the closing notes, run by hand with
+//   build/tocsin_tests "[.measure]"
+// (speed is measured in bench/, never asserted in tests).
+TEST_CASE("measure: 202 to the last of 600 messages at the Twilio emulator", "[.measure]") {
+  Gateways gw;
+  Daemon d(test_config(gw, 100000, 64));
+  d.start();
+  std::vector<json> subs;
+  for (int i = 0; i < 600; ++i) subs.push_back({{"phone", phone_for(i)}, {"groups", {"eastside"}}});
+  add_subscribers(d.url(), subs);
+  auto r = post_report(d.url(), report_body().dump());
+  auto accepted = std::chrono::steady_clock::now();
+  REQUIRE(r.status == 202);
+  REQUIRE(gw.twilio.wait_for(600, 30s));
+  auto last = gw.twilio.messages().back().accepted_at;
+  WARN("202 → last of 600 SMS: "
+       << std::chrono::duration_cast<std::chrono::milliseconds>(last - accepted).count() << " ms");
+}
