@@ -46,6 +46,15 @@ std::string new_incident_id(store::Store& store, std::mt19937_64& rng,
 
 }  // namespace
 
+std::vector<IncidentCandidate> dedup_view(const std::vector<store::IncidentRecord>& rows) {
+  std::vector<IncidentCandidate> out;
+  out.reserve(rows.size());
+  for (const auto& row : rows)
+    out.push_back({row.id, row.event, row.area, row.location, row.dedup_key, row.last_report_at,
+                   row.status != ReportStatus::kActual});
+  return out;
+}
+
 IngestResult ingest_report(store::Store& store, const Config& config,
                            const MessageTemplates& templates, const IngestRequest& req,
                            std::mt19937_64& rng) {
@@ -66,12 +75,7 @@ IngestResult ingest_report(store::Store& store, const Config& config,
   if (report.msg_type == MsgType::kAlert) {
     auto rows = store.dedup_candidates(report.event, report.dedup_key,
                                        req.now - config.dedup.window_s * 1000);
-    std::vector<IncidentCandidate> candidates;
-    candidates.reserve(rows.size());
-    for (const auto& row : rows)
-      candidates.push_back({row.id, row.event, row.area, row.location, row.dedup_key,
-                            row.last_report_at, row.status != ReportStatus::kActual});
-    if (auto idx = find_duplicate(report, req.now, candidates, config.dedup)) {
+    if (auto idx = find_duplicate(report, req.now, dedup_view(rows), config.dedup)) {
       incident = rows[*idx];
       incident.last_report_at = req.now;
       incident.report_count += 1;
@@ -145,10 +149,7 @@ IngestResult ingest_report(store::Store& store, const Config& config,
   if (plan_new) {
     auto groups = match_groups(config.groups, report);
     for (Channel ch : kAllChannels) {
-      std::vector<std::string> names;
-      for (const Group* g : groups)
-        if (std::find(g->channels.begin(), g->channels.end(), ch) != g->channels.end())
-          names.push_back(g->name);
+      auto names = groups_on_channel(groups, ch);
       if (names.empty()) continue;
       store_messages(store, templates, report_id, ch, store.group_languages(names, ch), report,
                      incident.id);

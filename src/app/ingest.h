@@ -10,6 +10,7 @@
 #include <string>
 
 #include "app/config.h"
+#include "core/dedup.h"
 #include "core/problem.h"
 #include "core/report.h"
 #include "store/store.h"
@@ -35,6 +36,9 @@ struct IngestResult {
   std::string outcome;
   int64_t recipients = 0;
 };
+
+// What dedup needs of stored open incidents.
+std::vector<IncidentCandidate> dedup_view(const std::vector<store::IncidentRecord>& rows);
 
 // `templates` are the config's with built-in defaults filled in. `rng`
 // draws incident codes. Throws store::StoreError (the worker rolls back).

@@ -6,6 +6,7 @@
 
 #include "app/config.h"
 #include "app/files.h"
+#include "app/ingest.h"
 #include "core/dedup.h"
 #include "core/routing.h"
 #include "core/sms.h"
@@ -63,11 +64,7 @@ int route(const std::string& config_path, const std::string& report_path) {
                      std::chrono::system_clock::now().time_since_epoch())
                      .count();
     auto rows = store->dedup_candidates(report.event, report.dedup_key, now - c.dedup.window_s * 1000);
-    std::vector<IncidentCandidate> candidates;
-    for (const auto& r : rows)
-      candidates.push_back({r.id, r.event, r.area, r.location, r.dedup_key, r.last_report_at,
-                            r.status != ReportStatus::kActual});
-    if (auto idx = find_duplicate(report, now, candidates, c.dedup))
+    if (auto idx = find_duplicate(report, now, dedup_view(rows), c.dedup))
       std::printf("now: a duplicate of open incident %s: it would be merged and send nothing\n",
                   rows[*idx].id.c_str());
   }
@@ -83,10 +80,7 @@ int route(const std::string& config_path, const std::string& report_path) {
   int64_t total = 0;
   std::vector<std::pair<Channel, std::string>> previews;
   for (Channel ch : kAllChannels) {
-    std::vector<std::string> names;
-    for (const Group* g : groups)
-      if (std::find(g->channels.begin(), g->channels.end(), ch) != g->channels.end())
-        names.push_back(g->name);
+    auto names = groups_on_channel(groups, ch);
     if (names.empty()) continue;
     auto audience = store ? store->group_audience(names, ch) : std::vector<std::pair<std::string, int64_t>>{};
     if (audience.empty()) std::printf("  %-6s %-8s %8d\n", std::string(to_string(ch)).c_str(), "-", 0);

@@ -22,4 +22,12 @@ std::vector<const Group*> match_groups(const std::vector<Group>& groups,
   return out;
 }
 
+std::vector<std::string> groups_on_channel(const std::vector<const Group*>& groups, Channel channel) {
+  std::vector<std::string> names;
+  for (const Group* g : groups)
+    if (std::find(g->channels.begin(), g->channels.end(), channel) != g->channels.end())
+      names.push_back(g->name);
+  return names;
+}
+
 }  // namespace tocsin

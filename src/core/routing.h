@@ -26,4 +26,7 @@ bool group_matches(const Group& group, const Report& report);
 std::vector<const Group*> match_groups(const std::vector<Group>& groups,
                                             const Report& report);
 
+// Names of the groups among `groups` that are alerted on `channel`.
+std::vector<std::string> groups_on_channel(const std::vector<const Group*>& groups, Channel channel);
+
 }  // namespace tocsin

@@ -1,6 +1,7 @@
 // The command line, run as the real binary.
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <thread>
 
 #include "e2e/fixture.h"
 
@@ -64,4 +65,44 @@ TEST_CASE("submit signs a report file and prints the answer", "[e2e][cli]") {
                           d.path("report.json").string()});
   CHECK(refused.exit_code == 1);
   CHECK(refused.out.rfind("401 ", 0) == 0);
+}
+
+TEST_CASE("route: a dry run beside the running daemon, sending nothing", "[e2e][cli]") {
+  Gateways gw;
+  Daemon d(test_config(gw));
+  d.start();
+  add_subscribers(d.url(), {json{{"phone", phone_for(1)}, {"groups", {"eastside"}}},
+                            json{{"phone", phone_for(2)}, {"groups", {"eastside", "drills"}}},
+                            json{{"phone", phone_for(3)}, {"email", "ana@example.org"}, {"language", "es-MX"},
+                                 {"groups", {"eastside"}}},
+                            json{{"email", "lawyer@example.org"}, {"groups", {"lawyers"}}}});
+  std::ofstream(d.path("report.json")) << report_body().dump(2);
+  auto r = run_cli({"route", "--config", "config.json", "report.json"}, 10s, d.dir());
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("report: alert enforcement_activity severe in la/boyle-heights (actual)") != std::string::npos);
+  CHECK(r.out.find("  eastside                     sms, email") != std::string::npos);
+  CHECK(r.out.find("  lawyers                      email") != std::string::npos);
+  CHECK(r.out.find("  sms    en              2") != std::string::npos);  // one in two groups counts once
+  CHECK(r.out.find("  sms    es-MX           1") != std::string::npos);
+  CHECK(r.out.find("  email  en              1") != std::string::npos);
+  CHECK(r.out.find("  email  es-MX           1") != std::string::npos);
+  CHECK(r.out.find("  total                  5") != std::string::npos);
+  CHECK(r.out.find("--- sms, es-MX: ") != std::string::npos);
+  CHECK(r.out.find("ALERTA #XXXXXX: Vehículos de ICE") != std::string::npos);
+  CHECK(r.out.find("Subject: ICE vehicles at 1st & Soto (#XXXXXX)") != std::string::npos);
+  // Once an incident is open, route says the report would merge.
+  auto posted = post_report(d.url(), report_body().dump());
+  auto again = run_cli({"route", "--config", "config.json", "report.json"}, 10s, d.dir());
+  CHECK(again.out.find("a duplicate of open incident " + posted.json()["incident_id"].get<std::string>()) !=
+        std::string::npos);
+  // Nothing was sent by the dry runs: only the one real report's messages.
+  REQUIRE(gw.twilio.wait_for(3, 5s));
+  std::this_thread::sleep_for(300ms);
+  CHECK(gw.twilio.message_count() == 3);
+  // An invalid report is refused with its field.
+  std::ofstream(d.path("bad.json")) << report_body({{"severity", "huge"}}).dump();
+  auto bad = run_cli({"route", "--config", "config.json", "bad.json"}, 10s, d.dir());
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.out.find("bad.json: severity: ") != std::string::npos);
 }
