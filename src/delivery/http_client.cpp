@@ -218,6 +218,27 @@ struct CurlHttpClient::Impl {
   }
 
   // Fills t.easy from `request`; returns "" or why the request cannot be sent.
+  // Options every transfer (HTTP or SMTP) sets the same way.
+  CURLcode set_common_options(CURL* e, const OutboundRequest& request) const {
+    CURLcode rc = CURLE_OK;
+    auto check = [&rc](CURLcode c) {
+      if (rc == CURLE_OK) rc = c;
+    };
+    // No SIGALRM-based DNS timeouts: we share a process with other threads.
+    check(curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L));
+    check(curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L));
+    check(curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+                           static_cast<long>(std::max<std::int64_t>(1, request.timeout.count()))));
+    check(curl_easy_setopt(
+        e, CURLOPT_CONNECTTIMEOUT_MS,
+        static_cast<long>(std::max<std::int64_t>(1, request.connect_timeout.count()))));
+    if (!options.verify_tls) {
+      check(curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L));
+      check(curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L));
+    }
+    return rc;
+  }
+
   std::string configure(Transfer& t, OutboundRequest request) {
     t.easy.reset(curl_easy_init());
     if (!t.easy) return "curl_easy_init failed";
@@ -264,18 +285,7 @@ struct CurlHttpClient::Impl {
     check(curl_easy_setopt(e, CURLOPT_HEADERDATA, &t));
     check(curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &on_body));
     check(curl_easy_setopt(e, CURLOPT_WRITEDATA, &t));
-    // No SIGALRM-based DNS timeouts: we share a process with other threads.
-    check(curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L));
-    check(curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L));
-    check(curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-                           static_cast<long>(std::max<std::int64_t>(1, request.timeout.count()))));
-    check(curl_easy_setopt(
-        e, CURLOPT_CONNECTTIMEOUT_MS,
-        static_cast<long>(std::max<std::int64_t>(1, request.connect_timeout.count()))));
-    if (!options.verify_tls) {
-      check(curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L));
-      check(curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L));
-    }
+    check(set_common_options(e, request));
     if (!request.basic_auth.empty()) {
       // Split at the first ':' ourselves so a ':' in the password survives.
       const auto colon = request.basic_auth.find(':');
@@ -340,17 +350,7 @@ struct CurlHttpClient::Impl {
     check(curl_easy_setopt(e, CURLOPT_URL, request.url.c_str()));
     check(curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "smtp,smtps"));
     check(curl_easy_setopt(e, CURLOPT_PRIVATE, &t));
-    check(curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L));
-    check(curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L));
-    check(curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-                           static_cast<long>(std::max<std::int64_t>(1, request.timeout.count()))));
-    check(curl_easy_setopt(
-        e, CURLOPT_CONNECTTIMEOUT_MS,
-        static_cast<long>(std::max<std::int64_t>(1, request.connect_timeout.count()))));
-    if (!options.verify_tls) {
-      check(curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L));
-      check(curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L));
-    }
+    check(set_common_options(e, request));
     if (envelope.require_tls) {
       check(curl_easy_setopt(e, CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_ALL)));
     }
