@@ -95,19 +95,29 @@ void read_storage(JsonReader r, Config& c) {
   if (auto v = s.string("path", Need::kOptional)) c.storage.sqlite_path = *v;
 }
 
-void read_coordinators(const json& arr, const std::string& path, SecretReader& secrets,
-                       std::vector<FieldProblem>& problems, Config& c) {
+// Calls `read` with a reader for each element of the array `arr` at `path`;
+// a non-array or a non-object element is a problem.
+template <typename Read>
+void for_each_object(const json& arr, const std::string& path, std::vector<FieldProblem>& problems,
+                     Read read) {
   if (!arr.is_array()) {
     problems.push_back({path, "must be an array"});
     return;
   }
-  std::set<std::string> names;
   for (std::size_t i = 0; i < arr.size(); ++i) {
     JsonReader r(arr[i], index_path(path, i), problems);
     if (!r.ok()) {
       r.problem("", "must be an object");
       continue;
     }
+    read(r);
+  }
+}
+
+void read_coordinators(const json& arr, const std::string& path, SecretReader& secrets,
+                       std::vector<FieldProblem>& problems, Config& c) {
+  std::set<std::string> names;
+  for_each_object(arr, path, problems, [&](JsonReader& r) {
     r.reject_unknown({"name", "secret", "secret_file", "secrets", "areas"});
     CoordinatorConfig co;
     if (auto n = r.string("name", Need::kRequired, 100)) {
@@ -139,7 +149,7 @@ void read_coordinators(const json& arr, const std::string& path, SecretReader& s
       co.areas = *areas;
     }
     c.coordinators.push_back(std::move(co));
-  }
+  });
 }
 
 void read_admin(JsonReader r, SecretReader& secrets, Config& c) {
@@ -200,17 +210,8 @@ void read_smtp_gateway(JsonReader& r, SecretReader& secrets, GatewayConfig& g) {
 
 void read_gateways(const json& arr, const std::string& path, SecretReader& secrets,
                    std::vector<FieldProblem>& problems, Config& c) {
-  if (!arr.is_array()) {
-    problems.push_back({path, "must be an array"});
-    return;
-  }
   std::set<std::string> names;
-  for (std::size_t i = 0; i < arr.size(); ++i) {
-    JsonReader r(arr[i], index_path(path, i), problems);
-    if (!r.ok()) {
-      r.problem("", "must be an object");
-      continue;
-    }
+  for_each_object(arr, path, problems, [&](JsonReader& r) {
     GatewayConfig g;
     if (auto n = r.string("name", Need::kRequired, 100)) {
       g.name = *n;
@@ -224,9 +225,9 @@ void read_gateways(const json& arr, const std::string& path, SecretReader& secre
     else if (type == "file") g.type = GatewayType::kFile;
     else if (type) {
       r.problem("type", "must be one of twilio, sendgrid, smtp, webhook, file");
-      continue;
+      return;
     } else {
-      continue;
+      return;
     }
     if (auto ch = r.string("channel", Need::kRequired)) {
       if (auto p = parse_channel(*ch)) g.channel = *p;
@@ -294,22 +295,13 @@ void read_gateways(const json& arr, const std::string& path, SecretReader& secre
       r.problem("base_url", "must start with https:// (or http://)");
     while (g.base_url.ends_with('/')) g.base_url.pop_back();
     c.gateways.push_back(std::move(g));
-  }
+  });
 }
 
 void read_groups(const json& arr, const std::string& path, std::vector<FieldProblem>& problems,
                  Config& c) {
-  if (!arr.is_array()) {
-    problems.push_back({path, "must be an array"});
-    return;
-  }
   std::set<std::string> names;
-  for (std::size_t i = 0; i < arr.size(); ++i) {
-    JsonReader r(arr[i], index_path(path, i), problems);
-    if (!r.ok()) {
-      r.problem("", "must be an object");
-      continue;
-    }
+  for_each_object(arr, path, problems, [&](JsonReader& r) {
     r.reject_unknown({"name", "match", "channels", "drills"});
     Group g;
     if (auto n = r.string("name", Need::kRequired, 100)) {
@@ -349,7 +341,7 @@ void read_groups(const json& arr, const std::string& path, std::vector<FieldProb
     }
     if (auto d = r.boolean("drills", Need::kOptional)) g.drills = *d;
     c.groups.push_back(std::move(g));
-  }
+  });
 }
 
 void read_template_set(JsonReader& r, std::string_view key, TemplateMap& out,
