@@ -40,6 +40,9 @@ int check_config(const std::string& path) {
   for (const auto& p : result.problems)
     std::fprintf(stdout, "%s: %s: %s\n", path.c_str(), p.path.empty() ? "$" : p.path.c_str(),
                  p.message.c_str());
+  // Warnings are marked as such and do not change the exit code.
+  for (const auto& w : result.warnings)
+    std::fprintf(stdout, "%s: %s: warning: %s\n", path.c_str(), w.path.c_str(), w.message.c_str());
   if (!result.ok()) return kUsage;
   std::fprintf(stdout, "%s: ok (%zu coordinators, %zu groups, %zu gateways)\n", path.c_str(),
                result.config.coordinators.size(), result.config.groups.size(),
@@ -168,6 +171,7 @@ int run_cli(int argc, char** argv) {
   auto* check_cmd = app.add_subcommand("check-config", "Validate a config file; print every problem");
   check_cmd->add_option("--config", config_path, "Config file")->required();
   check_cmd->footer("Prints FILE: json.path: problem per line; exit 0 when valid, 2 when not.\n"
+                    "Warnings (FILE: json.path: warning: ...) do not fail the check.\n"
                     "Example: tocsin check-config --config config/example.json");
 
   std::string url, secret_file, report_file, id;

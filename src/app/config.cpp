@@ -382,6 +382,45 @@ void read_templates(JsonReader r, std::vector<FieldProblem>& problems, Config& c
   }
 }
 
+void read_sms(JsonReader r, Config& c) {
+  r.reject_unknown({"max_segments"});
+  // Twilio refuses bodies over 1600 characters and advises at most 10 segments.
+  if (auto v = r.integer("max_segments", Need::kOptional, 1, 10))
+    c.sms.max_segments = static_cast<int>(*v);
+}
+
+// What check-config should point out in templates that are valid: a language
+// one set has and another lacks (its subscribers get another language
+// there), and an SMS template whose worst case exceeds sms.max_segments.
+std::vector<FieldProblem> template_warnings(const Config& c) {
+  std::vector<FieldProblem> out;
+  MessageTemplates t = with_defaults(c.templates);
+  for (const auto& gap : language_gaps(t)) {
+    std::string got = gap.fallback.empty()
+                          ? "nothing"
+                          : "the \"" + gap.fallback + "\" one (fallback " + gap.language + " → " +
+                                gap.fallback + ")";
+    out.push_back({join_path("templates", gap.set),
+                   "no \"" + gap.language + "\" template; subscribers in \"" + gap.language +
+                       "\" get " + got});
+  }
+  bool built_in = c.templates.sms.empty();
+  for (const auto& [lang, text] : t.sms) {
+    SmsWorstCase w = sms_worst_case(text);
+    if (w.size.segments <= static_cast<std::size_t>(c.sms.max_segments)) continue;
+    out.push_back({join_path("templates.sms", lang),
+                   std::string(built_in ? "built-in template: " : "") + "worst case " +
+                       std::to_string(w.size.segments) + " " +
+                       (w.size.encoding == SmsEncoding::kGsm7 ? "GSM-7" : "UCS-2") +
+                       " segments, above sms.max_segments " + std::to_string(c.sms.max_segments) +
+                       " (" + (w.drill ? "drill " : "") + std::string(to_string(w.msg_type)) +
+                       ", " + std::to_string(kWorstCaseHeadline) +
+                       "-character headline, instruction and location cut away): such messages "
+                       "go out over the limit"});
+  }
+  return out;
+}
+
 void read_delivery(JsonReader r, Config& c) {
   r.reject_unknown({"sms_deadline_s", "email_deadline_s", "lease_s", "max_retry_delay_s",
                     "breaker_threshold", "breaker_cooldown_s"});
@@ -422,7 +461,7 @@ ConfigResult parse_config(const std::string& text, const std::string& base_dir) 
   SecretReader secrets(base_dir);
   JsonReader root(doc, "", problems);
   root.reject_unknown({"server", "storage", "coordinators", "admin", "dedup", "gateways", "groups",
-                       "templates", "delivery", "subscribers"});
+                       "templates", "sms", "delivery", "subscribers"});
   if (root.has("server")) read_server(root.object("server", Need::kOptional), c);
   if (root.has("storage")) read_storage(root.object("storage", Need::kOptional), c);
   if (auto* v = root.get("coordinators")) read_coordinators(*v, "coordinators", secrets, problems, c);
@@ -434,8 +473,10 @@ ConfigResult parse_config(const std::string& text, const std::string& base_dir) 
   if (auto* v = root.get("groups")) read_groups(*v, "groups", problems, c);
   else problems.push_back({"groups", "is required: nobody would be alerted"});
   if (root.has("templates")) read_templates(root.object("templates", Need::kOptional), problems, c);
+  if (root.has("sms")) read_sms(root.object("sms", Need::kOptional), c);
   if (root.has("delivery")) read_delivery(root.object("delivery", Need::kOptional), c);
   if (root.has("subscribers")) read_subscribers(root.object("subscribers", Need::kOptional), c);
+  result.warnings = template_warnings(c);
   return result;
 }
 

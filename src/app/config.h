@@ -67,6 +67,12 @@ struct DeliveryConfig {
   int64_t breaker_cooldown_s = 10;  // before an open circuit lets one probe request through
 };
 
+struct SmsConfig {
+  // A rendered SMS longer than this many segments is shortened (instruction
+  // first, never the headline): each segment is billed and rate-limited.
+  int max_segments = 3;
+};
+
 struct SubscribersConfig {
   std::string default_region = "US";  // region for phone numbers written without +country
 };
@@ -81,6 +87,7 @@ struct Config {
   std::vector<GatewayConfig> gateways;
   std::vector<Group> groups;   // subscriber groups, in config order
   MessageTemplates templates;  // as configured; empty maps fall back to built-ins
+  SmsConfig sms;
   DeliveryConfig delivery;
   SubscribersConfig subscribers;
 
@@ -90,6 +97,9 @@ struct Config {
 struct ConfigResult {
   Config config;
   std::vector<FieldProblem> problems;  // empty when the config is valid
+  // Not wrong, but worth a look (a language missing from one template set,
+  // an SMS template that cannot fit sms.max_segments); they do not fail.
+  std::vector<FieldProblem> warnings;
   bool ok() const { return problems.empty(); }
 };
 

@@ -31,6 +31,11 @@ void print_problems(const std::string& file, const std::vector<FieldProblem>& pr
                  p.message.c_str());
 }
 
+// Config warnings (see check-config) name paths and languages only.
+void log_warnings(const std::string& file, const std::vector<FieldProblem>& warnings) {
+  for (const auto& w : warnings) spdlog::warn("{}: {}: {}", file, w.path, w.message);
+}
+
 // Everything the running daemon is made of, in construction order; members
 // are destroyed in reverse, after the io_context has stopped.
 class Daemon {
@@ -145,6 +150,7 @@ class Daemon {
       return;
     }
     loaded.config.source = config_->config.source;
+    log_warnings(loaded.config.source, loaded.warnings);
     config_ = std::make_shared<const ActiveConfig>(std::move(loaded.config));
     spdlog::info("config reloaded from {}", config_->config.source);
   }
@@ -212,6 +218,7 @@ int serve(const std::string& config_path) {
     print_problems(config_path, loaded.problems);
     return 2;
   }
+  log_warnings(config_path, loaded.warnings);
   auto daemon = std::make_unique<Daemon>(std::make_shared<const ActiveConfig>(std::move(loaded.config)));
   return daemon->run();
 }

@@ -18,10 +18,10 @@ UnixMs deadline_for(const Config& config, Channel ch, UnixMs now) {
   return now + s * 1000;
 }
 
-void store_messages(store::Store& store, const MessageTemplates& templates, int64_t report_id,
-                    Channel ch, const std::vector<std::string>& languages, const Report& report,
-                    const std::string& incident_id) {
-  MessageContext ctx{&report, incident_id};
+void store_messages(store::Store& store, const Config& config, const MessageTemplates& templates,
+                    int64_t report_id, Channel ch, const std::vector<std::string>& languages,
+                    const Report& report, const std::string& incident_id) {
+  MessageContext ctx{&report, incident_id, static_cast<std::size_t>(config.sms.max_segments)};
   for (const auto& lang : languages) {
     RenderedMessage m = render_message(templates, ch, lang, ctx);
     store.insert_message(report_id, ch, lang, m.subject, m.body);
@@ -151,8 +151,8 @@ IngestResult ingest_report(store::Store& store, const Config& config,
     for (Channel ch : kAllChannels) {
       auto names = groups_on_channel(groups, ch);
       if (names.empty()) continue;
-      store_messages(store, templates, report_id, ch, store.group_languages(names, ch), report,
-                     incident.id);
+      store_messages(store, config, templates, report_id, ch, store.group_languages(names, ch),
+                     report, incident.id);
       recipients += store.plan_group_deliveries(report_id, incident.id, names, ch, req.now,
                                                 deadline_for(config, ch, req.now));
     }
@@ -162,8 +162,8 @@ IngestResult ingest_report(store::Store& store, const Config& config,
     Report as_sent = report;
     if (severity_rose) as_sent.msg_type = MsgType::kUpdate;
     for (Channel ch : kAllChannels) {
-      store_messages(store, templates, report_id, ch, store.recipient_languages(incident.id, ch),
-                     as_sent, incident.id);
+      store_messages(store, config, templates, report_id, ch,
+                     store.recipient_languages(incident.id, ch), as_sent, incident.id);
       recipients += store.plan_followup_deliveries(report_id, incident.id, ch, req.now,
                                                    deadline_for(config, ch, req.now));
     }

@@ -95,13 +95,16 @@ int route(const std::string& config_path, const std::string& report_path) {
   std::printf("  %-15s %8lld\n", "total", static_cast<long long>(total));
 
   std::printf("messages:\n");
-  MessageContext ctx{&report, "XXXXXX"};
+  MessageContext ctx{&report, "XXXXXX", static_cast<std::size_t>(c.sms.max_segments)};
   for (const auto& [ch, lang] : previews) {
     auto m = render_message(active.templates, ch, lang, ctx);
     if (ch == Channel::kSms) {
-      auto size = sms_size(m.body);
-      std::printf("--- sms, %s: %zu segment(s), %s\n%s\n", lang.c_str(), size.segments,
-                  size.encoding == SmsEncoding::kGsm7 ? "GSM-7" : "UCS-2", m.body.c_str());
+      const char* fit = m.sms.segments > ctx.max_sms_segments
+                            ? ", over sms.max_segments (the headline is never cut)"
+                        : m.shortened ? ", shortened to fit sms.max_segments"
+                                      : "";
+      std::printf("--- sms, %s: %zu segment(s), %s%s\n%s\n", lang.c_str(), m.sms.segments,
+                  m.sms.encoding == SmsEncoding::kGsm7 ? "GSM-7" : "UCS-2", fit, m.body.c_str());
     } else {
       std::printf("--- email, %s\nSubject: %s\n%s", lang.c_str(), m.subject.c_str(), m.body.c_str());
     }

@@ -3,6 +3,8 @@
 #include <kainjow/mustache.hpp>
 #include <strings.h>
 
+#include <algorithm>
+
 namespace tocsin {
 
 namespace mstch = kainjow::mustache;
@@ -129,43 +131,200 @@ std::string help_text(const MessageTemplates& templates, std::string_view langua
   return lang.empty() ? std::string() : templates.help.at(lang);
 }
 
+namespace {
+
+// The variables of one rendering, as text ("" = absent: its section skips).
+struct Vars {
+  std::string headline, instruction, event, severity, area, location, observed_at, incident;
+  MsgType msg_type = MsgType::kAlert;
+  bool drill = false;
+};
+
+// One parsed template, rendered as often as the shortening needs.
+class Renderer {
+ public:
+  explicit Renderer(const std::string& text) : tmpl_(text) {
+    // Plain-text channels: no HTML escaping ("1st & Soto" stays as written).
+    tmpl_.set_custom_escape([](const std::string& s) { return s; });
+  }
+  std::string render(const Vars& v) {
+    mstch::data d;
+    auto set_text = [&](const std::string& key, const std::string& value) {
+      if (!value.empty()) d.set(key, value);
+    };
+    set_text("headline", v.headline);
+    set_text("instruction", v.instruction);
+    set_text("event", v.event);
+    set_text("severity", v.severity);
+    set_text("area", v.area);
+    set_text("location", v.location);
+    set_text("observed_at", v.observed_at);
+    set_text("incident", v.incident);
+    set_text("msg_type", std::string(to_string(v.msg_type)));
+    if (v.drill) d.set("drill", mstch::data::type::bool_true);
+    if (v.msg_type == MsgType::kAlert) d.set("alert", mstch::data::type::bool_true);
+    if (v.msg_type == MsgType::kUpdate) d.set("update", mstch::data::type::bool_true);
+    if (v.msg_type == MsgType::kCancel) d.set("cancel", mstch::data::type::bool_true);
+    return tmpl_.render(d);
+  }
+
+ private:
+  mstch::mustache tmpl_;
+};
+
+Vars vars_of(const Report& r, std::string_view language, const std::string& incident) {
+  Vars v;
+  v.headline = localized(r.headline, language);
+  v.instruction = localized(r.instruction, language);
+  v.event = r.event;
+  v.severity = std::string(to_string(r.severity));
+  v.area = r.area;
+  if (r.location) v.location = r.location->description;
+  v.observed_at = r.observed_at;
+  v.incident = incident;
+  v.msg_type = r.msg_type;
+  v.drill = r.is_drill();
+  return v;
+}
+
+// `text` cut to at most `code_points`, backed up to a word break within the
+// last 15 characters when there is one, and without trailing separators.
+std::string cut_text(std::string_view text, std::size_t code_points) {
+  std::string_view p = utf8_prefix(text, code_points);
+  if (p.size() < text.size() && text[p.size()] != ' ') {  // a word is cut: drop it if short
+    auto space = p.find_last_of(' ');
+    if (space != std::string_view::npos && space > 0 && code_point_count(p.substr(space)) <= 15)
+      p = p.substr(0, space);
+  }
+  while (!p.empty() && std::string_view(" ,;:-.").find(p.back()) != std::string_view::npos)
+    p.remove_suffix(1);
+  return std::string(p);
+}
+
+// `field` cut to `keep` code points plus an ellipsis (absent when keep is 0),
+// and the segments of the message rendered with it. The ellipsis is the
+// cheaper of "..." and "…" for the message.
+struct Cut {
+  std::string value;
+  SmsSize size;
+};
+Cut render_cut(Renderer& r, Vars v, std::string Vars::*field, const std::string& original,
+               std::size_t keep) {
+  std::string text = keep == 0 ? std::string() : cut_text(original, keep);
+  v.*field = text.empty() ? text : text + "...";
+  SmsSize size = sms_size(r.render(v));
+  if (size.encoding == SmsEncoding::kUcs2 && !text.empty()) {
+    v.*field = text + "…";  // UCS-2 anyway: one unit instead of three
+    size = sms_size(r.render(v));
+  }
+  return {v.*field, size};
+}
+
+// Sets `v.*field` to its longest cut with which the message fits in
+// `max_segments` and returns true; when even dropping it does not suffice,
+// drops it and returns false (the next field is cut then).
+bool shorten(Renderer& r, Vars& v, std::string Vars::*field, std::size_t max_segments) {
+  const std::string original = v.*field;
+  if (original.empty()) return false;
+  Cut best = render_cut(r, v, field, original, 0);
+  v.*field = best.value;
+  if (best.size.segments > max_segments) return false;
+  // Invariant: keeping `lo` code points fits, keeping `hi` does not (the
+  // whole text did not). Longer cuts never render shorter, so this finds
+  // the longest that fits.
+  std::size_t lo = 0, hi = code_point_count(original);
+  while (hi - lo > 1) {
+    std::size_t mid = lo + (hi - lo) / 2;
+    Cut c = render_cut(r, v, field, original, mid);
+    if (c.size.segments <= max_segments) {
+      lo = mid;
+      best = std::move(c);
+    } else {
+      hi = mid;
+    }
+  }
+  v.*field = best.value;
+  return true;
+}
+
+RenderedMessage render_sms(const std::string& text, Vars v, std::size_t max_segments) {
+  Renderer r(text);
+  RenderedMessage m;
+  m.body = r.render(v);
+  m.sms = sms_size(m.body);
+  if (max_segments == 0 || m.sms.segments <= max_segments) return m;
+  if (v.instruction.empty() && v.location.empty()) return m;  // nothing may be cut
+  for (auto field : {&Vars::instruction, &Vars::location})
+    if (shorten(r, v, field, max_segments)) break;
+  m.body = r.render(v);
+  m.sms = sms_size(m.body);
+  m.shortened = true;
+  return m;
+}
+
+}  // namespace
+
 RenderedMessage render_message(const MessageTemplates& templates, Channel channel,
                                std::string_view language, const MessageContext& ctx) {
-  const Report& r = *ctx.report;
-  mstch::data vars;
-  auto set_text = [&](const std::string& key, const std::string& value) {
-    if (!value.empty()) vars.set(key, value);  // absent, so {{#key}} sections skip it
-  };
-  set_text("headline", localized(r.headline, language));
-  set_text("instruction", localized(r.instruction, language));
-  set_text("event", r.event);
-  set_text("severity", std::string(to_string(r.severity)));
-  set_text("area", r.area);
-  if (r.location) set_text("location", r.location->description);
-  set_text("observed_at", r.observed_at);
-  set_text("incident", ctx.incident_code);
-  set_text("msg_type", std::string(to_string(r.msg_type)));
-  if (r.is_drill()) vars.set("drill", mstch::data::type::bool_true);
-  if (r.msg_type == MsgType::kAlert) vars.set("alert", mstch::data::type::bool_true);
-  if (r.msg_type == MsgType::kUpdate) vars.set("update", mstch::data::type::bool_true);
-  if (r.msg_type == MsgType::kCancel) vars.set("cancel", mstch::data::type::bool_true);
-
-  auto render = [&](const TemplateMap& map) {
+  Vars vars = vars_of(*ctx.report, language, ctx.incident_code);
+  auto text_of = [&](const TemplateMap& map) -> const std::string* {
     std::string lang = resolve_language(language, map);
-    if (lang.empty()) return std::string();
-    mstch::mustache tmpl{map.at(lang)};
-    // Plain-text channels: no HTML escaping ("1st & Soto" stays as written).
-    tmpl.set_custom_escape([](const std::string& s) { return s; });
-    return tmpl.render(vars);
+    return lang.empty() ? nullptr : &map.at(lang);
   };
   RenderedMessage out;
   if (channel == Channel::kSms) {
-    out.body = render(templates.sms);
+    if (const auto* t = text_of(templates.sms)) out = render_sms(*t, vars, ctx.max_sms_segments);
   } else {
-    out.subject = render(templates.email_subject);
-    out.body = render(templates.email_body);
+    if (const auto* t = text_of(templates.email_subject)) out.subject = Renderer(*t).render(vars);
+    if (const auto* t = text_of(templates.email_body)) out.body = Renderer(*t).render(vars);
   }
   return out;
+}
+
+SmsWorstCase sms_worst_case(const std::string& sms_template) {
+  Renderer r(sms_template);
+  std::string latin(kWorstCaseHeadline, 'x');
+  std::string accented;
+  for (std::size_t i = 0; i < kWorstCaseHeadline; ++i) accented += "á";
+  SmsWorstCase worst;
+  for (MsgType type : {MsgType::kAlert, MsgType::kUpdate, MsgType::kCancel})
+    for (bool drill : {false, true})
+      for (const std::string* headline : {&latin, &accented}) {
+        Vars v;
+        v.headline = *headline;
+        v.event = std::string(64, 'e');
+        v.area = std::string(200, 'a');
+        v.severity = "moderate";
+        v.observed_at = "2026-11-22T13:05:00.000+05:30";
+        v.incident = "XXXXXX";
+        v.msg_type = type;
+        v.drill = drill;
+        SmsSize size = sms_size(r.render(v));
+        if (size.segments > worst.size.segments ||
+            (size.segments == worst.size.segments && size.units > worst.size.units))
+          worst = {size, type, drill};
+      }
+  return worst;
+}
+
+std::vector<LanguageGap> language_gaps(const MessageTemplates& t) {
+  const std::pair<std::string_view, const TemplateMap*> sets[] = {
+      {"sms", &t.sms}, {"email.subject", &t.email_subject}, {"email.body", &t.email_body},
+      {"help", &t.help}};
+  std::vector<std::string> languages;
+  for (const auto& [name, map] : sets)
+    for (const auto& [lang, text] : *map)
+      if (std::none_of(languages.begin(), languages.end(),
+                       [&](const std::string& l) { return iequals(l, lang); }))
+        languages.push_back(lang);
+  std::sort(languages.begin(), languages.end());
+  std::vector<LanguageGap> gaps;
+  for (const auto& [name, map] : sets)
+    for (const auto& lang : languages) {
+      std::string got = resolve_language(lang, *map);
+      if (!iequals(got, lang)) gaps.push_back({name, lang, got});
+    }
+  return gaps;
 }
 
 }  // namespace tocsin

@@ -1,6 +1,8 @@
 // Message text: mustache templates per channel and language, built-in
-// English and Spanish defaults, and the language fallback es-MX → es → en.
-// Pure: a report and an incident code in, text out.
+// English and Spanish defaults, the language fallback es-MX → es → en, and
+// SMS that fits in a number of segments. Pure: a report and an incident code
+// in, text out. Texts pass through byte for byte (no HTML escaping, no
+// normalisation), so Arabic, Hebrew or Chinese arrive as written.
 #pragma once
 
 #include <map>
@@ -11,6 +13,7 @@
 
 #include "core/model.h"
 #include "core/report.h"
+#include "core/sms.h"
 
 namespace tocsin {
 
@@ -46,8 +49,10 @@ std::string resolve_language(std::string_view wanted, const std::vector<std::str
 std::string resolve_language(std::string_view wanted, const TemplateMap& available);
 
 struct RenderedMessage {
-  std::string subject;  // email only
+  std::string subject;     // email only
   std::string body;
+  SmsSize sms;             // SMS only: encoding and segments of `body`
+  bool shortened = false;  // SMS only: the instruction (or location) was cut to fit
 };
 
 // The HELP answer in `language` (with the usual fallback).
@@ -57,11 +62,56 @@ std::string help_text(const MessageTemplates& templates, std::string_view langua
 struct MessageContext {
   const Report* report = nullptr;
   std::string incident_code;
+  std::size_t max_sms_segments = 0;  // SMS: shorten to fit this many segments (0: no limit)
 };
 
 // Renders the message for `channel` in `language` (a subscriber's tag).
 // Report texts (headline, instruction) follow the same language fallback.
+//
+// An SMS longer than ctx.max_sms_segments is shortened, rendering the same
+// template again with shorter texts (binary search over code points):
+//  1. the instruction is cut, down to nothing (its {{#instruction}} section
+//     then disappears); the longest prefix that fits is kept;
+//  2. then, the same way, the location description;
+//  3. the headline, the template's own text and every other variable are
+//     never cut: if the message still does not fit, it goes out whole, over
+//     the limit (check-config warns of templates that can get there).
+// A cut ends at a whole character (never inside a UTF-8 sequence, a
+// surrogate pair, a GSM escape pair or before a combining mark), backs up to
+// a word break when one is near, and is marked "..." when the message is
+// GSM-7 ("…" is not in GSM-7 and would make the whole message UCS-2, less
+// than half the room), "…" when it is UCS-2 anyway (one unit instead of three).
 RenderedMessage render_message(const MessageTemplates& templates, Channel channel,
                                std::string_view language, const MessageContext& ctx);
+
+// The headline length (in characters) check-config assumes for the worst
+// case of an SMS template: coordinators are asked (README) to keep headlines
+// within it.
+inline constexpr std::size_t kWorstCaseHeadline = 100;
+
+// The largest an SMS template can render after shortening: the most
+// segments among every msg_type (alert, update, cancel) with and without
+// drill, with a kWorstCaseHeadline-character headline in Latin (GSM-7) and in
+// accented or non-Latin text (UCS-2), event and area at the report limits
+// (64 and 200 characters), the longest severity and observed_at, and no
+// instruction or location (those are cut first).
+struct SmsWorstCase {
+  SmsSize size;
+  MsgType msg_type = MsgType::kAlert;
+  bool drill = false;
+};
+SmsWorstCase sms_worst_case(const std::string& sms_template);
+
+// A language that one template set has and another lacks: subscribers in
+// `language` get `fallback` from that set ("" when the set is empty).
+struct LanguageGap {
+  std::string_view set;  // "sms", "email.subject", "email.body" or "help"
+  std::string language;
+  std::string fallback;
+};
+// Every gap among the sets of `templates` (with defaults filled in), in set
+// then language order. "es-MX" in one set and only "es" in another is a gap
+// too (es-MX subscribers get the "es" text there).
+std::vector<LanguageGap> language_gaps(const MessageTemplates& templates);
 
 }  // namespace tocsin
