@@ -106,3 +106,66 @@ TEST_CASE("route: a dry run beside the running daemon, sending nothing", "[e2e][
   CHECK(bad.exit_code == 2);
   CHECK(bad.out.find("bad.json: severity: ") != std::string::npos);
 }
+
+TEST_CASE("check-config warns of missing languages and SMS templates over sms.max_segments, exit 0",
+          "[e2e][cli][messages]") {
+  Gateways gw;
+  json config = test_config(gw);
+  config["templates"] = {{"sms", {{"en", "ALERT: {{headline}}"}, {"es", "ALERTA: {{headline}}"},
+                                  {"ar", "تنبيه: {{headline}} {{area}}"}}},
+                         {"email", {{"body", {{"en", "{{headline}}"}}}}}};
+  config["sms"] = {{"max_segments", 2}};
+  TempDir dir;
+  auto path = (dir.path() / "tocsin.json").string();
+  std::ofstream(path) << config.dump(2);
+  auto r = run_cli({"check-config", "--config", path});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  auto line = [&](const std::string& text) {
+    return r.out.find(path + ": " + text + "\n") != std::string::npos;
+  };
+  CHECK(line("templates.email.subject: warning: no \"ar\" template; subscribers in \"ar\" get the \"en\" "
+             "one (fallback ar → en)"));
+  CHECK(line("templates.email.body: warning: no \"ar\" template; subscribers in \"ar\" get the \"en\" "
+             "one (fallback ar → en)"));
+  CHECK(line("templates.email.body: warning: no \"es\" template; subscribers in \"es\" get the \"en\" "
+             "one (fallback es → en)"));
+  CHECK(line("templates.help: warning: no \"ar\" template; subscribers in \"ar\" get the \"en\" one "
+             "(fallback ar → en)"));
+  CHECK(line("templates.sms.ar: warning: worst case 5 UCS-2 segments, above sms.max_segments 2 (alert, "
+             "100-character headline, instruction and location cut away): such messages go out over "
+             "the limit"));
+  CHECK(r.out.find("templates.sms.en: warning") == std::string::npos);
+  CHECK(r.out.find(": ok (") != std::string::npos);
+
+  // A template error and an out-of-range limit fail the check; warnings still show.
+  config["templates"]["sms"]["es"] = "ALERTA: {{titular}}";
+  config["sms"]["max_segments"] = 20;
+  std::ofstream(path) << config.dump(2);
+  auto bad = run_cli({"check-config", "--config", path});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.out.find(path + ": templates.sms.es: template uses unknown variable {{titular}}\n") !=
+        std::string::npos);
+  CHECK(bad.out.find(path + ": sms.max_segments: ") != std::string::npos);
+  CHECK(bad.out.find(path + ": templates.help: warning: ") != std::string::npos);
+}
+
+TEST_CASE("route shows a long message shortened to sms.max_segments", "[e2e][cli][messages]") {
+  Gateways gw;
+  json config = test_config(gw);
+  config["sms"] = {{"max_segments", 1}};
+  TempDir dir;
+  std::ofstream(dir.path() / "config.json") << config.dump(2);
+  std::ofstream(dir.path() / "report.json")
+      << report_body({{"instruction", {{"en", "Legal observers needed: bring water, phones and a "
+                                               "charger, film from the sidewalk, stay calm and call "
+                                               "the hotline"}}}})
+             .dump();
+  auto r = run_cli({"route", "--config", "config.json", "report.json"}, 10s, dir.path());
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("--- sms, en: 1 segment(s), GSM-7, shortened to fit sms.max_segments\n"
+                   "ALERT #XXXXXX: ICE vehicles at 1st & Soto (1st St & Soto St). Legal observers needed: "
+                   "bring water, phones and a charger, film from the...\nReply STOP to opt out") !=
+        std::string::npos);
+}

@@ -24,12 +24,14 @@ const char* kValid = R"({
   "templates": {"sms": {"en": "{{headline}}"}}
 })";
 
-std::vector<std::string> problem_paths(const std::string& text) {
-  auto r = parse_config(text, "");
+// "path: message" of each problem or warning.
+std::vector<std::string> lines(const std::vector<tocsin::FieldProblem>& problems) {
   std::vector<std::string> out;
-  for (const auto& p : r.problems) out.push_back(p.path + ": " + p.message);
+  for (const auto& p : problems) out.push_back(p.path + ": " + p.message);
   return out;
 }
+
+std::vector<std::string> problem_paths(const std::string& text) { return lines(parse_config(text, "").problems); }
 
 }  // namespace
 
@@ -152,4 +154,63 @@ TEST_CASE("smtp and webhook gateway problems name their paths", "[config]") {
   CHECK(has("gateways[3].type: must be one of twilio, sendgrid, smtp, webhook, file"));
   CHECK(has("gateways[4].starttls: "));
   CHECK(has("gateways[5].secret: is required"));
+}
+
+namespace {
+// kValid with its templates replaced by `templates` (a JSON object text) and
+// `extra` top-level members appended.
+std::string with_templates(const std::string& templates, const std::string& extra = "") {
+  std::string text = kValid;
+  auto start = text.find("\"templates\":");
+  return text.substr(0, start) + "\"templates\": " + templates + extra + "\n}";
+}
+}  // namespace
+
+TEST_CASE("sms.max_segments: default 3, 1 to 10", "[config][sms]") {
+  auto r = parse_config(kValid, "");
+  CHECK(r.config.sms.max_segments == 3);
+  r = parse_config(with_templates("{}", R"(, "sms": {"max_segments": 5})"), "");
+  REQUIRE(r.ok());
+  CHECK(r.config.sms.max_segments == 5);
+  for (const char* bad : {R"({"max_segments": 0})", R"({"max_segments": 11})",
+                          R"({"max_segments": "3"})", R"({"max_segment": 3})"}) {
+    auto paths = problem_paths(with_templates("{}", std::string(R"(, "sms": )") + bad));
+    INFO(bad);
+    REQUIRE(paths.size() == 1);
+    CHECK(paths[0].rfind("sms.max_segment", 0) == 0);
+  }
+}
+
+TEST_CASE("template warnings: languages missing from a set, SMS over max_segments", "[config][templates]") {
+  // The built-in templates: no warnings.
+  CHECK(parse_config(with_templates("{}"), "").warnings.empty());
+
+  auto r = parse_config(with_templates(R"({
+      "sms": {"en": "{{headline}}", "es": "{{headline}}", "ar": "{{headline}}"},
+      "email": {"subject": {"en": "{{headline}}", "es": "{{headline}}", "ar": "{{headline}}"},
+                "body": {"en": "{{headline}}"}}})"),
+                        "");
+  REQUIRE(r.ok());
+  auto w = lines(r.warnings);
+  CHECK(w == std::vector<std::string>{
+                 R"(templates.email.body: no "ar" template; subscribers in "ar" get the "en" one (fallback ar → en))",
+                 R"(templates.email.body: no "es" template; subscribers in "es" get the "en" one (fallback es → en))",
+                 R"(templates.help: no "ar" template; subscribers in "ar" get the "en" one (fallback ar → en))"});
+
+  // A template whose worst case exceeds the limit, and a built-in one once
+  // the limit is lowered.
+  r = parse_config(with_templates(R"({"sms": {"en": "{{headline}} {{area}}", "es": "{{headline}}"}})"), "");
+  REQUIRE(r.ok());
+  w = lines(r.warnings);
+  REQUIRE(w.size() == 1);
+  CHECK(w[0] == "templates.sms.en: worst case 5 UCS-2 segments, above sms.max_segments 3 (alert, "
+                "100-character headline, instruction and location cut away): such messages go out "
+                "over the limit");
+  r = parse_config(with_templates("{}", R"(, "sms": {"max_segments": 2})"), "");
+  w = lines(r.warnings);
+  REQUIRE(w.size() == 2);
+  CHECK(w[0].rfind("templates.sms.en: built-in template: worst case 3 UCS-2 segments, above "
+                   "sms.max_segments 2 (drill update,",
+                   0) == 0);
+  CHECK(w[1].rfind("templates.sms.es: built-in template: worst case 3", 0) == 0);
 }
