@@ -143,6 +143,10 @@ void Api::handle(http::Request req, Respond respond) {
     if (!hooks_.metrics) return respond(problem(not_found("no such resource")));
     return metrics(std::move(respond));
   }
+  if (path == "/-/reload" && hooks_.reload) {
+    if (m != "POST") return respond(problem(method_not_allowed()));
+    return reload(req, std::move(respond));
+  }
   if (path == "/v1/reports") {
     if (m != "POST") {
       count_report("refused", 405);
@@ -389,6 +393,29 @@ void Api::metrics(Respond respond) {
         r.body = hooks_.metrics->render(g);
         respond(std::move(r));
       });
+}
+
+// The config file is re-read with the running config's admin tokens: a
+// reload that changes them answers to a holder of the old ones.
+void Api::reload(const http::Request& req, Respond respond) {
+  if (!authorized_admin(req, *config_())) {
+    auto r = problem(unauthorized("an admin bearer token is required"));
+    r.set("WWW-Authenticate", "Bearer");
+    return respond(std::move(r));
+  }
+  auto outcome = hooks_.reload();
+  if (!outcome.problems.empty()) {
+    for (auto& fp : outcome.problems)
+      if (fp.path.empty()) fp.path = "$";  // the file as a whole
+    Problem p = field_problems(outcome.problems);
+    p.type = "invalid-config";
+    p.title = "Invalid config; the running config is kept";
+    return respond(problem(p));
+  }
+  json answer = {{"reloaded", true},
+                 {"changed", outcome.changes.applied},
+                 {"restart_required", outcome.changes.restart_required}};
+  respond(http::json_response(200, answer.dump()));
 }
 
 bool Api::authorized_admin(const http::Request& req, const ActiveConfig& cfg) const {

@@ -9,6 +9,7 @@
 
 #include "app/config.h"
 #include "app/metrics.h"
+#include "app/reload.h"
 #include "core/clock.h"
 #include "core/form.h"
 #include "http/message.h"
@@ -19,11 +20,18 @@ namespace tocsin::app {
 class Api {
  public:
   using ConfigSource = std::function<std::shared_ptr<const ActiveConfig>()>;
+  // What a reload did: the config problems that refused it (the running
+  // config is kept), or what changed.
+  struct ReloadOutcome {
+    std::vector<FieldProblem> problems;
+    ConfigChanges changes;
+  };
   struct Hooks {
     std::function<void()> deliveries_planned;  // new deliveries are committed: wake the dispatcher
     std::function<bool()> ready;               // for /readyz
     Metrics* metrics = nullptr;                // counts answers; serves /metrics (404 without)
     std::function<void(Metrics::Gauges&)> gauges;  // fills in what the daemon knows, for /metrics
+    std::function<ReloadOutcome()> reload;         // POST /-/reload (404 without)
   };
 
   Api(ConfigSource config, const Clock& clock, store::StoreWorker& store, Hooks hooks);
@@ -35,6 +43,7 @@ class Api {
   using Respond = std::function<void(http::Response)>;
   void post_report(http::Request& req, Respond respond);
   void metrics(Respond respond);
+  void reload(const http::Request& req, Respond respond);
   void count_report(std::string_view outcome, int status);
   void subscribers(http::Request& req, std::string_view rest, Respond respond);
   void incidents(http::Request& req, std::string_view rest, Respond respond);

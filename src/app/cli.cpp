@@ -15,6 +15,7 @@
 #include "app/config.h"
 #include "app/daemon.h"
 #include "app/files.h"
+#include "app/log_format.h"
 #include "app/route.h"
 #include "core/signature.h"
 #include "delivery/http_client.h"
@@ -29,8 +30,8 @@ constexpr int kUsage = 2;        // bad arguments or invalid config
 
 void setup_logging() {
   auto logger = spdlog::stderr_color_mt("tocsin");
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
   spdlog::set_default_logger(logger);
+  use_log_format(/*json=*/false);  // serve switches to its config's log.format
   if (const char* level = std::getenv("TOCSIN_LOG_LEVEL"))
     spdlog::set_level(spdlog::level::from_str(level));
 }

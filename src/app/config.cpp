@@ -436,6 +436,14 @@ void read_delivery(JsonReader r, Config& c) {
     c.delivery.max_retry_delay_s = *v;
 }
 
+void read_log(JsonReader r, Config& c) {
+  r.reject_unknown({"format"});
+  if (auto v = r.string("format", Need::kOptional)) {
+    if (*v == "json" || *v == "text") c.log.json = *v == "json";
+    else r.problem("format", "must be text or json");
+  }
+}
+
 void read_subscribers(JsonReader r, Config& c) {
   r.reject_unknown({"default_region"});
   if (auto v = r.string("default_region", Need::kOptional, 2)) {
@@ -461,7 +469,7 @@ ConfigResult parse_config(const std::string& text, const std::string& base_dir) 
   SecretReader secrets(base_dir);
   JsonReader root(doc, "", problems);
   root.reject_unknown({"server", "storage", "coordinators", "admin", "dedup", "gateways", "groups",
-                       "templates", "sms", "delivery", "subscribers"});
+                       "templates", "sms", "delivery", "subscribers", "log"});
   if (root.has("server")) read_server(root.object("server", Need::kOptional), c);
   if (root.has("storage")) read_storage(root.object("storage", Need::kOptional), c);
   if (auto* v = root.get("coordinators")) read_coordinators(*v, "coordinators", secrets, problems, c);
@@ -476,6 +484,7 @@ ConfigResult parse_config(const std::string& text, const std::string& base_dir) 
   if (root.has("sms")) read_sms(root.object("sms", Need::kOptional), c);
   if (root.has("delivery")) read_delivery(root.object("delivery", Need::kOptional), c);
   if (root.has("subscribers")) read_subscribers(root.object("subscribers", Need::kOptional), c);
+  if (root.has("log")) read_log(root.object("log", Need::kOptional), c);
   result.warnings = template_warnings(c);
   return result;
 }

@@ -23,16 +23,19 @@ struct ServerConfig {
   std::size_t max_body_bytes = 65536;      // larger request bodies get 413
   std::size_t max_connections = 1024;      // open connections beyond this get 503
   std::string public_url;                  // base URL providers call back (receipts, inbound)
+  bool operator==(const ServerConfig&) const = default;
 };
 
 struct StorageConfig {
   std::string sqlite_path = "var/tocsin.db";  // SQLite file; its directory is created
+  bool operator==(const StorageConfig&) const = default;
 };
 
 struct CoordinatorConfig {
   std::string name;                // appears in logs and incident records
   std::vector<std::string> keys;   // HMAC keys (decoded whsec_ secrets); several during rotation
   std::vector<std::string> areas;  // area paths this coordinator may report in
+  bool operator==(const CoordinatorConfig&) const = default;
 };
 
 enum class GatewayType { kTwilio, kSendgrid, kSmtp, kWebhook, kFile };
@@ -56,6 +59,7 @@ struct GatewayConfig {
   double rate_per_s = 10;    // token bucket rate: SMS segments or requests per second
   int max_in_flight = 16;    // concurrent requests to this gateway
   int64_t timeout_ms = 15000;  // one request
+  bool operator==(const GatewayConfig&) const = default;
 };
 
 struct DeliveryConfig {
@@ -65,16 +69,24 @@ struct DeliveryConfig {
   int64_t max_retry_delay_s = 60;   // cap of the exponential backoff
   int breaker_threshold = 5;        // consecutive failures that open a gateway's circuit
   int64_t breaker_cooldown_s = 10;  // before an open circuit lets one probe request through
+  bool operator==(const DeliveryConfig&) const = default;
 };
 
 struct SmsConfig {
   // A rendered SMS longer than this many segments is shortened (instruction
   // first, never the headline): each segment is billed and rate-limited.
   int max_segments = 3;
+  bool operator==(const SmsConfig&) const = default;
 };
 
 struct SubscribersConfig {
   std::string default_region = "US";  // region for phone numbers written without +country
+  bool operator==(const SubscribersConfig&) const = default;
+};
+
+struct LogConfig {
+  bool json = false;  // "format": "json": one JSON object per line (for log shippers); else text
+  bool operator==(const LogConfig&) const = default;
 };
 
 struct Config {
@@ -90,6 +102,7 @@ struct Config {
   SmsConfig sms;
   DeliveryConfig delivery;
   SubscribersConfig subscribers;
+  LogConfig log;
 
   const Group* group(std::string_view name) const;
 };

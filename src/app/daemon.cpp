@@ -11,7 +11,9 @@
 
 #include "app/api.h"
 #include "app/config.h"
+#include "app/log_format.h"
 #include "app/metrics.h"
+#include "app/reload.h"
 #include "core/clock.h"
 #include "delivery/dispatcher.h"
 #include "delivery/gateways/gateways.h"
@@ -34,6 +36,28 @@ void print_problems(const std::string& file, const std::vector<FieldProblem>& pr
 // Config warnings (see check-config) name paths and languages only.
 void log_warnings(const std::string& file, const std::vector<FieldProblem>& warnings) {
   for (const auto& w : warnings) spdlog::warn("{}: {}: {}", file, w.path, w.message);
+}
+
+delivery::DispatcherOptions dispatcher_options(const Config& c) {
+  delivery::DispatcherOptions o;
+  o.lease = std::chrono::seconds(c.delivery.lease_s);
+  o.backoff.cap = std::chrono::seconds(c.delivery.max_retry_delay_s);
+  o.breaker_threshold = c.delivery.breaker_threshold;
+  o.breaker_cooldown = std::chrono::seconds(c.delivery.breaker_cooldown_s);
+  return o;
+}
+
+std::string problem_lines(const std::string& file, const std::vector<FieldProblem>& problems) {
+  std::string out;
+  for (const auto& p : problems)
+    out += (out.empty() ? "" : "; ") + file + ": " + (p.path.empty() ? "$" : p.path) + ": " + p.message;
+  return out;
+}
+
+std::string join(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : "; ") + p;
+  return out.empty() ? "nothing" : out;
 }
 
 // Everything the running daemon is made of, in construction order; members
@@ -63,20 +87,17 @@ class Daemon {
     http_ = std::make_unique<delivery::CurlHttpClient>(io_);
     std::vector<delivery::GatewaySpec> specs;
     try {
-      for (const auto& g : c.gateways)
-        specs.push_back({delivery::make_gateway(g, {io_, *http_, clock_, c.server.public_url}),
-                         g.rate_per_s, g.max_in_flight});
+      specs = gateway_specs(c, nullptr);
     } catch (const std::exception& e) {
       spdlog::critical("cannot set up gateways: {}", e.what());
       return 1;
     }
-    delivery::DispatcherOptions dopts;
-    dopts.lease = std::chrono::seconds(c.delivery.lease_s);
-    dopts.backoff.cap = std::chrono::seconds(c.delivery.max_retry_delay_s);
-    dopts.breaker_threshold = c.delivery.breaker_threshold;
-    dopts.breaker_cooldown = std::chrono::seconds(c.delivery.breaker_cooldown_s);
+    delivery::DispatcherOptions dopts = dispatcher_options(c);
     dopts.on_result = [this](std::string_view gateway, Channel channel, DeliveryState state) {
       metrics_.delivery_result(gateway, channel, state);
+    };
+    dopts.on_report_sent = [this](Channel channel, bool first, std::chrono::milliseconds t) {
+      metrics_.report_sent(channel, first, static_cast<double>(t.count()) / 1000.0);
     };
     dispatcher_ = std::make_unique<delivery::Dispatcher>(io_, *worker_, clock_, dopts, std::move(specs));
 
@@ -88,7 +109,10 @@ class Daemon {
       auto s = dispatcher_->stats();
       g.deliveries_in_flight = s.in_flight;
       g.deliveries_held = s.held;
+      for (const auto& h : dispatcher_->gateway_health())
+        g.circuits.push_back({h.name, h.channel, static_cast<int>(h.state)});
     };
+    hooks.reload = [this] { return reload("POST /-/reload"); };
     api_ = std::make_unique<Api>([this] { return config_; }, clock_, *worker_, std::move(hooks));
     http::ServerOptions sopts;
     sopts.listen = c.server.listen;
@@ -122,7 +146,7 @@ class Daemon {
     signals_.async_wait([this](boost::system::error_code ec, int sig) {
       if (ec) return;
       if (sig == SIGHUP) {
-        reload();
+        reload("SIGHUP");
         watch_signals();
         return;
       }
@@ -138,21 +162,71 @@ class Daemon {
     });
   }
 
-  // Re-reads the config. Groups, templates, coordinators, admin tokens and
-  // dedup rules take effect for the next request; listen address, storage
-  // and gateways need a restart (said in the log).
-  void reload() {
-    auto loaded = load_config(config_->config.source);
-    if (!loaded.ok()) {
-      spdlog::error("reload refused, keeping the running config: {} problem(s) in {}, first: {}: {}",
-                    loaded.problems.size(), config_->config.source, loaded.problems.front().path,
-                    loaded.problems.front().message);
-      return;
+  // The gateways `next` configures, in its order (the failover chains):
+  // those `running` already runs unchanged are kept (a spec without a
+  // gateway), the others are built. Throws std::runtime_error when one
+  // cannot be built.
+  std::vector<delivery::GatewaySpec> gateway_specs(const Config& next, const Config* running) {
+    std::vector<delivery::GatewaySpec> specs;
+    for (const auto& g : next.gateways) {
+      delivery::GatewaySpec spec{g.name, nullptr, g.rate_per_s, g.max_in_flight};
+      bool keep = false;
+      if (running)
+        for (const auto& r : running->gateways)
+          keep = keep || (r.name == g.name && same_gateway(r, g, running->server.public_url,
+                                                           next.server.public_url));
+      if (!keep) spec.gateway = delivery::make_gateway(g, {io_, *http_, clock_, next.server.public_url});
+      specs.push_back(std::move(spec));
     }
-    loaded.config.source = config_->config.source;
-    log_warnings(loaded.config.source, loaded.warnings);
-    config_ = std::make_shared<const ActiveConfig>(std::move(loaded.config));
-    spdlog::info("config reloaded from {}", config_->config.source);
+    return specs;
+  }
+
+  // Re-reads the config file, all or nothing: groups, templates,
+  // coordinators, admin tokens, dedup and delivery rules, log format, and
+  // gateways (added, removed, changed, limits, failover order; see
+  // Dispatcher::reconfigure for what running gateways keep). Requests
+  // already being answered finish with the config they started with; the
+  // next ones see the new one. An invalid file, or a gateway that cannot be
+  // built, keeps the running config entirely and says why. Settings that
+  // need a restart (listen address, storage) are named and keep their
+  // running values. Everything the config file determines is re-derived
+  // here, in this one function, so that a new reloadable part (e.g. a
+  // keyring) is one more step before the commit below.
+  Api::ReloadOutcome reload(std::string_view trigger) {
+    const Config& running = config_->config;
+    Api::ReloadOutcome outcome;
+    auto loaded = load_config(running.source);
+    std::vector<delivery::GatewaySpec> specs;
+    if (loaded.ok()) {
+      try {
+        specs = gateway_specs(loaded.config, &running);
+      } catch (const std::exception& e) {
+        loaded.problems.push_back({"gateways", e.what()});
+      }
+    }
+    if (!loaded.ok()) {
+      metrics_.config_reload(false);
+      spdlog::error("reload ({}) refused, keeping the running config: {}", trigger,
+                    problem_lines(running.source, loaded.problems));
+      outcome.problems = std::move(loaded.problems);
+      return outcome;
+    }
+    log_warnings(running.source, loaded.warnings);
+    outcome.changes = compare_configs(running, loaded.config);
+    Config next = keep_restart_settings(running, std::move(loaded.config));
+    next.source = running.source;
+    // Commit: nothing below can fail.
+    config_ = std::make_shared<const ActiveConfig>(std::move(next));
+    dispatcher_->reconfigure(dispatcher_options(config_->config), std::move(specs));
+    use_log_format(config_->config.log.json);
+    metrics_.config_reload(true);
+    spdlog::info("config reloaded from {} ({}): changed: {}", config_->config.source, trigger,
+                 join(outcome.changes.applied));
+    if (!outcome.changes.restart_required.empty())
+      spdlog::warn("reload: {} changed but needs a restart (systemctl restart tocsin); still "
+                   "running with the old value",
+                   join(outcome.changes.restart_required));
+    return outcome;
   }
 
   // Under systemd's WatchdogSec= (WATCHDOG_USEC in the environment), pings
@@ -218,6 +292,7 @@ int serve(const std::string& config_path) {
     print_problems(config_path, loaded.problems);
     return 2;
   }
+  use_log_format(loaded.config.log.json);
   log_warnings(config_path, loaded.warnings);
   auto daemon = std::make_unique<Daemon>(std::make_shared<const ActiveConfig>(std::move(loaded.config)));
   return daemon->run();

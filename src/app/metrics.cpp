@@ -3,13 +3,29 @@
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
+
+#include <map>
 
 namespace tocsin::app {
 
 using prometheus::BuildCounter;
 using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+
+namespace {
+
+// From a fast fan-out (well under a second) to one held back by a provider's
+// rate or an outage (minutes), up to the SMS deadline (30 min).
+const prometheus::Histogram::BucketBoundaries& send_buckets() {
+  static const prometheus::Histogram::BucketBoundaries b = {
+      0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800};
+  return b;
+}
+
+}  // namespace
 
 struct Metrics::Impl {
   prometheus::Registry registry;
@@ -48,6 +64,27 @@ struct Metrics::Impl {
                                 .Help("Deliveries leased and not yet recorded")
                                 .Register(registry)
                                 .Add({});
+  prometheus::Family<prometheus::Gauge>& circuits =
+      BuildGauge()
+          .Name("tocsin_gateway_circuit_state")
+          .Help("Each gateway's circuit breaker: 0 closed, 1 open, 2 half-open")
+          .Register(registry);
+  std::map<std::pair<std::string, std::string>, prometheus::Gauge*> circuit_gauges;
+  prometheus::Family<prometheus::Histogram>& first_send =
+      BuildHistogram()
+          .Name("tocsin_report_first_send_seconds")
+          .Help("Time from a report's acceptance to the first of its deliveries a gateway accepted")
+          .Register(registry);
+  prometheus::Family<prometheus::Histogram>& last_send =
+      BuildHistogram()
+          .Name("tocsin_report_last_send_seconds")
+          .Help("Time from a report's acceptance to the last of its deliveries a gateway accepted")
+          .Register(registry);
+  prometheus::Family<prometheus::Counter>& reloads =
+      BuildCounter()
+          .Name("tocsin_config_reloads_total")
+          .Help("Config reloads (SIGHUP, POST /-/reload), applied or refused")
+          .Register(registry);
 };
 
 Metrics::Metrics() : impl_(std::make_unique<Impl>()) {}
@@ -77,7 +114,33 @@ void Metrics::delivery_result(std::string_view gateway, Channel channel, Deliver
   }
 }
 
+void Metrics::report_sent(Channel channel, bool first, double seconds) {
+  (first ? impl_->first_send : impl_->last_send)
+      .Add({{"channel", std::string(to_string(channel))}}, send_buckets())
+      .Observe(seconds);
+}
+
+void Metrics::config_reload(bool ok) {
+  impl_->reloads.Add({{"result", ok ? "ok" : "refused"}}).Increment();
+}
+
 std::string Metrics::render(const Gauges& gauges) {
+  // Gateways a reload removed disappear; the rest are set.
+  auto& known = impl_->circuit_gauges;
+  std::map<std::pair<std::string, std::string>, prometheus::Gauge*> now;
+  for (const auto& c : gauges.circuits) {
+    std::pair<std::string, std::string> key{c.gateway, std::string(to_string(c.channel))};
+    auto it = known.find(key);
+    prometheus::Gauge* g = it != known.end()
+                               ? it->second
+                               : &impl_->circuits.Add({{"gateway", key.first}, {"channel", key.second}});
+    g->Set(c.state);
+    now[key] = g;
+  }
+  for (auto& [key, g] : known)
+    if (!now.count(key)) impl_->circuits.Remove(g);
+  known = std::move(now);
+
   impl_->queue_depth.Set(static_cast<double>(gauges.store_queue_depth));
   if (gauges.deliveries_pending)
     impl_->pending.Set(static_cast<double>(*gauges.deliveries_pending));

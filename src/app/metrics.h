@@ -12,6 +12,12 @@
 //   tocsin_deliveries_pending          deliveries in the store not yet ended
 //   tocsin_deliveries_in_flight        requests now at gateways
 //   tocsin_deliveries_held             deliveries leased and not yet recorded
+//   tocsin_gateway_circuit_state{gateway, channel}   0 closed, 1 open, 2 half-open
+//   tocsin_report_first_send_seconds{channel}   histogram: report accepted →
+//       the first of its deliveries on the channel accepted by a gateway
+//   tocsin_report_last_send_seconds{channel}    histogram: report accepted →
+//       the last one, once none is pending (see DispatcherOptions::on_report_sent)
+//   tocsin_config_reloads_total{result}   ok | refused
 //
 // Thread-safe (prometheus-cpp's metrics are); the daemon uses it on its io
 // thread.
@@ -22,6 +28,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/model.h"
 
@@ -35,6 +42,12 @@ class Metrics {
     std::optional<int64_t> deliveries_pending;  // unknown when the store did not answer
     int64_t deliveries_in_flight = 0;
     int64_t deliveries_held = 0;
+    struct Circuit {
+      std::string gateway;
+      Channel channel = Channel::kSms;
+      int state = 0;  // 0 closed, 1 open, 2 half-open
+    };
+    std::vector<Circuit> circuits;  // every configured gateway; others are dropped
   };
 
   Metrics();
@@ -48,6 +61,11 @@ class Metrics {
   // kExpired end it; kPending means it will be retried. `gateway` is empty
   // for a delivery that expired before it was sent. Other states are ignored.
   void delivery_result(std::string_view gateway, Channel channel, DeliveryState state);
+  // Time from a report's acceptance to its first (`first`) or last send on
+  // `channel`.
+  void report_sent(Channel channel, bool first, double seconds);
+  // A config reload was applied (`ok`) or refused.
+  void config_reload(bool ok);
   // Every metric, with `gauges` as the current values (an unknown one keeps
   // its last value), in Prometheus text format.
   std::string render(const Gauges& gauges);

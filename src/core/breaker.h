@@ -16,6 +16,11 @@ class CircuitBreaker {
   CircuitBreaker(int threshold = 5, Millis cooldown = Millis(10'000))
       : threshold_(threshold), cooldown_(cooldown) {}
 
+  // New limits (a config reload); the state so far is kept.
+  void set_limits(int threshold, Millis cooldown) {
+    threshold_ = threshold;
+    cooldown_ = cooldown;
+  }
   // Whether a request may go to this gateway now. Half-open allows one probe
   // at a time.
   bool allows(Millis now) const {

@@ -15,6 +15,7 @@ namespace tocsin {
 struct DedupRules {
   int64_t window_s = 1800;  // an incident stays joinable this long after its last report
   double radius_m = 400;    // reports of one event within this distance are one incident
+  bool operator==(const DedupRules&) const = default;
 };
 
 // What dedup needs to know of an open incident.

@@ -17,6 +17,7 @@ struct Group {
   std::optional<Severity> min_severity;  // absent: every severity
   std::vector<Channel> channels;
   bool drills = false;                 // exercise/test reports reach only groups that opt in
+  bool operator==(const Group&) const = default;
 };
 
 // True when `group` should receive `report`.

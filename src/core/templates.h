@@ -25,6 +25,7 @@ struct MessageTemplates {
   TemplateMap email_subject;
   TemplateMap email_body;
   TemplateMap help;  // the answer to an SMS "HELP" (plain text, no variables)
+  bool operator==(const MessageTemplates&) const = default;
 };
 
 // The built-in templates (en, es), used for any map a config leaves empty.

@@ -10,19 +10,20 @@ namespace tocsin::delivery {
 
 using std::chrono::milliseconds;
 
+struct Dispatcher::Slot {
+  std::unique_ptr<Gateway> gateway;
+  RateWindow limit;  // the provider's rate, as the provider counts it
+  int max_in_flight;
+  CircuitBreaker breaker;
+  double rate_per_s;
+  // Requests sent and not yet recorded: a slot is freed only once its
+  // result is durable, so a crash can repeat at most max_in_flight requests.
+  int in_flight = 0;
+};
+
 struct Dispatcher::Lane {
-  struct Slot {
-    std::unique_ptr<Gateway> gateway;
-    RateWindow limit;  // the provider's rate, as the provider counts it
-    int max_in_flight;
-    CircuitBreaker breaker;
-    double rate_per_s;
-    // Requests sent and not yet recorded: a slot is freed only once its
-    // result is durable, so a crash can repeat at most max_in_flight requests.
-    int in_flight = 0;
-  };
   Channel channel;
-  std::vector<Slot> slots;
+  std::vector<std::unique_ptr<Slot>> slots;  // the failover chain, in config order
   std::deque<store::ClaimedDelivery> ready;  // leased, not yet handed to a gateway
   std::size_t held = 0;      // leased and not yet recorded (ready + at gateways + unrecorded)
   bool claiming = false;
@@ -41,8 +42,8 @@ struct Dispatcher::Lane {
   std::size_t capacity(std::size_t max_claim) const {
     std::size_t c = 0;
     for (const auto& s : slots) {
-      auto concurrent = static_cast<std::size_t>(s.max_in_flight) * s.gateway->max_batch();
-      auto paced = static_cast<std::size_t>(s.rate_per_s * 5);
+      auto concurrent = static_cast<std::size_t>(s->max_in_flight) * s->gateway->max_batch();
+      auto paced = static_cast<std::size_t>(s->rate_per_s * 5);
       c += std::max(concurrent, paced);
     }
     return std::min(c, max_claim);
@@ -52,18 +53,76 @@ struct Dispatcher::Lane {
 Dispatcher::Dispatcher(boost::asio::io_context& io, store::StoreWorker& store, const Clock& clock,
                        DispatcherOptions options, std::vector<GatewaySpec> gateways)
     : io_(io), store_(store), clock_(clock), options_(options) {
-  for (Channel ch : kAllChannels) {
-    auto lane = std::make_unique<Lane>(io, ch);
-    for (auto& spec : gateways) {
-      if (!spec.gateway || spec.gateway->channel() != ch) continue;
-      lane->slots.push_back(Lane::Slot{std::move(spec.gateway), RateWindow(spec.rate_per_s),
-                                       spec.max_in_flight,
-                                       CircuitBreaker(options_.breaker_threshold,
-                                                      options_.breaker_cooldown),
-                                       spec.rate_per_s});
+  for (Channel ch : kAllChannels) lanes_.push_back(std::make_unique<Lane>(io, ch));
+  reconfigure(options, std::move(gateways));
+}
+
+void Dispatcher::reconfigure(const DispatcherOptions& options, std::vector<GatewaySpec> gateways) {
+  options_.lease = options.lease;
+  options_.backoff = options.backoff;
+  options_.breaker_threshold = options.breaker_threshold;
+  options_.breaker_cooldown = options.breaker_cooldown;
+  std::map<std::string, std::unique_ptr<Slot>, std::less<>> running;
+  for (auto& lane : lanes_) {
+    for (auto& slot : lane->slots) {
+      std::string name = slot->gateway->name();
+      running[name] = std::move(slot);
     }
-    if (!lane->slots.empty()) lanes_.push_back(std::move(lane));
+    lane->slots.clear();
   }
+  for (auto& spec : gateways) {
+    auto it = running.find(spec.name);
+    std::unique_ptr<Slot> slot;
+    if (!spec.gateway) {
+      if (it == running.end()) {  // the caller's mistake; never with the daemon's specs
+        spdlog::error("reconfigure: no running gateway {} to keep", spec.name);
+        continue;
+      }
+      slot = std::move(it->second);
+      running.erase(it);
+    } else {
+      slot = std::make_unique<Slot>(Slot{std::move(spec.gateway), RateWindow(spec.rate_per_s),
+                                         spec.max_in_flight,
+                                         CircuitBreaker(options_.breaker_threshold,
+                                                        options_.breaker_cooldown),
+                                         spec.rate_per_s});
+      if (it != running.end() && it->second->gateway->channel() == slot->gateway->channel())
+        slot->limit = it->second->limit;
+    }
+    slot->limit.set_rate(spec.rate_per_s);
+    slot->rate_per_s = spec.rate_per_s;
+    slot->max_in_flight = spec.max_in_flight;
+    slot->breaker.set_limits(options_.breaker_threshold, options_.breaker_cooldown);
+    Channel ch = slot->gateway->channel();
+    for (auto& lane : lanes_)
+      if (lane->channel == ch) lane->slots.push_back(std::move(slot));
+  }
+  // What is left was removed or replaced: it finishes what it has in flight.
+  for (auto& [name, slot] : running)
+    if (slot && slot->in_flight > 0) retired_.push_back(std::move(slot));
+  for (auto& lane : lanes_) {
+    if (!lane->slots.empty() || lane->ready.empty()) continue;
+    std::vector<int64_t> ids;
+    for (auto& d : lane->ready) ids.push_back(d.id);
+    lane->ready.clear();
+    Lane* l = lane.get();
+    std::size_t n = ids.size();
+    spdlog::warn("no gateway serves {} any more: {} leased deliveries handed back to the store",
+                 to_string(lane->channel), n);
+    release(std::move(ids), [this, l, n] {
+      l->held -= n;
+      kick();
+    });
+  }
+  kick();
+}
+
+void Dispatcher::release(std::vector<int64_t> ids, std::function<void()> done) {
+  auto shared = std::make_shared<std::vector<int64_t>>(std::move(ids));
+  store_.submit([shared](store::Store& s) { s.release_leases(*shared); },
+                [done = std::move(done), alive = alive_](bool) {
+                  if (*alive) done();
+                });
 }
 
 Dispatcher::~Dispatcher() { *alive_ = false; }
@@ -73,10 +132,13 @@ milliseconds Dispatcher::steady_now() const {
       std::chrono::steady_clock::now().time_since_epoch());
 }
 
-void Dispatcher::start() { kick(); }
+void Dispatcher::start() {
+  started_ = true;
+  kick();
+}
 
 void Dispatcher::kick() {
-  if (pump_posted_ || stopping_) return;
+  if (pump_posted_ || stopping_ || !started_) return;
   pump_posted_ = true;
   boost::asio::post(io_, [this, alive = alive_] {
     if (!*alive) return;
@@ -161,7 +223,7 @@ void Dispatcher::drain(Lane& lane) {
   // The first gateway of the chain whose circuit is closed takes the
   // traffic; a later one only while those before it are open (or probing).
   for (std::size_t gi = 0; gi < lane.slots.size() && !lane.ready.empty(); ++gi) {
-    auto& slot = lane.slots[gi];
+    Slot& slot = *lane.slots[gi];
     while (!lane.ready.empty() && slot.in_flight < slot.max_in_flight && slot.breaker.allows(now)) {
       // A batch: messages sharing the first one's text, up to max_batch.
       std::vector<store::ClaimedDelivery> batch;
@@ -208,19 +270,21 @@ void Dispatcher::drain(Lane& lane) {
       slot.breaker.on_request(now);
       ++slot.in_flight;
       ++stats_.in_flight;
-      slot.gateway->send(std::move(out), [this, &lane, gi, batch = std::move(batch),
+      // The slot outlives the request: reconfigure() retires a slot with
+      // requests in flight instead of destroying it.
+      slot.gateway->send(std::move(out), [this, &lane, &slot, batch = std::move(batch),
                                           alive = alive_](std::vector<Outcome> outcomes) mutable {
         if (!*alive) return;
-        on_outcomes(lane, gi, std::move(batch), std::move(outcomes));
+        on_outcomes(lane, slot, std::move(batch), std::move(outcomes));
       });
     }
     // A healthy gateway that is merely busy keeps its traffic: wait for it.
     if (slot.breaker.state(now) == CircuitBreaker::State::kClosed) break;
   }
   // Every circuit open: look again once the first cooldown may have passed.
-  if (!lane.ready.empty() && !lane.token_wait) {
+  if (!lane.ready.empty() && !lane.token_wait && !lane.slots.empty()) {
     bool any_in_flight = false;
-    for (auto& s : lane.slots) any_in_flight = any_in_flight || s.in_flight > 0;
+    for (auto& s : lane.slots) any_in_flight = any_in_flight || s->in_flight > 0;
     if (!any_in_flight) {
       lane.token_wait = true;
       lane.token_timer.expires_after(milliseconds(250));
@@ -233,9 +297,8 @@ void Dispatcher::drain(Lane& lane) {
   }
 }
 
-void Dispatcher::on_outcomes(Lane& lane, std::size_t gi, std::vector<store::ClaimedDelivery> batch,
+void Dispatcher::on_outcomes(Lane& lane, Slot& slot, std::vector<store::ClaimedDelivery> batch,
                              std::vector<Outcome> outcomes) {
-  auto& slot = lane.slots[gi];
   UnixMs now = clock_.now_ms();
   // The gateway is failing when it answers like an outage (5xx, timeouts,
   // refused connections, rejected credentials); a 429 is our pace, and a
@@ -256,7 +319,7 @@ void Dispatcher::on_outcomes(Lane& lane, std::size_t gi, std::vector<store::Clai
   }
   // With another gateway in the chain, a delivery that failed on this one
   // need not wait out a long backoff: cap it so it moves on promptly.
-  bool has_alternative = lane.slots.size() > 1;
+  bool has_alternative = lane.slots.size() > 1 || (lane.slots.size() == 1 && lane.slots[0].get() != &slot);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const Outcome& o = i < outcomes.size() ? outcomes[i] : Outcome{.error = "no outcome"};
@@ -268,20 +331,23 @@ void Dispatcher::on_outcomes(Lane& lane, std::size_t gi, std::vector<store::Clai
       case DeliveryState::kSent: ++stats_.sent; break;
       case DeliveryState::kFailed:
         ++stats_.failed;
-        spdlog::warn("delivery {} failed at {}: {}", u.id, slot.gateway->name(), u.error);
+        spdlog::warn("delivery {} failed at gateway {}: {}", u.id, slot.gateway->name(), u.error);
         break;
       case DeliveryState::kExpired:
         ++stats_.expired;
-        spdlog::warn("delivery {} expired at {}: {}", u.id, slot.gateway->name(), u.error);
+        spdlog::warn("delivery {} expired at gateway {}: {}", u.id, slot.gateway->name(), u.error);
         break;
       default:
         ++stats_.retried;
-        spdlog::debug("delivery {} retry at {}: {}", u.id, slot.gateway->name(), u.error);
+        spdlog::debug("delivery {} retry at gateway {}: {}", u.id, slot.gateway->name(), u.error);
         break;
     }
+    if (options_.on_report_sent)
+      unrecorded_sent_.push_back({batch[i].report_id, lane.channel, batch[i].planned_at,
+                                  u.state == DeliveryState::kSent ? now : 0});
     unrecorded_.push_back(std::move(u));
   }
-  unrecorded_holds_.push_back({&lane, gi, batch.size()});
+  unrecorded_holds_.push_back({&lane, &slot, batch.size()});
   flush();
   drain(lane);
 }
@@ -291,11 +357,34 @@ void Dispatcher::flush() {
   flushing_ = true;
   auto updates = std::make_shared<std::vector<store::DeliveryUpdate>>(std::move(unrecorded_));
   auto holds = std::make_shared<std::vector<Hold>>(std::move(unrecorded_holds_));
+  auto sent = std::make_shared<std::vector<SentTiming>>(std::move(unrecorded_sent_));
   unrecorded_.clear();
   unrecorded_holds_.clear();
+  unrecorded_sent_.clear();
   UnixMs now = clock_.now_ms();
-  store_.submit([updates, now](store::Store& s) { s.record_results(*updates, now); },
-                [this, updates, holds, alive = alive_](bool ok) {
+  // Fan-outs this batch advanced: how far each is, read in the same
+  // transaction (the accepted count only until its first send was seen).
+  std::vector<std::pair<int64_t, Channel>> keys, first_keys;
+  for (const auto& t : *sent) {
+    auto key = std::make_pair(t.report_id, t.channel);
+    auto it = fanouts_.find(key);
+    if (it == fanouts_.end() && t.accepted_at == 0) continue;  // nothing of it sent yet
+    bool first = it == fanouts_.end() || !it->second.first_seen;
+    auto& list = first ? first_keys : keys;
+    if (std::find(list.begin(), list.end(), key) == list.end()) list.push_back(key);
+  }
+  auto progress = std::make_shared<std::vector<store::FanoutProgress>>();
+  store_.submit(
+      [updates, now, keys = std::move(keys), first_keys = std::move(first_keys),
+       progress](store::Store& s) {
+        s.record_results(*updates, now);
+        if (!first_keys.empty()) *progress = s.fanout_progress(first_keys, true);
+        if (!keys.empty()) {
+          auto more = s.fanout_progress(keys, false);
+          progress->insert(progress->end(), more.begin(), more.end());
+        }
+      },
+                [this, updates, holds, sent, progress, alive = alive_](bool ok) {
                   if (!*alive) return;
                   flushing_ = false;
                   if (!ok) {
@@ -304,6 +393,7 @@ void Dispatcher::flush() {
                     spdlog::error("recording {} delivery results failed; retrying", updates->size());
                     unrecorded_.insert(unrecorded_.begin(), updates->begin(), updates->end());
                     unrecorded_holds_.insert(unrecorded_holds_.begin(), holds->begin(), holds->end());
+                    unrecorded_sent_.insert(unrecorded_sent_.begin(), sent->begin(), sent->end());
                     auto t = std::make_shared<boost::asio::steady_timer>(io_, milliseconds(200));
                     t->async_wait([this, t, alive = alive_](boost::system::error_code) {
                       if (*alive) flush();
@@ -312,9 +402,11 @@ void Dispatcher::flush() {
                   }
                   for (const auto& h : *holds) {
                     h.lane->held -= h.deliveries;
-                    --h.lane->slots[h.slot].in_flight;
+                    --h.slot->in_flight;
                     --stats_.in_flight;
                   }
+                  std::erase_if(retired_, [](const auto& slot) { return slot->in_flight == 0; });
+                  observe_fanouts(*sent, *progress);
                   flush();
                   if (stopping_) maybe_finish_stop();
                   else pump();
@@ -340,13 +432,58 @@ void Dispatcher::stop(milliseconds bound, std::function<void()> done) {
   maybe_finish_stop();
 }
 
+void Dispatcher::observe_fanouts(const std::vector<SentTiming>& results,
+                                 const std::vector<store::FanoutProgress>& progress) {
+  // In this batch: per fan-out, how many were accepted and the first and
+  // last acceptance.
+  struct Batch {
+    int64_t accepted = 0;
+    UnixMs planned_at = 0, first = 0, last = 0;
+  };
+  std::map<std::pair<int64_t, Channel>, Batch> batch;
+  for (const auto& t : results) {
+    if (t.accepted_at == 0) continue;
+    auto& b = batch[{t.report_id, t.channel}];
+    b.planned_at = t.planned_at;
+    b.first = b.first == 0 ? t.accepted_at : std::min(b.first, t.accepted_at);
+    b.last = std::max(b.last, t.accepted_at);
+    ++b.accepted;
+  }
+  auto report = [this](Channel ch, bool first, UnixMs from, UnixMs to) {
+    options_.on_report_sent(ch, first, milliseconds(std::max<UnixMs>(0, to - from)));
+  };
+  for (const auto& p : progress) {
+    auto key = std::make_pair(p.report_id, p.channel);
+    auto b = batch.find(key);
+    auto [it, added] = fanouts_.try_emplace(key);
+    Fanout& f = it->second;
+    if (b != batch.end()) {
+      if (added) f.planned_at = b->second.planned_at;
+      f.last_accepted_at = std::max(f.last_accepted_at, b->second.last);
+      // Its first send is in this batch when the store knows of no other.
+      if (!f.first_seen && p.accepted == b->second.accepted)
+        report(p.channel, true, f.planned_at, b->second.first);
+    }
+    f.first_seen = true;
+    if (!p.pending) {
+      if (f.last_accepted_at != 0) report(p.channel, false, f.planned_at, f.last_accepted_at);
+      fanouts_.erase(it);
+    }
+  }
+  // Fan-outs whose end was not seen here (expired in the queue, opted out,
+  // erased) are forgotten after the longest deadline a config allows.
+  UnixMs forget_before = clock_.now_ms() - 8LL * 24 * 3600 * 1000;
+  std::erase_if(fanouts_, [&](const auto& e) { return e.second.planned_at < forget_before; });
+}
+
 void Dispatcher::maybe_finish_stop() {
   if (!stopping_ || !stop_done_) return;
   bool busy = flushing_ || !unrecorded_.empty();
   for (auto& lane : lanes_) {
     busy = busy || lane->claiming;
-    for (auto& s : lane->slots) busy = busy || s.in_flight > 0;
+    for (auto& s : lane->slots) busy = busy || s->in_flight > 0;
   }
+  busy = busy || !retired_.empty();
   if (busy) return;
   // Give back what was leased but never sent, so the next start sends it at once.
   auto ids = std::make_shared<std::vector<store::DeliveryUpdate>>();
@@ -373,6 +510,15 @@ void Dispatcher::maybe_finish_stop() {
         s.release_leases(v);
       },
       [done = std::move(done)](bool) { done(); });
+}
+
+std::vector<GatewayHealth> Dispatcher::gateway_health() const {
+  std::vector<GatewayHealth> out;
+  milliseconds now = steady_now();
+  for (const auto& lane : lanes_)
+    for (const auto& s : lane->slots)
+      out.push_back({s->gateway->name(), lane->channel, s->breaker.state(now)});
+  return out;
 }
 
 DispatcherStats Dispatcher::stats() const {

@@ -10,6 +10,9 @@
 // max_batch messages) per gateway: a request's slot is freed only once its
 // result is recorded.
 //
+// reconfigure() swaps gateways and limits while it runs (a config reload):
+// see there what is kept.
+//
 // Runs entirely on the io_context's thread; not thread-safe.
 #pragma once
 
@@ -18,8 +21,10 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <random>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -42,12 +47,28 @@ struct DispatcherOptions {
   // kPending for a retry; `gateway` is empty for a delivery that expired
   // before it was sent (metrics).
   std::function<void(std::string_view gateway, Channel channel, DeliveryState state)> on_result;
+  // Told, on the io thread, the time from a report's acceptance to the
+  // first of its deliveries on `channel` that a gateway accepted (`first`),
+  // and to the last one, once none of them is pending any more (metrics).
+  // A fan-out whose end the dispatcher does not see (it ended by deadline
+  // while queued, by opt-outs, by an erasure) or that sent nothing has no
+  // "last"; after a restart a fan-out already under way has no "first".
+  std::function<void(Channel channel, bool first, std::chrono::milliseconds since_accepted)>
+      on_report_sent;
 };
 
 struct GatewaySpec {
-  std::unique_ptr<Gateway> gateway;
+  std::string name;                  // the gateway's config name
+  std::unique_ptr<Gateway> gateway;  // null in reconfigure(): keep the running gateway `name`
   double rate_per_s = 10;
   int max_in_flight = 16;
+};
+
+// A gateway's circuit, for metrics.
+struct GatewayHealth {
+  std::string name;
+  Channel channel = Channel::kSms;
+  CircuitBreaker::State state = CircuitBreaker::State::kClosed;
 };
 
 struct DispatcherStats {
@@ -78,16 +99,51 @@ class Dispatcher {
   // its lease until the next start releases it (and is sent again).
   void stop(std::chrono::milliseconds bound, std::function<void()> done);
 
+  // A config reload. `gateways` in the new config order (the failover
+  // chains); the lease, backoff and breaker settings of `options` apply from
+  // now (its callbacks and claim sizes are not changed). Decisions:
+  //  - a spec without a gateway keeps the running one of that name as it
+  //    is: its connections, circuit breaker state and rate window, with the
+  //    new rate_per_s and max_in_flight;
+  //  - a spec with a gateway (added, or changed: URL, credentials, type...)
+  //    starts with a closed circuit (the change is usually the fix); one
+  //    that replaces a gateway of the same name and channel keeps its rate
+  //    window, since the provider still counts what was just sent;
+  //  - a gateway left out (or replaced) takes no new sends; requests it
+  //    has in flight finish, and their results are recorded, before it is
+  //    destroyed.
+  // Deliveries already leased go to the new chain; those of a channel left
+  // without gateways are handed back to the store (they stay pending).
+  void reconfigure(const DispatcherOptions& options, std::vector<GatewaySpec> gateways);
+
   DispatcherStats stats() const;
+  // Every configured gateway's circuit, in config order.
+  std::vector<GatewayHealth> gateway_health() const;
 
  private:
   struct Lane;
+  struct Slot;
+  // A sent delivery waiting to be recorded, for the latency metrics.
+  struct SentTiming {
+    int64_t report_id;
+    Channel channel;
+    UnixMs planned_at;
+    UnixMs accepted_at;
+  };
+  struct Fanout {  // a report's fan-out on one channel, while it runs
+    UnixMs planned_at = 0;
+    UnixMs last_accepted_at = 0;
+    bool first_seen = false;
+  };
   void pump();
   void claim(Lane& lane);
   void drain(Lane& lane);
-  void on_outcomes(Lane& lane, std::size_t gateway, std::vector<store::ClaimedDelivery> batch,
+  void on_outcomes(Lane& lane, Slot& slot, std::vector<store::ClaimedDelivery> batch,
                    std::vector<Outcome> outcomes);
   void flush();
+  void observe_fanouts(const std::vector<SentTiming>& sent,
+                       const std::vector<store::FanoutProgress>& progress);
+  void release(std::vector<int64_t> ids, std::function<void()> done);
   void schedule_poll(Lane& lane, std::chrono::milliseconds after);
   void maybe_finish_stop();
   std::chrono::milliseconds steady_now() const;
@@ -96,17 +152,23 @@ class Dispatcher {
   store::StoreWorker& store_;
   const Clock& clock_;
   DispatcherOptions options_;
-  std::vector<std::unique_ptr<Lane>> lanes_;  // one per channel that has gateways
+  std::vector<std::unique_ptr<Lane>> lanes_;  // one per channel, in kAllChannels order
+  // Gateways taken out by reconfigure() with requests still in flight;
+  // destroyed once those are recorded.
+  std::vector<std::unique_ptr<Slot>> retired_;
   std::vector<store::DeliveryUpdate> unrecorded_;  // results waiting for the next flush
   struct Hold {  // what one answered request keeps until its results are recorded
     Lane* lane;
-    std::size_t slot;
+    Slot* slot;
     std::size_t deliveries;
   };
   std::vector<Hold> unrecorded_holds_;
+  std::vector<SentTiming> unrecorded_sent_;
+  std::map<std::pair<int64_t, Channel>, Fanout> fanouts_;
   bool flushing_ = false;
   bool pump_posted_ = false;
   bool stopping_ = false;
+  bool started_ = false;  // start() was called: kick() may pump
   std::function<void()> stop_done_;
   std::unique_ptr<boost::asio::steady_timer> stop_timer_;
   std::mt19937_64 rng_{std::random_device{}()};

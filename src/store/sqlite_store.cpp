@@ -79,6 +79,7 @@ CREATE INDEX IF NOT EXISTS deliveries_incident ON deliveries (incident_id, chann
 CREATE INDEX IF NOT EXISTS deliveries_subscriber ON deliveries (subscriber_id) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS deliveries_subscriber_all ON deliveries (subscriber_id, channel, id);
 CREATE INDEX IF NOT EXISTS deliveries_provider ON deliveries (provider_id) WHERE provider_id <> '';
+CREATE INDEX IF NOT EXISTS deliveries_report_pending ON deliveries (report_id, channel) WHERE state = 0;
 
 -- Replies to alerts, by kind only: the text is not kept.
 CREATE TABLE IF NOT EXISTS acknowledgements (
@@ -509,7 +510,7 @@ class SqliteStore final : public Store {
     auto& s = stmt(
         "SELECT d.id, d.incident_id, d.language, d.attempts, d.deadline_at, d.report_id, "
         "s.id IS NOT NULL AND " REACHABLE_ON("d.channel") ", "
-        "CASE WHEN d.channel = 0 THEN s.phone ELSE s.email END "
+        "CASE WHEN d.channel = 0 THEN s.phone ELSE s.email END, d.created_at "
         "FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id "
         "WHERE d.state = 0 AND d.channel = ?1 AND d.next_attempt_at <= ?2 AND d.lease_until <= ?2 "
         "ORDER BY d.next_attempt_at, d.id LIMIT ?3");
@@ -538,6 +539,8 @@ class SqliteStore final : public Store {
       d.attempts = static_cast<int>(s.i64(3));
       d.deadline_at = s.i64(4);
       d.to = s.text(7);
+      d.report_id = s.i64(5);
+      d.planned_at = s.i64(8);
       auto key = std::make_pair(s.i64(5), d.language);
       auto it = texts.find(key);
       if (it == texts.end()) {
@@ -616,6 +619,26 @@ class SqliteStore final : public Store {
     s.reset();
     s.step();
     return s.i64(0);
+  }
+
+  std::vector<FanoutProgress> fanout_progress(const std::vector<std::pair<int64_t, Channel>>& keys,
+                                              bool count_accepted) override {
+    auto& pending = stmt(
+        "SELECT EXISTS (SELECT 1 FROM deliveries WHERE report_id = ? AND channel = ? AND state = 0)");
+    auto& accepted = stmt(
+        "SELECT count(*) FROM deliveries WHERE report_id = ? AND channel = ? AND state IN (1, 2, 3)");
+    std::vector<FanoutProgress> out;
+    for (const auto& [report, channel] : keys) {
+      FanoutProgress p{report, channel};
+      pending.reset().bind(report).bind(static_cast<int>(channel));
+      p.pending = pending.step() && pending.i64(0) != 0;
+      if (count_accepted) {
+        accepted.reset().bind(report).bind(static_cast<int>(channel));
+        if (accepted.step()) p.accepted = accepted.i64(0);
+      }
+      out.push_back(p);
+    }
+    return out;
   }
 
   int64_t insert_subscriber(const Subscriber& sub, UnixMs now) override {

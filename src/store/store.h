@@ -91,6 +91,8 @@ struct ClaimedDelivery {
   std::shared_ptr<const std::string> body;
   int attempts = 0;      // attempts made before this one
   UnixMs deadline_at = 0;
+  int64_t report_id = 0;  // the report that planned it
+  UnixMs planned_at = 0;  // when it was planned: when that report was accepted
 };
 
 // The result of one attempt, written back in batches.
@@ -116,6 +118,14 @@ struct DeliveryCount {
   Channel channel = Channel::kSms;
   DeliveryState state = DeliveryState::kPending;
   int64_t count = 0;
+};
+
+// How far one report's fan-out on one channel has come.
+struct FanoutProgress {
+  int64_t report_id = 0;
+  Channel channel = Channel::kSms;
+  int64_t accepted = 0;  // deliveries a gateway accepted (sent, delivered or undelivered)
+  bool pending = false;  // some delivery is still pending
 };
 
 struct ClaimResult {
@@ -208,6 +218,11 @@ class Store {
   // Ends the leases of deliveries claimed but never sent (graceful stop).
   virtual void release_leases(const std::vector<int64_t>& ids) = 0;
   virtual int64_t pending_count() = 0;
+  // For each (report, channel) of `keys`: whether a delivery is still
+  // pending and, when `count_accepted`, how many a gateway accepted (for the
+  // first/last-send latency metrics).
+  virtual std::vector<FanoutProgress> fanout_progress(
+      const std::vector<std::pair<int64_t, Channel>>& keys, bool count_accepted) = 0;
 
   // Subscribers. Personal data: never logged.
   virtual int64_t insert_subscriber(const Subscriber& s, UnixMs now) = 0;

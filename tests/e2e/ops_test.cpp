@@ -1,13 +1,20 @@
 // Operations, end to end: what systemd sees of the real daemon (sd_notify
-// readiness and watchdog pings) and what Prometheus sees (/metrics).
+// readiness and watchdog pings), what Prometheus sees (/metrics), config
+// reloads (SIGHUP, POST /-/reload) under traffic, and JSON log lines.
 #include <sqlite3.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <csignal>
+#include <fstream>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -243,4 +250,372 @@ TEST_CASE("/metrics: report outcomes and deliveries match what the emulators rec
   CHECK(reports("refused", "403") == 1);
   CHECK(reports("refused", "422") == 1);
   CHECK(m.sum("tocsin_reports_total") == 7);
+}
+
+namespace {
+
+// SMS only: "eastside" is reached by reports in la/boyle-heights; "westside"
+// (la/westwood) is not, until a reload adds la/boyle-heights to its match.
+// The SMS text starts with `tag` and names the incident.
+json reload_config(const Gateways& gw, const std::string& tag = "OLD") {
+  json c = test_config(gw);
+  c["groups"] = json::array(
+      {{{"name", "eastside"}, {"match", {{"areas", {"la/boyle-heights"}}}}, {"channels", {"sms"}}},
+       {{"name", "westside"}, {"match", {{"areas", {"la/westwood"}}}}, {"channels", {"sms"}}}});
+  c["templates"] = {{"sms", {{"en", tag + " #{{incident}} {{headline}}"}}}};
+  return c;
+}
+
+HttpResult post_reload(const std::string& url) { return admin("POST", url + "/-/reload"); }
+
+// Polls `pred` every 50 ms until it holds or `within` passes; returns whether it held.
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds within) {
+  for (auto until = std::chrono::steady_clock::now() + within;; std::this_thread::sleep_for(50ms)) {
+    if (pred()) return true;
+    if (std::chrono::steady_clock::now() >= until) return false;
+  }
+}
+
+// A report at its own place (`i` steps of ~1.1 km north), so it opens its own incident.
+std::string distinct_report(int i) {
+  return report_body({{"location", {{"lat", 34.0339 + 0.01 * i}, {"lon", -118.2107}}}}).dump();
+}
+
+std::vector<std::string> strings(const json& j) {
+  std::vector<std::string> out;
+  for (const auto& v : j) out.push_back(v.get<std::string>());
+  return out;
+}
+
+// The messages that name incident `code` (#CODE in the text).
+std::vector<ReceivedMessage> about(const std::vector<ReceivedMessage>& all, const std::string& code) {
+  std::vector<ReceivedMessage> out;
+  for (const auto& m : all)
+    if (m.body.find("#" + code) != std::string::npos) out.push_back(m);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("reload under load: a group and a template change, nothing is lost", "[e2e][ops][reload]") {
+  Gateways gw;
+  Daemon d(reload_config(gw));
+  d.start();
+  std::vector<json> subs;
+  for (int i = 0; i < 4; ++i) subs.push_back({{"phone", phone_for(300 + i)}, {"groups", {"eastside"}}});
+  for (int i = 0; i < 4; ++i) subs.push_back({{"phone", phone_for(400 + i)}, {"groups", {"westside"}}});
+  add_subscribers(d.url(), subs);
+
+  // Four coordinators' tools post reports continuously; the reload happens
+  // in the middle of it.
+  struct Sent {
+    std::string incident;
+    int recipients;
+    std::chrono::steady_clock::time_point posted, answered;
+  };
+  std::mutex mu;
+  std::vector<Sent> sent;
+  std::atomic<bool> stop{false};
+  std::atomic<int> next{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      while (!stop) {
+        int i = next++;
+        auto posted = std::chrono::steady_clock::now();
+        auto r = post_report(d.url(), distinct_report(i));
+        auto answered = std::chrono::steady_clock::now();
+        if (r.status != 202 || r.json()["outcome"] != "new_incident") {
+          ++refused;
+          continue;
+        }
+        std::lock_guard lock(mu);
+        sent.push_back({r.json()["incident_id"], r.json()["recipients"].get<int>(), posted, answered});
+        std::this_thread::sleep_for(20ms);
+      }
+    });
+  std::this_thread::sleep_for(700ms);
+  d.config() = reload_config(gw, "NEW");
+  d.config()["groups"][1]["match"]["areas"].push_back("la/boyle-heights");
+  d.write_config();
+  auto reload_sent = std::chrono::steady_clock::now();
+  auto reloaded = post_reload(d.url());
+  auto reload_answered = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(700ms);
+  stop = true;
+  for (auto& t : threads) t.join();
+
+  INFO(reloaded.body);
+  REQUIRE(reloaded.status == 200);
+  CHECK(strings(reloaded.json()["changed"]) == std::vector<std::string>{"groups", "templates"});
+  CHECK(reloaded.json()["restart_required"].empty());
+  CHECK(refused == 0);
+
+  std::size_t planned = 0, before = 0, after = 0;
+  for (const auto& s : sent) planned += static_cast<std::size_t>(s.recipients);
+  REQUIRE(gw.twilio.wait_for(planned, 30s));
+  std::this_thread::sleep_for(300ms);
+  auto messages = gw.twilio.messages();
+  for (const auto& s : sent) {
+    INFO("incident " << s.incident);
+    auto got = about(messages, s.incident);
+    // Every recipient of every accepted report got its message (at least once).
+    std::set<std::string> to;
+    for (const auto& m : got) to.insert(m.to);
+    CHECK(to.size() == static_cast<std::size_t>(s.recipients));
+    CHECK(got.size() >= to.size());
+    if (s.answered < reload_sent) {  // accepted before the reload began: the old config
+      ++before;
+      CHECK(s.recipients == 4);
+      for (const auto& m : got) CHECK(m.body.rfind("OLD #", 0) == 0);
+    } else if (s.posted > reload_answered) {  // after it: the new group and template
+      ++after;
+      CHECK(s.recipients == 8);
+      for (const auto& m : got) CHECK(m.body.rfind("NEW #", 0) == 0);
+    }
+  }
+  CHECK(before >= 4);
+  CHECK(after >= 4);
+  CHECK(d.log().find("config reloaded from config.json (POST /-/reload): changed: groups; templates") !=
+        std::string::npos);
+}
+
+TEST_CASE("reload: a gateway's base_url and rate change take effect; restart-only settings are named",
+          "[e2e][ops][reload]") {
+  Gateways gw;
+  GatewayEmulator second;
+  json config = reload_config(gw);
+  config["gateways"][0]["max_in_flight"] = 4;
+  Daemon d(config);
+  d.start();
+  std::vector<json> subs;
+  for (int i = 0; i < 10; ++i) subs.push_back({{"phone", phone_for(500 + i)}, {"groups", {"eastside"}}});
+  add_subscribers(d.url(), subs);
+
+  // The first address holds every request for a while; the reload comes
+  // while four are in flight there. The SMS provider moves to another
+  // address, which allows 4 requests a second: the new rate keeps tocsin
+  // under it (no 429).
+  gw.twilio.set_stall(1.0, 1500ms);
+  second.set_rate_limit(4);
+  auto first = post_report(d.url(), distinct_report(0));
+  REQUIRE(first.status == 202);
+  REQUIRE(gw.twilio.wait_for([](const Observations& o) { return o.in_flight == 4; }, 10s));
+  auto old_url = d.url();
+  d.config()["gateways"][0]["base_url"] = second.base_url();
+  d.config()["gateways"][0]["rate_per_s"] = 4;
+  d.config()["gateways"][0]["max_in_flight"] = 16;
+  d.config()["server"]["listen"] = "127.0.0.1:1";
+  d.write_config();
+  auto r = post_reload(d.url());
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  CHECK(strings(r.json()["changed"]) ==
+        std::vector<std::string>{"gateways.twilio-main: base_url, rate_per_s, max_in_flight"});
+  CHECK(strings(r.json()["restart_required"]) == std::vector<std::string>{"server.listen"});
+  CHECK(d.log().find("reload: server.listen changed but needs a restart") != std::string::npos);
+  // The four in flight finish at the old address and are recorded; the
+  // other six go to the new one.
+  REQUIRE(second.wait_for(6, 15s));
+  REQUIRE(gw.twilio.wait_for(4, 5s));
+  std::set<std::string> to;
+  for (const auto& m : gw.twilio.messages()) to.insert(m.to);
+  for (const auto& m : second.messages()) to.insert(m.to);
+  CHECK(to.size() == 10);
+  eventually([&] { return scrape(old_url).get("tocsin_deliveries_pending") == 0.0; }, 5s);
+  CHECK(gw.twilio.message_count() == 4);
+  CHECK(second.message_count() == 6);
+  CHECK(scrape(old_url).counter("tocsin_deliveries_total", {{"gateway", "twilio-main"},
+                                                            {"channel", "sms"},
+                                                            {"state", "sent"}}) == 10);
+
+  auto start = std::chrono::steady_clock::now();
+  REQUIRE(post_report(old_url, distinct_report(1)).status == 202);  // still on its address
+  REQUIRE(second.wait_for(16, 15s));
+  auto took = std::chrono::steady_clock::now() - start;
+  std::this_thread::sleep_for(300ms);
+  CHECK(gw.twilio.message_count() == 4);  // nothing more went to the old address
+  CHECK(second.message_count() == 16);
+  CHECK(second.count(429) == 0);
+  CHECK(took >= 1500ms);  // 10 messages at 4 a second: at least two full windows
+  auto m = scrape(old_url);
+  CHECK(m.counter("tocsin_deliveries_total",
+                  {{"gateway", "twilio-main"}, {"channel", "sms"}, {"state", "sent"}}) == 20);
+  CHECK(m.counter("tocsin_config_reloads_total", {{"result", "ok"}}) == 1);
+
+  // Removing the email gateway (no group uses email now) and reloading by
+  // SIGHUP: the gateway disappears from the metrics.
+  d.config()["gateways"].erase(1);
+  d.write_config();
+  d.signal(SIGHUP);
+  CHECK(eventually(
+      [&] { return d.log().find("(SIGHUP): changed: gateways.sendgrid: removed") != std::string::npos; },
+      5s));
+  auto after = scrape(old_url);
+  CHECK(after.get("tocsin_gateway_circuit_state", {{"gateway", "twilio-main"}, {"channel", "sms"}}) == 0.0);
+  CHECK_FALSE(after.get("tocsin_gateway_circuit_state", {{"gateway", "sendgrid"}, {"channel", "email"}}));
+}
+
+TEST_CASE("reload: an invalid file keeps the running config, by POST and by SIGHUP", "[e2e][ops][reload]") {
+  Gateways gw;
+  Daemon d(reload_config(gw));
+  d.start();
+  add_subscribers(d.url(), {json{{"phone", phone_for(600)}, {"groups", {"eastside"}}}});
+
+  d.config() = reload_config(gw, "NEW");
+  d.config()["templates"]["sms"]["en"] = "NEW {{nonsense}}";
+  d.config()["groups"][0]["channels"] = {"fax"};
+  d.write_config();
+  auto r = post_reload(d.url());
+  INFO(r.body);
+  REQUIRE(r.status == 422);
+  CHECK(r.header("content-type") == "application/problem+json");
+  std::set<std::string> fields;
+  json problem = r.json();
+  for (const auto& e : problem["errors"]) fields.insert(e["field"].get<std::string>());
+  CHECK(fields == std::set<std::string>{"groups[0].channels[0]", "templates.sms.en"});
+  CHECK(d.log().find("reload (POST /-/reload) refused, keeping the running config: config.json: ") !=
+        std::string::npos);
+
+  // Not even readable JSON, by SIGHUP.
+  std::ofstream(d.path("config.json"), std::ios::trunc) << "{ \"groups\": [";
+  d.signal(SIGHUP);
+  eventually([&] { return d.log().find("reload (SIGHUP) refused") != std::string::npos; }, 5s);
+  CHECK(d.log().find("reload (SIGHUP) refused, keeping the running config: config.json: $: is not a "
+                     "JSON object") != std::string::npos);
+  auto bad = post_reload(d.url());
+  CHECK(bad.status == 422);
+  CHECK(bad.json()["errors"][0]["field"] == "$");
+
+  // Reports still go out, with the old template and groups.
+  auto report = post_report(d.url(), distinct_report(0));
+  REQUIRE(report.status == 202);
+  REQUIRE(gw.twilio.wait_for(1, 10s));
+  CHECK(gw.twilio.messages()[0].body.rfind("OLD #", 0) == 0);
+
+  // The endpoint is for admins only.
+  CHECK(request("POST", d.url() + "/-/reload").status == 401);
+  CHECK(admin("GET", d.url() + "/-/reload").status == 405);
+  CHECK(scrape(d.url()).counter("tocsin_config_reloads_total", {{"result", "refused"}}) == 3);
+}
+
+TEST_CASE("/metrics: circuit state per gateway and send-latency histograms per report",
+          "[e2e][ops]") {
+  Gateways gw;
+  json config = test_config(gw);
+  config["delivery"]["breaker_threshold"] = 3;
+  config["delivery"]["breaker_cooldown_s"] = 1;
+  Daemon d(config);
+  d.start();
+  std::vector<json> subs;
+  for (int i = 0; i < 5; ++i)
+    subs.push_back({{"phone", phone_for(700 + i)},
+                    {"email", "h" + std::to_string(i) + "@example.org"},
+                    {"groups", {"eastside"}}});
+  add_subscribers(d.url(), subs);
+  auto before = scrape(d.url());
+  CHECK(before.get("tocsin_gateway_circuit_state", {{"gateway", "twilio-main"}, {"channel", "sms"}}) == 0.0);
+  CHECK(before.get("tocsin_gateway_circuit_state", {{"gateway", "sendgrid"}, {"channel", "email"}}) == 0.0);
+
+  // Two reports, each to 5 phones and 5 addresses.
+  REQUIRE(post_report(d.url(), distinct_report(0)).status == 202);
+  REQUIRE(post_report(d.url(), distinct_report(1)).status == 202);
+  REQUIRE(gw.twilio.wait_for(10, 10s));
+  REQUIRE(gw.sendgrid.wait_for(10, 10s));
+  Scrape m("");
+  eventually(
+      [&] {
+        m = scrape(d.url());
+        return m.counter("tocsin_report_last_send_seconds_count", {{"channel", "email"}}) == 2 &&
+               m.counter("tocsin_report_last_send_seconds_count", {{"channel", "sms"}}) == 2;
+      },
+      10s);
+  for (const char* ch : {"sms", "email"}) {
+    INFO(ch);
+    CHECK(m.counter("tocsin_report_first_send_seconds_count", {{"channel", ch}}) == 2);
+    CHECK(m.counter("tocsin_report_last_send_seconds_count", {{"channel", ch}}) == 2);
+    CHECK(m.counter("tocsin_report_last_send_seconds_bucket", {{"channel", ch}, {"le", "+Inf"}}) == 2);
+    // On loopback a fan-out of five takes well under 10 s, and the last
+    // send is never before the first.
+    CHECK(m.counter("tocsin_report_last_send_seconds_bucket", {{"channel", ch}, {"le", "10"}}) == 2);
+    CHECK(m.counter("tocsin_report_last_send_seconds_sum", {{"channel", ch}}) >=
+          m.counter("tocsin_report_first_send_seconds_sum", {{"channel", ch}}));
+  }
+  CHECK(m.counter("tocsin_deliveries_total",
+                  {{"gateway", "twilio-main"}, {"channel", "sms"}, {"state", "sent"}}) ==
+        static_cast<double>(gw.twilio.message_count()));
+  CHECK(m.counter("tocsin_deliveries_total",
+                  {{"gateway", "sendgrid"}, {"channel", "email"}, {"state", "sent"}}) ==
+        static_cast<double>(gw.sendgrid.message_count()));
+
+  // Twilio goes down: three failures open its circuit.
+  gw.twilio.set_down(true);
+  REQUIRE(post_report(d.url(), distinct_report(2)).status == 202);
+  auto circuit = [&] {
+    return scrape(d.url()).get("tocsin_gateway_circuit_state",
+                               {{"gateway", "twilio-main"}, {"channel", "sms"}});
+  };
+  CHECK(eventually([&] { return circuit() == 1.0; }, 10s));
+  // Back up: the probe after the cooldown closes it again.
+  gw.twilio.set_down(false);
+  REQUIRE(gw.twilio.wait_for(15, 15s));
+  CHECK(eventually([&] { return circuit() == 0.0; }, 10s));
+}
+
+TEST_CASE("log.format json: every line is one JSON object, with ids and no personal data",
+          "[e2e][ops]") {
+  Gateways gw;
+  json config = reload_config(gw);
+  config["log"] = {{"format", "json"}};
+  Daemon d(config, Daemon::Options{.env = {{"TOCSIN_LOG_LEVEL", "debug"}}});
+  d.start();
+  add_subscribers(d.url(), {json{{"phone", phone_for(800)}, {"groups", {"eastside"}}},
+                            json{{"phone", phone_for(801)}, {"groups", {"eastside"}}}});
+  gw.twilio.set_twilio_error(phone_for(801), 21211);
+  auto r = post_report(d.url(), distinct_report(0));
+  REQUIRE(r.status == 202);
+  std::string incident = r.json()["incident_id"];
+  CHECK(post_report(d.url(), report_body({{"severity", "bogus"}}).dump()).status == 422);
+  REQUIRE(gw.twilio.wait_for(1, 10s));
+  // A refused reload whose problem names a key with quotes and a backslash.
+  d.config()["templates"]["sms"]["e\"n\\"] = "x";
+  d.write_config();
+  CHECK(post_reload(d.url()).status == 422);
+  std::this_thread::sleep_for(500ms);
+
+  std::istringstream log(d.log());
+  std::size_t lines = 0;
+  bool saw_report = false, saw_failure = false, saw_reload = false;
+  for (std::string line; std::getline(log, line);) {
+    INFO(line);
+    ++lines;
+    json j;
+    REQUIRE_NOTHROW(j = json::parse(line));
+    REQUIRE(j.is_object());
+    CHECK(j["ts"].is_string());
+    CHECK(j["level"].is_string());
+    CHECK(j["msg"].is_string());
+    std::string msg = j["msg"];
+    if (msg.find("accepted from coordinator") != std::string::npos) {
+      saw_report = true;
+      CHECK(j["incident"] == incident);
+      CHECK(j["report_id"].is_number());
+      CHECK(j["coordinator"] == "la-hotline");
+    }
+    if (msg.find("failed at gateway") != std::string::npos) {
+      saw_failure = true;
+      CHECK(j["delivery_id"].is_number());
+      CHECK(j["gateway"] == "twilio-main");
+    }
+    if (msg.find("refused, keeping the running config") != std::string::npos) {
+      saw_reload = true;
+      CHECK(msg.find("templates.sms.e\"n\\: is not a language tag") != std::string::npos);
+    }
+  }
+  CHECK(lines >= 5);
+  CHECK(saw_report);
+  CHECK(saw_failure);
+  CHECK(saw_reload);
+  CHECK(d.log().find(phone_for(800).substr(2)) == std::string::npos);
+  CHECK(d.log().find(phone_for(801).substr(2)) == std::string::npos);
 }
