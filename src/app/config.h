@@ -35,6 +35,12 @@ struct CoordinatorConfig {
   std::vector<std::string> areas;  // area paths this coordinator may report in
 };
 
+struct AdminToken {
+  std::string
+      name;  // who holds it, for the audit log; "token:<8 hex>" (a hash prefix) when unnamed
+  std::string token;  // the bearer secret (at least 16 characters)
+};
+
 enum class GatewayType { kTwilio, kSendgrid, kSmtp, kWebhook, kFile };
 
 struct GatewayConfig {
@@ -76,7 +82,7 @@ struct Config {
   ServerConfig server;
   StorageConfig storage;
   std::vector<CoordinatorConfig> coordinators;
-  std::vector<std::string> admin_tokens;
+  std::vector<AdminToken> admin_tokens;
   DedupRules dedup;
   std::vector<GatewayConfig> gateways;
   std::vector<Group> groups;   // subscriber groups, in config order
