@@ -6,6 +6,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "app/api_common.h"
 #include "app/ingest.h"
 #include "app/subscriber_input.h"
 #include "core/form.h"
@@ -18,52 +19,9 @@
 namespace tocsin::app {
 
 using nlohmann::json;
+using namespace api;
 
 namespace {
-
-http::Response problem(const Problem& p) { return to_response(p); }
-
-Problem unauthorized(std::string detail) {
-  return Problem{.status = 401, .type = "unauthorized", .title = "Unauthorized", .detail = std::move(detail)};
-}
-
-Problem not_found(std::string detail) {
-  return Problem{.status = 404, .type = "not-found", .title = "Not found", .detail = std::move(detail)};
-}
-
-Problem method_not_allowed() {
-  return Problem{.status = 405, .type = "method-not-allowed", .title = "Method not allowed",
-                 .detail = "this resource does not take that method"};
-}
-
-Problem unavailable() {
-  return Problem{.status = 503,
-                 .type = "unavailable",
-                 .title = "Storage unavailable",
-                 .detail = "the request could not be stored durably; nothing was accepted, retry",
-                 .retry_after_s = 2};
-}
-
-Problem field_problems(const std::vector<FieldProblem>& problems) {
-  Problem p = unprocessable(problems.front().path, problems.front().message);
-  p.detail = problems.front().path + ": " + problems.front().message;
-  for (const auto& fp : problems) p.errors.push_back({fp.path, fp.message});
-  return p;
-}
-
-json subscriber_json(const store::Subscriber& s) {
-  json channels = json::array();
-  for (Channel c : s.channels) channels.push_back(to_string(c));
-  return json{{"id", s.id},
-              {"name", s.name},
-              {"phone", s.phone.empty() ? json() : json(s.phone)},
-              {"email", s.email.empty() ? json() : json(s.email)},
-              {"language", s.language},
-              {"groups", s.groups},
-              {"channels", channels},
-              {"sms_opted_out", s.sms_opted_out},
-              {"created_at", format_rfc3339(s.created_at)}};
-}
 
 json incident_json(const store::IncidentRecord& i) {
   json j{{"id", i.id},
@@ -109,13 +67,6 @@ http::Response twiml(std::string_view message = {}) {
   return r;
 }
 
-std::optional<int64_t> parse_id(std::string_view s) {
-  int64_t v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc{} || end != s.data() + s.size() || v <= 0) return std::nullopt;
-  return v;
-}
-
 }  // namespace
 
 Api::Api(ConfigSource config, const Clock& clock, store::StoreWorker& store, Hooks hooks)
@@ -143,10 +94,6 @@ void Api::handle(http::Request req, Respond respond) {
     if (!hooks_.metrics) return respond(problem(not_found("no such resource")));
     return metrics(std::move(respond));
   }
-  if (path == "/-/reload" && hooks_.reload) {
-    if (m != "POST") return respond(problem(method_not_allowed()));
-    return reload(req, std::move(respond));
-  }
   if (path == "/v1/reports") {
     if (m != "POST") {
       count_report("refused", 405);
@@ -162,11 +109,10 @@ void Api::handle(http::Request req, Respond respond) {
     if (m != "POST") return respond(problem(method_not_allowed()));
     return inbound_twilio(req, std::move(respond));
   }
-  if (path == "/v1/subscribers" || path.starts_with("/v1/subscribers/"))
-    return subscribers(req, path.substr(std::string_view("/v1/subscribers").size()),
-                       std::move(respond));
-  if (path == "/v1/incidents" || path.starts_with("/v1/incidents/"))
-    return incidents(req, path.substr(std::string_view("/v1/incidents").size()), std::move(respond));
+  if (path == "/v1/subscribers" || path.starts_with("/v1/subscribers/") ||
+      path == "/v1/incidents" || path.starts_with("/v1/incidents/") || path == "/v1/audit" ||
+      (path == "/-/reload" && hooks_.reload))
+    return admin(req, std::move(respond));
   respond(problem(not_found("no such resource")));
 }
 
@@ -397,12 +343,7 @@ void Api::metrics(Respond respond) {
 
 // The config file is re-read with the running config's admin tokens: a
 // reload that changes them answers to a holder of the old ones.
-void Api::reload(const http::Request& req, Respond respond) {
-  if (!authorized_admin(req, *config_())) {
-    auto r = problem(unauthorized("an admin bearer token is required"));
-    r.set("WWW-Authenticate", "Bearer");
-    return respond(std::move(r));
-  }
+void Api::reload(Respond respond) {
   auto outcome = hooks_.reload();
   if (!outcome.problems.empty()) {
     for (auto& fp : outcome.problems)
@@ -418,81 +359,15 @@ void Api::reload(const http::Request& req, Respond respond) {
   respond(http::json_response(200, answer.dump()));
 }
 
-bool Api::authorized_admin(const http::Request& req, const ActiveConfig& cfg) const {
-  auto auth = req.header("authorization");
-  if (!auth.starts_with("Bearer ")) return false;
-  auto token = auth.substr(7);
-  bool ok = false;
-  for (const auto& t : cfg.config.admin_tokens) ok = constant_time_equal(token, t) || ok;
-  return ok;
-}
-
-void Api::subscribers(http::Request& req, std::string_view rest, Respond respond) {
+void Api::incidents(http::Request& req, std::string_view rest, const Audit& audit,
+                    Respond respond) {
   auto cfg = config_();
-  if (!authorized_admin(req, *cfg)) {
-    auto r = problem(unauthorized("an admin bearer token is required"));
-    r.set("WWW-Authenticate", "Bearer");
-    return respond(std::move(r));
-  }
-  const std::string& m = req.method;
-  if (rest.empty() || rest == "/") {
-    if (m != "POST") return respond(problem(method_not_allowed()));
-    auto parsed = parse_subscriber(req.body, cfg->config);
-    if (auto* bad = std::get_if<MalformedBody>(&parsed))
-      return respond(problem(bad_request(bad->detail)));
-    if (auto* problems = std::get_if<std::vector<FieldProblem>>(&parsed))
-      return respond(problem(field_problems(*problems)));
-    auto sub = std::make_shared<store::Subscriber>(std::move(std::get<store::Subscriber>(parsed)));
-    UnixMs now = clock_.now_ms();
-    store_.call<int64_t>(
-        [sub, now](store::Store& s) { return s.insert_subscriber(*sub, now); },
-        [sub, now, respond = std::move(respond)](std::optional<int64_t> id) {
-          if (!id) return respond(problem(unavailable()));
-          sub->id = *id;
-          sub->created_at = now;
-          spdlog::info("subscriber {} created", *id);
-          auto r = http::json_response(201, subscriber_json(*sub).dump());
-          r.set("Location", "/v1/subscribers/" + std::to_string(*id));
-          respond(std::move(r));
-        });
-    return;
-  }
-  auto id = parse_id(rest.substr(1));
-  if (!id) return respond(problem(not_found("no such subscriber")));
-  if (m == "GET") {
-    store_.call<std::optional<store::Subscriber>>(
-        [id = *id](store::Store& s) { return s.subscriber(id); },
-        [respond = std::move(respond)](std::optional<std::optional<store::Subscriber>> r) {
-          if (!r) return respond(problem(unavailable()));
-          if (!*r) return respond(problem(not_found("no such subscriber")));
-          respond(http::json_response(200, subscriber_json(**r).dump()));
-        });
-  } else if (m == "DELETE") {
-    store_.call<bool>([id = *id](store::Store& s) { return s.delete_subscriber(id); },
-                      [id = *id, respond = std::move(respond)](std::optional<bool> r) {
-                        if (!r) return respond(problem(unavailable()));
-                        if (!*r) return respond(problem(not_found("no such subscriber")));
-                        spdlog::info("subscriber {} erased", id);
-                        http::Response resp;
-                        resp.status = 204;
-                        respond(std::move(resp));
-                      });
-  } else {
-    respond(problem(method_not_allowed()));
-  }
-}
-
-void Api::incidents(http::Request& req, std::string_view rest, Respond respond) {
-  auto cfg = config_();
-  if (!authorized_admin(req, *cfg)) {
-    auto r = problem(unauthorized("an admin bearer token is required"));
-    r.set("WWW-Authenticate", "Bearer");
-    return respond(std::move(r));
-  }
   if (rest.ends_with("/retry") && rest.size() > 7) {
+    audit->route = "/v1/incidents/{code}/retry";
     if (req.method != "POST") return respond(problem(method_not_allowed()));
     std::string code(rest.substr(1, rest.size() - 7));
     for (auto& ch : code) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    audit->object_id = audit_object(code);
     UnixMs now = clock_.now_ms();
     const auto& dc = cfg->config.delivery;
     UnixMs sms_deadline = now + dc.sms_deadline_s * 1000, email_deadline = now + dc.email_deadline_s * 1000;
@@ -501,31 +376,36 @@ void Api::incidents(http::Request& req, std::string_view rest, Respond respond) 
           if (!s.incident(code)) return std::nullopt;
           return s.requeue_failed(code, now, sms_deadline, email_deadline);
         },
-        [this, code, respond = std::move(respond)](std::optional<std::optional<int64_t>> r) {
+        [this, code, audit, respond = std::move(respond)](std::optional<std::optional<int64_t>> r) {
           if (!r) return respond(problem(unavailable()));
           if (!*r) return respond(problem(not_found("no such incident")));
           spdlog::info("incident {}: {} failed or expired deliveries queued again by an operator",
                        code, **r);
           if (**r > 0 && hooks_.deliveries_planned) hooks_.deliveries_planned();
+          audit->count = **r;
           respond(http::json_response(200, json{{"incident_id", code}, {"requeued", **r}}.dump()));
         });
     return;
   }
-  if (req.method != "GET") return respond(problem(method_not_allowed()));
   if (rest.empty() || rest == "/") {
+    if (req.method != "GET") return respond(problem(method_not_allowed()));
     bool open_only = req.query().find("state=open") != std::string_view::npos;
     store_.call<std::vector<store::IncidentRecord>>(
         [open_only](store::Store& s) { return s.list_incidents(open_only, 200); },
-        [respond = std::move(respond)](std::optional<std::vector<store::IncidentRecord>> r) {
+        [audit, respond = std::move(respond)](std::optional<std::vector<store::IncidentRecord>> r) {
           if (!r) return respond(problem(unavailable()));
+          audit->count = static_cast<int64_t>(r->size());
           json list = json::array();
           for (const auto& i : *r) list.push_back(incident_json(i));
           respond(http::json_response(200, json{{"incidents", list}}.dump()));
         });
     return;
   }
+  audit->route = "/v1/incidents/{code}";
+  if (req.method != "GET") return respond(problem(method_not_allowed()));
   std::string code(rest.substr(1));
   for (auto& c : code) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  audit->object_id = audit_object(code);
   store_.call<std::optional<json>>(
       [code](store::Store& s) -> std::optional<json> {
         auto inc = s.incident(code);

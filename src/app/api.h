@@ -34,6 +34,10 @@ class Api {
     std::function<ReloadOutcome()> reload;         // POST /-/reload (404 without)
   };
 
+  // Paging of GET /v1/subscribers and GET /v1/audit.
+  static constexpr int kDefaultPage = 100;
+  static constexpr int kMaxPage = 500;
+
   Api(ConfigSource config, const Clock& clock, store::StoreWorker& store, Hooks hooks);
 
   // Called on the io thread for every request; answers through `respond`.
@@ -43,17 +47,29 @@ class Api {
   using Respond = std::function<void(http::Response)>;
   void post_report(http::Request& req, Respond respond);
   void metrics(Respond respond);
-  void reload(const http::Request& req, Respond respond);
+  void reload(Respond respond);
   void count_report(std::string_view outcome, int status);
-  void subscribers(http::Request& req, std::string_view rest, Respond respond);
-  void incidents(http::Request& req, std::string_view rest, Respond respond);
+  // The audit entry of the admin request being answered: handlers fill in
+  // the route template, object id and count; the answer, its status.
+  using Audit = std::shared_ptr<store::AuditEntry>;
+  // Admin routes (admin_api.cpp): authenticates the bearer token, then
+  // answers through a responder that writes the audit entry first.
+  void admin(http::Request& req, Respond respond);
+  void subscribers(http::Request& req, std::string_view rest, const Audit& audit, Respond respond);
+  void list_subscribers(http::Request& req, const Audit& audit, Respond respond);
+  void patch_one(http::Request& req, int64_t id, Respond respond);
+  void import_subscribers(http::Request& req, const Audit& audit, Respond respond);
+  void audit_log(http::Request& req, const Audit& audit, Respond respond);
+  void incidents(http::Request& req, std::string_view rest, const Audit& audit, Respond respond);
   void inbound_twilio(http::Request& req, Respond respond);
   void receipt_twilio(http::Request& req, Respond respond);
   // Checks X-Twilio-Signature of a form POST against server.public_url and
   // the Twilio gateways' auth tokens; answers 403 itself when it fails.
   bool twilio_verified(const http::Request& req, const ActiveConfig& cfg, const FormFields& fields,
                        Respond& respond);
-  bool authorized_admin(const http::Request& req, const ActiveConfig& cfg) const;
+  // The name of the admin token the request bears, or nullopt.
+  std::optional<std::string> admin_identity(const http::Request& req,
+                                            const ActiveConfig& cfg) const;
 
   ConfigSource config_;
   const Clock& clock_;

@@ -5,16 +5,17 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 
 #include "app/config.h"
 #include "app/daemon.h"
 #include "app/files.h"
+#include "app/import_command.h"
 #include "app/log_format.h"
 #include "app/route.h"
 #include "core/signature.h"
@@ -210,6 +211,32 @@ int run_cli(int argc, char** argv) {
   route_cmd->footer("Sends nothing and changes nothing; reads the database beside a running daemon.\n"
                     "Example: tocsin route --config config/example.json config/example-report.json");
 
+  ImportOptions import_opts;
+  auto* subscribers_cmd =
+      app.add_subcommand("subscribers", "Manage subscribers through the admin API");
+  subscribers_cmd->require_subcommand(1);
+  auto* import_cmd = subscribers_cmd->add_subcommand(
+      "import", "Upsert subscribers from a CSV file (by phone or email), in batches");
+  import_cmd->add_option("--url", import_opts.url, "tocsin base URL, e.g. http://127.0.0.1:8080")
+      ->required();
+  import_cmd->add_option("--token-file", import_opts.token_file, "File holding an admin token")
+      ->required();
+  import_cmd->add_flag("--dry-run", import_opts.dry_run,
+                       "Check and classify every row, store nothing");
+  import_cmd->add_option("--batch", import_opts.batch, "Rows per request (1-1000)")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  import_cmd
+      ->add_option("FILE.csv", import_opts.csv_path,
+                   "Header row naming columns name, phone, email, language, groups, channels")
+      ->required();
+  import_cmd->footer(
+      "groups and channels cells list several values separated by ';' (eastside;lawyers).\n"
+      "Prints FILE:LINE: field: reason for each refused row, then a summary.\n"
+      "Exit 0 when every row went in, 1 when some were refused, 2 on a bad file or arguments.\n"
+      "Example: tocsin subscribers import --url http://127.0.0.1:8080 "
+      "--token-file /etc/tocsin/admin.token people.csv");
+
   auto* version_cmd = app.add_subcommand("version", "Print the version");
 
   try {
@@ -224,6 +251,7 @@ int run_cli(int argc, char** argv) {
   if (*check_cmd) return check_config(config_path);
   if (*route_cmd) return route(config_path, route_report);
   if (*submit_cmd) return submit(url, secret_file, report_file, id);
+  if (*import_cmd) return import_subscribers(import_opts);
   if (*deliveries_cmd) return deliveries(url, token_file, incident, static_cast<bool>(*retry_cmd));
   if (*serve_cmd) {
     setup_logging();

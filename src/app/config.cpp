@@ -152,20 +152,66 @@ void read_coordinators(const json& arr, const std::string& path, SecretReader& s
   });
 }
 
-void read_admin(JsonReader r, SecretReader& secrets, Config& c) {
+// The audit log's name for an unnamed token: a short keyed-hash prefix,
+// stable across restarts, that tells tokens apart without revealing them.
+std::string token_identity(std::string_view token) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string mac = hmac_sha256("tocsin admin token identity", token);
+  std::string out = "token:";
+  for (std::size_t i = 0; i < 4; ++i) {
+    auto b = static_cast<unsigned char>(mac[i]);
+    out += kHex[b >> 4];
+    out += kHex[b & 15];
+  }
+  return out;
+}
+
+// `tokens` holds plain strings (named by a hash prefix) or objects
+// {name, token | token_file}; `tokens_file` one plain token per line.
+void read_admin(JsonReader r, SecretReader& secrets, std::vector<FieldProblem>& problems,
+                Config& c) {
   r.reject_unknown({"tokens", "tokens_file"});
   if (r.has("tokens_file")) {
     if (auto text = secrets.read(r, "tokens", Need::kRequired)) {
       std::istringstream in(*text);
       for (std::string line; std::getline(in, line);)
-        if (auto t = trim(line); !t.empty()) c.admin_tokens.push_back(t);
+        if (auto t = trim(line); !t.empty()) c.admin_tokens.push_back({token_identity(t), t});
+      for (std::size_t i = 0; i < c.admin_tokens.size(); ++i)
+        if (c.admin_tokens[i].token.size() < 16)
+          r.problem("tokens_file",
+                    "token " + std::to_string(i + 1) + " is shorter than 16 characters");
     }
-  } else if (auto tokens = r.strings("tokens", Need::kOptional, 100)) {
-    c.admin_tokens = *tokens;
+  } else if (const json* tokens = r.get("tokens")) {
+    if (!tokens->is_array()) {
+      r.problem("tokens", "must be an array of tokens or {name, token} objects");
+      return;
+    }
+    std::set<std::string> names;
+    for (std::size_t i = 0; i < tokens->size(); ++i) {
+      const json& t = (*tokens)[i];
+      std::string path = index_path(r.child_path("tokens"), i);
+      if (t.is_string()) {
+        c.admin_tokens.push_back({token_identity(t.get<std::string>()), t.get<std::string>()});
+        if (t.get_ref<const std::string&>().size() < 16)
+          problems.push_back({path, "must be at least 16 characters"});
+        continue;
+      }
+      JsonReader o(t, path, problems);
+      if (!o.ok()) {
+        o.problem("", "must be a token string or a {name, token} object");
+        continue;
+      }
+      o.reject_unknown({"name", "token", "token_file"});
+      AdminToken at;
+      at.name = o.string("name", Need::kRequired, 100).value_or("");
+      if (!at.name.empty() && !names.insert(at.name).second)
+        o.problem("name", "duplicate token name");
+      at.token = secrets.read(o, "token", Need::kRequired).value_or("");
+      if (!at.token.empty() && at.token.size() < 16)
+        o.problem("token", "must be at least 16 characters");
+      c.admin_tokens.push_back(std::move(at));
+    }
   }
-  for (std::size_t i = 0; i < c.admin_tokens.size(); ++i)
-    if (c.admin_tokens[i].size() < 16)
-      r.problem(index_path("tokens", i), "must be at least 16 characters");
 }
 
 void read_dedup(JsonReader r, Config& c) {
@@ -474,7 +520,7 @@ ConfigResult parse_config(const std::string& text, const std::string& base_dir) 
   if (root.has("storage")) read_storage(root.object("storage", Need::kOptional), c);
   if (auto* v = root.get("coordinators")) read_coordinators(*v, "coordinators", secrets, problems, c);
   else problems.push_back({"coordinators", "is required: nobody could report"});
-  if (root.has("admin")) read_admin(root.object("admin", Need::kOptional), secrets, c);
+  if (root.has("admin")) read_admin(root.object("admin", Need::kOptional), secrets, problems, c);
   if (root.has("dedup")) read_dedup(root.object("dedup", Need::kOptional), c);
   if (auto* v = root.get("gateways")) read_gateways(*v, "gateways", secrets, problems, c);
   else problems.push_back({"gateways", "is required: nothing could be sent"});

@@ -38,6 +38,13 @@ struct CoordinatorConfig {
   bool operator==(const CoordinatorConfig&) const = default;
 };
 
+struct AdminToken {
+  // Who holds it, for the audit log; "token:<8 hex>" (a hash prefix) when unnamed.
+  std::string name;
+  std::string token;  // the bearer secret (at least 16 characters)
+  bool operator==(const AdminToken&) const = default;
+};
+
 enum class GatewayType { kTwilio, kSendgrid, kSmtp, kWebhook, kFile };
 
 struct GatewayConfig {
@@ -94,7 +101,7 @@ struct Config {
   ServerConfig server;
   StorageConfig storage;
   std::vector<CoordinatorConfig> coordinators;
-  std::vector<std::string> admin_tokens;
+  std::vector<AdminToken> admin_tokens;
   DedupRules dedup;
   std::vector<GatewayConfig> gateways;
   std::vector<Group> groups;   // subscriber groups, in config order

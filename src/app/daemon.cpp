@@ -26,6 +26,7 @@ namespace {
 
 constexpr auto kDrainBound = std::chrono::seconds(10);
 constexpr int64_t kIdempotencyKeepMs = 5LL * 24 * 3600 * 1000;  // webhook-ids remembered 5 days
+constexpr int64_t kAuditKeepMs = 366LL * 24 * 3600 * 1000;  // audit entries kept a year (README)
 
 void print_problems(const std::string& file, const std::vector<FieldProblem>& problems) {
   for (const auto& p : problems)
@@ -80,6 +81,7 @@ class Daemon {
       // lease left in it belongs to a previous run that ended abruptly.
       released = s.release_all_leases();
       s.purge_answers(clock_.now_ms() - kIdempotencyKeepMs);
+      s.purge_audit(clock_.now_ms() - kAuditKeepMs);
     });
     if (released)
       spdlog::warn("recovered {} deliveries leased by a previous run; sending them again", released);
@@ -146,7 +148,15 @@ class Daemon {
     signals_.async_wait([this](boost::system::error_code ec, int sig) {
       if (ec) return;
       if (sig == SIGHUP) {
-        reload("SIGHUP");
+        auto outcome = reload("SIGHUP");
+        // A reload can change who holds admin tokens: the audit log keeps
+        // it (POST /-/reload is audited with the token that asked).
+        store::AuditEntry entry{.at = clock_.now_ms(),
+                                .actor = "signal",
+                                .method = "RELOAD",
+                                .route = "SIGHUP",
+                                .status = outcome.problems.empty() ? 200 : 422};
+        worker_->submit([entry](store::Store& s) { s.insert_audit(entry); }, [](bool) {});
         watch_signals();
         return;
       }
@@ -263,8 +273,13 @@ class Daemon {
     housekeeping_.expires_after(std::chrono::hours(1));
     housekeeping_.async_wait([this](boost::system::error_code ec) {
       if (ec) return;
-      UnixMs before = clock_.now_ms() - kIdempotencyKeepMs;
-      worker_->submit([before](store::Store& s) { s.purge_answers(before); }, [](bool) {});
+      UnixMs now = clock_.now_ms();
+      worker_->submit(
+          [now](store::Store& s) {
+            s.purge_answers(now - kIdempotencyKeepMs);
+            s.purge_audit(now - kAuditKeepMs);
+          },
+          [](bool) {});
       schedule_housekeeping();
     });
   }

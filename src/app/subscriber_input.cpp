@@ -21,12 +21,64 @@ bool plausible_email(std::string_view e) {
   return dot != std::string_view::npos && dot > 0 && dot + 1 < domain.size();
 }
 
-ParsedSubscriber parse_subscriber(std::string_view body, const Config& config) {
+namespace {
+
+std::variant<json, MalformedBody> parse_object(std::string_view body) {
   if (json_too_deep(body)) return MalformedBody{"JSON nests too deeply"};
   json doc = json::parse(body, nullptr, false);
   if (doc.is_discarded()) return MalformedBody{"body is not valid JSON"};
   if (!doc.is_object()) return MalformedBody{"body must be a JSON object"};
+  return doc;
+}
 
+// The editable fields as a POST body would give them.
+json subscriber_doc(const store::Subscriber& s) {
+  json doc{{"name", s.name}, {"language", s.language}, {"groups", s.groups}};
+  if (!s.phone.empty()) doc["phone"] = s.phone;
+  if (!s.email.empty()) doc["email"] = s.email;
+  json channels = json::array();
+  for (Channel c : s.channels) channels.push_back(to_string(c));
+  doc["channels"] = channels;
+  return doc;
+}
+
+template <typename T>
+std::vector<T> sorted(std::vector<T> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+}  // namespace
+
+ParsedSubscriber parse_subscriber(std::string_view body, const Config& config) {
+  auto parsed = parse_object(body);
+  if (auto* bad = std::get_if<MalformedBody>(&parsed)) return *bad;
+  return validate_subscriber(std::get<json>(parsed), config);
+}
+
+std::variant<json, MalformedBody> parse_patch(std::string_view body) {
+  return parse_object(body);
+}
+
+ParsedSubscriber patch_subscriber(const store::Subscriber& existing, const json& patch,
+                                  const Config& config) {
+  json doc = subscriber_doc(existing);
+  doc.merge_patch(patch);
+  auto parsed = validate_subscriber(doc, config);
+  if (auto* s = std::get_if<store::Subscriber>(&parsed)) {
+    s->id = existing.id;
+    s->sms_opted_out = existing.sms_opted_out;
+    s->created_at = existing.created_at;
+  }
+  return parsed;
+}
+
+bool same_data(const store::Subscriber& a, const store::Subscriber& b) {
+  return a.name == b.name && a.phone == b.phone && a.email == b.email && a.language == b.language &&
+         sorted(a.groups) == sorted(b.groups) && sorted(a.channels) == sorted(b.channels);
+}
+
+ParsedSubscriber validate_subscriber(const json& doc, const Config& config) {
   std::vector<FieldProblem> problems;
   JsonReader r(doc, "", problems);
   r.reject_unknown({"name", "phone", "email", "language", "groups", "channels"});

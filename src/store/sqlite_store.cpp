@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS subscribers (
   language TEXT NOT NULL, sms INTEGER NOT NULL, email_on INTEGER NOT NULL,
   sms_opted_out INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS subscribers_phone ON subscribers (phone) WHERE phone <> '';
+CREATE INDEX IF NOT EXISTS subscribers_email ON subscribers (email) WHERE email <> '';
 CREATE TABLE IF NOT EXISTS subscriber_groups (
   group_name TEXT NOT NULL, subscriber_id INTEGER NOT NULL REFERENCES subscribers ON DELETE CASCADE,
   PRIMARY KEY (group_name, subscriber_id)) WITHOUT ROWID;
@@ -86,8 +87,16 @@ CREATE TABLE IF NOT EXISTS acknowledgements (
   id INTEGER PRIMARY KEY, incident_id TEXT NOT NULL, subscriber_id INTEGER NOT NULL,
   kind TEXT NOT NULL, received_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS acknowledgements_incident ON acknowledgements (incident_id);
+
+-- Admin actions: who, what, when, outcome; ids and counts, never personal data.
+CREATE TABLE IF NOT EXISTS audit (
+  id INTEGER PRIMARY KEY, at INTEGER NOT NULL, actor TEXT NOT NULL, method TEXT NOT NULL,
+  route TEXT NOT NULL, object_id TEXT NOT NULL, status INTEGER NOT NULL, count INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
 )sql";
 
+#define SUBSCRIBER_COLUMNS \
+  "s.id, s.name, s.phone, s.email, s.language, s.sms, s.email_on, s.sms_opted_out, s.created_at"
 #define INCIDENT_COLUMNS                                                                \
   "id, event, area, lat, lon, location, dedup_key, severity, status, open, opened_at, " \
   "last_report_at, closed_at, report_count, spread_m"
@@ -642,48 +651,52 @@ class SqliteStore final : public Store {
   }
 
   int64_t insert_subscriber(const Subscriber& sub, UnixMs now) override {
-    auto has = [&](Channel c) {
-      return std::find(sub.channels.begin(), sub.channels.end(), c) != sub.channels.end() ? 1 : 0;
-    };
-    stmt("INSERT INTO subscribers (name, phone, email, language, sms, email_on, sms_opted_out, "
-         "created_at) VALUES (?,?,?,?,?,?,?,?)")
-        .reset()
-        .bind(sub.name)
-        .bind(sub.phone)
-        .bind(sub.email)
-        .bind(sub.language)
-        .bind(has(Channel::kSms))
-        .bind(has(Channel::kEmail))
+    auto& ins = stmt(
+        "INSERT INTO subscribers (name, phone, email, language, sms, email_on, sms_opted_out, "
+        "created_at) VALUES (?,?,?,?,?,?,?,?)")
+        .reset();
+    bind_subscriber(ins, sub)
         .bind(sub.sms_opted_out ? 1 : 0)
         .bind(now)
         .run();
     int64_t id = sqlite3_last_insert_rowid(db_);
-    auto& g = stmt("INSERT OR IGNORE INTO subscriber_groups (group_name, subscriber_id) VALUES (?,?)");
-    for (const auto& name : sub.groups) g.reset().bind(name).bind(id).run();
+    insert_groups(id, sub.groups);
     return id;
   }
 
   std::optional<Subscriber> subscriber(int64_t id) override {
-    auto& s = stmt(
-        "SELECT id, name, phone, email, language, sms, email_on, sms_opted_out, created_at "
-        "FROM subscribers WHERE id = ?");
+    auto& s = stmt("SELECT " SUBSCRIBER_COLUMNS " FROM subscribers s WHERE s.id = ?");
     s.reset().bind(id);
     if (!s.step()) return std::nullopt;
-    Subscriber sub;
-    sub.id = s.i64(0);
-    sub.name = s.text(1);
-    sub.phone = s.text(2);
-    sub.email = s.text(3);
-    sub.language = s.text(4);
-    if (s.i64(5)) sub.channels.push_back(Channel::kSms);
-    if (s.i64(6)) sub.channels.push_back(Channel::kEmail);
-    sub.sms_opted_out = s.i64(7) != 0;
-    sub.created_at = s.i64(8);
+    Subscriber sub = read_subscriber(s);
     s.reset();
-    auto& g = stmt("SELECT group_name FROM subscriber_groups WHERE subscriber_id = ? ORDER BY 1");
-    g.reset().bind(id);
-    while (g.step()) sub.groups.push_back(g.text(0));
     return sub;
+  }
+
+  bool update_subscriber(const Subscriber& sub) override {
+    auto& upd = stmt(
+        "UPDATE subscribers SET name=?, phone=?, email=?, language=?, sms=?, email_on=? "
+        "WHERE id=?")
+        .reset();
+    bind_subscriber(upd, sub).bind(sub.id).run();
+    if (sqlite3_changes64(db_) == 0) return false;
+    stmt("DELETE FROM subscriber_groups WHERE subscriber_id = ?").reset().bind(sub.id).run();
+    insert_groups(sub.id, sub.groups);
+    return true;
+  }
+
+  std::vector<Subscriber> list_subscribers(const std::string& group, int64_t after_id,
+                                           int limit) override {
+    auto& s = group.empty()
+                  ? stmt("SELECT " SUBSCRIBER_COLUMNS
+                         " FROM subscribers s WHERE s.id > ?1 AND ?2 = '' ORDER BY s.id LIMIT ?3")
+                  : stmt("SELECT " SUBSCRIBER_COLUMNS
+                         " FROM subscriber_groups g JOIN subscribers s ON s.id = g.subscriber_id "
+                         "WHERE s.id > ?1 AND g.group_name = ?2 ORDER BY s.id LIMIT ?3");
+    s.reset().bind(after_id).bind(group).bind(limit);
+    std::vector<Subscriber> out;
+    while (s.step()) out.push_back(read_subscriber(s));
+    return out;
   }
 
   bool delete_subscriber(int64_t id) override {
@@ -700,6 +713,14 @@ class SqliteStore final : public Store {
   std::vector<int64_t> subscribers_by_phone(const std::string& e164) override {
     auto& s = stmt("SELECT id FROM subscribers WHERE phone = ? AND phone <> '' ORDER BY id");
     s.reset().bind(e164);
+    std::vector<int64_t> out;
+    while (s.step()) out.push_back(s.i64(0));
+    return out;
+  }
+
+  std::vector<int64_t> subscribers_by_email(const std::string& email) override {
+    auto& s = stmt("SELECT id FROM subscribers WHERE email = ? AND email <> '' ORDER BY id");
+    s.reset().bind(email);
     std::vector<int64_t> out;
     while (s.step()) out.push_back(s.i64(0));
     return out;
@@ -754,7 +775,80 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  void insert_audit(const AuditEntry& e) override {
+    stmt(
+        "INSERT INTO audit (at, actor, method, route, object_id, status, count) "
+        "VALUES (?,?,?,?,?,?,?)")
+        .reset()
+        .bind(e.at)
+        .bind(e.actor)
+        .bind(e.method)
+        .bind(e.route)
+        .bind(e.object_id)
+        .bind(e.status)
+        .bind(e.count)
+        .run();
+  }
+
+  std::vector<AuditEntry> audit_after(int64_t after_id, int limit) override {
+    auto& s = stmt(
+        "SELECT id, at, actor, method, route, object_id, status, count FROM audit WHERE id > ? "
+        "ORDER BY id LIMIT ?");
+    s.reset().bind(after_id).bind(limit);
+    std::vector<AuditEntry> out;
+    while (s.step())
+      out.push_back({s.i64(0), s.i64(1), s.text(2), s.text(3), s.text(4), s.text(5),
+                     static_cast<int>(s.i64(6)), s.i64(7)});
+    return out;
+  }
+
+  int64_t purge_audit(UnixMs before) override {
+    stmt("DELETE FROM audit WHERE at < ?").reset().bind(before).run();
+    return sqlite3_changes64(db_);
+  }
+
  private:
+  static int has_channel(const Subscriber& sub, Channel c) {
+    return std::find(sub.channels.begin(), sub.channels.end(), c) != sub.channels.end() ? 1 : 0;
+  }
+
+  // Binds the editable columns, in this order: name, phone, email, language,
+  // sms, email_on (the one place subscriber data is written).
+  static Stmt& bind_subscriber(Stmt& s, const Subscriber& sub) {
+    return s.bind(sub.name)
+        .bind(sub.phone)
+        .bind(sub.email)
+        .bind(sub.language)
+        .bind(has_channel(sub, Channel::kSms))
+        .bind(has_channel(sub, Channel::kEmail));
+  }
+
+  void insert_groups(int64_t id, const std::vector<std::string>& groups) {
+    auto& g =
+        stmt("INSERT OR IGNORE INTO subscriber_groups (group_name, subscriber_id) VALUES (?,?)");
+    for (const auto& name : groups) g.reset().bind(name).bind(id).run();
+  }
+
+  // The one place a subscriber row (SUBSCRIBER_COLUMNS) becomes a Subscriber,
+  // with its groups. `s` stays on its row.
+  Subscriber read_subscriber(Stmt& s) {
+    Subscriber sub;
+    sub.id = s.i64(0);
+    sub.name = s.text(1);
+    sub.phone = s.text(2);
+    sub.email = s.text(3);
+    sub.language = s.text(4);
+    if (s.i64(5)) sub.channels.push_back(Channel::kSms);
+    if (s.i64(6)) sub.channels.push_back(Channel::kEmail);
+    sub.sms_opted_out = s.i64(7) != 0;
+    sub.created_at = s.i64(8);
+    auto& g = stmt("SELECT group_name FROM subscriber_groups WHERE subscriber_id = ? ORDER BY 1");
+    g.reset().bind(sub.id);
+    while (g.step()) sub.groups.push_back(g.text(0));
+    g.reset();
+    return sub;
+  }
+
   void exec(const char* sql) {
     char* err = nullptr;
     if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {

@@ -128,6 +128,19 @@ struct FanoutProgress {
   bool pending = false;  // some delivery is still pending
 };
 
+// One admin action, as the audit log keeps it: who, what, when and how it
+// ended, never the personal data it touched (ids and counts only).
+struct AuditEntry {
+  int64_t id = 0;  // assigned by insert_audit; the paging cursor
+  UnixMs at = 0;
+  std::string actor;   // admin token identity ("ops" or "token:1a2b3c4d"), or "signal" for SIGHUP
+  std::string method;  // GET, POST, PATCH, DELETE, or RELOAD
+  std::string route;   // route template, e.g. /v1/subscribers/{id}
+  std::string object_id;  // subscriber id or incident code; "" for collections
+  int status = 0;         // the HTTP status answered
+  int64_t count = 0;      // rows in a batch or a page; 0 when not a batch
+};
+
 struct ClaimResult {
   std::vector<ClaimedDelivery> claimed;
   int64_t expired = 0;    // pending deliveries found past their deadline and expired
@@ -229,8 +242,17 @@ class Store {
   virtual std::optional<Subscriber> subscriber(int64_t id) = 0;
   // Erases the person's data and cancels what was still to be sent to them.
   virtual bool delete_subscriber(int64_t id) = 0;
+  // Replaces the subscriber's name, phone, email, language, channels and
+  // groups (not the opt-out or created_at). False when there is no such id.
+  virtual bool update_subscriber(const Subscriber& s) = 0;
+  // Subscribers by id, ascending, after `after_id`, at most `limit`; only
+  // members of `group` unless it is "".
+  virtual std::vector<Subscriber> list_subscribers(const std::string& group, int64_t after_id,
+                                                   int limit) = 0;
   // Ids of the subscribers with this E.164 number.
   virtual std::vector<int64_t> subscribers_by_phone(const std::string& e164) = 0;
+  // Ids of the subscribers with this email address (compared as stored).
+  virtual std::vector<int64_t> subscribers_by_email(const std::string& email) = 0;
   // Opts the subscriber out of SMS (cancelling every SMS still pending for
   // them, so a fan-out in progress stops for them at once) or back in.
   // Returns how many deliveries were cancelled.
@@ -242,6 +264,13 @@ class Store {
   virtual std::optional<std::string> last_sms_incident(int64_t subscriber_id, UnixMs since) = 0;
   virtual void insert_ack(const Acknowledgement& ack) = 0;
   virtual std::vector<Acknowledgement> incident_acks(const std::string& incident_id) = 0;
+
+  // Audit log of admin actions.
+  virtual void insert_audit(const AuditEntry& entry) = 0;
+  // Entries by id, ascending, after `after_id`, at most `limit`.
+  virtual std::vector<AuditEntry> audit_after(int64_t after_id, int limit) = 0;
+  // Forgets entries older than `before`; returns how many.
+  virtual int64_t purge_audit(UnixMs before) = 0;
 };
 
 // Opens (creating if needed) the SQLite store at `path` ("" or ":memory:"

@@ -1,0 +1,296 @@
+// The admin side of the HTTP API: authentication by bearer token, the audit
+// log every admin request goes through, subscribers (create, list, read,
+// patch, erase, bulk import). Incidents are in api.cpp.
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+#include "app/api.h"
+#include "app/api_common.h"
+#include "app/subscriber_import.h"
+#include "app/subscriber_input.h"
+#include "core/masking.h"
+#include "core/signature.h"
+
+namespace tocsin::app {
+
+using nlohmann::json;
+using namespace api;
+
+namespace {
+
+struct PageQuery {
+  int64_t after = 0;  // cursor: the last id of the previous page
+  int limit = Api::kDefaultPage;
+  std::string group;
+};
+
+// ?after=ID&limit=N (and &group=NAME where `with_group`); unknown
+// parameters are problems, so a typo does not silently widen a list.
+std::variant<PageQuery, std::vector<FieldProblem>> parse_page_query(std::string_view query,
+                                                                    bool with_group,
+                                                                    const Config& config) {
+  PageQuery q;
+  std::vector<FieldProblem> problems;
+  for (const auto& [key, value] : parse_form(query)) {
+    if (key == "after") {
+      auto v = value == "0" ? std::optional<int64_t>(0) : parse_id(value);
+      if (v)
+        q.after = *v;
+      else
+        problems.push_back({"after", "must be the next cursor of the previous page"});
+    } else if (key == "limit") {
+      auto v = parse_id(value);
+      if (v && *v <= Api::kMaxPage)
+        q.limit = static_cast<int>(*v);
+      else
+        problems.push_back({"limit", "must be from 1 to " + std::to_string(Api::kMaxPage)});
+    } else if (key == "group" && with_group) {
+      if (config.group(value))
+        q.group = value;
+      else
+        problems.push_back({"group", "no group named \"" + value.substr(0, 100) + "\""});
+    } else {
+      problems.push_back({key.substr(0, 100), "unknown query parameter"});
+    }
+  }
+  if (!problems.empty()) return problems;
+  return q;
+}
+
+// A subscriber as lists show it: numbers, addresses and names masked.
+json masked_subscriber_json(const store::Subscriber& s) {
+  json j = subscriber_json(s);
+  j["name"] = mask_name(s.name);
+  j["phone"] = s.phone.empty() ? json() : json(mask_phone(s.phone));
+  j["email"] = s.email.empty() ? json() : json(mask_email(s.email));
+  return j;
+}
+
+// A page of `items` fetched with limit + 1: the extra one says there is more.
+template <typename T, typename Id>
+json page(std::vector<T>& items, int limit, Id id_of) {
+  json next;
+  if (items.size() > static_cast<std::size_t>(limit)) {
+    items.resize(static_cast<std::size_t>(limit));
+    next = std::to_string(id_of(items.back()));
+  }
+  return next;
+}
+
+}  // namespace
+
+std::optional<std::string> Api::admin_identity(const http::Request& req,
+                                               const ActiveConfig& cfg) const {
+  auto auth = req.header("authorization");
+  if (!auth.starts_with("Bearer ")) return std::nullopt;
+  auto token = auth.substr(7);
+  std::optional<std::string> who;
+  for (const auto& t : cfg.config.admin_tokens)  // compare with every token: no timing hint
+    if (constant_time_equal(token, t.token) && !who) who = t.name;
+  return who;
+}
+
+void Api::admin(http::Request& req, Respond respond) {
+  auto cfg = config_();
+  auto who = admin_identity(req, *cfg);
+  if (!who) {
+    auto r = problem(unauthorized("an admin bearer token is required"));
+    r.set("WWW-Authenticate", "Bearer");
+    return respond(std::move(r));
+  }
+  auto audit = std::make_shared<store::AuditEntry>();
+  audit->actor = *who;
+  audit->method = req.method.substr(0, 10);
+  // The answer waits for its audit entry. A read whose entry cannot be
+  // stored is refused (503: no unrecorded look at personal data); a write
+  // has already committed, so its real answer goes out and the log says
+  // the entry is missing.
+  Respond audited = [this, audit, respond = std::move(respond)](http::Response r) {
+    audit->status = r.status;
+    audit->at = clock_.now_ms();
+    store_.submit([entry = *audit](store::Store& s) { s.insert_audit(entry); },
+                  [audit, respond, r = std::move(r)](bool stored) mutable {
+                    if (!stored) {
+                      spdlog::error("audit entry for {} {} by {} not stored", audit->method,
+                                    audit->route, audit->actor);
+                      if (audit->method == "GET") return respond(problem(unavailable()));
+                    }
+                    respond(std::move(r));
+                  });
+  };
+  std::string_view path = req.path();
+  if (path == "/-/reload") {
+    audit->route = "/-/reload";
+    if (req.method != "POST") return audited(problem(method_not_allowed()));
+    return reload(std::move(audited));
+  }
+  if (path == "/v1/audit") {
+    audit->route = "/v1/audit";
+    return audit_log(req, audit, std::move(audited));
+  }
+  if (path.starts_with("/v1/subscribers")) {
+    audit->route = "/v1/subscribers";
+    return subscribers(req, path.substr(std::string_view("/v1/subscribers").size()), audit,
+                       std::move(audited));
+  }
+  audit->route = "/v1/incidents";
+  incidents(req, path.substr(std::string_view("/v1/incidents").size()), audit, std::move(audited));
+}
+
+void Api::subscribers(http::Request& req, std::string_view rest, const Audit& audit,
+                      Respond respond) {
+  auto cfg = config_();
+  const std::string& m = req.method;
+  if (rest.empty() || rest == "/") {
+    if (m == "GET") return list_subscribers(req, audit, std::move(respond));
+    if (m != "POST") return respond(problem(method_not_allowed()));
+    auto parsed = parse_subscriber(req.body, cfg->config);
+    if (auto* bad = std::get_if<MalformedBody>(&parsed))
+      return respond(problem(bad_request(bad->detail)));
+    if (auto* problems = std::get_if<std::vector<FieldProblem>>(&parsed))
+      return respond(problem(field_problems(*problems)));
+    auto sub = std::make_shared<store::Subscriber>(std::move(std::get<store::Subscriber>(parsed)));
+    UnixMs now = clock_.now_ms();
+    store_.call<int64_t>(
+        [sub, now](store::Store& s) { return s.insert_subscriber(*sub, now); },
+        [sub, now, audit, respond = std::move(respond)](std::optional<int64_t> id) {
+          if (!id) return respond(problem(unavailable()));
+          sub->id = *id;
+          sub->created_at = now;
+          audit->object_id = std::to_string(*id);
+          spdlog::info("subscriber {} created", *id);
+          auto r = http::json_response(201, subscriber_json(*sub).dump());
+          r.set("Location", "/v1/subscribers/" + std::to_string(*id));
+          respond(std::move(r));
+        });
+    return;
+  }
+  if (rest == "/import") {
+    audit->route = "/v1/subscribers/import";
+    if (m != "POST") return respond(problem(method_not_allowed()));
+    return import_subscribers(req, audit, std::move(respond));
+  }
+  audit->route = "/v1/subscribers/{id}";
+  auto id = parse_id(rest.substr(1));
+  if (!id) return respond(problem(not_found("no such subscriber")));
+  audit->object_id = std::to_string(*id);
+  if (m == "GET") {
+    store_.call<std::optional<store::Subscriber>>(
+        [id = *id](store::Store& s) { return s.subscriber(id); },
+        [respond = std::move(respond)](std::optional<std::optional<store::Subscriber>> r) {
+          if (!r) return respond(problem(unavailable()));
+          if (!*r) return respond(problem(not_found("no such subscriber")));
+          respond(http::json_response(200, subscriber_json(**r).dump()));
+        });
+  } else if (m == "PATCH") {
+    patch_one(req, *id, std::move(respond));
+  } else if (m == "DELETE") {
+    store_.call<bool>([id = *id](store::Store& s) { return s.delete_subscriber(id); },
+                      [id = *id, respond = std::move(respond)](std::optional<bool> r) {
+                        if (!r) return respond(problem(unavailable()));
+                        if (!*r) return respond(problem(not_found("no such subscriber")));
+                        spdlog::info("subscriber {} erased", id);
+                        http::Response resp;
+                        resp.status = 204;
+                        respond(std::move(resp));
+                      });
+  } else {
+    respond(problem(method_not_allowed()));
+  }
+}
+
+void Api::list_subscribers(http::Request& req, const Audit& audit, Respond respond) {
+  auto cfg = config_();
+  auto parsed = parse_page_query(req.query(), /*with_group=*/true, cfg->config);
+  if (auto* problems = std::get_if<std::vector<FieldProblem>>(&parsed))
+    return respond(problem(field_problems(*problems)));
+  PageQuery q = std::get<PageQuery>(parsed);
+  store_.call<std::vector<store::Subscriber>>(
+      [q](store::Store& s) { return s.list_subscribers(q.group, q.after, q.limit + 1); },
+      [q, audit, respond = std::move(respond)](std::optional<std::vector<store::Subscriber>> r) {
+        if (!r) return respond(problem(unavailable()));
+        json next = page(*r, q.limit, [](const store::Subscriber& s) { return s.id; });
+        json list = json::array();
+        for (const auto& s : *r) list.push_back(masked_subscriber_json(s));
+        audit->count = static_cast<int64_t>(r->size());
+        respond(http::json_response(200, json{{"subscribers", list}, {"next", next}}.dump()));
+      });
+}
+
+void Api::patch_one(http::Request& req, int64_t id, Respond respond) {
+  auto cfg = config_();
+  auto parsed = parse_patch(req.body);
+  if (auto* bad = std::get_if<MalformedBody>(&parsed))
+    return respond(problem(bad_request(bad->detail)));
+  auto patch = std::make_shared<json>(std::move(std::get<json>(parsed)));
+  // Read, merge, validate and write in one store job: nothing can change
+  // the subscriber in between, and a refused patch writes nothing.
+  store_.call<http::Response>(
+      [cfg, patch, id](store::Store& s) -> http::Response {
+        auto existing = s.subscriber(id);
+        if (!existing) return problem(not_found("no such subscriber"));
+        auto merged = patch_subscriber(*existing, *patch, cfg->config);
+        if (auto* problems = std::get_if<std::vector<FieldProblem>>(&merged))
+          return problem(field_problems(*problems));
+        auto& sub = std::get<store::Subscriber>(merged);
+        if (!same_data(sub, *existing)) s.update_subscriber(sub);
+        return http::json_response(200, subscriber_json(sub).dump());
+      },
+      [id, respond = std::move(respond)](std::optional<http::Response> r) {
+        if (!r) return respond(problem(unavailable()));
+        if (r->status == 200) spdlog::info("subscriber {} updated", id);
+        respond(std::move(*r));
+      });
+}
+
+void Api::import_subscribers(http::Request& req, const Audit& audit, Respond respond) {
+  auto cfg = config_();
+  auto parsed = parse_import(req.body);
+  if (auto* bad = std::get_if<MalformedBody>(&parsed))
+    return respond(problem(bad_request(bad->detail)));
+  if (auto* problems = std::get_if<std::vector<FieldProblem>>(&parsed))
+    return respond(problem(field_problems(*problems)));
+  auto batch = std::make_shared<ImportBatch>(std::move(std::get<ImportBatch>(parsed)));
+  audit->count = static_cast<int64_t>(batch->rows.size());
+  UnixMs now = clock_.now_ms();
+  store_.call<ImportResult>(
+      [cfg, batch, now](store::Store& s) { return import_rows(s, cfg->config, *batch, now); },
+      [batch, respond = std::move(respond)](std::optional<ImportResult> r) {
+        if (!r) return respond(problem(unavailable()));
+        spdlog::info(
+            "subscriber import{}: {} rows, {} created, {} updated, {} unchanged, {} refused",
+            batch->dry_run ? " (dry run)" : "", batch->rows.size(), r->created, r->updated,
+            r->unchanged, r->refused);
+        respond(http::json_response(200, r->to_json(batch->dry_run).dump()));
+      });
+}
+
+void Api::audit_log(http::Request& req, const Audit& audit, Respond respond) {
+  if (req.method != "GET") return respond(problem(method_not_allowed()));
+  auto cfg = config_();
+  auto parsed = parse_page_query(req.query(), /*with_group=*/false, cfg->config);
+  if (auto* problems = std::get_if<std::vector<FieldProblem>>(&parsed))
+    return respond(problem(field_problems(*problems)));
+  PageQuery q = std::get<PageQuery>(parsed);
+  store_.call<std::vector<store::AuditEntry>>(
+      [q](store::Store& s) { return s.audit_after(q.after, q.limit + 1); },
+      [q, audit, respond = std::move(respond)](std::optional<std::vector<store::AuditEntry>> r) {
+        if (!r) return respond(problem(unavailable()));
+        json next = page(*r, q.limit, [](const store::AuditEntry& e) { return e.id; });
+        json list = json::array();
+        for (const auto& e : *r)
+          list.push_back({{"id", e.id},
+                          {"at", format_rfc3339(e.at)},
+                          {"actor", e.actor},
+                          {"method", e.method},
+                          {"route", e.route},
+                          {"object_id", e.object_id.empty() ? json() : json(e.object_id)},
+                          {"status", e.status},
+                          {"count", e.count}});
+        audit->count = static_cast<int64_t>(r->size());
+        respond(http::json_response(200, json{{"entries", list}, {"next", next}}.dump()));
+      });
+}
+
+}  // namespace tocsin::app

@@ -1,0 +1,92 @@
+// Answers and helpers shared by the HTTP API's translation units (api.cpp:
+// reports, callbacks, incidents; admin_api.cpp: subscribers, import, audit).
+// Internal to src/app.
+#pragma once
+
+#include <cctype>
+#include <charconv>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/json_reader.h"
+#include "core/problem.h"
+#include "core/report.h"
+#include "store/store.h"
+
+namespace tocsin::app::api {
+
+inline http::Response problem(const Problem& p) {
+  return to_response(p);
+}
+
+inline Problem unauthorized(std::string detail) {
+  return Problem{
+      .status = 401, .type = "unauthorized", .title = "Unauthorized", .detail = std::move(detail)};
+}
+
+inline Problem not_found(std::string detail) {
+  return Problem{
+      .status = 404, .type = "not-found", .title = "Not found", .detail = std::move(detail)};
+}
+
+inline Problem method_not_allowed() {
+  return Problem{.status = 405,
+                 .type = "method-not-allowed",
+                 .title = "Method not allowed",
+                 .detail = "this resource does not take that method"};
+}
+
+inline Problem unavailable() {
+  return Problem{.status = 503,
+                 .type = "unavailable",
+                 .title = "Storage unavailable",
+                 .detail = "the request could not be stored durably; nothing was accepted, retry",
+                 .retry_after_s = 2};
+}
+
+inline Problem field_problems(const std::vector<FieldProblem>& problems) {
+  Problem p = unprocessable(problems.front().path, problems.front().message);
+  p.detail = problems.front().path + ": " + problems.front().message;
+  for (const auto& fp : problems) p.errors.push_back({fp.path, fp.message});
+  return p;
+}
+
+// The full record, for one subscriber asked for by id.
+inline nlohmann::json subscriber_json(const store::Subscriber& s) {
+  using nlohmann::json;
+  json channels = json::array();
+  for (Channel c : s.channels) channels.push_back(to_string(c));
+  return json{{"id", s.id},
+              {"name", s.name},
+              {"phone", s.phone.empty() ? json() : json(s.phone)},
+              {"email", s.email.empty() ? json() : json(s.email)},
+              {"language", s.language},
+              {"groups", s.groups},
+              {"channels", channels},
+              {"sms_opted_out", s.sms_opted_out},
+              {"created_at", format_rfc3339(s.created_at)}};
+}
+
+// A positive decimal id, or nullopt.
+inline std::optional<int64_t> parse_id(std::string_view s) {
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || end != s.data() + s.size() || v <= 0) return std::nullopt;
+  return v;
+}
+
+// An object id fit for the audit log: a short code of letters, digits, '-'
+// or '_' (subscriber ids, incident codes); anything else (a mistyped path
+// might hold a phone number) is recorded as "".
+inline std::string audit_object(std::string_view s) {
+  if (s.empty() || s.size() > 16) return {};
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return {};
+  return std::string(s);
+}
+
+}  // namespace tocsin::app::api
