@@ -15,6 +15,7 @@
 #include "core/model.h"
 #include "core/routing.h"
 #include "core/templates.h"
+#include "store/keyring.h"
 
 namespace tocsin::app {
 
@@ -27,6 +28,12 @@ struct ServerConfig {
 
 struct StorageConfig {
   std::string sqlite_path = "var/tocsin.db";  // SQLite file; its directory is created
+  std::string key_file;                       // required: keys of subscribers' data at rest
+  std::shared_ptr<const store::Keyring> keyring;  // read from key_file at load (and reload)
+};
+
+struct RetentionConfig {
+  double deliveries_days = 30;  // deliveries, rendered texts and report bodies kept this long
 };
 
 struct CoordinatorConfig {
@@ -83,6 +90,7 @@ struct Config {
   MessageTemplates templates;  // as configured; empty maps fall back to built-ins
   DeliveryConfig delivery;
   SubscribersConfig subscribers;
+  RetentionConfig retention;
 
   const Group* group(std::string_view name) const;
 };

@@ -1,5 +1,6 @@
 // The command line, run as the real binary.
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -21,7 +22,17 @@ TEST_CASE("version and help", "[e2e][cli]") {
 }
 
 TEST_CASE("check-config passes the shipped demo and lists every problem of a bad file", "[e2e][cli]") {
-  auto ok = run_cli({"check-config", "--config", "config/example.json"}, 10s, TOCSIN_SOURCE_DIR);
+  // The demo as scripts/demo runs it: its key file generated on first use.
+  TempDir demo;
+  std::filesystem::create_directories(demo.path() / "config");
+  for (const char* f : {"config/example.json", "config/demo-coordinator.secret"})
+    std::filesystem::copy_file(std::filesystem::path(TOCSIN_SOURCE_DIR) / f, demo.path() / f);
+  auto missing = run_cli({"check-config", "--config", "config/example.json"}, 10s, demo.path());
+  CHECK(missing.exit_code == 2);
+  CHECK(missing.out.find("storage.key_file: cannot read") != std::string::npos);
+  std::filesystem::create_directories(demo.path() / "var");
+  REQUIRE(run_cli({"keys", "generate", "var/tocsin.key"}, 10s, demo.path()).exit_code == 0);
+  auto ok = run_cli({"check-config", "--config", "config/example.json"}, 10s, demo.path());
   INFO(ok.out << ok.err);
   CHECK(ok.exit_code == 0);
 
