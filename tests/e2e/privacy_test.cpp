@@ -83,7 +83,7 @@ std::vector<std::string> needles(const json& p) {
 
 }  // namespace
 
-TEST_CASE("privacy: keys rotate under a running daemon; everyone stays reachable",
+TEST_CASE("privacy: keys rotate under a running daemon, everyone stays reachable",
           "[e2e][privacy]") {
   Gateways gw;
   Daemon d(test_config(gw));
@@ -192,7 +192,7 @@ TEST_CASE("privacy: DELETE leaves neither hash nor ciphertext in the database or
   CHECK(query(d, "SELECT count(*) FROM deliveries").at(0) == "4");
 }
 
-TEST_CASE("privacy: retention purges texts and bodies; the incident keeps its counts",
+TEST_CASE("privacy: retention purges texts and bodies, the incident keeps its counts",
           "[e2e][privacy]") {
   Gateways gw;
   auto cfg = test_config(gw);

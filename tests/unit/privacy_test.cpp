@@ -120,7 +120,7 @@ TEST_CASE("keyring: a round trip, and every alteration is detected", "[privacy][
   CHECK_FALSE(Keyring::generate()->decrypt(1, blob, "tocsin.subscribers.phone.7"));
 }
 
-TEST_CASE("keyring: hashes are keyed; files round-trip; rotation keeps old keys", "[privacy][keyring]") {
+TEST_CASE("keyring: hashes are keyed, files round-trip, rotation keeps old keys", "[privacy][keyring]") {
   auto k = Keyring::generate();
   CHECK(k->hash("phone:+12135550142") == k->hash("phone:+12135550142"));
   CHECK(k->hash("phone:+12135550142").size() == Keyring::kHashBytes);
@@ -152,7 +152,7 @@ TEST_CASE("keyring: hashes are keyed; files round-trip; rotation keeps old keys"
   CHECK(error == "line 2: a key number must be 1, 2, ...");
 }
 
-TEST_CASE("key files: generate refuses to overwrite and is private; rotate replaces", "[privacy][keyring]") {
+TEST_CASE("key files: generate refuses to overwrite and is private, rotate replaces", "[privacy][keyring]") {
   test::TempDir dir;
   auto path = (dir.path() / "tocsin.key").string();
   auto k = Keyring::generate();
@@ -172,7 +172,7 @@ TEST_CASE("key files: generate refuses to overwrite and is private; rotate repla
   CHECK_FALSE(std::filesystem::exists(path + ".new"));
 }
 
-TEST_CASE("store: subscribers round-trip; lookups by phone and email use hashes", "[privacy][store]") {
+TEST_CASE("store: subscribers round-trip, lookups by phone and email use hashes", "[privacy][store]") {
   FileStore f;
   auto a = person(1), b = person(2);
   b.name = "";
@@ -253,7 +253,7 @@ TEST_CASE("store: a key file with another hash key or other keys is refused", "[
   CHECK_NOTHROW(store::open_sqlite_store(f.db.string(), f.keys));
 }
 
-TEST_CASE("store: rotation re-encrypts in batches; everyone stays reachable", "[privacy][store]") {
+TEST_CASE("store: rotation re-encrypts in batches, everyone stays reachable", "[privacy][store]") {
   FileStore f;
   std::vector<int64_t> ids;
   for (int i = 0; i < 25; ++i) ids.push_back(f.add(person(i)));
@@ -338,7 +338,7 @@ Report alert(const std::string& headline) {
 
 }  // namespace
 
-TEST_CASE("retention: old deliveries, texts and bodies go; incidents keep their counts", "[privacy][store]") {
+TEST_CASE("retention: old deliveries, texts and bodies go, incidents keep their counts", "[privacy][store]") {
   FileStore f;
   auto config = retention_config();
   auto templates = with_defaults(config.templates);
