@@ -17,6 +17,7 @@
 #include "app/files.h"
 #include "app/import_command.h"
 #include "app/log_format.h"
+#include "app/keys.h"
 #include "app/route.h"
 #include "core/signature.h"
 #include "delivery/http_client.h"
@@ -237,6 +238,24 @@ int run_cli(int argc, char** argv) {
       "Example: tocsin subscribers import --url http://127.0.0.1:8080 "
       "--token-file /etc/tocsin/admin.token people.csv");
 
+  std::string key_file;
+  auto* keys_cmd = app.add_subcommand("keys", "The key file that encrypts subscribers' data at rest");
+  keys_cmd->require_subcommand(1);
+  auto* generate_cmd = keys_cmd->add_subcommand("generate", "Write a new key file (mode 0600)");
+  generate_cmd->add_option("FILE", key_file, "The key file to create; an existing file is refused")
+      ->required();
+  generate_cmd->footer("Example: tocsin keys generate /etc/tocsin/secrets/tocsin.key");
+  auto* rotate_cmd = keys_cmd->add_subcommand(
+      "rotate", "Add a new encryption key; re-encrypt every subscriber under it");
+  rotate_cmd->add_option("FILE", key_file, "The key file (or give --config)");
+  rotate_cmd->add_option("--config", config_path,
+                         "Config file: rotate its storage.key_file and, when no daemon runs, "
+                         "re-encrypt its database now");
+  rotate_cmd->footer(
+      "A running daemon re-encrypts in the background once it reads the new key (reload; under\n"
+      "systemd a restart, since credentials are copied at start). See README \"Privacy\".\n"
+      "Example: tocsin keys rotate /etc/tocsin/secrets/tocsin.key && systemctl restart tocsin");
+
   auto* version_cmd = app.add_subcommand("version", "Print the version");
 
   try {
@@ -249,6 +268,8 @@ int run_cli(int argc, char** argv) {
     return kOk;
   }
   if (*check_cmd) return check_config(config_path);
+  if (*generate_cmd) return keys_generate(key_file);
+  if (*rotate_cmd) return keys_rotate(key_file, config_path);
   if (*route_cmd) return route(config_path, route_report);
   if (*submit_cmd) return submit(url, secret_file, report_file, id);
   if (*import_cmd) return import_subscribers(import_opts);

@@ -1,5 +1,5 @@
 // The command line: subcommands serve, check-config, submit, route,
-// subscribers import, version. Returns the process exit code.
+// deliveries, keys, version. Returns the process exit code.
 #pragma once
 
 namespace tocsin::app {

@@ -87,12 +87,30 @@ void read_server(JsonReader r, Config& c) {
   }
 }
 
-void read_storage(JsonReader r, Config& c) {
-  r.reject_unknown({"sqlite"});
+constexpr const char* kKeyFileRequired =
+    "is required: subscribers' data is stored encrypted (create one with tocsin keys generate FILE)";
+
+void read_storage(JsonReader r, const std::string& base_dir, Config& c) {
+  r.reject_unknown({"sqlite", "key_file"});
+  if (!r.has("key_file")) r.problem("key_file", kKeyFileRequired);
+  else if (auto v = r.string("key_file", Need::kRequired)) {
+    fs::path p = fs::path(*v).is_absolute() ? fs::path(*v) : fs::path(base_dir) / *v;
+    c.storage.key_file = p.string();
+    std::string error;
+    c.storage.keyring = store::Keyring::load(c.storage.key_file, error);
+    if (!c.storage.keyring) r.problem("key_file", error);
+  }
   JsonReader s = r.object("sqlite", Need::kOptional);
   if (!s.ok()) return;
   s.reject_unknown({"path"});
   if (auto v = s.string("path", Need::kOptional)) c.storage.sqlite_path = *v;
+}
+
+void read_retention(JsonReader r, Config& c) {
+  r.reject_unknown({"deliveries_days"});
+  // Fractions allowed (0.5 is 12 hours; tests use seconds): at least 1 s.
+  if (auto v = r.number("deliveries_days", Need::kOptional, 1.0 / 86400, 3650))
+    c.retention.deliveries_days = *v;
 }
 
 // Calls `read` with a reader for each element of the array `arr` at `path`;
@@ -515,9 +533,10 @@ ConfigResult parse_config(const std::string& text, const std::string& base_dir) 
   SecretReader secrets(base_dir);
   JsonReader root(doc, "", problems);
   root.reject_unknown({"server", "storage", "coordinators", "admin", "dedup", "gateways", "groups",
-                       "templates", "sms", "delivery", "subscribers", "log"});
+                       "templates", "sms", "delivery", "subscribers", "log", "retention"});
   if (root.has("server")) read_server(root.object("server", Need::kOptional), c);
-  if (root.has("storage")) read_storage(root.object("storage", Need::kOptional), c);
+  if (root.has("storage")) read_storage(root.object("storage", Need::kOptional), base_dir, c);
+  else problems.push_back({"storage.key_file", kKeyFileRequired});
   if (auto* v = root.get("coordinators")) read_coordinators(*v, "coordinators", secrets, problems, c);
   else problems.push_back({"coordinators", "is required: nobody could report"});
   if (root.has("admin")) read_admin(root.object("admin", Need::kOptional), secrets, problems, c);
@@ -530,6 +549,7 @@ ConfigResult parse_config(const std::string& text, const std::string& base_dir) 
   if (root.has("sms")) read_sms(root.object("sms", Need::kOptional), c);
   if (root.has("delivery")) read_delivery(root.object("delivery", Need::kOptional), c);
   if (root.has("subscribers")) read_subscribers(root.object("subscribers", Need::kOptional), c);
+  if (root.has("retention")) read_retention(root.object("retention", Need::kOptional), c);
   if (root.has("log")) read_log(root.object("log", Need::kOptional), c);
   result.warnings = template_warnings(c);
   return result;

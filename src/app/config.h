@@ -15,6 +15,7 @@
 #include "core/model.h"
 #include "core/routing.h"
 #include "core/templates.h"
+#include "store/keyring.h"
 
 namespace tocsin::app {
 
@@ -28,7 +29,14 @@ struct ServerConfig {
 
 struct StorageConfig {
   std::string sqlite_path = "var/tocsin.db";  // SQLite file; its directory is created
+  std::string key_file;                       // required: keys of subscribers' data at rest
+  std::shared_ptr<const store::Keyring> keyring;  // read from key_file at load (and reload)
   bool operator==(const StorageConfig&) const = default;
+};
+
+struct RetentionConfig {
+  double deliveries_days = 30;  // deliveries, rendered texts and report bodies kept this long
+  bool operator==(const RetentionConfig&) const = default;
 };
 
 struct CoordinatorConfig {
@@ -110,6 +118,7 @@ struct Config {
   DeliveryConfig delivery;
   SubscribersConfig subscribers;
   LogConfig log;
+  RetentionConfig retention;
 
   const Group* group(std::string_view name) const;
 };

@@ -6,6 +6,7 @@
 
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -27,6 +28,10 @@ namespace {
 constexpr auto kDrainBound = std::chrono::seconds(10);
 constexpr int64_t kIdempotencyKeepMs = 5LL * 24 * 3600 * 1000;  // webhook-ids remembered 5 days
 constexpr int64_t kAuditKeepMs = 366LL * 24 * 3600 * 1000;  // audit entries kept a year (README)
+// Background store chores run in small batches, each its own store job, so
+// reports and sends queued meanwhile go between them.
+constexpr int kReencryptBatch = 200;
+constexpr int kPurgeBatch = 2000;
 
 void print_problems(const std::string& file, const std::vector<FieldProblem>& problems) {
   for (const auto& p : problems)
@@ -70,7 +75,8 @@ class Daemon {
   int run() {
     const Config& c = config_->config;
     try {
-      worker_ = std::make_unique<store::StoreWorker>(store::open_sqlite_store(c.storage.sqlite_path), io_);
+      worker_ = std::make_unique<store::StoreWorker>(
+          store::open_sqlite_store(c.storage.sqlite_path, c.storage.keyring), io_);
     } catch (const std::exception& e) {
       spdlog::critical("cannot open the store: {}", e.what());
       return 1;
@@ -133,7 +139,9 @@ class Daemon {
     }
     dispatcher_->start();
     watch_signals();
+    purge_expired();
     schedule_housekeeping();
+    reencrypt();
     start_watchdog();
     spdlog::info("listening on http://{}", bound);
     sd_notifyf(0, "READY=1\nSTATUS=listening on http://%s", bound.c_str());
@@ -229,6 +237,7 @@ class Daemon {
     config_ = std::make_shared<const ActiveConfig>(std::move(next));
     dispatcher_->reconfigure(dispatcher_options(config_->config), std::move(specs));
     use_log_format(config_->config.log.json);
+    apply_keyring(config_->config.storage.keyring);
     metrics_.config_reload(true);
     spdlog::info("config reloaded from {} ({}): changed: {}", config_->config.source, trigger,
                  join(outcome.changes.applied));
@@ -237,6 +246,51 @@ class Daemon {
                    "running with the old value",
                    join(outcome.changes.restart_required));
     return outcome;
+  }
+
+  // Hands a reloaded key file to the store, which refuses one that cannot
+  // read its rows (the old keyring stays); a newer key starts re-encryption.
+  void apply_keyring(std::shared_ptr<const store::Keyring> keyring) {
+    auto error = std::make_shared<std::string>();
+    worker_->submit(
+        [keyring, error](store::Store& s) {
+          try {
+            s.set_keyring(keyring);
+          } catch (const std::exception& e) {
+            *error = e.what();
+            throw;
+          }
+        },
+        [this, keyring, error](bool ok) {
+          if (!ok) {
+            spdlog::error("key file refused, keeping the running keys: {}",
+                          error->empty() ? "the store did not commit" : *error);
+            return;
+          }
+          spdlog::info("key file reloaded: key {} encrypts", keyring->active_id());
+          reencrypt();
+        });
+  }
+
+  // Re-encrypts subscribers under the active key, a batch per store job,
+  // until none is left (a no-op query when all are).
+  void reencrypt(int64_t done_so_far = 0) {
+    if (reencrypting_ && done_so_far == 0) return;  // a pass is running; it reads the new key
+    reencrypting_ = true;
+    worker_->call<int64_t>(
+        [](store::Store& s) { return s.reencrypt_subscribers(kReencryptBatch); },
+        [this, done_so_far](std::optional<int64_t> n) {
+          if (!n) {
+            reencrypting_ = false;
+            spdlog::error("re-encryption stopped after {} subscribers; it resumes at the next "
+                          "start or reload", done_so_far);
+            return;
+          }
+          if (*n > 0) return reencrypt(done_so_far + *n);
+          reencrypting_ = false;
+          if (done_so_far > 0)
+            spdlog::info("re-encrypted {} subscribers under the active key", done_so_far);
+        });
   }
 
   // Under systemd's WatchdogSec= (WATCHDOG_USEC in the environment), pings
@@ -269,8 +323,11 @@ class Daemon {
                     });
   }
 
+  // Hourly, or every quarter of a shorter retention (at least each second).
   void schedule_housekeeping() {
-    housekeeping_.expires_after(std::chrono::hours(1));
+    auto retention_ms = static_cast<int64_t>(config_->config.retention.deliveries_days * 86400e3);
+    housekeeping_.expires_after(std::chrono::milliseconds(
+        std::clamp<int64_t>(retention_ms / 4, 1000, 3600 * 1000)));
     housekeeping_.async_wait([this](boost::system::error_code ec) {
       if (ec) return;
       UnixMs now = clock_.now_ms();
@@ -280,8 +337,25 @@ class Daemon {
             s.purge_audit(now - kAuditKeepMs);
           },
           [](bool) {});
+      purge_expired();
       schedule_housekeeping();
     });
+  }
+
+  // Retention: deliveries, texts and report bodies older than
+  // retention.deliveries_days, in batches.
+  void purge_expired(int64_t done_so_far = 0) {
+    auto retention_ms = static_cast<int64_t>(config_->config.retention.deliveries_days * 86400e3);
+    UnixMs before = clock_.now_ms() - retention_ms;
+    worker_->call<int64_t>(
+        [before](store::Store& s) { return s.purge_deliveries(before, kPurgeBatch); },
+        [this, done_so_far](std::optional<int64_t> n) {
+          if (n && *n == kPurgeBatch) return purge_expired(done_so_far + *n);
+          if (!n) spdlog::error("retention purge failed; it runs again at the next housekeeping");
+          if (done_so_far + n.value_or(0) > 0)
+            spdlog::info("retention: {} deliveries older than {} days deleted (counts kept)",
+                         done_so_far + n.value_or(0), config_->config.retention.deliveries_days);
+        });
   }
 
   std::shared_ptr<const ActiveConfig> config_;  // swapped on reload; io thread only
@@ -292,6 +366,7 @@ class Daemon {
   boost::asio::steady_timer housekeeping_{io_};
   boost::asio::steady_timer watchdog_{io_};
   std::chrono::microseconds watchdog_interval_{0};
+  bool reencrypting_ = false;  // a re-encryption pass is under way
   std::unique_ptr<store::StoreWorker> worker_;
   std::unique_ptr<delivery::CurlHttpClient> http_;
   std::unique_ptr<delivery::Dispatcher> dispatcher_;

@@ -80,6 +80,11 @@ ConfigChanges compare_configs(const Config& running, const Config& loaded) {
   applied(running.dedup == loaded.dedup, "dedup");
   applied(running.groups == loaded.groups, "groups");
   applied(running.templates == loaded.templates, "templates");
+  applied(running.storage.key_file == loaded.storage.key_file &&
+              running.storage.keyring && loaded.storage.keyring &&
+              running.storage.keyring->active_id() == loaded.storage.keyring->active_id(),
+          "storage.key_file");
+  applied(running.retention == loaded.retention, "retention");
   applied(running.sms == loaded.sms, "sms");
   applied(running.delivery == loaded.delivery, "delivery");
   applied(running.subscribers == loaded.subscribers, "subscribers");

@@ -12,11 +12,18 @@
 #include <set>
 #include <unordered_map>
 
+#include <spdlog/spdlog.h>
+
+#include "store/keyring.h"
 #include "store/store.h"
 
 namespace tocsin::store {
 namespace {
 
+// Pre-release: schema 1 has never been deployed, so it is still changed in
+// place (subscribers encrypted, delivery_totals, nullable
+// deliveries.subscriber_id) rather than migrated. From the first release on,
+// a change is a new version with a migration.
 constexpr int kSchemaVersion = 1;
 
 constexpr const char* kSchema = R"sql(
@@ -47,13 +54,20 @@ CREATE TABLE IF NOT EXISTS reports (
   body TEXT NOT NULL, received_at INTEGER NOT NULL, recipients INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS reports_incident ON reports (incident_id);
 
--- Personal data lives only here (and is erased by DELETE /v1/subscribers/{id}).
+-- Personal data lives only here (and is erased by DELETE /v1/subscribers/{id}),
+-- encrypted (README "Privacy"): name, phone and email are XChaCha20-Poly1305
+-- nonce || ciphertext || tag under key `key_id` of the key file, bound to
+-- the column and row id, NULL when absent; phone_hash and email_hash are
+-- keyed BLAKE2b hashes for lookups. AUTOINCREMENT: an erased subscriber's id
+-- is never given to someone else (deliveries and acknowledgements name ids).
 CREATE TABLE IF NOT EXISTS subscribers (
-  id INTEGER PRIMARY KEY, name TEXT NOT NULL, phone TEXT NOT NULL, email TEXT NOT NULL,
+  id INTEGER PRIMARY KEY AUTOINCREMENT, key_id INTEGER NOT NULL,
+  name BLOB, phone BLOB, email BLOB, phone_hash BLOB, email_hash BLOB,
   language TEXT NOT NULL, sms INTEGER NOT NULL, email_on INTEGER NOT NULL,
   sms_opted_out INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS subscribers_phone ON subscribers (phone) WHERE phone <> '';
-CREATE INDEX IF NOT EXISTS subscribers_email ON subscribers (email) WHERE email <> '';
+CREATE INDEX IF NOT EXISTS subscribers_phone ON subscribers (phone_hash) WHERE phone_hash IS NOT NULL;
+CREATE INDEX IF NOT EXISTS subscribers_email ON subscribers (email_hash) WHERE email_hash IS NOT NULL;
+CREATE INDEX IF NOT EXISTS subscribers_key ON subscribers (key_id);
 CREATE TABLE IF NOT EXISTS subscriber_groups (
   group_name TEXT NOT NULL, subscriber_id INTEGER NOT NULL REFERENCES subscribers ON DELETE CASCADE,
   PRIMARY KEY (group_name, subscriber_id)) WITHOUT ROWID;
@@ -66,9 +80,11 @@ CREATE TABLE IF NOT EXISTS messages (
   PRIMARY KEY (report_id, channel, language)) WITHOUT ROWID;
 
 -- One row per (report, recipient, channel): the unit of at-least-once delivery.
+-- subscriber_id is NULL once the subscriber was erased. Rows are deleted
+-- after retention.deliveries_days, their counts kept in delivery_totals.
 CREATE TABLE IF NOT EXISTS deliveries (
   id INTEGER PRIMARY KEY, report_id INTEGER NOT NULL, incident_id TEXT NOT NULL,
-  subscriber_id INTEGER NOT NULL, channel INTEGER NOT NULL, language TEXT NOT NULL,
+  subscriber_id INTEGER, channel INTEGER NOT NULL, language TEXT NOT NULL,
   state INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
   next_attempt_at INTEGER NOT NULL, lease_until INTEGER NOT NULL DEFAULT 0,
   deadline_at INTEGER NOT NULL, gateway TEXT NOT NULL DEFAULT '',
@@ -81,6 +97,12 @@ CREATE INDEX IF NOT EXISTS deliveries_subscriber ON deliveries (subscriber_id) W
 CREATE INDEX IF NOT EXISTS deliveries_subscriber_all ON deliveries (subscriber_id, channel, id);
 CREATE INDEX IF NOT EXISTS deliveries_provider ON deliveries (provider_id) WHERE provider_id <> '';
 CREATE INDEX IF NOT EXISTS deliveries_report_pending ON deliveries (report_id, channel) WHERE state = 0;
+
+-- Counts of deliveries deleted by retention, by incident, gateway, channel, state.
+CREATE TABLE IF NOT EXISTS delivery_totals (
+  incident_id TEXT NOT NULL, gateway TEXT NOT NULL, channel INTEGER NOT NULL,
+  state INTEGER NOT NULL, n INTEGER NOT NULL,
+  PRIMARY KEY (incident_id, gateway, channel, state)) WITHOUT ROWID;
 
 -- Replies to alerts, by kind only: the text is not kept.
 CREATE TABLE IF NOT EXISTS acknowledgements (
@@ -95,16 +117,18 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
 )sql";
 
-#define SUBSCRIBER_COLUMNS \
-  "s.id, s.name, s.phone, s.email, s.language, s.sms, s.email_on, s.sms_opted_out, s.created_at"
+// The first five are what read_personal decrypts.
+#define SUBSCRIBER_COLUMNS                                                                   \
+  "s.id, s.key_id, s.name, s.phone, s.email, s.language, s.sms, s.email_on, s.sms_opted_out, " \
+  "s.created_at"
 #define INCIDENT_COLUMNS                                                                \
   "id, event, area, lat, lon, location, dedup_key, severity, status, open, opened_at, " \
   "last_report_at, closed_at, report_count, spread_m"
 // A subscriber is reachable on channel CH (0 sms, 1 email) when subscribed to
 // it, has the address, and (for SMS) has not opted out.
-#define REACHABLE_ON(CH)                                                              \
-  "((" CH " = 0 AND s.sms = 1 AND s.phone <> '' AND s.sms_opted_out = 0) OR (" CH \
-  " = 1 AND s.email_on = 1 AND s.email <> ''))"
+#define REACHABLE_ON(CH)                                                                   \
+  "((" CH " = 0 AND s.sms = 1 AND s.phone IS NOT NULL AND s.sms_opted_out = 0) OR (" CH \
+  " = 1 AND s.email_on = 1 AND s.email IS NOT NULL))"
 
 class Stmt {
  public:
@@ -140,6 +164,12 @@ class Stmt {
     return *this;
   }
   Stmt& bind(const char* v) { return bind(std::string_view(v)); }
+  Stmt& bind_blob(std::string_view v) {
+    sqlite3_bind_blob(stmt_, next_++, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  // A blob, or NULL for "" (an absent phone, email or name).
+  Stmt& bind_blob_or_null(std::string_view v) { return v.empty() ? bind_null() : bind_blob(v); }
   Stmt& bind_null() {
     sqlite3_bind_null(stmt_, next_++);
     return *this;
@@ -160,6 +190,11 @@ class Stmt {
   int64_t i64(int col) const { return sqlite3_column_int64(stmt_, col); }
   double f64(int col) const { return sqlite3_column_double(stmt_, col); }
   bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  std::string blob(int col) const {
+    auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string();
+  }
   std::string text(int col) const {
     auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
     return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
@@ -174,7 +209,7 @@ class Stmt {
 
 class SqliteStore final : public Store {
  public:
-  explicit SqliteStore(const std::string& path, bool read_only = false) {
+  SqliteStore(const std::string& path, std::shared_ptr<const Keyring> keyring, bool read_only = false) {
     bool memory = path.empty() || path == ":memory:";
     if (read_only) {
       if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) !=
@@ -194,7 +229,7 @@ class SqliteStore final : public Store {
       if (lock_fd_ < 0) throw StoreError("cannot open lock file " + path + ".lock");
       if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
         ::close(lock_fd_);
-        throw StoreError("another tocsin process is using " + path);
+        throw StoreLocked("another tocsin process is using " + path);
       }
     }
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
@@ -211,7 +246,18 @@ class SqliteStore final : public Store {
     exec("PRAGMA busy_timeout=5000");
     exec("PRAGMA temp_store=MEMORY");
     exec("PRAGMA cache_size=-16000");  // 16 MB
-    migrate();
+    // Deleted content is overwritten with zeros, so an erased subscriber or
+    // a purged message leaves no bytes behind in the file (see scrub()).
+    exec("PRAGMA secure_delete=ON");
+    try {
+      migrate();
+      set_keyring(std::move(keyring));
+    } catch (...) {
+      stmts_.clear();
+      sqlite3_close(db_);
+      if (lock_fd_ >= 0) ::close(lock_fd_);
+      throw;
+    }
   }
 
   ~SqliteStore() override {
@@ -221,7 +267,10 @@ class SqliteStore final : public Store {
   }
 
   void begin() override { exec("BEGIN IMMEDIATE"); }
-  void commit() override { exec("COMMIT"); }
+  void commit() override {
+    exec("COMMIT");
+    if (scrub_pending_) scrub();
+  }
   void rollback() override {
     if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
   }
@@ -334,9 +383,11 @@ class SqliteStore final : public Store {
   }
 
   std::vector<DeliveryCount> incident_delivery_counts(const std::string& id) override {
+    // Live rows plus the counts of rows deleted by retention.
     auto& s = stmt(
-        "SELECT channel, state, count(*) FROM deliveries WHERE incident_id = ? "
-        "GROUP BY channel, state ORDER BY channel, state");
+        "SELECT channel, state, sum(n) FROM (SELECT channel, state, count(*) AS n FROM deliveries "
+        "WHERE incident_id = ?1 GROUP BY channel, state UNION ALL SELECT channel, state, n FROM "
+        "delivery_totals WHERE incident_id = ?1) GROUP BY channel, state ORDER BY channel, state");
     s.reset().bind(id);
     std::vector<DeliveryCount> out;
     while (s.step())
@@ -348,7 +399,9 @@ class SqliteStore final : public Store {
   std::vector<std::pair<std::string, DeliveryCount>> incident_gateway_counts(
       const std::string& id) override {
     auto& s = stmt(
-        "SELECT gateway, channel, state, count(*) FROM deliveries WHERE incident_id = ? "
+        "SELECT gateway, channel, state, sum(n) FROM (SELECT gateway, channel, state, count(*) AS n "
+        "FROM deliveries WHERE incident_id = ?1 GROUP BY gateway, channel, state UNION ALL SELECT "
+        "gateway, channel, state, n FROM delivery_totals WHERE incident_id = ?1) "
         "GROUP BY gateway, channel, state ORDER BY gateway, channel, state");
     s.reset().bind(id);
     std::vector<std::pair<std::string, DeliveryCount>> out;
@@ -519,7 +572,7 @@ class SqliteStore final : public Store {
     auto& s = stmt(
         "SELECT d.id, d.incident_id, d.language, d.attempts, d.deadline_at, d.report_id, "
         "s.id IS NOT NULL AND " REACHABLE_ON("d.channel") ", "
-        "CASE WHEN d.channel = 0 THEN s.phone ELSE s.email END, d.created_at "
+        "CASE WHEN d.channel = 0 THEN s.phone ELSE s.email END, s.id, s.key_id, d.created_at "
         "FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id "
         "WHERE d.state = 0 AND d.channel = ?1 AND d.next_attempt_at <= ?2 AND d.lease_until <= ?2 "
         "ORDER BY d.next_attempt_at, d.id LIMIT ?3");
@@ -547,9 +600,15 @@ class SqliteStore final : public Store {
       d.language = s.text(2);
       d.attempts = static_cast<int>(s.i64(3));
       d.deadline_at = s.i64(4);
-      d.to = s.text(7);
       d.report_id = s.i64(5);
-      d.planned_at = s.i64(8);
+      d.planned_at = s.i64(10);
+      try {
+        d.to = decrypt(s.i64(9), channel == Channel::kSms ? kPhone : kEmail, s.i64(8), s.blob(7));
+      } catch (const StoreError&) {  // one altered row must not stop the queue
+        spdlog::error("delivery {}: the subscriber's address does not decrypt; cancelled", id);
+        to_cancel.push_back(id);
+        continue;
+      }
       auto key = std::make_pair(s.i64(5), d.language);
       auto it = texts.find(key);
       if (it == texts.end()) {
@@ -651,9 +710,11 @@ class SqliteStore final : public Store {
   }
 
   int64_t insert_subscriber(const Subscriber& sub, UnixMs now) override {
+    // The row id is part of the ciphertexts' associated data, so the
+    // personal data is written once the row has its id.
     auto& ins = stmt(
-        "INSERT INTO subscribers (name, phone, email, language, sms, email_on, sms_opted_out, "
-        "created_at) VALUES (?,?,?,?,?,?,?,?)")
+        "INSERT INTO subscribers (key_id, language, sms, email_on, sms_opted_out, created_at) "
+        "VALUES (0,?,?,?,?,?)")
         .reset();
     bind_subscriber(ins, sub)
         .bind(sub.sms_opted_out ? 1 : 0)
@@ -661,6 +722,7 @@ class SqliteStore final : public Store {
         .run();
     int64_t id = sqlite3_last_insert_rowid(db_);
     insert_groups(id, sub.groups);
+    write_personal(id, {sub.name, sub.phone, sub.email});
     return id;
   }
 
@@ -674,12 +736,10 @@ class SqliteStore final : public Store {
   }
 
   bool update_subscriber(const Subscriber& sub) override {
-    auto& upd = stmt(
-        "UPDATE subscribers SET name=?, phone=?, email=?, language=?, sms=?, email_on=? "
-        "WHERE id=?")
-        .reset();
+    auto& upd = stmt("UPDATE subscribers SET language=?, sms=?, email_on=? WHERE id=?").reset();
     bind_subscriber(upd, sub).bind(sub.id).run();
     if (sqlite3_changes64(db_) == 0) return false;
+    write_personal(sub.id, {sub.name, sub.phone, sub.email});
     stmt("DELETE FROM subscriber_groups WHERE subscriber_id = ?").reset().bind(sub.id).run();
     insert_groups(sub.id, sub.groups);
     return true;
@@ -705,25 +765,128 @@ class SqliteStore final : public Store {
         .reset()
         .bind(id)
         .run();
+    stmt("UPDATE deliveries SET subscriber_id = NULL WHERE subscriber_id = ?").reset().bind(id).run();
     stmt("UPDATE acknowledgements SET subscriber_id = 0 WHERE subscriber_id = ?").reset().bind(id).run();
     stmt("DELETE FROM subscribers WHERE id = ?").reset().bind(id).run();
-    return sqlite3_changes64(db_) > 0;
+    bool erased = sqlite3_changes64(db_) > 0;
+    scrub_pending_ = scrub_pending_ || erased;
+    return erased;
   }
 
   std::vector<int64_t> subscribers_by_phone(const std::string& e164) override {
-    auto& s = stmt("SELECT id FROM subscribers WHERE phone = ? AND phone <> '' ORDER BY id");
-    s.reset().bind(e164);
-    std::vector<int64_t> out;
-    while (s.step()) out.push_back(s.i64(0));
-    return out;
+    if (e164.empty()) return {};
+    return ids_by_hash(stmt("SELECT id FROM subscribers WHERE phone_hash = ? ORDER BY id"),
+                       phone_hash(e164));
   }
 
   std::vector<int64_t> subscribers_by_email(const std::string& email) override {
-    auto& s = stmt("SELECT id FROM subscribers WHERE email = ? AND email <> '' ORDER BY id");
-    s.reset().bind(email);
-    std::vector<int64_t> out;
-    while (s.step()) out.push_back(s.i64(0));
-    return out;
+    if (email.empty()) return {};
+    return ids_by_hash(stmt("SELECT id FROM subscribers WHERE email_hash = ? ORDER BY id"),
+                       email_hash(email));
+  }
+
+  void set_keyring(std::shared_ptr<const Keyring> keyring) override {
+    if (!keyring) throw StoreError("no key file: subscribers' data is stored encrypted");
+    // The hash key is checked with a keyed hash of a constant, which
+    // reveals nothing of the key.
+    std::string check = to_hex(keyring->hash("tocsin hash-key check"));
+    auto& m = stmt("SELECT value FROM meta WHERE key = 'hash_key_check'");
+    m.reset();
+    if (m.step()) {
+      bool same = m.text(0) == check;
+      m.reset();
+      if (!same)
+        throw StoreError(
+            "the key file's hash-key is not the one this database was written with "
+            "(wrong key file?)");
+    } else {
+      m.reset();
+      stmt("INSERT INTO meta (key, value) VALUES ('hash_key_check', ?)").reset().bind(check).run();
+    }
+    // One row per key in use must decrypt: a key file whose key N differs
+    // from the database's is refused now, not at the first send.
+    auto& s = stmt(
+        "SELECT id, key_id, name, phone, email FROM subscribers WHERE id IN "
+        "(SELECT min(id) FROM subscribers GROUP BY key_id)");
+    s.reset();
+    auto previous = std::move(keyring_);
+    keyring_ = std::move(keyring);
+    try {
+      while (s.step()) {
+        auto key_id = s.i64(1);
+        if (!keyring_->has_key(static_cast<uint32_t>(key_id)))
+          throw StoreError("subscribers are encrypted under key " + std::to_string(key_id) +
+                           ", which the key file lacks");
+        read_personal(s);
+      }
+    } catch (...) {
+      s.reset();
+      keyring_ = std::move(previous);
+      throw;
+    }
+    s.reset();
+  }
+
+  int64_t reencrypt_subscribers(int limit) override {
+    const Keyring& k = keyring();
+    auto& s = stmt(
+        "SELECT id, key_id, name, phone, email FROM subscribers WHERE key_id <> ? ORDER BY id "
+        "LIMIT ?");
+    s.reset().bind(static_cast<int64_t>(k.active_id())).bind(limit);
+    std::vector<std::pair<int64_t, Personal>> rows;
+    while (s.step()) rows.emplace_back(s.i64(0), read_personal(s));
+    s.reset();
+    for (const auto& [id, personal] : rows) write_personal(id, personal);
+    // The old ciphertexts are overwritten in the file (secure_delete); the
+    // WAL may hold them until the next checkpoint.
+    return static_cast<int64_t>(rows.size());
+  }
+
+  int64_t purge_deliveries(UnixMs before, int limit) override {
+    // Old rows have low ids: the batch is the first `limit` ended deliveries
+    // created before `before`, found by a rowid scan (no index to maintain
+    // on the hot insert path).
+    auto& last = stmt(
+        "SELECT max(id) FROM (SELECT id FROM deliveries WHERE created_at < ?1 AND state <> 0 "
+        "ORDER BY id LIMIT ?2)");
+    last.reset().bind(before).bind(limit);
+    int64_t upto = last.step() && !last.is_null(0) ? last.i64(0) : 0;
+    last.reset();
+    int64_t deleted = 0;
+    if (upto > 0) {
+      stmt("INSERT INTO delivery_totals (incident_id, gateway, channel, state, n) "
+           "SELECT incident_id, gateway, channel, state, count(*) FROM deliveries "
+           "WHERE id <= ?1 AND created_at < ?2 AND state <> 0 "
+           "GROUP BY incident_id, gateway, channel, state "
+           "ON CONFLICT (incident_id, gateway, channel, state) DO UPDATE SET n = n + excluded.n")
+          .reset()
+          .bind(upto)
+          .bind(before)
+          .run();
+      stmt("DELETE FROM deliveries WHERE id <= ?1 AND created_at < ?2 AND state <> 0")
+          .reset()
+          .bind(upto)
+          .bind(before)
+          .run();
+      deleted = sqlite3_changes64(db_);
+    }
+    // Texts still needed by a pending delivery stay until it ends.
+    stmt("DELETE FROM messages WHERE report_id IN (SELECT id FROM reports WHERE received_at < ?1) "
+         "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.report_id = messages.report_id "
+         "AND d.state = 0)")
+        .reset()
+        .bind(before)
+        .run();
+    int64_t other = sqlite3_changes64(db_);
+    stmt("UPDATE reports SET body = '' WHERE received_at < ? AND body <> ''").reset().bind(before).run();
+    other += sqlite3_changes64(db_);
+    stmt("UPDATE acknowledgements SET subscriber_id = 0 WHERE received_at < ? AND subscriber_id <> 0")
+        .reset()
+        .bind(before)
+        .run();
+    other += sqlite3_changes64(db_);
+    scrub_pending_ = scrub_pending_ || deleted > 0 || other > 0;
+    return deleted;
   }
 
   int64_t set_sms_opt_out(int64_t subscriber_id, bool opted_out, UnixMs now) override {
@@ -812,13 +975,10 @@ class SqliteStore final : public Store {
     return std::find(sub.channels.begin(), sub.channels.end(), c) != sub.channels.end() ? 1 : 0;
   }
 
-  // Binds the editable columns, in this order: name, phone, email, language,
-  // sms, email_on (the one place subscriber data is written).
+  // Binds the editable plain columns, in this order: language, sms,
+  // email_on. Name, phone and email go through write_personal (encrypted).
   static Stmt& bind_subscriber(Stmt& s, const Subscriber& sub) {
-    return s.bind(sub.name)
-        .bind(sub.phone)
-        .bind(sub.email)
-        .bind(sub.language)
+    return s.bind(sub.language)
         .bind(has_channel(sub, Channel::kSms))
         .bind(has_channel(sub, Channel::kEmail));
   }
@@ -834,14 +994,15 @@ class SqliteStore final : public Store {
   Subscriber read_subscriber(Stmt& s) {
     Subscriber sub;
     sub.id = s.i64(0);
-    sub.name = s.text(1);
-    sub.phone = s.text(2);
-    sub.email = s.text(3);
-    sub.language = s.text(4);
-    if (s.i64(5)) sub.channels.push_back(Channel::kSms);
-    if (s.i64(6)) sub.channels.push_back(Channel::kEmail);
-    sub.sms_opted_out = s.i64(7) != 0;
-    sub.created_at = s.i64(8);
+    auto personal = read_personal(s);
+    sub.name = std::move(personal.name);
+    sub.phone = std::move(personal.phone);
+    sub.email = std::move(personal.email);
+    sub.language = s.text(5);
+    if (s.i64(6)) sub.channels.push_back(Channel::kSms);
+    if (s.i64(7)) sub.channels.push_back(Channel::kEmail);
+    sub.sms_opted_out = s.i64(8) != 0;
+    sub.created_at = s.i64(9);
     auto& g = stmt("SELECT group_name FROM subscriber_groups WHERE subscriber_id = ? ORDER BY 1");
     g.reset().bind(sub.id);
     while (g.step()) sub.groups.push_back(g.text(0));
@@ -856,6 +1017,98 @@ class SqliteStore final : public Store {
       sqlite3_free(err);
       throw StoreError(msg);
     }
+  }
+
+  // Personal data of one subscriber, in clear (on the store thread only).
+  struct Personal {
+    std::string name, phone, email;
+  };
+  static constexpr std::string_view kName = "name", kPhone = "phone", kEmail = "email";
+
+  const Keyring& keyring() const {
+    if (!keyring_) throw StoreError("opened without a key file: subscribers' data is unreadable");
+    return *keyring_;
+  }
+
+  // Associated data: the column and the row, so a ciphertext copied to
+  // another row or column does not decrypt.
+  static std::string associated(std::string_view column, int64_t id) {
+    return "tocsin.subscribers." + std::string(column) + "." + std::to_string(id);
+  }
+
+  std::string decrypt(int64_t key_id, std::string_view column, int64_t id, const std::string& blob) {
+    if (blob.empty()) return "";
+    auto plain = keyring().decrypt(static_cast<uint32_t>(key_id), blob, associated(column, id));
+    if (!plain)
+      throw StoreError("subscriber " + std::to_string(id) + ": " + std::string(column) +
+                       " does not decrypt under key " + std::to_string(key_id) +
+                       " (wrong key file, or the row was altered)");
+    return std::move(*plain);
+  }
+
+  // Columns: 0 id, 1 key_id, 2 name, 3 phone, 4 email.
+  Personal read_personal(const Stmt& s) {
+    int64_t id = s.i64(0), key_id = s.i64(1);
+    return {decrypt(key_id, kName, id, s.blob(2)), decrypt(key_id, kPhone, id, s.blob(3)),
+            decrypt(key_id, kEmail, id, s.blob(4))};
+  }
+
+  // Encrypts under the active key, with fresh lookup hashes.
+  void write_personal(int64_t id, const Personal& p) {
+    const Keyring& k = keyring();
+    auto seal = [&](std::string_view column, const std::string& v) {
+      return v.empty() ? std::string() : k.encrypt(v, associated(column, id));
+    };
+    stmt("UPDATE subscribers SET key_id = ?, name = ?, phone = ?, email = ?, phone_hash = ?, "
+         "email_hash = ? WHERE id = ?")
+        .reset()
+        .bind(static_cast<int64_t>(k.active_id()))
+        .bind_blob_or_null(seal(kName, p.name))
+        .bind_blob_or_null(seal(kPhone, p.phone))
+        .bind_blob_or_null(seal(kEmail, p.email))
+        .bind_blob_or_null(p.phone.empty() ? std::string() : phone_hash(p.phone))
+        .bind_blob_or_null(p.email.empty() ? std::string() : email_hash(p.email))
+        .bind(id)
+        .run();
+  }
+
+  // Lookup hashes: the field's name keeps a phone and an email apart; an
+  // email is compared without ASCII case (import dedup).
+  std::string phone_hash(const std::string& e164) { return keyring().hash("phone:" + e164); }
+  std::string email_hash(std::string email) {
+    for (char& c : email)
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return keyring().hash("email:" + email);
+  }
+
+  std::vector<int64_t> ids_by_hash(Stmt& s, const std::string& hash) {
+    s.reset().bind_blob(hash);
+    std::vector<int64_t> out;
+    while (s.step()) out.push_back(s.i64(0));
+    return out;
+  }
+
+  static std::string to_hex(const std::string& bytes) {
+    static const char* digits = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : bytes) {
+      out += digits[c >> 4];
+      out += digits[c & 15];
+    }
+    return out;
+  }
+
+  // After an erasure or a purge has committed: copies the WAL into the
+  // database and truncates it, so the deleted rows' old page images leave
+  // the -wal file too (secure_delete has zeroed them in the database). A
+  // reader (tocsin route) can hold the WAL; then the next commit tries again.
+  // The cost, a checkpoint, is paid on erasures and purges only.
+  void scrub() {
+    // A statement stepped but not reset would hold a read on the WAL.
+    for (auto& [sql, st] : stmts_) st->reset();
+    if (sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr) ==
+        SQLITE_OK)
+      scrub_pending_ = false;
   }
 
   Stmt& stmt(const char* sql) {
@@ -910,18 +1163,21 @@ class SqliteStore final : public Store {
 
   sqlite3* db_ = nullptr;
   int lock_fd_ = -1;
+  std::shared_ptr<const Keyring> keyring_;  // null only in a read-only store
+  bool scrub_pending_ = false;              // an erasure or purge awaits scrub()
   // Prepared once, reused: keyed by the SQL literal's address.
   std::unordered_map<const char*, std::unique_ptr<Stmt>> stmts_;
 };
 
 }  // namespace
 
-std::unique_ptr<Store> open_sqlite_store(const std::string& path) {
-  return std::make_unique<SqliteStore>(path);
+std::unique_ptr<Store> open_sqlite_store(const std::string& path,
+                                         std::shared_ptr<const Keyring> keyring) {
+  return std::make_unique<SqliteStore>(path, std::move(keyring));
 }
 
 std::unique_ptr<Store> open_sqlite_store_read_only(const std::string& path) {
-  return std::make_unique<SqliteStore>(path, /*read_only=*/true);
+  return std::make_unique<SqliteStore>(path, nullptr, /*read_only=*/true);
 }
 
 }  // namespace tocsin::store

@@ -24,6 +24,14 @@ class StoreError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Another tocsin process holds the database's lock file.
+class StoreLocked : public StoreError {
+ public:
+  using StoreError::StoreError;
+};
+
+class Keyring;
+
 // The first answer to a webhook-id, replayed to repeats.
 struct StoredAnswer {
   int status = 0;
@@ -237,7 +245,8 @@ class Store {
   virtual std::vector<FanoutProgress> fanout_progress(
       const std::vector<std::pair<int64_t, Channel>>& keys, bool count_accepted) = 0;
 
-  // Subscribers. Personal data: never logged.
+  // Subscribers. Personal data: never logged; stored encrypted under the
+  // keyring's active key, found by keyed hashes (README "Privacy").
   virtual int64_t insert_subscriber(const Subscriber& s, UnixMs now) = 0;
   virtual std::optional<Subscriber> subscriber(int64_t id) = 0;
   // Erases the person's data and cancels what was still to be sent to them.
@@ -251,12 +260,28 @@ class Store {
                                                    int limit) = 0;
   // Ids of the subscribers with this E.164 number.
   virtual std::vector<int64_t> subscribers_by_phone(const std::string& e164) = 0;
-  // Ids of the subscribers with this email address (compared as stored).
+  // Ids of the subscribers with this email address (ASCII case ignored).
   virtual std::vector<int64_t> subscribers_by_email(const std::string& email) = 0;
   // Opts the subscriber out of SMS (cancelling every SMS still pending for
   // them, so a fan-out in progress stops for them at once) or back in.
   // Returns how many deliveries were cancelled.
   virtual int64_t set_sms_opt_out(int64_t subscriber_id, bool opted_out, UnixMs now) = 0;
+
+  // Keys and retention.
+  // Uses `keyring` from now on (a reload). Throws StoreError, keeping the
+  // current one, when it lacks a key that some row is encrypted under or its
+  // hash key is not the one the database was written with.
+  virtual void set_keyring(std::shared_ptr<const Keyring> keyring) = 0;
+  // Re-encrypts up to `limit` subscribers not yet under the active key;
+  // returns how many (0: every row is under it).
+  virtual int64_t reencrypt_subscribers(int limit) = 0;
+  // Retention: deletes up to `limit` ended deliveries created before
+  // `before` (their counts stay with the incident), the rendered texts and
+  // report bodies of reports received before it (texts once no delivery of
+  // the report is pending), and detaches older acknowledgements from
+  // subscribers. Returns how many deliveries were deleted (`limit`: call
+  // again for more).
+  virtual int64_t purge_deliveries(UnixMs before, int limit) = 0;
 
   // Acknowledgements.
   // The most recent incident an SMS was planned to the subscriber for, among
@@ -274,13 +299,17 @@ class Store {
 };
 
 // Opens (creating if needed) the SQLite store at `path` ("" or ":memory:"
-// for an in-memory database): WAL, synchronous=FULL, schema migrated.
+// for an in-memory database): WAL, synchronous=FULL, secure_delete, schema
+// migrated; subscribers' personal data encrypted with `keyring`.
 // Takes an exclusive lock file beside it: one daemon per database.
-// Throws StoreError when it cannot.
-std::unique_ptr<Store> open_sqlite_store(const std::string& path);
+// Throws StoreLocked when another process holds it, StoreError when it
+// cannot open or `keyring` does not fit the database (see set_keyring).
+std::unique_ptr<Store> open_sqlite_store(const std::string& path,
+                                         std::shared_ptr<const Keyring> keyring);
 
 // Opens an existing store read-only, beside a running daemon (WAL lets
-// readers in): for `tocsin route` and other looks that change nothing.
+// readers in): for `tocsin route` and other looks that change nothing and
+// read no personal data (without a keyring, reading a subscriber throws).
 std::unique_ptr<Store> open_sqlite_store_read_only(const std::string& path);
 
 }  // namespace tocsin::store

@@ -1,8 +1,10 @@
 // The command line, run as the real binary.
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
+#include "support/keys.h"
 #include "e2e/fixture.h"
 
 using namespace tocsin::test;
@@ -21,7 +23,17 @@ TEST_CASE("version and help", "[e2e][cli]") {
 }
 
 TEST_CASE("check-config passes the shipped demo and lists every problem of a bad file", "[e2e][cli]") {
-  auto ok = run_cli({"check-config", "--config", "config/example.json"}, 10s, TOCSIN_SOURCE_DIR);
+  // The demo as scripts/demo runs it: its key file generated on first use.
+  TempDir demo;
+  std::filesystem::create_directories(demo.path() / "config");
+  for (const char* f : {"config/example.json", "config/demo-coordinator.secret"})
+    std::filesystem::copy_file(std::filesystem::path(TOCSIN_SOURCE_DIR) / f, demo.path() / f);
+  auto missing = run_cli({"check-config", "--config", "config/example.json"}, 10s, demo.path());
+  CHECK(missing.exit_code == 2);
+  CHECK(missing.out.find("storage.key_file: cannot read") != std::string::npos);
+  std::filesystem::create_directories(demo.path() / "var");
+  REQUIRE(run_cli({"keys", "generate", "var/tocsin.key"}, 10s, demo.path()).exit_code == 0);
+  auto ok = run_cli({"check-config", "--config", "config/example.json"}, 10s, demo.path());
   INFO(ok.out << ok.err);
   CHECK(ok.exit_code == 0);
 
@@ -115,6 +127,7 @@ TEST_CASE("check-config warns of missing languages and SMS templates over sms.ma
                                   {"ar", "تنبيه: {{headline}} {{area}}"}}},
                          {"email", {{"body", {{"en", "{{headline}}"}}}}}};
   config["sms"] = {{"max_segments", 2}};
+  config["storage"]["key_file"] = tocsin::test::shared_key_file();
   TempDir dir;
   auto path = (dir.path() / "tocsin.json").string();
   std::ofstream(path) << config.dump(2);
@@ -154,6 +167,7 @@ TEST_CASE("route shows a long message shortened to sms.max_segments", "[e2e][cli
   Gateways gw;
   json config = test_config(gw);
   config["sms"] = {{"max_segments", 1}};
+  config["storage"]["key_file"] = tocsin::test::shared_key_file();
   TempDir dir;
   std::ofstream(dir.path() / "config.json") << config.dump(2);
   std::ofstream(dir.path() / "report.json")

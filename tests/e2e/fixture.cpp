@@ -14,7 +14,7 @@ using nlohmann::json;
 json test_config(const Gateways& gw, int rate_per_s, int max_in_flight) {
   return json{
       {"server", {{"listen", "127.0.0.1:0"}, {"max_body_bytes", 65536}, {"public_url", kPublicUrl}}},
-      {"storage", {{"sqlite", {{"path", "var/tocsin.db"}}}}},
+      {"storage", {{"sqlite", {{"path", "var/tocsin.db"}}}, {"key_file", "tocsin.key"}}},
       {"coordinators",
        {{{"name", "la-hotline"}, {"secret", kCoordinatorSecret}, {"areas", {"la"}}},
         {{"name", "la-observers"},

@@ -18,6 +18,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "support/keys.h"
+
 extern char** environ;
 
 namespace tocsin::test {
@@ -378,6 +380,13 @@ Daemon::Daemon(nlohmann::json config, Options options)
   if (!config_.is_object()) config_ = nlohmann::json::object();
   config_["server"]["listen"] = "127.0.0.1:0";
   write_config();
+  // A key file per daemon, as an operator makes with `tocsin keys generate`.
+  if (auto* storage = config_.contains("storage") ? &config_["storage"] : nullptr;
+      storage && storage->is_object() && storage->contains("key_file") &&
+      (*storage)["key_file"].is_string()) {
+    std::filesystem::path key = (*storage)["key_file"].get<std::string>();
+    if (key.is_relative() && !std::filesystem::exists(path(key))) write_key_file(path(key));
+  }
 }
 
 Daemon::~Daemon() {

@@ -75,6 +75,8 @@ class ChildProcess;  // fork/exec/reap details, in daemon.cpp
 // The daemon under test, in its own temporary directory:
 //   <dir>/config.json  the config given, with server.listen = 127.0.0.1:0
 //   <dir>/tocsin.log   its stdout and stderr, appended across restarts
+//   <dir>/KEY_FILE     a new key file, when the config names a relative
+//                      storage.key_file that does not exist yet
 // It runs with <dir> as its working directory, so relative paths in the
 // config (storage, secret files) land inside <dir>. Not thread-safe: drive
 // it from the test's thread. The child runs in its own process group and

@@ -3,11 +3,13 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "support/keys.h"
 #include "app/config.h"
 #include "app/subscriber_import.h"
 #include "app/subscriber_input.h"
 #include "core/csv.h"
 #include "core/masking.h"
+#include "store/keyring.h"
 #include "store/store.h"
 
 using namespace tocsin;
@@ -25,8 +27,15 @@ const char* kConfig = R"({
              {"name": "all", "match": {"areas": ["la"]}, "channels": ["sms"]}]
 })";
 
+// kConfig with the test process's key file.
+std::string config_text() {
+  auto j = json::parse(kConfig);
+  j["storage"] = {{"key_file", tocsin::test::shared_key_file()}};
+  return j.dump();
+}
+
 Config config() {
-  auto r = parse_config(kConfig, "");
+  auto r = parse_config(config_text(), "");
   REQUIRE(r.ok());
   return r.config;
 }
@@ -85,8 +94,8 @@ TEST_CASE("admin tokens: plain strings get a hash identity, objects their name",
   // Stable across loads (the audit log compares them over time).
   CHECK(config().admin_tokens[0].name == c.admin_tokens[0].name);
 
-  std::string bad = kConfig;
-  std::string named = R"({"name": "ops", "token": "named-token-0123456789"})";
+  std::string bad = config_text();
+  std::string named = R"({"name":"ops","token":"named-token-0123456789"})";
   bad.replace(bad.find(named), named.size(), R"({"name": "ops", "tokn": "short"})");
   auto r = parse_config(bad, "");
   std::vector<std::string> paths;
@@ -135,7 +144,7 @@ TEST_CASE("patch: merge semantics, validation naming the field", "[unit][admin]"
 TEST_CASE("import: creates, updates by phone or email, unchanged, refuses with reasons",
           "[unit][admin]") {
   auto c = config();
-  auto store = store::open_sqlite_store(":memory:");
+  auto store = store::open_sqlite_store(":memory:", store::Keyring::generate());
   auto first =
       batch({json{{"name", "Ana"}, {"phone", "213-555-0142"}, {"groups", {"east"}}},
              json{{"email", "bo@example.org"}, {"groups", {"all"}}, {"channels", {"email"}}},

@@ -1,15 +1,19 @@
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
 
 #include "app/config.h"
+#include "support/daemon.h"
+#include "support/keys.h"
 
 using namespace tocsin::app;
 
 namespace {
 
-const char* kValid = R"({
+const std::string kValid = R"({
   // comments are allowed
   "server": {"listen": "127.0.0.1:0", "max_body_bytes": 65536},
-  "storage": {"sqlite": {"path": "var/t.db"}},
+  "storage": {"sqlite": {"path": "var/t.db"}, "key_file": ")" + tocsin::test::shared_key_file() + R"("},
   "coordinators": [{"name": "la-hotline", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "areas": ["la"]}],
   "admin": {"tokens": ["0123456789abcdef0123"]},
   "dedup": {"window_s": 600, "radius_m": 250},
@@ -87,7 +91,58 @@ TEST_CASE("missing sections and non-JSON are problems, not crashes", "[config]")
   CHECK(problem_paths("not json").size() == 1);
   CHECK(problem_paths("[]").size() == 1);
   auto paths = problem_paths("{}");
-  CHECK(paths.size() == 3);  // coordinators, gateways, groups
+  CHECK(paths.size() == 4);  // storage.key_file, coordinators, gateways, groups
+}
+
+TEST_CASE("the key file is required, read at load, and must be private", "[config][privacy]") {
+  auto r = parse_config(kValid, "");
+  REQUIRE(r.ok());
+  REQUIRE(r.config.storage.keyring);
+  CHECK(r.config.storage.keyring->active_id() == 1);
+
+  auto with_storage = [](const std::string& storage) {
+    std::string text = kValid;
+    auto start = text.find("\"storage\":");
+    auto end = text.find("\n", start);
+    return text.substr(0, start) + "\"storage\": " + storage + "," + text.substr(end);
+  };
+  auto first = [](const std::string& text) {
+    auto res = parse_config(text, "");
+    return res.problems.empty() ? std::string() : res.problems.front().path + ": " + res.problems.front().message;
+  };
+  CHECK(first(with_storage(R"({"sqlite": {"path": "x.db"}})")).rfind("storage.key_file: is required", 0) == 0);
+  CHECK(first(with_storage(R"({"key_file": "/nonexistent/tocsin.key"})")).rfind("storage.key_file: cannot read", 0) == 0);
+
+  tocsin::test::TempDir dir;
+  auto loose = dir.path() / "loose.key";
+  tocsin::test::write_key_file(loose);
+  std::filesystem::permissions(loose, std::filesystem::perms::group_read, std::filesystem::perm_options::add);
+  CHECK(first(with_storage(R"({"key_file": ")" + loose.string() + "\"}")).find("readable by others") != std::string::npos);
+
+  auto bad = dir.path() / "bad.key";
+  {
+    std::ofstream out(bad);
+    out << "hash-key AAAA\n";
+  }
+  std::filesystem::permissions(bad, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+                               std::filesystem::perm_options::replace);
+  CHECK(first(with_storage(R"({"key_file": ")" + bad.string() + "\"}")).find("line 1: the hash key must be 32 bytes") !=
+        std::string::npos);
+  // Relative to the base directory, like every *_file path.
+  auto rel = parse_config(with_storage(R"({"key_file": "loose.key"})"), dir.path().string());
+  CHECK(rel.config.storage.key_file == (dir.path() / "loose.key").string());
+}
+
+TEST_CASE("retention.deliveries_days: default 30, fractions down to a second", "[config][privacy]") {
+  CHECK(parse_config(kValid, "").config.retention.deliveries_days == 30);
+  std::string text = kValid;
+  text.insert(text.rfind('}'), R"(, "retention": {"deliveries_days": 0.5})");
+  auto r = parse_config(text, "");
+  REQUIRE(r.ok());
+  CHECK(r.config.retention.deliveries_days == 0.5);
+  text = kValid;
+  text.insert(text.rfind('}'), R"(, "retention": {"deliveries_days": 0})");
+  CHECK(problem_paths(text).at(0).rfind("retention.deliveries_days: ", 0) == 0);
 }
 
 namespace {

@@ -4,7 +4,9 @@
 #include <nlohmann/json.hpp>
 
 #include "app/ingest.h"
+#include "store/keyring.h"
 #include "store/store.h"
+#include "support/keys.h"
 
 using namespace tocsin;
 using namespace tocsin::app;
@@ -14,6 +16,7 @@ namespace {
 
 Config test_config() {
   auto r = parse_config(R"({
+    "storage": {"key_file": ")" + test::shared_key_file() + R"("},
     "coordinators": [{"name": "c1", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "areas": ["la"]},
                      {"name": "c2", "secret": "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAA", "areas": ["sf"]}],
     "gateways": [{"name": "f", "type": "file", "channel": "sms", "path": "/dev/null"},
@@ -37,7 +40,7 @@ Report report(MsgType type, std::string area, std::string references = "") {
 }
 
 struct Fixture {
-  std::unique_ptr<store::Store> store = store::open_sqlite_store(":memory:");
+  std::unique_ptr<store::Store> store = store::open_sqlite_store(":memory:", store::Keyring::generate());
   Config config = test_config();
   MessageTemplates templates = with_defaults(config.templates);
   std::mt19937_64 rng{1};

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "support/keys.h"
 #include "app/config.h"
 #include "app/log_format.h"
 #include "app/reload.h"
@@ -13,7 +14,7 @@ using nlohmann::json;
 namespace {
 
 json base() {
-  return json::parse(R"({
+  json j = json::parse(R"({
     "server": {"listen": "127.0.0.1:0", "public_url": "https://alerts.example.org"},
     "storage": {"sqlite": {"path": "var/t.db"}},
     "coordinators": [{"name": "la", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "areas": ["la"]}],
@@ -28,6 +29,8 @@ json base() {
     ],
     "groups": [{"name": "east", "match": {"areas": ["la/east-la"]}, "channels": ["sms", "email"]}]
   })");
+  j["storage"]["key_file"] = tocsin::test::shared_key_file();
+  return j;
 }
 
 Config load(const json& j) {
