@@ -50,7 +50,7 @@ std::vector<json> audit_entries(const Daemon& d) {
 
 }  // namespace
 
-TEST_CASE("PATCH: merge patch of a subscriber; a refused patch changes nothing", "[e2e][admin]") {
+TEST_CASE("PATCH: merge patch of a subscriber, a refused patch changes nothing", "[e2e][admin]") {
   Gateways gw;
   Daemon d(test_config(gw));
   d.start();

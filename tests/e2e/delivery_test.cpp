@@ -294,7 +294,7 @@ TEST_CASE("operators see deliveries by gateway and queue expired ones again", "[
   CHECK(gw.twilio.wait_for(1, 5s));
 }
 
-TEST_CASE("Twilio 21610 marks the subscriber opted out; 21211 fails one delivery, not the gateway",
+TEST_CASE("Twilio 21610 marks the subscriber opted out, 21211 fails one delivery, not the gateway",
           "[e2e][delivery]") {
   Gateways gw;
   gw.twilio.set_twilio_error(phone_for(1), 21610);

@@ -380,7 +380,7 @@ TEST_CASE("reload under load: a group and a template change, nothing is lost", "
         std::string::npos);
 }
 
-TEST_CASE("reload: a gateway's base_url and rate change take effect; restart-only settings are named",
+TEST_CASE("reload: a gateway's base_url and rate change take effect, restart-only settings are named",
           "[e2e][ops][reload]") {
   Gateways gw;
   GatewayEmulator second;

@@ -213,7 +213,7 @@ Reply ok_reply(const ReceivedRequest&) {
 
 }  // namespace
 
-TEST_CASE("POST with headers, body and basic auth arrives exactly; the response comes back",
+TEST_CASE("POST with headers, body and basic auth arrives exactly, the response comes back",
           "[http_client]") {
   LoopbackServer server([](const ReceivedRequest&) {
     // An interim response first: its headers must not leak into the result.

@@ -104,7 +104,7 @@ TEST_CASE("a repeated webhook-id replays the first answer and plans nothing", "[
   CHECK_FALSE(other.replayed);
 }
 
-TEST_CASE("duplicates merge; follow-ups reach exactly the original recipients", "[ingest]") {
+TEST_CASE("duplicates merge, follow-ups reach exactly the original recipients", "[ingest]") {
   Fixture f;
   f.subscribe("+12135550001", "", "en", {"east"});
   f.subscribe("+12135550002", "", "en", {"east"});
@@ -146,7 +146,7 @@ TEST_CASE("follow-ups outside the coordinator's scope or to unknown incidents ar
   CHECK_FALSE(f.store->find_answer("c2", "w3"));
 }
 
-TEST_CASE("results move deliveries on; opt-outs and erasure cancel what is left", "[ingest]") {
+TEST_CASE("results move deliveries on, opt-outs and erasure cancel what is left", "[ingest]") {
   Fixture f;
   int64_t alice = f.subscribe("+12135550001", "", "en", {"east"});
   f.subscribe("+12135550002", "", "en", {"east"});

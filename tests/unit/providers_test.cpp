@@ -188,7 +188,7 @@ TEST_CASE("smtp: an RFC 5322 message with encoded words and CRLF lines", "[provi
   CHECK(plain.find("Content-Transfer-Encoding: 7bit\r\n\r\nHi\r\n") != std::string::npos);
 }
 
-TEST_CASE("smtp: RFC 2047 words keep whole UTF-8 characters; quoted-printable lines stay short",
+TEST_CASE("smtp: RFC 2047 words keep whole UTF-8 characters, quoted-printable lines stay short",
           "[providers]") {
   CHECK(rfc2047_encode("Plain ASCII") == "Plain ASCII");
   CHECK(rfc2047_encode("Año") == "=?UTF-8?B?QcOxbw==?=");

@@ -85,7 +85,7 @@ TEST_CASE("validation names the field at fault", "[report]") {
   }
 }
 
-TEST_CASE("cancel needs no headline; drills are flagged", "[report]") {
+TEST_CASE("cancel needs no headline, drills are flagged", "[report]") {
   json j = valid_report();
   j["msg_type"] = "cancel";
   j["references"] = "ABCDEF";
