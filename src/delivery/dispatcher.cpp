@@ -218,7 +218,9 @@ void Dispatcher::claim(Lane& lane) {
 }
 
 void Dispatcher::drain(Lane& lane) {
-  if (lane.token_wait) return;
+  // Stopping: requests in flight finish, nothing new starts (what is ready
+  // is handed back by maybe_finish_stop).
+  if (lane.token_wait || stopping_) return;
   milliseconds now = steady_now();
   // The first gateway of the chain whose circuit is closed takes the
   // traffic; a later one only while those before it are open (or probing).
