@@ -12,6 +12,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "core/dedup.h"
 #include "store/store.h"
 
 namespace tocsin::store {
@@ -35,7 +36,13 @@ CREATE TABLE IF NOT EXISTS incidents (
   severity INTEGER NOT NULL, status TEXT NOT NULL, open INTEGER NOT NULL,
   opened_at INTEGER NOT NULL, last_report_at INTEGER NOT NULL, closed_at INTEGER NOT NULL DEFAULT 0,
   report_count INTEGER NOT NULL, spread_m REAL NOT NULL DEFAULT 0) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS incidents_open_event ON incidents (event, last_report_at) WHERE open = 1;
+-- Dedup reads only the open incidents a report could join: by place (a band
+-- of latitude, then longitude: see LAT_BAND), by area, by dedup_key.
+DROP INDEX IF EXISTS incidents_open_event;
+CREATE INDEX IF NOT EXISTS incidents_open_place
+  ON incidents (event, CAST((lat + 90) * 100 AS INTEGER), lon, lat) WHERE open = 1 AND lat IS NOT NULL;
+CREATE INDEX IF NOT EXISTS incidents_open_area ON incidents (event, area, lat, last_report_at)
+  WHERE open = 1;
 CREATE INDEX IF NOT EXISTS incidents_open_key ON incidents (dedup_key, last_report_at)
   WHERE open = 1 AND dedup_key <> '';
 CREATE INDEX IF NOT EXISTS incidents_opened ON incidents (opened_at);
@@ -87,6 +94,9 @@ CREATE TABLE IF NOT EXISTS acknowledgements (
 CREATE INDEX IF NOT EXISTS acknowledgements_incident ON acknowledgements (incident_id);
 )sql";
 
+// The 0.01-degree (1.1 km) band of latitude an incident's place lies in, as
+// the incidents_open_place index has it (the expression must match verbatim).
+#define LAT_BAND "CAST((lat + 90) * 100 AS INTEGER)"
 #define INCIDENT_COLUMNS                                                                \
   "id, event, area, lat, lon, location, dedup_key, severity, status, open, opened_at, " \
   "last_report_at, closed_at, report_count, spread_m"
@@ -248,16 +258,49 @@ class SqliteStore final : public Store {
     return sqlite3_changes64(db_);
   }
 
-  std::vector<IncidentRecord> dedup_candidates(const std::string& event,
-                                               const std::string& dedup_key,
+  std::vector<IncidentRecord> dedup_candidates(const Report& report, double radius_m,
                                                UnixMs since) override {
-    auto& s = stmt(
-        "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND last_report_at >= ?1 AND "
-        "event = ?2 UNION SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND "
-        "last_report_at >= ?1 AND dedup_key = ?3 AND ?3 <> ''");
-    s.reset().bind(since).bind(event).bind(dedup_key);
     std::vector<IncidentRecord> out;
-    while (s.step()) out.push_back(read_incident(s));
+    std::set<std::string> seen;
+    auto collect = [&](Stmt& s) {
+      while (s.step())
+        if (seen.insert(s.text(0)).second) out.push_back(read_incident(s));
+    };
+    if (!report.dedup_key.empty()) {
+      auto& s = stmt("SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND "
+                     "dedup_key = ?1 AND dedup_key <> '' AND last_report_at >= ?2");
+      s.reset().bind(report.dedup_key).bind(since);
+      collect(s);
+    }
+    // Same area: all of them for an unlocated report, the unlocated ones for
+    // a located report (two located places are compared by distance only).
+    auto& area = report.location
+                     ? stmt("SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND "
+                            "event = ?1 AND area = ?2 AND lat IS NULL AND last_report_at >= ?3")
+                     : stmt("SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND "
+                            "event = ?1 AND area = ?2 AND last_report_at >= ?3");
+    area.reset().bind(report.event).bind(report.area).bind(since);
+    collect(area);
+    if (!report.location) return out;
+    // Within the radius: each latitude band the box touches, by longitude
+    // range. One band of slack each side, as C++ and SQLite may round the
+    // band of a bound differently.
+    GeoBox box = bounding_box(*report.location, radius_m);
+    auto band = [](double lat) { return static_cast<int64_t>((lat + 90) * 100); };
+    auto& place = stmt("SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND "
+                       "lat IS NOT NULL AND event = ?1 AND " LAT_BAND " = ?2 AND lon BETWEEN ?3 "
+                       "AND ?4 AND lat BETWEEN ?5 AND ?6 AND last_report_at >= ?7");
+    for (int64_t b = band(box.lat_min) - 1; b <= band(box.lat_max) + 1; ++b) {
+      place.reset()
+          .bind(report.event)
+          .bind(b)
+          .bind(box.lon_min)
+          .bind(box.lon_max)
+          .bind(box.lat_min)
+          .bind(box.lat_max)
+          .bind(since);
+      collect(place);
+    }
     return out;
   }
 
