@@ -81,7 +81,14 @@ CREATE TABLE IF NOT EXISTS deliveries (
   provider_id TEXT NOT NULL DEFAULT '', last_error TEXT NOT NULL DEFAULT '',
   created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
   UNIQUE (report_id, subscriber_id, channel));
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (channel, next_attempt_at, id) WHERE state = 0;
+-- Claimable when both due and unleased: ordered by the later of the two, a
+-- claim reads only claimable rows (never skips the leased ones at gateways)
+-- and the next due time is the first entry. Expiry reads only rows past
+-- their deadline. (deliveries_due, the older index, read every pending row.)
+DROP INDEX IF EXISTS deliveries_due;
+CREATE INDEX IF NOT EXISTS deliveries_claimable
+  ON deliveries (channel, max(next_attempt_at, lease_until), id) WHERE state = 0;
+CREATE INDEX IF NOT EXISTS deliveries_deadline ON deliveries (channel, deadline_at) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS deliveries_incident ON deliveries (incident_id, channel);
 CREATE INDEX IF NOT EXISTS deliveries_subscriber ON deliveries (subscriber_id) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS deliveries_subscriber_all ON deliveries (subscriber_id, channel, id);
@@ -554,8 +561,8 @@ class SqliteStore final : public Store {
         "s.id IS NOT NULL AND " REACHABLE_ON("d.channel") ", "
         "CASE WHEN d.channel = 0 THEN s.phone ELSE s.email END "
         "FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id "
-        "WHERE d.state = 0 AND d.channel = ?1 AND d.next_attempt_at <= ?2 AND d.lease_until <= ?2 "
-        "ORDER BY d.next_attempt_at, d.id LIMIT ?3");
+        "WHERE d.state = 0 AND d.channel = ?1 AND max(d.next_attempt_at, d.lease_until) <= ?2 "
+        "ORDER BY max(d.next_attempt_at, d.lease_until), d.id LIMIT ?3");
     s.reset().bind(ch).bind(now).bind(static_cast<int64_t>(limit));
     auto& lease = stmt("UPDATE deliveries SET lease_until = ? WHERE id = ?");
     auto& cancel = stmt(
@@ -637,11 +644,13 @@ class SqliteStore final : public Store {
 
   std::optional<UnixMs> next_due(Channel channel) override {
     auto& s = stmt(
-        "SELECT min(max(next_attempt_at, lease_until)) FROM deliveries WHERE state = 0 AND "
-        "channel = ?");
+        "SELECT max(next_attempt_at, lease_until) FROM deliveries WHERE state = 0 AND "
+        "channel = ? ORDER BY max(next_attempt_at, lease_until) LIMIT 1");
     s.reset().bind(static_cast<int>(channel));
-    if (!s.step() || s.is_null(0)) return std::nullopt;
-    return s.i64(0);
+    if (!s.step()) return std::nullopt;
+    UnixMs due = s.i64(0);
+    s.reset();
+    return due;
   }
 
   int64_t release_all_leases() override {

@@ -193,6 +193,34 @@ TEST_CASE("deliveries past their deadline expire instead of being sent", "[inges
   CHECK(c.expired == 1);
 }
 
+TEST_CASE("a lease hides a delivery from claims, the next due time and expiry until it ends",
+          "[ingest]") {
+  Fixture f;
+  for (int i = 0; i < 5; ++i) f.subscribe("+1213555000" + std::to_string(i), "", "en", {"east"});
+  f.ingest(report(MsgType::kAlert, "la/east-la"), "w1", 1000);
+  const UnixMs deadline = 1000 + f.config.delivery.sms_deadline_s * 1000;
+  const UnixMs long_lease = deadline + 100'000;
+  auto first = f.store->claim_due(Channel::kSms, 3, 1000, long_lease);
+  REQUIRE(first.claimed.size() == 3);
+  // The two unleased are claimed next, in id order.
+  auto rest = f.store->claim_due(Channel::kSms, 10, 1000, 9000);
+  REQUIRE(rest.claimed.size() == 2);
+  CHECK(first.claimed.back().id < rest.claimed[0].id);
+  CHECK(rest.claimed[0].id < rest.claimed[1].id);
+  // Nothing is due until the first lease ends.
+  CHECK(f.store->next_due(Channel::kSms) == 9000);
+  CHECK(f.store->claim_due(Channel::kSms, 10, 8999, 20000).claimed.empty());
+  // Past the deadline, the two whose lease ended expire; the three still
+  // leased (at a gateway) are not expired under their sender.
+  auto late = f.store->claim_due(Channel::kSms, 10, deadline + 1, deadline + 1000);
+  CHECK(late.expired == 2);
+  CHECK(late.claimed.empty());
+  CHECK(f.store->next_due(Channel::kSms) == long_lease);
+  auto end = f.store->claim_due(Channel::kSms, 10, long_lease, long_lease + 1000);
+  CHECK(end.expired == 3);
+  CHECK_FALSE(f.store->next_due(Channel::kSms));
+}
+
 TEST_CASE("the store's dedup candidates decide exactly as all open incidents would",
           "[ingest][dedup][property]") {
   // Random incidents (located or not, a few events, areas and keys, some
