@@ -511,7 +511,7 @@ class SqliteStore final : public Store {
         "language, state, next_attempt_at, deadline_at, created_at, updated_at) "
         "SELECT ?1, ?2, s.id, ?3, s.language, 0, ?4, ?5, ?4, ?4 FROM subscriber_groups g "
         "JOIN subscribers s ON s.id = g.subscriber_id WHERE g.group_name = ?6 AND " REACHABLE_ON(
-            "?3") " ORDER BY s.id");
+            "?3") " ORDER BY g.subscriber_id");  // the group's key order: no sort of the whole group
     int64_t added = 0;
     for (const auto& g : groups) {
       s.reset()
