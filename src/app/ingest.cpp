@@ -73,7 +73,7 @@ IngestResult ingest_report(store::Store& store, const Config& config,
   bool severity_rose = false;  // a merged report raised the incident's severity
 
   if (report.msg_type == MsgType::kAlert) {
-    auto rows = store.dedup_candidates(report.event, report.dedup_key,
+    auto rows = store.dedup_candidates(report, config.dedup.radius_m,
                                        req.now - config.dedup.window_s * 1000);
     if (auto idx = find_duplicate(report, req.now, dedup_view(rows), config.dedup)) {
       incident = rows[*idx];

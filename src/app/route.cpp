@@ -63,7 +63,8 @@ int route(const std::string& config_path, const std::string& report_path) {
     UnixMs now = std::chrono::duration_cast<std::chrono::milliseconds>(
                      std::chrono::system_clock::now().time_since_epoch())
                      .count();
-    auto rows = store->dedup_candidates(report.event, report.dedup_key, now - c.dedup.window_s * 1000);
+    auto rows = store->dedup_candidates(report, c.dedup.radius_m,
+                                        now - c.dedup.window_s * 1000);
     if (auto idx = find_duplicate(report, now, dedup_view(rows), c.dedup))
       std::printf("now: a duplicate of open incident %s: it would be merged and send nothing\n",
                   rows[*idx].id.c_str());

@@ -1,16 +1,42 @@
 #include "core/dedup.h"
 
+#include <algorithm>
 #include <boost/geometry.hpp>
+#include <cmath>
 
 namespace tocsin {
+
+namespace {
+// Mean Earth radius (IUGG), as the haversine strategy expects.
+constexpr double kEarthRadiusM = 6371008.8;
+constexpr double kPi = 3.14159265358979323846;
+}  // namespace
 
 double distance_m(const Location& a, const Location& b) {
   namespace bg = boost::geometry;
   using Point = bg::model::point<double, 2, bg::cs::spherical_equatorial<bg::degree>>;
-  // Mean Earth radius (IUGG), as the haversine strategy expects.
-  constexpr double kEarthRadiusM = 6371008.8;
   return bg::distance(Point(a.lon, a.lat), Point(b.lon, b.lat),
                       bg::strategy::distance::haversine<double>(kEarthRadiusM));
+}
+
+GeoBox bounding_box(const Location& centre, double radius_m) {
+  // The spherical cap of angular radius d around (lat, lon) spans lat ± d and,
+  // when it holds no pole, lon ± asin(sin d / cos lat). 1% and a micro-degree
+  // of slack absorb rounding, so the box is never smaller than the circle.
+  const double d = std::max(radius_m, 0.0) / kEarthRadiusM * 1.01 + 1e-8;
+  const double deg = 180.0 / kPi;
+  const double lat = centre.lat / deg;
+  GeoBox box;
+  box.lat_min = std::max(-90.0, (lat - d) * deg);
+  box.lat_max = std::min(90.0, (lat + d) * deg);
+  if (lat - d <= -kPi / 2 || lat + d >= kPi / 2) return box;  // reaches a pole: every longitude
+  double s = std::sin(d) / std::cos(lat);
+  if (s >= 1) return box;
+  double dlon = std::asin(s) * deg;
+  if (centre.lon - dlon < -180 || centre.lon + dlon > 180) return box;  // crosses the antimeridian
+  box.lon_min = centre.lon - dlon;
+  box.lon_max = centre.lon + dlon;
+  return box;
 }
 
 std::optional<std::size_t> find_duplicate(const Report& report, UnixMs now,

@@ -32,6 +32,16 @@ struct IncidentCandidate {
 // Great-circle distance in metres (Boost.Geometry haversine, mean Earth radius).
 double distance_m(const Location& a, const Location& b);
 
+// A latitude/longitude box holding every point within radius_m of a centre:
+// what a store pre-filters on so a report reads only the incidents near it
+// (find_duplicate still measures each). A little larger than exact, never
+// smaller; the whole longitude range when the circle reaches a pole or
+// crosses the antimeridian.
+struct GeoBox {
+  double lat_min = -90, lat_max = 90, lon_min = -180, lon_max = 180;
+};
+GeoBox bounding_box(const Location& centre, double radius_m);
+
 // Index into `candidates` of the incident an `alert` report joins, or
 // nullopt for a new incident. A shared dedup_key matches first; otherwise the
 // same event and, when both have locations, distance within radius_m, else

@@ -14,6 +14,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/dedup.h"
 #include "store/keyring.h"
 #include "store/store.h"
 
@@ -42,7 +43,13 @@ CREATE TABLE IF NOT EXISTS incidents (
   severity INTEGER NOT NULL, status TEXT NOT NULL, open INTEGER NOT NULL,
   opened_at INTEGER NOT NULL, last_report_at INTEGER NOT NULL, closed_at INTEGER NOT NULL DEFAULT 0,
   report_count INTEGER NOT NULL, spread_m REAL NOT NULL DEFAULT 0) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS incidents_open_event ON incidents (event, last_report_at) WHERE open = 1;
+-- Dedup reads only the open incidents a report could join: by place (a band
+-- of latitude, then longitude: see LAT_BAND), by area, by dedup_key.
+DROP INDEX IF EXISTS incidents_open_event;
+CREATE INDEX IF NOT EXISTS incidents_open_place
+  ON incidents (event, CAST((lat + 90) * 100 AS INTEGER), lon, lat) WHERE open = 1 AND lat IS NOT NULL;
+CREATE INDEX IF NOT EXISTS incidents_open_area ON incidents (event, area, lat, last_report_at)
+  WHERE open = 1;
 CREATE INDEX IF NOT EXISTS incidents_open_key ON incidents (dedup_key, last_report_at)
   WHERE open = 1 AND dedup_key <> '';
 CREATE INDEX IF NOT EXISTS incidents_opened ON incidents (opened_at);
@@ -91,7 +98,14 @@ CREATE TABLE IF NOT EXISTS deliveries (
   provider_id TEXT NOT NULL DEFAULT '', last_error TEXT NOT NULL DEFAULT '',
   created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
   UNIQUE (report_id, subscriber_id, channel));
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (channel, next_attempt_at, id) WHERE state = 0;
+-- Claimable when both due and unleased: ordered by the later of the two, a
+-- claim reads only claimable rows (never skips the leased ones at gateways)
+-- and the next due time is the first entry. Expiry reads only rows past
+-- their deadline. (deliveries_due, the older index, read every pending row.)
+DROP INDEX IF EXISTS deliveries_due;
+CREATE INDEX IF NOT EXISTS deliveries_claimable
+  ON deliveries (channel, max(next_attempt_at, lease_until), id) WHERE state = 0;
+CREATE INDEX IF NOT EXISTS deliveries_deadline ON deliveries (channel, deadline_at) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS deliveries_incident ON deliveries (incident_id, channel);
 CREATE INDEX IF NOT EXISTS deliveries_subscriber ON deliveries (subscriber_id) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS deliveries_subscriber_all ON deliveries (subscriber_id, channel, id);
@@ -121,6 +135,9 @@ CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
 #define SUBSCRIBER_COLUMNS                                                                   \
   "s.id, s.key_id, s.name, s.phone, s.email, s.language, s.sms, s.email_on, s.sms_opted_out, " \
   "s.created_at"
+// The 0.01-degree (1.1 km) band of latitude an incident's place lies in, as
+// the incidents_open_place index has it (the expression must match verbatim).
+#define LAT_BAND "CAST((lat + 90) * 100 AS INTEGER)"
 #define INCIDENT_COLUMNS                                                                \
   "id, event, area, lat, lon, location, dedup_key, severity, status, open, opened_at, " \
   "last_report_at, closed_at, report_count, spread_m"
@@ -307,16 +324,49 @@ class SqliteStore final : public Store {
     return sqlite3_changes64(db_);
   }
 
-  std::vector<IncidentRecord> dedup_candidates(const std::string& event,
-                                               const std::string& dedup_key,
+  std::vector<IncidentRecord> dedup_candidates(const Report& report, double radius_m,
                                                UnixMs since) override {
-    auto& s = stmt(
-        "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND last_report_at >= ?1 AND "
-        "event = ?2 UNION SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND "
-        "last_report_at >= ?1 AND dedup_key = ?3 AND ?3 <> ''");
-    s.reset().bind(since).bind(event).bind(dedup_key);
     std::vector<IncidentRecord> out;
-    while (s.step()) out.push_back(read_incident(s));
+    std::set<std::string> seen;
+    auto collect = [&](Stmt& s) {
+      while (s.step())
+        if (seen.insert(s.text(0)).second) out.push_back(read_incident(s));
+    };
+    if (!report.dedup_key.empty()) {
+      auto& s = stmt("SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND "
+                     "dedup_key = ?1 AND dedup_key <> '' AND last_report_at >= ?2");
+      s.reset().bind(report.dedup_key).bind(since);
+      collect(s);
+    }
+    // Same area: all of them for an unlocated report, the unlocated ones for
+    // a located report (two located places are compared by distance only).
+    auto& area = report.location
+                     ? stmt("SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND "
+                            "event = ?1 AND area = ?2 AND lat IS NULL AND last_report_at >= ?3")
+                     : stmt("SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND "
+                            "event = ?1 AND area = ?2 AND last_report_at >= ?3");
+    area.reset().bind(report.event).bind(report.area).bind(since);
+    collect(area);
+    if (!report.location) return out;
+    // Within the radius: each latitude band the box touches, by longitude
+    // range. One band of slack each side, as C++ and SQLite may round the
+    // band of a bound differently.
+    GeoBox box = bounding_box(*report.location, radius_m);
+    auto band = [](double lat) { return static_cast<int64_t>((lat + 90) * 100); };
+    auto& place = stmt("SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND "
+                       "lat IS NOT NULL AND event = ?1 AND " LAT_BAND " = ?2 AND lon BETWEEN ?3 "
+                       "AND ?4 AND lat BETWEEN ?5 AND ?6 AND last_report_at >= ?7");
+    for (int64_t b = band(box.lat_min) - 1; b <= band(box.lat_max) + 1; ++b) {
+      place.reset()
+          .bind(report.event)
+          .bind(b)
+          .bind(box.lon_min)
+          .bind(box.lon_max)
+          .bind(box.lat_min)
+          .bind(box.lat_max)
+          .bind(since);
+      collect(place);
+    }
     return out;
   }
 
@@ -524,7 +574,7 @@ class SqliteStore final : public Store {
         "language, state, next_attempt_at, deadline_at, created_at, updated_at) "
         "SELECT ?1, ?2, s.id, ?3, s.language, 0, ?4, ?5, ?4, ?4 FROM subscriber_groups g "
         "JOIN subscribers s ON s.id = g.subscriber_id WHERE g.group_name = ?6 AND " REACHABLE_ON(
-            "?3") " ORDER BY s.id");
+            "?3") " ORDER BY g.subscriber_id");  // the group's key order: no sort of the whole group
     int64_t added = 0;
     for (const auto& g : groups) {
       s.reset()
@@ -574,8 +624,8 @@ class SqliteStore final : public Store {
         "s.id IS NOT NULL AND " REACHABLE_ON("d.channel") ", "
         "CASE WHEN d.channel = 0 THEN s.phone ELSE s.email END, s.id, s.key_id, d.created_at "
         "FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id "
-        "WHERE d.state = 0 AND d.channel = ?1 AND d.next_attempt_at <= ?2 AND d.lease_until <= ?2 "
-        "ORDER BY d.next_attempt_at, d.id LIMIT ?3");
+        "WHERE d.state = 0 AND d.channel = ?1 AND max(d.next_attempt_at, d.lease_until) <= ?2 "
+        "ORDER BY max(d.next_attempt_at, d.lease_until), d.id LIMIT ?3");
     s.reset().bind(ch).bind(now).bind(static_cast<int64_t>(limit));
     auto& lease = stmt("UPDATE deliveries SET lease_until = ? WHERE id = ?");
     auto& cancel = stmt(
@@ -665,11 +715,13 @@ class SqliteStore final : public Store {
 
   std::optional<UnixMs> next_due(Channel channel) override {
     auto& s = stmt(
-        "SELECT min(max(next_attempt_at, lease_until)) FROM deliveries WHERE state = 0 AND "
-        "channel = ?");
+        "SELECT max(next_attempt_at, lease_until) FROM deliveries WHERE state = 0 AND "
+        "channel = ? ORDER BY max(next_attempt_at, lease_until) LIMIT 1");
     s.reset().bind(static_cast<int>(channel));
-    if (!s.step() || s.is_null(0)) return std::nullopt;
-    return s.i64(0);
+    if (!s.step()) return std::nullopt;
+    UnixMs due = s.i64(0);
+    s.reset();
+    return due;
   }
 
   int64_t release_all_leases() override {

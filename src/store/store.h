@@ -177,9 +177,11 @@ class Store {
   virtual int64_t purge_answers(UnixMs before) = 0;
 
   // Incidents.
-  // Open incidents of `event` or with `dedup_key` whose last report is at or after `since`.
-  virtual std::vector<IncidentRecord> dedup_candidates(const std::string& event,
-                                                       const std::string& dedup_key,
+  // Open incidents whose last report is at or after `since` that `report`
+  // could join (see find_duplicate): those with its dedup_key, and those of its
+  // event in its area or, when both are located, within radius_m of it. May
+  // return more (find_duplicate decides), never fewer; reads only those.
+  virtual std::vector<IncidentRecord> dedup_candidates(const Report& report, double radius_m,
                                                        UnixMs since) = 0;
   virtual std::optional<IncidentRecord> incident(const std::string& id) = 0;
   // Inserts `incident`; false when its id is taken (the caller picks another).

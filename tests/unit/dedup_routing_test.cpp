@@ -199,3 +199,34 @@ TEST_CASE("dedup: arrival order does not change which reports end up together",
         CHECK((first[i] == first[j]) == (truth[i] == truth[j]));
   }
 }
+
+TEST_CASE("dedup: the bounding box holds every point within the radius", "[dedup][property]") {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<double> unit(0, 1);
+  constexpr double kR = 6371008.8, kPi = 3.14159265358979323846, deg = 180 / kPi;
+  for (int round = 0; round < 20000; ++round) {
+    // Centres anywhere, often near a pole or the antimeridian; radii up to the config's 100 km.
+    double lat = round % 4 == 0 ? (unit(rng) < 0.5 ? -1 : 1) * (89.0 + unit(rng)) : unit(rng) * 180 - 90;
+    double lon = round % 4 == 1 ? (unit(rng) < 0.5 ? -1 : 1) * (179.0 + unit(rng)) : unit(rng) * 360 - 180;
+    double radius = round % 3 == 0 ? unit(rng) * 500 : unit(rng) * 100000;
+    Location c{lat, lon, ""};
+    GeoBox box = bounding_box(c, radius);
+    // A point at a random bearing, at the radius or just inside it.
+    double d = radius * (round % 2 ? 1.0 : unit(rng)) / kR, theta = unit(rng) * 2 * kPi;
+    double p1 = lat / deg, l1 = lon / deg;
+    double p2 = std::asin(std::sin(p1) * std::cos(d) + std::cos(p1) * std::sin(d) * std::cos(theta));
+    double l2 = l1 + std::atan2(std::sin(theta) * std::sin(d) * std::cos(p1),
+                                std::cos(d) - std::sin(p1) * std::sin(p2));
+    Location p{p2 * deg, std::remainder(l2 * deg, 360.0), ""};
+    if (distance_m(c, p) > radius) continue;
+    INFO("centre " << lat << "," << lon << " radius " << radius << " point " << p.lat << "," << p.lon);
+    REQUIRE(p.lat >= box.lat_min);
+    REQUIRE(p.lat <= box.lat_max);
+    REQUIRE(p.lon >= box.lon_min);
+    REQUIRE(p.lon <= box.lon_max);
+  }
+  // And it filters: 400 m around Los Angeles is a few hundred metres wide.
+  GeoBox la = bounding_box(kSoto, 400);
+  CHECK(la.lat_max - la.lat_min < 0.01);
+  CHECK(la.lon_max - la.lon_min < 0.01);
+}

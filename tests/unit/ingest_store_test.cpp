@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/ingest.h"
+#include "core/dedup.h"
 #include "store/keyring.h"
 #include "store/store.h"
 #include "support/keys.h"
@@ -193,4 +194,95 @@ TEST_CASE("deliveries past their deadline expire instead of being sent", "[inges
   auto c = f.store->claim_due(Channel::kSms, 10, after_deadline, after_deadline + 1000);
   CHECK(c.claimed.empty());
   CHECK(c.expired == 1);
+}
+
+TEST_CASE("a lease hides a delivery from claims, the next due time and expiry until it ends",
+          "[ingest]") {
+  Fixture f;
+  for (int i = 0; i < 5; ++i) f.subscribe("+1213555000" + std::to_string(i), "", "en", {"east"});
+  f.ingest(report(MsgType::kAlert, "la/east-la"), "w1", 1000);
+  const UnixMs deadline = 1000 + f.config.delivery.sms_deadline_s * 1000;
+  const UnixMs long_lease = deadline + 100'000;
+  auto first = f.store->claim_due(Channel::kSms, 3, 1000, long_lease);
+  REQUIRE(first.claimed.size() == 3);
+  // The two unleased are claimed next, in id order.
+  auto rest = f.store->claim_due(Channel::kSms, 10, 1000, 9000);
+  REQUIRE(rest.claimed.size() == 2);
+  CHECK(first.claimed.back().id < rest.claimed[0].id);
+  CHECK(rest.claimed[0].id < rest.claimed[1].id);
+  // Nothing is due until the first lease ends.
+  CHECK(f.store->next_due(Channel::kSms) == 9000);
+  CHECK(f.store->claim_due(Channel::kSms, 10, 8999, 20000).claimed.empty());
+  // Past the deadline, the two whose lease ended expire; the three still
+  // leased (at a gateway) are not expired under their sender.
+  auto late = f.store->claim_due(Channel::kSms, 10, deadline + 1, deadline + 1000);
+  CHECK(late.expired == 2);
+  CHECK(late.claimed.empty());
+  CHECK(f.store->next_due(Channel::kSms) == long_lease);
+  auto end = f.store->claim_due(Channel::kSms, 10, long_lease, long_lease + 1000);
+  CHECK(end.expired == 3);
+  CHECK_FALSE(f.store->next_due(Channel::kSms));
+}
+
+TEST_CASE("the store's dedup candidates decide exactly as all open incidents would",
+          "[ingest][dedup][property]") {
+  // Random incidents (located or not, a few events, areas and keys, some
+  // stale or closed, many on 0.01-degree band edges and at the antimeridian)
+  // and random alerts: find_duplicate over dedup_candidates must pick what it
+  // picks over every open incident, for several radii (a reload changes it).
+  auto store = store::open_sqlite_store(":memory:", store::Keyring::generate());
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> unit(0, 1);
+  const Location centres[] = {{34.0339, -118.2107, ""}, {30.0, -120.0, ""}, {-12.0, 179.999, ""},
+                              {89.999, 10.0, ""}};
+  auto place = [&]() -> std::optional<Location> {
+    if (unit(rng) < 0.2) return std::nullopt;
+    const Location& c = centres[rng() % 4];
+    double lat = std::clamp(c.lat + (unit(rng) - 0.5) * 0.05, -90.0, 90.0);
+    if (unit(rng) < 0.3) lat = std::round(lat * 100) / 100;  // on a band edge
+    double lon = std::remainder(c.lon + (unit(rng) - 0.5) * 0.05, 360.0);
+    return Location{lat, lon, ""};
+  };
+  const char* events[] = {"e1", "e2"};
+  const char* areas[] = {"la/a", "la/b"};
+  const UnixMs now = 100'000'000;
+  store->begin();
+  for (int i = 0; i < 600; ++i) {
+    store::IncidentRecord r;
+    r.id = "I" + std::to_string(i);
+    r.event = events[rng() % 2];
+    r.area = areas[rng() % 2];
+    r.location = place();
+    r.dedup_key = unit(rng) < 0.1 ? "k" + std::to_string(rng() % 5) : "";
+    r.severity = Severity::kSevere;
+    r.status = unit(rng) < 0.1 ? ReportStatus::kExercise : ReportStatus::kActual;
+    r.open = unit(rng) < 0.9;
+    r.opened_at = r.last_report_at = now - static_cast<UnixMs>(unit(rng) * 2400'000);
+    r.report_count = 1;
+    REQUIRE(store->insert_incident(r));
+  }
+  store->commit();
+  auto everything = store->list_incidents(true, 100000);
+  int merged = 0;
+  for (double radius : {0.0, 400.0, 1500.0, 20000.0}) {
+    DedupRules rules{1800, radius};
+    for (int i = 0; i < 400; ++i) {
+      Report r;
+      r.msg_type = MsgType::kAlert;
+      r.event = events[rng() % 2];
+      r.area = areas[rng() % 2];
+      r.location = place();
+      r.dedup_key = unit(rng) < 0.1 ? "k" + std::to_string(rng() % 5) : "";
+      if (unit(rng) < 0.1) r.status = ReportStatus::kExercise;
+      auto rows = store->dedup_candidates(r, radius, now - rules.window_s * 1000);
+      auto want = find_duplicate(r, now, dedup_view(everything), rules);
+      auto got = find_duplicate(r, now, dedup_view(rows), rules);
+      REQUIRE(want.has_value() == got.has_value());
+      if (want) {
+        REQUIRE(everything[*want].id == rows[*got].id);
+        ++merged;
+      }
+    }
+  }
+  CHECK(merged > 100);  // the comparison covered merges, not only misses
 }
