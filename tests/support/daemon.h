@@ -88,6 +88,11 @@ class Daemon {
     std::string binary;             // default: tocsin_binary()
     std::vector<std::string> args;  // default: {"serve", "--config", "config.json"}
     std::vector<std::pair<std::string, std::string>> env;  // added to the environment
+    // When >= 0, a listening socket handed to the child as systemd does
+    // (socket activation): as fd 3, with LISTEN_FDS=1 and LISTEN_PID set to
+    // the child's pid. The caller keeps its descriptor open, and with it the
+    // socket between starts.
+    int listen_fd = -1;
   };
 
   // Creates the directory and writes config.json; does not start anything.
