@@ -154,7 +154,7 @@ class Daemon {
       spdlog::critical("cannot use the socket passed by systemd: {}", e.what());
       return 1;
     }
-    if (sopts.listen_fd >= 0) socket_source = "socket passed by systemd (tocsin.socket)";
+    if (sopts.listen_fd >= 0) socket_source = "socket passed by systemd";
     server_ = std::make_unique<http::Server>(
         io_, sopts, [this](http::Request req, http::Responder respond) {
           api_->handle(std::move(req), std::move(respond));
