@@ -7,9 +7,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "e2e/fixture.h"
 
@@ -158,4 +161,38 @@ TEST_CASE("a daemon without a passed socket binds server.listen, and refuses an 
   auto exit = bad.wait_exit(1s);
   REQUIRE(exit);
   CHECK(exit->code == 1);
+}
+
+TEST_CASE("measure: how long a request sent during a restart waits for its answer", "[.measure]") {
+  // As `systemctl restart tocsin` does: SIGTERM, wait for the exit, start
+  // again on the same socket; the request goes out just after the SIGTERM.
+  Gateways gw;
+  OwnedFd listener = loopback_socket();
+  const uint16_t port = port_of(listener.fd);
+  Daemon d(test_config(gw), Daemon::Options{.binary = {}, .args = {}, .env = {}, .listen_fd = listener.fd});
+  d.start();
+  std::vector<double> waits_ms;
+  for (int i = 0; i < 10; ++i) {
+    d.terminate();
+    std::this_thread::sleep_for(5ms);
+    OwnedFd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    REQUIRE(::connect(client.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    const auto sent = std::chrono::steady_clock::now();
+    const std::string request =
+        raw_report(report_body({{"location", {{"lat", 34.0 + 0.1 * i}, {"lon", -118.2}}}}).dump(),
+                   "msg_restart_" + std::to_string(i));
+    REQUIRE(::write(client.fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
+    REQUIRE(d.wait_exit(15s));
+    d.start();
+    const std::string reply = read_until_close(client.fd, 10s);
+    waits_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - sent).count());
+    CHECK(reply.rfind("HTTP/1.1 202 ", 0) == 0);
+  }
+  std::sort(waits_ms.begin(), waits_ms.end());
+  WARN("request sent during a restart answered after " << waits_ms.front() << " to " << waits_ms.back()
+                                                         << " ms (median " << waits_ms[5] << ")");
 }

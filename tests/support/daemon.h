@@ -113,7 +113,7 @@ class Daemon {
   // Throws DaemonError, with the log's tail, if the process exits first, the
   // line does not appear within `timeout` (the child is then killed), or it
   // is already running. May be called again after it stopped; a restart
-  // gets a new port.
+  // gets a new port (the same one with Options::listen_fd).
   void start(std::chrono::milliseconds timeout = std::chrono::seconds(15));
 
   // "http://HOST:PORT" from the last start's line, e.g. http://127.0.0.1:40123.
