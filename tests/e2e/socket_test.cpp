@@ -52,6 +52,18 @@ uint16_t port_of(int fd) {
   return ntohs(addr.sin_port);
 }
 
+// A blocking connection to 127.0.0.1:port.
+OwnedFd connect_to(uint16_t port) {
+  OwnedFd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  REQUIRE(client.fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  REQUIRE(::connect(client.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  return client;
+}
+
 // A signed POST /v1/reports as raw bytes, so that it can be sent while no
 // server reads it.
 std::string raw_report(const std::string& body, const std::string& webhook_id) {
@@ -106,12 +118,7 @@ TEST_CASE("a report sent while the daemon restarts waits in the passed socket an
   // No daemon runs: the connection is queued in the socket's backlog (as
   // under systemd, whose copy of the socket stays open), and the request
   // waits in its receive buffer.
-  OwnedFd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  REQUIRE(::connect(client.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  OwnedFd client = connect_to(port);
   const std::string request =
       raw_report(report_body({{"location", {{"lat", 34.2}, {"lon", -118.2}}}}).dump(), "msg_socket_pending");
   REQUIRE(::write(client.fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
@@ -163,6 +170,34 @@ TEST_CASE("a daemon without a passed socket binds server.listen, and refuses an 
   CHECK(exit->code == 1);
 }
 
+TEST_CASE("SIGTERM answers a report still being received before the daemon exits",
+          "[e2e][socket]") {
+  Gateways gw;
+  Daemon d(test_config(gw));
+  d.start();
+  add_subscribers(d.url(), {json{{"phone", phone_for(7)}, {"groups", {"eastside"}}}});
+  OwnedFd client = connect_to(d.port());
+  // All but the body's last bytes, so that the request is in flight when
+  // the SIGTERM arrives.
+  const std::string request = raw_report(report_body().dump(), "msg_during_stop");
+  const std::size_t head = request.size() - 10;
+  REQUIRE(::write(client.fd, request.data(), head) == static_cast<ssize_t>(head));
+  pollfd pending{client.fd, POLLIN, 0};
+  REQUIRE(::poll(&pending, 1, 200) == 0);
+  d.terminate();
+  REQUIRE(::poll(&pending, 1, 300) == 0);  // neither an answer nor a reset
+  CHECK(d.running());                       // it waits for the request
+  REQUIRE(::write(client.fd, request.data() + head, 10) == 10);
+  const std::string reply = read_until_close(client.fd, 10s);
+  INFO(reply);
+  CHECK(reply.rfind("HTTP/1.1 202 ", 0) == 0);
+  auto exit = d.wait_exit(15s);
+  REQUIRE(exit);
+  CHECK(exit->code == 0);
+  d.start();  // what the stop left pending is sent now
+  CHECK(gw.twilio.wait_for(1, 10s));
+}
+
 TEST_CASE("measure: how long a request sent during a restart waits for its answer", "[.measure]") {
   // As `systemctl restart tocsin` does: SIGTERM, wait for the exit, start
   // again on the same socket; the request goes out just after the SIGTERM.
@@ -175,12 +210,7 @@ TEST_CASE("measure: how long a request sent during a restart waits for its answe
   for (int i = 0; i < 10; ++i) {
     d.terminate();
     std::this_thread::sleep_for(5ms);
-    OwnedFd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(port);
-    REQUIRE(::connect(client.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    OwnedFd client = connect_to(port);
     const auto sent = std::chrono::steady_clock::now();
     const std::string request =
         raw_report(report_body({{"location", {{"lat", 34.0 + 0.1 * i}, {"lon", -118.2}}}}).dump(),
