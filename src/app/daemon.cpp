@@ -8,6 +8,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
+#include <stdexcept>
 #include <memory>
 
 #include "app/api.h"
@@ -32,6 +34,25 @@ constexpr int64_t kAuditKeepMs = 366LL * 24 * 3600 * 1000;  // audit entries kep
 // reports and sends queued meanwhile go between them.
 constexpr int kReencryptBatch = 200;
 constexpr int kPurgeBatch = 2000;
+
+// The listening socket systemd passed (LISTEN_FDS, from tocsin.socket), or
+// -1 when started without one: then the server binds server.listen itself.
+// Exactly one listening TCP socket is accepted; anything else is a unit
+// misconfiguration, refused at start rather than half-served. The LISTEN_*
+// variables are unset, so that no child inherits them.
+int passed_socket() {
+  const int n = sd_listen_fds(1);
+  if (n < 0) throw std::runtime_error(std::string("sd_listen_fds: ") + std::strerror(-n));
+  if (n == 0) return -1;
+  if (n > 1)
+    throw std::runtime_error(std::to_string(n) +
+                             " sockets passed; tocsin serves one (one ListenStream= in tocsin.socket)");
+  const int fd = SD_LISTEN_FDS_START;
+  const int r = sd_is_socket_inet(fd, AF_UNSPEC, SOCK_STREAM, /*listening=*/1, /*port=*/0);
+  if (r < 0) throw std::runtime_error(std::string("fd 3: ") + std::strerror(-r));
+  if (r == 0) throw std::runtime_error("fd 3 is not a listening TCP socket (ListenStream=HOST:PORT)");
+  return fd;
+}
 
 void print_problems(const std::string& file, const std::vector<FieldProblem>& problems) {
   for (const auto& p : problems)
@@ -126,6 +147,14 @@ class Daemon {
     sopts.listen = c.server.listen;
     sopts.max_body_bytes = c.server.max_body_bytes;
     sopts.max_connections = c.server.max_connections;
+    const char* socket_source = "bound server.listen";
+    try {
+      sopts.listen_fd = passed_socket();
+    } catch (const std::exception& e) {
+      spdlog::critical("cannot use the socket passed by systemd: {}", e.what());
+      return 1;
+    }
+    if (sopts.listen_fd >= 0) socket_source = "socket passed by systemd";
     server_ = std::make_unique<http::Server>(
         io_, sopts, [this](http::Request req, http::Responder respond) {
           api_->handle(std::move(req), std::move(respond));
@@ -134,7 +163,8 @@ class Daemon {
     try {
       bound = server_->start();
     } catch (const std::exception& e) {
-      spdlog::critical("cannot listen on {}: {}", sopts.listen, e.what());
+      spdlog::critical("cannot listen on {}: {}", sopts.listen_fd >= 0 ? "the passed socket" : sopts.listen,
+                       e.what());
       return 1;
     }
     dispatcher_->start();
@@ -143,7 +173,7 @@ class Daemon {
     schedule_housekeeping();
     reencrypt();
     start_watchdog();
-    spdlog::info("listening on http://{}", bound);
+    spdlog::info("listening on http://{} ({})", bound, socket_source);
     sd_notifyf(0, "READY=1\nSTATUS=listening on http://%s", bound.c_str());
     io_.run();
     worker_->stop();
@@ -173,11 +203,25 @@ class Daemon {
       sd_notify(0, "STOPPING=1");
       server_->stop();
       housekeeping_.cancel();
-      dispatcher_->stop(kDrainBound, [this] {
-        signals_.cancel();
-        io_.stop();
-      });
+      const auto deadline = std::chrono::steady_clock::now() + kDrainBound;
+      dispatcher_->stop(kDrainBound, [this, deadline] { finish_stop(deadline); });
     });
+  }
+
+  // Stops the loop once the requests being answered have been (their
+  // connections close after the response), or at the drain deadline.
+  void finish_stop(std::chrono::steady_clock::time_point deadline) {
+    const std::size_t open = server_->connections();
+    if (open > 0 && std::chrono::steady_clock::now() < deadline) {
+      stop_wait_.expires_after(std::chrono::milliseconds(20));
+      stop_wait_.async_wait([this, deadline](boost::system::error_code ec) {
+        if (!ec) finish_stop(deadline);
+      });
+      return;
+    }
+    if (open > 0) spdlog::warn("stop: {} HTTP connections still open at the drain bound", open);
+    signals_.cancel();
+    io_.stop();
   }
 
   // The gateways `next` configures, in its order (the failover chains):
@@ -365,6 +409,7 @@ class Daemon {
   boost::asio::signal_set signals_{io_, SIGTERM, SIGINT, SIGHUP};
   boost::asio::steady_timer housekeeping_{io_};
   boost::asio::steady_timer watchdog_{io_};
+  boost::asio::steady_timer stop_wait_{io_};
   std::chrono::microseconds watchdog_interval_{0};
   bool reencrypting_ = false;  // a re-encryption pass is under way
   std::unique_ptr<store::StoreWorker> worker_;

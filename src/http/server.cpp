@@ -2,8 +2,10 @@
 
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -162,10 +164,14 @@ class Session : public std::enable_shared_from_this<Session> {
   // Answers with `r` without reading anything, then closes (connection cap).
   void reject(Response r) { write(std::move(r), /*keep_alive=*/false); }
 
-  // The server stops: an idle connection closes now, a busy one after its response.
+  // The server stops: an idle connection closes now, a busy one after its
+  // response. A request that has arrived but is not read yet counts as busy:
+  // closing on it would reset it unanswered.
   void on_stop() {
     stopping_ = true;
-    if (state_ == State::kIdle) close();
+    if (state_ != State::kIdle) return;
+    beast::error_code ec;
+    if (stream_.socket().available(ec) == 0 || ec) close();
   }
 
   void close() {
@@ -428,9 +434,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string path_;
 };
 
-std::string ServerState::start() {
-  if (started_) throw std::logic_error("http server started twice");
-  const std::string& listen = options_.listen;
+// options.listen as an endpoint. Throws std::system_error when it is not a
+// numeric "host:port" (config validation has said so already).
+tcp::endpoint resolve_listen(const auto& executor, const std::string& listen) {
   const auto colon = listen.rfind(':');
   if (colon == std::string::npos || colon + 1 == listen.size()) {
     throw std::system_error(std::make_error_code(std::errc::invalid_argument),
@@ -441,33 +447,74 @@ std::string ServerState::start() {
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   }
-
   beast::error_code ec;
-  tcp::resolver resolver(acceptor_.get_executor());
+  tcp::resolver resolver(executor);
   auto results = resolver.resolve(host, port, tcp::resolver::numeric_service, ec);
   if (ec) throw std::system_error(ec, "resolve " + listen);
   if (results.empty()) {
     throw std::system_error(std::make_error_code(std::errc::address_not_available),
                             "resolve " + listen);
   }
-  const tcp::endpoint endpoint = results.begin()->endpoint();
+  return results.begin()->endpoint();
+}
 
-  auto check = [&](const char* what) {
+std::string ServerState::start() {
+  if (started_) throw std::logic_error("http server started twice");
+  const std::string& listen = options_.listen;
+  beast::error_code ec;
+  auto check = [&](const char* what, const std::string& where) {
     if (!ec) return;
     beast::error_code ignored;
     acceptor_.close(ignored);
-    throw std::system_error(ec, fmt::format("{} {}", what, listen));
+    throw std::system_error(ec, fmt::format("{} {}", what, where));
   };
-  acceptor_.open(endpoint.protocol(), ec);
-  check("open");
-  acceptor_.set_option(net::socket_base::reuse_address(true), ec);
-  check("set reuse_address on");
-  acceptor_.bind(endpoint, ec);
-  check("bind");
-  acceptor_.listen(net::socket_base::max_listen_connections, ec);
-  check("listen on");
-  const auto bound = acceptor_.local_endpoint(ec);
-  check("local address of");
+
+  tcp::endpoint bound;
+  if (options_.listen_fd >= 0) {
+    // Socket activation: the socket is already bound and listening; only
+    // its family is needed to adopt it (the caller checked it is a
+    // listening TCP socket).
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    if (::getsockname(options_.listen_fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      throw std::system_error(errno, std::generic_category(), "getsockname of the passed socket");
+    }
+    if (addr.ss_family != AF_INET && addr.ss_family != AF_INET6) {
+      throw std::system_error(std::make_error_code(std::errc::address_family_not_supported),
+                              "the passed socket is not a TCP/IP socket");
+    }
+    acceptor_.assign(addr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), options_.listen_fd, ec);
+    check("adopt", "the passed socket");
+    bound = acceptor_.local_endpoint(ec);
+    check("local address of", "the passed socket");
+    // The socket wins (it is what clients reach); port 0 in the config
+    // means "any port", so only the address has to match then.
+    try {
+      const tcp::endpoint wanted = resolve_listen(acceptor_.get_executor(), listen);
+      if (wanted.address() != bound.address() ||
+          (wanted.port() != 0 && wanted.port() != bound.port())) {
+        spdlog::warn("server.listen is {} but the socket passed by systemd is {}; serving on "
+                     "the passed socket (make ListenStream= in tocsin.socket and server.listen "
+                     "agree)",
+                     listen, endpoint_string(bound));
+      }
+    } catch (const std::system_error& e) {
+      spdlog::warn("server.listen {} cannot be compared with the passed socket {}: {}", listen,
+                   endpoint_string(bound), e.what());
+    }
+  } else {
+    const tcp::endpoint endpoint = resolve_listen(acceptor_.get_executor(), listen);
+    acceptor_.open(endpoint.protocol(), ec);
+    check("open", listen);
+    acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+    check("set reuse_address on", listen);
+    acceptor_.bind(endpoint, ec);
+    check("bind", listen);
+    acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    check("listen on", listen);
+    bound = acceptor_.local_endpoint(ec);
+    check("local address of", listen);
+  }
 
   started_ = true;
   do_accept();
@@ -518,6 +565,9 @@ void ServerState::on_accept(beast::error_code ec, tcp::socket socket) {
 void ServerState::stop() {
   stopped_ = true;
   beast::error_code ec;
+  // close(), never shutdown(): on an adopted socket shutdown() would stop
+  // the listening socket the service manager still holds, and the
+  // connections queued in its backlog for the next process would be reset.
   acceptor_.close(ec);
   retry_timer_.cancel();
   // Copy first: closing a session removes it from the map.

@@ -23,6 +23,11 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{60'000};    // keep-alive wait for the next request
   std::chrono::milliseconds write_timeout{30'000};   // to write one response
   std::size_t max_connections = 1024;  // beyond this, new connections get 503 and are closed
+  // A listening TCP socket to serve on instead of binding `listen` (systemd
+  // socket activation); the server owns it from start() on. stop() closes it
+  // without shutdown(): the service manager's copy stays open and keeps
+  // queueing connections for the next process.
+  int listen_fd = -1;
 };
 
 // Called once for each request, on the io_context's thread. The handler must
@@ -40,9 +45,11 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Binds and starts accepting. Returns the bound "host:port" (with the real
-  // port when options.listen asked for port 0). Throws std::system_error on
-  // bind failure (a start-up error).
+  // Binds (or adopts options.listen_fd) and starts accepting. Returns the
+  // bound "host:port" (with the real port when options.listen asked for port
+  // 0). Throws std::system_error on bind failure or an unusable passed
+  // socket (a start-up error). An adopted socket whose address differs from
+  // options.listen is served all the same, with a warning naming both.
   std::string start();
 
   // Stops accepting new connections; open connections finish the request

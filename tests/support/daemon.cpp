@@ -130,10 +130,19 @@ class ChildProcess {
     int stdout_fd = -1;             // -1: /dev/null
     int stderr_fd = -1;             // -1: /dev/null
     std::vector<std::pair<std::string, std::string>> env;
+    int listen_fd = -1;  // >= 0: passed as fd 3 with LISTEN_FDS=1, LISTEN_PID (see Daemon::Options)
   };
 
   // Throws DaemonError when the binary cannot be executed.
-  explicit ChildProcess(const Spec& spec) {
+  explicit ChildProcess(const Spec& spec_in) {
+    Spec spec = spec_in;
+    // LISTEN_PID is the child's own pid, known only after fork(): reserve
+    // room for it here and write the digits in the child.
+    constexpr std::size_t kPidDigits = 20;
+    if (spec.listen_fd >= 0) {
+      spec.env.emplace_back("LISTEN_FDS", "1");
+      spec.env.emplace_back("LISTEN_PID", std::string(kPidDigits, '0'));
+    }
     // Everything the child needs is built before fork(): after it, in a
     // multi-threaded parent, only async-signal-safe calls are allowed.
     std::vector<std::string> argv_s{spec.binary};
@@ -156,6 +165,7 @@ class ChildProcess {
     std::vector<char*> envp;
     for (auto& e : env_s) envp.push_back(e.data());
     envp.push_back(nullptr);
+    char* listen_pid = spec.listen_fd >= 0 ? env_s.back().data() + std::strlen("LISTEN_PID=") : nullptr;
     std::string cwd = spec.cwd.string();
 
     Fd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
@@ -185,6 +195,24 @@ class ChildProcess {
       if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
         for (int fd = 3; fd < 4096; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
       }
+      int report_fd = exec_w.get();
+      if (spec.listen_fd >= 0) {
+        // fd 3 becomes the socket: move the exec-error pipe out of its way.
+        if (report_fd == 3) report_fd = ::fcntl(report_fd, F_DUPFD_CLOEXEC, 4);
+        if (spec.listen_fd == 3) {
+          ::fcntl(3, F_SETFD, 0);
+        } else {
+          ::dup2(spec.listen_fd, 3);  // the copy is not close-on-exec
+        }
+        // The pid's digits, right-aligned in the reserved room, then shifted left.
+        char digits[kPidDigits];
+        std::size_t n = 0;
+        for (auto pid = static_cast<unsigned long>(::getpid()); pid > 0 || n == 0; pid /= 10) {
+          digits[kPidDigits - 1 - n++] = static_cast<char>('0' + pid % 10);
+        }
+        for (std::size_t i = 0; i < n; ++i) listen_pid[i] = digits[kPidDigits - n + i];
+        listen_pid[n] = '\0';
+      }
       int e = 0;
       if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) {
         e = errno;
@@ -192,7 +220,7 @@ class ChildProcess {
         ::execve(argv[0], argv.data(), envp.data());
         e = errno;
       }
-      ssize_t ignored = ::write(exec_w.get(), &e, sizeof e);
+      ssize_t ignored = ::write(report_fd, &e, sizeof e);
       (void)ignored;
       ::_exit(127);
     }
@@ -424,6 +452,7 @@ void Daemon::start(milliseconds timeout) {
   spec.stdout_fd = log_fd.get();
   spec.stderr_fd = log_fd.get();
   spec.env = options_.env;
+  spec.listen_fd = options_.listen_fd;
   port_ = 0;
   host_.clear();
   child_.reset();

@@ -88,6 +88,11 @@ class Daemon {
     std::string binary;             // default: tocsin_binary()
     std::vector<std::string> args;  // default: {"serve", "--config", "config.json"}
     std::vector<std::pair<std::string, std::string>> env;  // added to the environment
+    // When >= 0, a listening socket handed to the child as systemd does
+    // (socket activation): as fd 3, with LISTEN_FDS=1 and LISTEN_PID set to
+    // the child's pid. The caller keeps its descriptor open, and with it the
+    // socket between starts.
+    int listen_fd = -1;
   };
 
   // Creates the directory and writes config.json; does not start anything.
@@ -108,7 +113,7 @@ class Daemon {
   // Throws DaemonError, with the log's tail, if the process exits first, the
   // line does not appear within `timeout` (the child is then killed), or it
   // is already running. May be called again after it stopped; a restart
-  // gets a new port.
+  // gets a new port (the same one with Options::listen_fd).
   void start(std::chrono::milliseconds timeout = std::chrono::seconds(15));
 
   // "http://HOST:PORT" from the last start's line, e.g. http://127.0.0.1:40123.

@@ -6,6 +6,7 @@
 
 #include <poll.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <boost/asio/connect.hpp>
@@ -672,4 +673,76 @@ TEST_CASE("server start() reports its address and bind failures", "[server]") {
   auto r = c.read_response();
   REQUIRE(r);
   CHECK(r->header("X-Target") == "/six");
+}
+
+TEST_CASE("server adopts a passed listening socket and stop() leaves it listening for the next",
+          "[server]") {
+  // The test holds the socket as systemd would; each server gets a copy.
+  net::io_context io;
+  tcp::acceptor held(io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+  const auto endpoint = held.local_endpoint();
+  Echo echo;
+
+  auto options = test_options();
+  options.listen_fd = ::dup(held.native_handle());
+  REQUIRE(options.listen_fd >= 0);
+  auto first = std::make_unique<TestServer>();
+  first->start(options, echo.handler());
+  CHECK(first->endpoint() == endpoint);
+  Client before(endpoint);
+  before.send(get("/first"));
+  auto r1 = before.read_response();
+  REQUIRE(r1);
+  CHECK(r1->header("X-Target") == "/first");
+  net::post(first->io, [&s = *first] { s.server->stop(); });
+  REQUIRE(first->ran_out_within(2s));
+  first.reset();
+
+  // Between servers: the connection is queued, not refused or reset.
+  Client between(endpoint);
+  between.send(get("/between"));
+  CHECK(!between.read_response(100ms));
+  CHECK(!between.closed());
+
+  options.listen_fd = ::dup(held.native_handle());
+  TestServer second;
+  second.start(options, echo.handler());
+  auto r2 = between.read_response();
+  REQUIRE(r2);
+  CHECK(r2->header("X-Target") == "/between");
+}
+
+TEST_CASE("server refuses a passed descriptor that is not a TCP socket", "[server]") {
+  int pipe_fds[2];
+  REQUIRE(::pipe(pipe_fds) == 0);
+  ::close(pipe_fds[1]);
+  net::io_context io;
+  Echo echo;
+  auto options = test_options();
+  options.listen_fd = pipe_fds[0];
+  Server s(io, options, echo.handler());
+  CHECK_THROWS_AS(s.start(), std::system_error);
+  ::close(pipe_fds[0]);
+}
+
+TEST_CASE("server stop() answers a request that has arrived but was not read yet", "[server]") {
+  Echo echo;
+  TestServer ts;
+  ts.start(test_options(), echo.handler());
+  Client c(ts.endpoint());
+  REQUIRE(ts.wait_connections(1));  // accepted, waiting for its first byte
+  // On the io thread, so that the server cannot read the request before
+  // stop() looks at the connection.
+  ts.on_io([&] {
+    c.send(post("/late", "payload"));
+    std::this_thread::sleep_for(20ms);  // loopback delivers it meanwhile
+    ts.server->stop();
+    return 0;
+  });
+  auto r = c.read_response(1s);
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->body == "payload");
+  CHECK(r->header("Connection") == "close");
+  CHECK(ts.ran_out_within(2s));
 }
