@@ -39,10 +39,12 @@ struct Dispatcher::Lane {
   // ones are cheaper), little enough that none waits in memory for long.
   // Holding them unsent adds no duplicates after a crash: only sent and
   // unrecorded ones can repeat, and in_flight and max_unrecorded bound
-  // those. Answered results stay held until their commit, so room for
-  // max_unrecorded of them comes on top.
-  std::size_t capacity(std::size_t max_claim, std::size_t max_unrecorded) const {
-    std::size_t c = max_unrecorded;
+  // those. Answered results count here until their commit; at any rate
+  // that is a commit cycle's worth, small beside five seconds of pacing.
+  // No room is added for them: a leased delivery is past the reach of an
+  // opt-out (STOP), so the lease window stays as short as the pace allows.
+  std::size_t capacity(std::size_t max_claim) const {
+    std::size_t c = 0;
     for (const auto& s : slots) {
       auto concurrent = static_cast<std::size_t>(s->max_in_flight) * s->gateway->max_batch();
       auto paced = static_cast<std::size_t>(s->rate_per_s * 5);
@@ -169,7 +171,7 @@ void Dispatcher::schedule_poll(Lane& lane, milliseconds after) {
 
 void Dispatcher::claim(Lane& lane) {
   if (stopping_ || lane.claiming) return;
-  std::size_t cap = lane.capacity(options_.max_claim, options_.max_unrecorded);
+  std::size_t cap = lane.capacity(options_.max_claim);
   if (lane.held >= cap) return;  // results will free room and pump again
   std::size_t want = std::min(cap - lane.held, options_.max_claim);
   lane.claiming = true;

@@ -186,8 +186,8 @@ TEST_CASE("kill -9 at random moments of 5,000-recipient fan-outs, ten rounds: no
                                         << ", max_unrecorded " << max_unrecorded << ")");
 }
 
-TEST_CASE("a send slot frees when its answer is queued; answered results not yet committed are "
-          "bounded by max_unrecorded",
+TEST_CASE("a send slot frees when its answer is queued, and answered results not yet committed "
+          "are bounded by max_unrecorded",
           "[e2e][delivery][crash]") {
   Gateways gw;
   const int max_in_flight = 8;
