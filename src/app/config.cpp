@@ -487,7 +487,7 @@ std::vector<FieldProblem> template_warnings(const Config& c) {
 
 void read_delivery(JsonReader r, Config& c) {
   r.reject_unknown({"sms_deadline_s", "email_deadline_s", "lease_s", "max_retry_delay_s",
-                    "breaker_threshold", "breaker_cooldown_s"});
+                    "breaker_threshold", "breaker_cooldown_s", "max_unrecorded"});
   if (auto v = r.integer("breaker_threshold", Need::kOptional, 1, 1000))
     c.delivery.breaker_threshold = static_cast<int>(*v);
   if (auto v = r.integer("breaker_cooldown_s", Need::kOptional, 1, 3600))
@@ -498,6 +498,8 @@ void read_delivery(JsonReader r, Config& c) {
   if (auto v = r.integer("lease_s", Need::kOptional, 5, 3600)) c.delivery.lease_s = *v;
   if (auto v = r.integer("max_retry_delay_s", Need::kOptional, 1, 3600))
     c.delivery.max_retry_delay_s = *v;
+  if (auto v = r.integer("max_unrecorded", Need::kOptional, 1, 100000))
+    c.delivery.max_unrecorded = static_cast<int>(*v);
 }
 
 void read_log(JsonReader r, Config& c) {

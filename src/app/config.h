@@ -84,6 +84,9 @@ struct DeliveryConfig {
   int64_t max_retry_delay_s = 60;   // cap of the exponential backoff
   int breaker_threshold = 5;        // consecutive failures that open a gateway's circuit
   int64_t breaker_cooldown_s = 10;  // before an open circuit lets one probe request through
+  // Answered results not yet committed at which new sends wait: with the
+  // requests at gateways, the bound on messages a crash sends twice.
+  int max_unrecorded = 500;
   bool operator==(const DeliveryConfig&) const = default;
 };
 

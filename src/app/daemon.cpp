@@ -71,6 +71,7 @@ delivery::DispatcherOptions dispatcher_options(const Config& c) {
   o.backoff.cap = std::chrono::seconds(c.delivery.max_retry_delay_s);
   o.breaker_threshold = c.delivery.breaker_threshold;
   o.breaker_cooldown = std::chrono::seconds(c.delivery.breaker_cooldown_s);
+  o.max_unrecorded = static_cast<std::size_t>(c.delivery.max_unrecorded);
   return o;
 }
 

@@ -16,8 +16,8 @@ struct Dispatcher::Slot {
   int max_in_flight;
   CircuitBreaker breaker;
   double rate_per_s;
-  // Requests sent and not yet recorded: a slot is freed only once its
-  // result is durable, so a crash can repeat at most max_in_flight requests.
+  // Requests at the gateway, not yet answered. A slot is freed when its
+  // answer is queued for recording; max_unrecorded bounds what waits there.
   int in_flight = 0;
 };
 
@@ -38,7 +38,11 @@ struct Dispatcher::Lane {
   // gateway busy for a few seconds (claims are transactions: fewer, larger
   // ones are cheaper), little enough that none waits in memory for long.
   // Holding them unsent adds no duplicates after a crash: only sent and
-  // unrecorded ones can repeat, and in_flight bounds those.
+  // unrecorded ones can repeat, and in_flight and max_unrecorded bound
+  // those. Answered results count here until their commit; at any rate
+  // that is a commit cycle's worth, small beside five seconds of pacing.
+  // No room is added for them: a leased delivery is past the reach of an
+  // opt-out (STOP), so the lease window stays as short as the pace allows.
   std::size_t capacity(std::size_t max_claim) const {
     std::size_t c = 0;
     for (const auto& s : slots) {
@@ -53,6 +57,7 @@ struct Dispatcher::Lane {
 Dispatcher::Dispatcher(boost::asio::io_context& io, store::StoreWorker& store, const Clock& clock,
                        DispatcherOptions options, std::vector<GatewaySpec> gateways)
     : io_(io), store_(store), clock_(clock), options_(options) {
+  options_.max_unrecorded = std::max<std::size_t>(1, options_.max_unrecorded);
   for (Channel ch : kAllChannels) lanes_.push_back(std::make_unique<Lane>(io, ch));
   reconfigure(options, std::move(gateways));
 }
@@ -62,6 +67,7 @@ void Dispatcher::reconfigure(const DispatcherOptions& options, std::vector<Gatew
   options_.backoff = options.backoff;
   options_.breaker_threshold = options.breaker_threshold;
   options_.breaker_cooldown = options.breaker_cooldown;
+  options_.max_unrecorded = std::max<std::size_t>(1, options.max_unrecorded);
   std::map<std::string, std::unique_ptr<Slot>, std::less<>> running;
   for (auto& lane : lanes_) {
     for (auto& slot : lane->slots) {
@@ -221,12 +227,17 @@ void Dispatcher::drain(Lane& lane) {
   // Stopping: requests in flight finish, nothing new starts (what is ready
   // is handed back by maybe_finish_stop).
   if (lane.token_wait || stopping_) return;
+  // Enough answered results wait for their commit: the flush that records
+  // them pumps again (the duplicate bound, see dispatcher.h).
+  auto may_send = [this] { return unrecorded_count_ < options_.max_unrecorded; };
+  if (!may_send()) return;
   milliseconds now = steady_now();
   // The first gateway of the chain whose circuit is closed takes the
   // traffic; a later one only while those before it are open (or probing).
   for (std::size_t gi = 0; gi < lane.slots.size() && !lane.ready.empty(); ++gi) {
     Slot& slot = *lane.slots[gi];
-    while (!lane.ready.empty() && slot.in_flight < slot.max_in_flight && slot.breaker.allows(now)) {
+    while (!lane.ready.empty() && slot.in_flight < slot.max_in_flight && may_send() &&
+           slot.breaker.allows(now)) {
       // A batch: messages sharing the first one's text, up to max_batch.
       std::vector<store::ClaimedDelivery> batch;
       std::vector<Outgoing> out;
@@ -284,7 +295,7 @@ void Dispatcher::drain(Lane& lane) {
     if (slot.breaker.state(now) == CircuitBreaker::State::kClosed) break;
   }
   // Every circuit open: look again once the first cooldown may have passed.
-  if (!lane.ready.empty() && !lane.token_wait && !lane.slots.empty()) {
+  if (!lane.ready.empty() && !lane.token_wait && !lane.slots.empty() && may_send()) {
     bool any_in_flight = false;
     for (auto& s : lane.slots) any_in_flight = any_in_flight || s->in_flight > 0;
     if (!any_in_flight) {
@@ -302,6 +313,10 @@ void Dispatcher::drain(Lane& lane) {
 void Dispatcher::on_outcomes(Lane& lane, Slot& slot, std::vector<store::ClaimedDelivery> batch,
                              std::vector<Outcome> outcomes) {
   UnixMs now = clock_.now_ms();
+  // The slot is free again: its answer is queued below and counted in
+  // unrecorded_count_ until it commits (the leases stay until then).
+  --slot.in_flight;
+  --stats_.in_flight;
   // The gateway is failing when it answers like an outage (5xx, timeouts,
   // refused connections, rejected credentials); a 429 is our pace, and a
   // permanent error is about one recipient, not the gateway.
@@ -349,7 +364,8 @@ void Dispatcher::on_outcomes(Lane& lane, Slot& slot, std::vector<store::ClaimedD
                                   u.state == DeliveryState::kSent ? now : 0});
     unrecorded_.push_back(std::move(u));
   }
-  unrecorded_holds_.push_back({&lane, &slot, batch.size()});
+  unrecorded_holds_.push_back({&lane, batch.size()});
+  unrecorded_count_ += batch.size();
   flush();
   drain(lane);
 }
@@ -404,8 +420,7 @@ void Dispatcher::flush() {
                   }
                   for (const auto& h : *holds) {
                     h.lane->held -= h.deliveries;
-                    --h.slot->in_flight;
-                    --stats_.in_flight;
+                    unrecorded_count_ -= h.deliveries;
                   }
                   std::erase_if(retired_, [](const auto& slot) { return slot->in_flight == 0; });
                   observe_fanouts(*sent, *progress);
@@ -424,9 +439,9 @@ void Dispatcher::stop(milliseconds bound, std::function<void()> done) {
   stop_timer_ = std::make_unique<boost::asio::steady_timer>(io_, bound);
   stop_timer_->async_wait([this, alive = alive_](boost::system::error_code ec) {
     if (ec || !*alive || !stop_done_) return;
-    spdlog::warn("stop: {} requests still at gateways after the drain bound; they will be sent "
-                 "again on the next start",
-                 stats_.in_flight);
+    spdlog::warn("stop: {} requests still at gateways and {} results not recorded after the "
+                 "drain bound; they will be sent again on the next start",
+                 stats_.in_flight, unrecorded_count_);
     auto finish = std::move(stop_done_);
     stop_done_ = nullptr;
     finish();

@@ -6,9 +6,14 @@
 // A delivery stays leased in the store until its result is recorded, so a
 // crash at any moment loses nothing: on restart the store releases leases
 // and every delivery not recorded as accepted is sent again (at least once).
-// Duplicates after a crash are bounded by max_in_flight requests (of
-// max_batch messages) per gateway: a request's slot is freed only once its
-// result is recorded.
+// Duplicates after a crash are bounded by what was sent and not yet
+// recorded: at most max_in_flight requests (of max_batch messages) per
+// gateway still at the gateway, plus fewer than max_unrecorded answered
+// results waiting for their commit. A request's slot is freed as soon as
+// its answer is queued for recording (the gateway, not the disk, paces
+// sends), and results are group-committed: one store job records all
+// that queued while the previous one committed. New requests wait while
+// max_unrecorded results are queued.
 //
 // reconfigure() swaps gateways and limits while it runs (a config reload):
 // see there what is kept.
@@ -42,6 +47,10 @@ struct DispatcherOptions {
   std::chrono::milliseconds lease{120'000};      // how long a claimed delivery stays ours
   BackoffPolicy backoff;                         // retry delays
   std::size_t max_claim = 5000;                  // deliveries leased per store round trip
+  // Answered results not yet durable at which new sends wait for a commit:
+  // with the requests at gateways, the bound on deliveries a crash sends
+  // twice (see above).
+  std::size_t max_unrecorded = 500;
   std::chrono::milliseconds idle_poll{1'000};    // look for due retries at least this often
   // Told each decided result, on the io thread: kSent, kFailed, kExpired, or
   // kPending for a retry; `gateway` is empty for a delivery that expired
@@ -76,7 +85,7 @@ struct DispatcherStats {
   int64_t retried = 0;    // transient failures, scheduled again
   int64_t failed = 0;     // permanent failures
   int64_t expired = 0;    // deadline passed
-  int64_t in_flight = 0;  // requests sent whose results are not yet recorded
+  int64_t in_flight = 0;  // requests at gateways (sent, not yet answered)
   int64_t held = 0;       // deliveries leased and not yet recorded
 };
 
@@ -110,8 +119,8 @@ class Dispatcher {
   //    that replaces a gateway of the same name and channel keeps its rate
   //    window, since the provider still counts what was just sent;
   //  - a gateway left out (or replaced) takes no new sends; requests it
-  //    has in flight finish, and their results are recorded, before it is
-  //    destroyed.
+  //    has in flight finish (their results are recorded as any others)
+  //    before it is destroyed.
   // Deliveries already leased go to the new chain; those of a channel left
   // without gateways are handed back to the store (they stay pending).
   void reconfigure(const DispatcherOptions& options, std::vector<GatewaySpec> gateways);
@@ -154,12 +163,14 @@ class Dispatcher {
   DispatcherOptions options_;
   std::vector<std::unique_ptr<Lane>> lanes_;  // one per channel, in kAllChannels order
   // Gateways taken out by reconfigure() with requests still in flight;
-  // destroyed once those are recorded.
+  // destroyed after those are answered (at the next commit of results,
+  // never from inside a gateway's own callback).
   std::vector<std::unique_ptr<Slot>> retired_;
   std::vector<store::DeliveryUpdate> unrecorded_;  // results waiting for the next flush
-  struct Hold {  // what one answered request keeps until its results are recorded
+  // Answered and not yet durable: unrecorded_ plus the flush being committed.
+  std::size_t unrecorded_count_ = 0;
+  struct Hold {  // what one answered request keeps leased until its results are recorded
     Lane* lane;
-    Slot* slot;
     std::size_t deliveries;
   };
   std::vector<Hold> unrecorded_holds_;

@@ -465,7 +465,17 @@ struct CurlHttpClient::Impl {
       return;
     }
     // curl forbids calling socket_action from inside its callback; even a
-    // 0 ms timeout goes through the io_context.
+    // 0 ms timeout goes through the io_context. "Now" (every new transfer
+    // asks for it) is a post, not the timer: re-arming the io_context's
+    // timerfd for each was the largest cost of a fan-out's io thread. The
+    // armed timer, if any, stays: its generation is stale, so it does nothing.
+    if (timeout_ms == 0) {
+      asio::post(io, [this, token = alive, generation] {
+        if (!*token || generation != timer_generation) return;
+        act(CURL_SOCKET_TIMEOUT, 0);
+      });
+      return;
+    }
     timer.expires_after(std::chrono::milliseconds(timeout_ms));
     timer.async_wait([this, token = alive, generation](const boost::system::error_code& ec) {
       if (!*token || ec || generation != timer_generation) return;

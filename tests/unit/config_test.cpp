@@ -269,3 +269,21 @@ TEST_CASE("template warnings: languages missing from a set, SMS over max_segment
                    0) == 0);
   CHECK(w[1].rfind("templates.sms.es: built-in template: worst case 3", 0) == 0);
 }
+
+TEST_CASE("delivery.max_unrecorded: default 500, 1 to 100000", "[config][delivery]") {
+  CHECK(parse_config(kValid, "").config.delivery.max_unrecorded == 500);
+  std::string text = kValid;
+  text.insert(text.rfind('}'), R"(, "delivery": {"max_unrecorded": 64})");
+  auto r = parse_config(text, "");
+  REQUIRE(r.ok());
+  CHECK(r.config.delivery.max_unrecorded == 64);
+  for (const char* bad : {R"({"max_unrecorded": 0})", R"({"max_unrecorded": 100001})",
+                          R"({"max_unrecorded": "64"})"}) {
+    text = kValid;
+    text.insert(text.rfind('}'), std::string(R"(, "delivery": )") + bad);
+    auto paths = problem_paths(text);
+    INFO(bad);
+    REQUIRE(paths.size() == 1);
+    CHECK(paths[0].rfind("delivery.max_unrecorded: ", 0) == 0);
+  }
+}
