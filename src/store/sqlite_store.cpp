@@ -1002,7 +1002,7 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  void insert_audit(const AuditEntry& e) override {
+  int64_t insert_audit(const AuditEntry& e) override {
     stmt(
         "INSERT INTO audit (at, actor, method, route, object_id, status, count) "
         "VALUES (?,?,?,?,?,?,?)")
@@ -1015,6 +1015,7 @@ class SqliteStore final : public Store {
         .bind(e.status)
         .bind(e.count)
         .run();
+    return sqlite3_last_insert_rowid(db_);
   }
 
   std::vector<AuditEntry> audit_after(int64_t after_id, int limit) override {
