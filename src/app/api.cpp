@@ -344,19 +344,21 @@ void Api::metrics(Respond respond) {
 // The config file is re-read with the running config's admin tokens: a
 // reload that changes them answers to a holder of the old ones.
 void Api::reload(Respond respond) {
-  auto outcome = hooks_.reload();
-  if (!outcome.problems.empty()) {
-    for (auto& fp : outcome.problems)
-      if (fp.path.empty()) fp.path = "$";  // the file as a whole
-    Problem p = field_problems(outcome.problems);
-    p.type = "invalid-config";
-    p.title = "Invalid config; the running config is kept";
-    return respond(problem(p));
-  }
-  json answer = {{"reloaded", true},
-                 {"changed", outcome.changes.applied},
-                 {"restart_required", outcome.changes.restart_required}};
-  respond(http::json_response(200, answer.dump()));
+  hooks_.reload([respond = std::move(respond)](ReloadOutcome outcome) {
+    if (outcome.unavailable) return respond(problem(unavailable()));
+    if (!outcome.problems.empty()) {
+      for (auto& fp : outcome.problems)
+        if (fp.path.empty()) fp.path = "$";  // the file as a whole
+      Problem p = field_problems(outcome.problems);
+      p.type = "invalid-config";
+      p.title = "Invalid config; the running config is kept";
+      return respond(problem(p));
+    }
+    json answer = {{"reloaded", true},
+                   {"changed", outcome.changes.applied},
+                   {"restart_required", outcome.changes.restart_required}};
+    respond(http::json_response(200, answer.dump()));
+  });
 }
 
 void Api::incidents(http::Request& req, std::string_view rest, const Audit& audit,

@@ -25,13 +25,17 @@ class Api {
   struct ReloadOutcome {
     std::vector<FieldProblem> problems;
     ConfigChanges changes;
+    bool unavailable = false;  // the store could not check the key file: nothing applied, retry
   };
+  using ReloadDone = std::function<void(ReloadOutcome)>;
   struct Hooks {
     std::function<void()> deliveries_planned;  // new deliveries are committed: wake the dispatcher
     std::function<bool()> ready;               // for /readyz
     Metrics* metrics = nullptr;                // counts answers; serves /metrics (404 without)
     std::function<void(Metrics::Gauges&)> gauges;  // fills in what the daemon knows, for /metrics
-    std::function<ReloadOutcome()> reload;         // POST /-/reload (404 without)
+    // POST /-/reload (404 without): calls back, on the io thread, once the
+    // reload is applied or refused (after the store has checked the key file).
+    std::function<void(ReloadDone)> reload;
   };
 
   // Paging of GET /v1/subscribers and GET /v1/audit.
