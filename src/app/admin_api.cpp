@@ -102,11 +102,14 @@ void Api::admin(http::Request& req, Respond respond) {
   auto audit = std::make_shared<store::AuditEntry>();
   audit->actor = *who;
   audit->method = req.method.substr(0, 10);
-  // The answer waits for its audit entry. A read whose entry cannot be
-  // stored is refused (503: no unrecorded look at personal data); a write
-  // has already committed, so its real answer goes out and the log says
-  // the entry is missing.
+  // The answer waits for its audit entry. An answer from a store job
+  // (admin_job) comes with its entry committed in that job. Any other (a
+  // refusal before the store, a reload, a failed store job's 503) has its
+  // entry stored here first; a read whose entry cannot be stored is refused
+  // (503: no unrecorded look at personal data); nothing else was written,
+  // so the answer goes out and the log says the entry is missing.
   Respond audited = [this, audit, respond = std::move(respond)](http::Response r) {
+    if (audit->id != 0) return respond(std::move(r));  // committed with the answer's job
     audit->status = r.status;
     audit->at = clock_.now_ms();
     store_.submit([entry = *audit](store::Store& s) { s.insert_audit(entry); },
@@ -138,6 +141,26 @@ void Api::admin(http::Request& req, Respond respond) {
   incidents(req, path.substr(std::string_view("/v1/incidents").size()), audit, std::move(audited));
 }
 
+void Api::admin_job(const Audit& audit, std::function<http::Response(store::Store&)> job,
+                    Respond respond, std::function<void(const http::Response&)> after) {
+  audit->at = clock_.now_ms();
+  store_.call<http::Response>(
+      [audit, job = std::move(job)](store::Store& s) {
+        http::Response r = job(s);
+        audit->status = r.status;
+        audit->id = s.insert_audit(*audit);
+        return r;
+      },
+      [audit, after = std::move(after), respond = std::move(respond)](std::optional<http::Response> r) {
+        if (!r) {
+          audit->id = 0;  // rolled back with the job: the 503 is audited on its own
+          return respond(problem(unavailable()));
+        }
+        if (after) after(*r);
+        respond(std::move(*r));
+      });
+}
+
 void Api::subscribers(http::Request& req, std::string_view rest, const Audit& audit,
                       Respond respond) {
   auto cfg = config_();
@@ -152,19 +175,18 @@ void Api::subscribers(http::Request& req, std::string_view rest, const Audit& au
       return respond(problem(field_problems(*problems)));
     auto sub = std::make_shared<store::Subscriber>(std::move(std::get<store::Subscriber>(parsed)));
     UnixMs now = clock_.now_ms();
-    store_.call<int64_t>(
-        [sub, now](store::Store& s) { return s.insert_subscriber(*sub, now); },
-        [sub, now, audit, respond = std::move(respond)](std::optional<int64_t> id) {
-          if (!id) return respond(problem(unavailable()));
-          sub->id = *id;
+    return admin_job(
+        audit,
+        [sub, now, audit](store::Store& s) {
+          sub->id = s.insert_subscriber(*sub, now);
           sub->created_at = now;
-          audit->object_id = std::to_string(*id);
-          spdlog::info("subscriber {} created", *id);
+          audit->object_id = std::to_string(sub->id);
           auto r = http::json_response(201, subscriber_json(*sub).dump());
-          r.set("Location", "/v1/subscribers/" + std::to_string(*id));
-          respond(std::move(r));
-        });
-    return;
+          r.set("Location", "/v1/subscribers/" + audit->object_id);
+          return r;
+        },
+        std::move(respond),
+        [audit](const http::Response&) { spdlog::info("subscriber {} created", audit->object_id); });
   }
   if (rest == "/import") {
     audit->route = "/v1/subscribers/import";
@@ -176,25 +198,29 @@ void Api::subscribers(http::Request& req, std::string_view rest, const Audit& au
   if (!id) return respond(problem(not_found("no such subscriber")));
   audit->object_id = std::to_string(*id);
   if (m == "GET") {
-    store_.call<std::optional<store::Subscriber>>(
-        [id = *id](store::Store& s) { return s.subscriber(id); },
-        [respond = std::move(respond)](std::optional<std::optional<store::Subscriber>> r) {
-          if (!r) return respond(problem(unavailable()));
-          if (!*r) return respond(problem(not_found("no such subscriber")));
-          respond(http::json_response(200, subscriber_json(**r).dump()));
-        });
+    admin_job(
+        audit,
+        [id = *id](store::Store& s) {
+          auto sub = s.subscriber(id);
+          if (!sub) return problem(not_found("no such subscriber"));
+          return http::json_response(200, subscriber_json(*sub).dump());
+        },
+        std::move(respond));
   } else if (m == "PATCH") {
-    patch_one(req, *id, std::move(respond));
+    patch_one(req, *id, audit, std::move(respond));
   } else if (m == "DELETE") {
-    store_.call<bool>([id = *id](store::Store& s) { return s.delete_subscriber(id); },
-                      [id = *id, respond = std::move(respond)](std::optional<bool> r) {
-                        if (!r) return respond(problem(unavailable()));
-                        if (!*r) return respond(problem(not_found("no such subscriber")));
-                        spdlog::info("subscriber {} erased", id);
-                        http::Response resp;
-                        resp.status = 204;
-                        respond(std::move(resp));
-                      });
+    admin_job(
+        audit,
+        [id = *id](store::Store& s) {
+          if (!s.delete_subscriber(id)) return problem(not_found("no such subscriber"));
+          http::Response resp;
+          resp.status = 204;
+          return resp;
+        },
+        std::move(respond),
+        [id = *id](const http::Response& r) {
+          if (r.status == 204) spdlog::info("subscriber {} erased", id);
+        });
   } else {
     respond(problem(method_not_allowed()));
   }
@@ -206,19 +232,20 @@ void Api::list_subscribers(http::Request& req, const Audit& audit, Respond respo
   if (auto* problems = std::get_if<std::vector<FieldProblem>>(&parsed))
     return respond(problem(field_problems(*problems)));
   PageQuery q = std::get<PageQuery>(parsed);
-  store_.call<std::vector<store::Subscriber>>(
-      [q](store::Store& s) { return s.list_subscribers(q.group, q.after, q.limit + 1); },
-      [q, audit, respond = std::move(respond)](std::optional<std::vector<store::Subscriber>> r) {
-        if (!r) return respond(problem(unavailable()));
-        json next = page(*r, q.limit, [](const store::Subscriber& s) { return s.id; });
+  admin_job(
+      audit,
+      [q, audit](store::Store& s) {
+        auto rows = s.list_subscribers(q.group, q.after, q.limit + 1);
+        json next = page(rows, q.limit, [](const store::Subscriber& sub) { return sub.id; });
         json list = json::array();
-        for (const auto& s : *r) list.push_back(masked_subscriber_json(s));
-        audit->count = static_cast<int64_t>(r->size());
-        respond(http::json_response(200, json{{"subscribers", list}, {"next", next}}.dump()));
-      });
+        for (const auto& sub : rows) list.push_back(masked_subscriber_json(sub));
+        audit->count = static_cast<int64_t>(rows.size());
+        return http::json_response(200, json{{"subscribers", list}, {"next", next}}.dump());
+      },
+      std::move(respond));
 }
 
-void Api::patch_one(http::Request& req, int64_t id, Respond respond) {
+void Api::patch_one(http::Request& req, int64_t id, const Audit& audit, Respond respond) {
   auto cfg = config_();
   auto parsed = parse_patch(req.body);
   if (auto* bad = std::get_if<MalformedBody>(&parsed))
@@ -226,7 +253,8 @@ void Api::patch_one(http::Request& req, int64_t id, Respond respond) {
   auto patch = std::make_shared<json>(std::move(std::get<json>(parsed)));
   // Read, merge, validate and write in one store job: nothing can change
   // the subscriber in between, and a refused patch writes nothing.
-  store_.call<http::Response>(
+  admin_job(
+      audit,
       [cfg, patch, id](store::Store& s) -> http::Response {
         auto existing = s.subscriber(id);
         if (!existing) return problem(not_found("no such subscriber"));
@@ -237,10 +265,9 @@ void Api::patch_one(http::Request& req, int64_t id, Respond respond) {
         if (!same_data(sub, *existing)) s.update_subscriber(sub);
         return http::json_response(200, subscriber_json(sub).dump());
       },
-      [id, respond = std::move(respond)](std::optional<http::Response> r) {
-        if (!r) return respond(problem(unavailable()));
-        if (r->status == 200) spdlog::info("subscriber {} updated", id);
-        respond(std::move(*r));
+      std::move(respond),
+      [id](const http::Response& r) {
+        if (r.status == 200) spdlog::info("subscriber {} updated", id);
       });
 }
 
@@ -254,15 +281,19 @@ void Api::import_subscribers(http::Request& req, const Audit& audit, Respond res
   auto batch = std::make_shared<ImportBatch>(std::move(std::get<ImportBatch>(parsed)));
   audit->count = static_cast<int64_t>(batch->rows.size());
   UnixMs now = clock_.now_ms();
-  store_.call<ImportResult>(
-      [cfg, batch, now](store::Store& s) { return import_rows(s, cfg->config, *batch, now); },
-      [batch, respond = std::move(respond)](std::optional<ImportResult> r) {
-        if (!r) return respond(problem(unavailable()));
+  auto result = std::make_shared<ImportResult>();
+  admin_job(
+      audit,
+      [cfg, batch, now, result](store::Store& s) {
+        *result = import_rows(s, cfg->config, *batch, now);
+        return http::json_response(200, result->to_json(batch->dry_run).dump());
+      },
+      std::move(respond),
+      [batch, result](const http::Response&) {
         spdlog::info(
             "subscriber import{}: {} rows, {} created, {} updated, {} unchanged, {} refused",
-            batch->dry_run ? " (dry run)" : "", batch->rows.size(), r->created, r->updated,
-            r->unchanged, r->refused);
-        respond(http::json_response(200, r->to_json(batch->dry_run).dump()));
+            batch->dry_run ? " (dry run)" : "", batch->rows.size(), result->created,
+            result->updated, result->unchanged, result->refused);
       });
 }
 
@@ -273,13 +304,13 @@ void Api::audit_log(http::Request& req, const Audit& audit, Respond respond) {
   if (auto* problems = std::get_if<std::vector<FieldProblem>>(&parsed))
     return respond(problem(field_problems(*problems)));
   PageQuery q = std::get<PageQuery>(parsed);
-  store_.call<std::vector<store::AuditEntry>>(
-      [q](store::Store& s) { return s.audit_after(q.after, q.limit + 1); },
-      [q, audit, respond = std::move(respond)](std::optional<std::vector<store::AuditEntry>> r) {
-        if (!r) return respond(problem(unavailable()));
-        json next = page(*r, q.limit, [](const store::AuditEntry& e) { return e.id; });
+  admin_job(
+      audit,
+      [q, audit](store::Store& s) {
+        auto entries = s.audit_after(q.after, q.limit + 1);
+        json next = page(entries, q.limit, [](const store::AuditEntry& e) { return e.id; });
         json list = json::array();
-        for (const auto& e : *r)
+        for (const auto& e : entries)
           list.push_back({{"id", e.id},
                           {"at", format_rfc3339(e.at)},
                           {"actor", e.actor},
@@ -288,9 +319,10 @@ void Api::audit_log(http::Request& req, const Audit& audit, Respond respond) {
                           {"object_id", e.object_id.empty() ? json() : json(e.object_id)},
                           {"status", e.status},
                           {"count", e.count}});
-        audit->count = static_cast<int64_t>(r->size());
-        respond(http::json_response(200, json{{"entries", list}, {"next", next}}.dump()));
-      });
+        audit->count = static_cast<int64_t>(entries.size());
+        return http::json_response(200, json{{"entries", list}, {"next", next}}.dump());
+      },
+      std::move(respond));
 }
 
 }  // namespace tocsin::app

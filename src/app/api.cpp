@@ -344,19 +344,21 @@ void Api::metrics(Respond respond) {
 // The config file is re-read with the running config's admin tokens: a
 // reload that changes them answers to a holder of the old ones.
 void Api::reload(Respond respond) {
-  auto outcome = hooks_.reload();
-  if (!outcome.problems.empty()) {
-    for (auto& fp : outcome.problems)
-      if (fp.path.empty()) fp.path = "$";  // the file as a whole
-    Problem p = field_problems(outcome.problems);
-    p.type = "invalid-config";
-    p.title = "Invalid config; the running config is kept";
-    return respond(problem(p));
-  }
-  json answer = {{"reloaded", true},
-                 {"changed", outcome.changes.applied},
-                 {"restart_required", outcome.changes.restart_required}};
-  respond(http::json_response(200, answer.dump()));
+  hooks_.reload([respond = std::move(respond)](ReloadOutcome outcome) {
+    if (outcome.unavailable) return respond(problem(unavailable()));
+    if (!outcome.problems.empty()) {
+      for (auto& fp : outcome.problems)
+        if (fp.path.empty()) fp.path = "$";  // the file as a whole
+      Problem p = field_problems(outcome.problems);
+      p.type = "invalid-config";
+      p.title = "Invalid config; the running config is kept";
+      return respond(problem(p));
+    }
+    json answer = {{"reloaded", true},
+                   {"changed", outcome.changes.applied},
+                   {"restart_required", outcome.changes.restart_required}};
+    respond(http::json_response(200, answer.dump()));
+  });
 }
 
 void Api::incidents(http::Request& req, std::string_view rest, const Audit& audit,
@@ -371,34 +373,36 @@ void Api::incidents(http::Request& req, std::string_view rest, const Audit& audi
     UnixMs now = clock_.now_ms();
     const auto& dc = cfg->config.delivery;
     UnixMs sms_deadline = now + dc.sms_deadline_s * 1000, email_deadline = now + dc.email_deadline_s * 1000;
-    store_.call<std::optional<int64_t>>(
-        [code, now, sms_deadline, email_deadline](store::Store& s) -> std::optional<int64_t> {
-          if (!s.incident(code)) return std::nullopt;
-          return s.requeue_failed(code, now, sms_deadline, email_deadline);
+    admin_job(
+        audit,
+        [code, now, sms_deadline, email_deadline, audit](store::Store& s) {
+          if (!s.incident(code)) return problem(not_found("no such incident"));
+          audit->count = s.requeue_failed(code, now, sms_deadline, email_deadline);
+          return http::json_response(
+              200, json{{"incident_id", code}, {"requeued", audit->count}}.dump());
         },
-        [this, code, audit, respond = std::move(respond)](std::optional<std::optional<int64_t>> r) {
-          if (!r) return respond(problem(unavailable()));
-          if (!*r) return respond(problem(not_found("no such incident")));
+        std::move(respond),
+        [this, code, audit](const http::Response& r) {
+          if (r.status != 200) return;
           spdlog::info("incident {}: {} failed or expired deliveries queued again by an operator",
-                       code, **r);
-          if (**r > 0 && hooks_.deliveries_planned) hooks_.deliveries_planned();
-          audit->count = **r;
-          respond(http::json_response(200, json{{"incident_id", code}, {"requeued", **r}}.dump()));
+                       code, audit->count);
+          if (audit->count > 0 && hooks_.deliveries_planned) hooks_.deliveries_planned();
         });
     return;
   }
   if (rest.empty() || rest == "/") {
     if (req.method != "GET") return respond(problem(method_not_allowed()));
     bool open_only = req.query().find("state=open") != std::string_view::npos;
-    store_.call<std::vector<store::IncidentRecord>>(
-        [open_only](store::Store& s) { return s.list_incidents(open_only, 200); },
-        [audit, respond = std::move(respond)](std::optional<std::vector<store::IncidentRecord>> r) {
-          if (!r) return respond(problem(unavailable()));
-          audit->count = static_cast<int64_t>(r->size());
+    admin_job(
+        audit,
+        [open_only, audit](store::Store& s) {
+          auto rows = s.list_incidents(open_only, 200);
+          audit->count = static_cast<int64_t>(rows.size());
           json list = json::array();
-          for (const auto& i : *r) list.push_back(incident_json(i));
-          respond(http::json_response(200, json{{"incidents", list}}.dump()));
-        });
+          for (const auto& i : rows) list.push_back(incident_json(i));
+          return http::json_response(200, json{{"incidents", list}}.dump());
+        },
+        std::move(respond));
     return;
   }
   audit->route = "/v1/incidents/{code}";
@@ -406,10 +410,11 @@ void Api::incidents(http::Request& req, std::string_view rest, const Audit& audi
   std::string code(rest.substr(1));
   for (auto& c : code) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   audit->object_id = audit_object(code);
-  store_.call<std::optional<json>>(
-      [code](store::Store& s) -> std::optional<json> {
+  admin_job(
+      audit,
+      [code](store::Store& s) {
         auto inc = s.incident(code);
-        if (!inc) return std::nullopt;
+        if (!inc) return problem(not_found("no such incident"));
         json j = incident_json(*inc);
         json reports = json::array();
         for (const auto& r : s.incident_reports(code))
@@ -457,13 +462,9 @@ void Api::incidents(http::Request& req, std::string_view rest, const Audit& audi
           by_gateway[gateway.empty() ? "(not tried)" : gateway][std::string(to_string(c.state))] =
               c.count;
         j["deliveries_by_gateway"] = by_gateway;
-        return j;
+        return http::json_response(200, j.dump());
       },
-      [respond = std::move(respond)](std::optional<std::optional<json>> r) {
-        if (!r) return respond(problem(unavailable()));
-        if (!*r) return respond(problem(not_found("no such incident")));
-        respond(http::json_response(200, (*r)->dump()));
-      });
+      std::move(respond));
 }
 
 }  // namespace tocsin::app

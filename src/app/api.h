@@ -25,13 +25,17 @@ class Api {
   struct ReloadOutcome {
     std::vector<FieldProblem> problems;
     ConfigChanges changes;
+    bool unavailable = false;  // the store could not check the key file: nothing applied, retry
   };
+  using ReloadDone = std::function<void(ReloadOutcome)>;
   struct Hooks {
     std::function<void()> deliveries_planned;  // new deliveries are committed: wake the dispatcher
     std::function<bool()> ready;               // for /readyz
     Metrics* metrics = nullptr;                // counts answers; serves /metrics (404 without)
     std::function<void(Metrics::Gauges&)> gauges;  // fills in what the daemon knows, for /metrics
-    std::function<ReloadOutcome()> reload;         // POST /-/reload (404 without)
+    // POST /-/reload (404 without): calls back, on the io thread, once the
+    // reload is applied or refused (after the store has checked the key file).
+    std::function<void(ReloadDone)> reload;
   };
 
   // Paging of GET /v1/subscribers and GET /v1/audit.
@@ -53,11 +57,21 @@ class Api {
   // the route template, object id and count; the answer, its status.
   using Audit = std::shared_ptr<store::AuditEntry>;
   // Admin routes (admin_api.cpp): authenticates the bearer token, then
-  // answers through a responder that writes the audit entry first.
+  // answers through a responder that writes the audit entry first, unless
+  // the answer's own store job (admin_job) has.
   void admin(http::Request& req, Respond respond);
+  // Answers an admin request from one store job: `job` reads or writes and
+  // returns the answer; the request's audit entry, with that answer's
+  // status, is inserted by the same job, so it commits in the same
+  // transaction as the writes: both are durable or neither. Once committed,
+  // `after` (logs, wake-ups) runs on the io thread and the answer goes out.
+  // When the job fails nothing of it is kept and the answer is 503, audited
+  // on its own. `respond` is the audited responder admin() made.
+  void admin_job(const Audit& audit, std::function<http::Response(store::Store&)> job,
+                 Respond respond, std::function<void(const http::Response&)> after = {});
   void subscribers(http::Request& req, std::string_view rest, const Audit& audit, Respond respond);
   void list_subscribers(http::Request& req, const Audit& audit, Respond respond);
-  void patch_one(http::Request& req, int64_t id, Respond respond);
+  void patch_one(http::Request& req, int64_t id, const Audit& audit, Respond respond);
   void import_subscribers(http::Request& req, const Audit& audit, Respond respond);
   void audit_log(http::Request& req, const Audit& audit, Respond respond);
   void incidents(http::Request& req, std::string_view rest, const Audit& audit, Respond respond);

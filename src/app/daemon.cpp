@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <stdexcept>
 #include <memory>
 
@@ -142,7 +143,7 @@ class Daemon {
       for (const auto& h : dispatcher_->gateway_health())
         g.circuits.push_back({h.name, h.channel, static_cast<int>(h.state)});
     };
-    hooks.reload = [this] { return reload("POST /-/reload"); };
+    hooks.reload = [this](Api::ReloadDone done) { reload("POST /-/reload", std::move(done)); };
     api_ = std::make_unique<Api>([this] { return config_; }, clock_, *worker_, std::move(hooks));
     http::ServerOptions sopts;
     sopts.listen = c.server.listen;
@@ -187,15 +188,18 @@ class Daemon {
     signals_.async_wait([this](boost::system::error_code ec, int sig) {
       if (ec) return;
       if (sig == SIGHUP) {
-        auto outcome = reload("SIGHUP");
-        // A reload can change who holds admin tokens: the audit log keeps
-        // it (POST /-/reload is audited with the token that asked).
-        store::AuditEntry entry{.at = clock_.now_ms(),
-                                .actor = "signal",
-                                .method = "RELOAD",
-                                .route = "SIGHUP",
-                                .status = outcome.problems.empty() ? 200 : 422};
-        worker_->submit([entry](store::Store& s) { s.insert_audit(entry); }, [](bool) {});
+        reload("SIGHUP", [this](const Api::ReloadOutcome& outcome) {
+          // A reload can change who holds admin tokens: the audit log keeps
+          // it (POST /-/reload is audited with the token that asked).
+          store::AuditEntry entry{.at = clock_.now_ms(),
+                                  .actor = "signal",
+                                  .method = "RELOAD",
+                                  .route = "SIGHUP",
+                                  .status = outcome.unavailable         ? 503
+                                            : outcome.problems.empty() ? 200
+                                                                       : 422};
+          worker_->submit([entry](store::Store& s) { s.insert_audit(entry); }, [](bool) {});
+        });
         watch_signals();
         return;
       }
@@ -244,18 +248,37 @@ class Daemon {
     return specs;
   }
 
+  // Reloads run one at a time, in the order asked (SIGHUP, POST /-/reload):
+  // each waits for the store's verdict on its key file, and the next one
+  // compares with what the previous one left running.
+  void reload(std::string trigger, Api::ReloadDone done) {
+    reloads_.emplace_back(std::move(trigger), std::move(done));
+    if (reloads_.size() == 1) run_reload();
+  }
+
+  void run_reload() {
+    std::string trigger = reloads_.front().first;
+    apply_reload(trigger, [this](Api::ReloadOutcome outcome) {
+      auto done = std::move(reloads_.front().second);
+      reloads_.pop_front();
+      done(std::move(outcome));
+      if (!reloads_.empty()) run_reload();
+    });
+  }
+
   // Re-reads the config file, all or nothing: groups, templates,
-  // coordinators, admin tokens, dedup and delivery rules, log format, and
-  // gateways (added, removed, changed, limits, failover order; see
-  // Dispatcher::reconfigure for what running gateways keep). Requests
-  // already being answered finish with the config they started with; the
-  // next ones see the new one. An invalid file, or a gateway that cannot be
-  // built, keeps the running config entirely and says why. Settings that
-  // need a restart (listen address, storage) are named and keep their
-  // running values. Everything the config file determines is re-derived
-  // here, in this one function, so that a new reloadable part (e.g. a
-  // keyring) is one more step before the commit below.
-  Api::ReloadOutcome reload(std::string_view trigger) {
+  // coordinators, admin tokens, dedup and delivery rules, log format, the
+  // key file, and gateways (added, removed, changed, limits, failover
+  // order; see Dispatcher::reconfigure for what running gateways keep).
+  // Requests already being answered finish with the config they started
+  // with; the next ones see the new one. An invalid file, a gateway that
+  // cannot be built, or a key file that does not fit the database keeps
+  // the running config entirely and says why; `done` is called once it is
+  // applied or refused. Settings that need a restart (listen address,
+  // storage path) are named and keep their running values. Everything the
+  // config file determines is re-derived here, so that a new reloadable
+  // part is one more check before the commit below.
+  void apply_reload(const std::string& trigger, Api::ReloadDone done) {
     const Config& running = config_->config;
     Api::ReloadOutcome outcome;
     auto loaded = load_config(running.source);
@@ -267,54 +290,72 @@ class Daemon {
         loaded.problems.push_back({"gateways", e.what()});
       }
     }
-    if (!loaded.ok()) {
-      metrics_.config_reload(false);
-      spdlog::error("reload ({}) refused, keeping the running config: {}", trigger,
-                    problem_lines(running.source, loaded.problems));
-      outcome.problems = std::move(loaded.problems);
-      return outcome;
-    }
+    if (!loaded.ok()) return refuse_reload(trigger, std::move(loaded.problems), done);
     log_warnings(running.source, loaded.warnings);
     outcome.changes = compare_configs(running, loaded.config);
-    Config next = keep_restart_settings(running, std::move(loaded.config));
-    next.source = running.source;
-    // Commit: nothing below can fail.
-    config_ = std::make_shared<const ActiveConfig>(std::move(next));
-    dispatcher_->reconfigure(dispatcher_options(config_->config), std::move(specs));
-    use_log_format(config_->config.log.json);
-    apply_keyring(config_->config.storage.keyring);
-    metrics_.config_reload(true);
-    spdlog::info("config reloaded from {} ({}): changed: {}", config_->config.source, trigger,
-                 join(outcome.changes.applied));
-    if (!outcome.changes.restart_required.empty())
-      spdlog::warn("reload: {} changed but needs a restart (systemctl restart tocsin); still "
-                   "running with the old value",
-                   join(outcome.changes.restart_required));
-    return outcome;
-  }
-
-  // Hands a reloaded key file to the store, which refuses one that cannot
-  // read its rows (the old keyring stays); a newer key starts re-encryption.
-  void apply_keyring(std::shared_ptr<const store::Keyring> keyring) {
-    auto error = std::make_shared<std::string>();
+    auto next = std::make_shared<Config>(keep_restart_settings(running, std::move(loaded.config)));
+    next->source = running.source;
+    auto gateways = std::make_shared<std::vector<delivery::GatewaySpec>>(std::move(specs));
+    // The store takes the key file only if it reads the database's rows
+    // (Store::set_keyring; the running keys stay otherwise), so its verdict
+    // comes before anything of the file applies. The verdict stands even if
+    // the transaction it ran in fails to commit: on a reload set_keyring
+    // writes nothing (its check row is written when the store opens). Only a
+    // check that did not run (the store cannot begin) refuses with 503.
+    struct Verdict {
+      bool checked = false;
+      std::string refused;  // why the key file does not fit, or ""
+    };
+    auto verdict = std::make_shared<Verdict>();
     worker_->submit(
-        [keyring, error](store::Store& s) {
+        [keyring = next->storage.keyring, verdict](store::Store& s) {
           try {
             s.set_keyring(keyring);
           } catch (const std::exception& e) {
-            *error = e.what();
-            throw;
+            verdict->refused = e.what();
+            verdict->checked = true;
+            throw;  // roll the job back
           }
+          verdict->checked = true;
         },
-        [this, keyring, error](bool ok) {
-          if (!ok) {
-            spdlog::error("key file refused, keeping the running keys: {}",
-                          error->empty() ? "the store did not commit" : *error);
-            return;
+        [this, trigger, next, gateways, verdict, outcome, done](bool) mutable {
+          if (!verdict->checked) {
+            metrics_.config_reload(false);
+            spdlog::error("reload ({}) refused, keeping the running config: the store could not "
+                          "check storage.key_file; retry", trigger);
+            outcome.unavailable = true;
+            return done(std::move(outcome));
           }
-          spdlog::info("key file reloaded: key {} encrypts", keyring->active_id());
-          reencrypt();
+          if (!verdict->refused.empty())
+            return refuse_reload(
+                trigger, {{"storage.key_file", "does not fit the database: " + verdict->refused}},
+                done);
+          // Commit: nothing below can fail.
+          config_ = std::make_shared<const ActiveConfig>(std::move(*next));
+          dispatcher_->reconfigure(dispatcher_options(config_->config), std::move(*gateways));
+          use_log_format(config_->config.log.json);
+          metrics_.config_reload(true);
+          spdlog::info("config reloaded from {} ({}): changed: {}", config_->config.source,
+                       trigger, join(outcome.changes.applied));
+          spdlog::info("key file reloaded: key {} encrypts",
+                       config_->config.storage.keyring->active_id());
+          if (!outcome.changes.restart_required.empty())
+            spdlog::warn("reload: {} changed but needs a restart (systemctl restart tocsin); "
+                         "still running with the old value",
+                         join(outcome.changes.restart_required));
+          reencrypt();  // a newer active key: re-encrypt under it
+          done(std::move(outcome));
         });
+  }
+
+  void refuse_reload(const std::string& trigger, std::vector<FieldProblem> problems,
+                     const Api::ReloadDone& done) {
+    metrics_.config_reload(false);
+    spdlog::error("reload ({}) refused, keeping the running config: {}", trigger,
+                  problem_lines(config_->config.source, problems));
+    Api::ReloadOutcome outcome;
+    outcome.problems = std::move(problems);
+    done(std::move(outcome));
   }
 
   // Re-encrypts subscribers under the active key, a batch per store job,
@@ -413,6 +454,8 @@ class Daemon {
   boost::asio::steady_timer stop_wait_{io_};
   std::chrono::microseconds watchdog_interval_{0};
   bool reencrypting_ = false;  // a re-encryption pass is under way
+  // Reloads asked for, the first one running (see reload()).
+  std::deque<std::pair<std::string, Api::ReloadDone>> reloads_;
   std::unique_ptr<store::StoreWorker> worker_;
   std::unique_ptr<delivery::CurlHttpClient> http_;
   std::unique_ptr<delivery::Dispatcher> dispatcher_;

@@ -283,7 +283,19 @@ class SqliteStore final : public Store {
     if (lock_fd_ >= 0) ::close(lock_fd_);
   }
 
-  void begin() override { exec("BEGIN IMMEDIATE"); }
+  // Waits up to busy_timeout (5 s) for a write lock another connection
+  // holds, then fails (the jobs answer 503 + Retry-After). SQLite calls the
+  // busy handler only for a connection that has no transaction at all: one
+  // still in a read transaction gets SQLITE_BUSY at once, since upgrading it
+  // to a writer might deadlock. A statement that returned a row and was not
+  // reset (fanout_progress's EXISTS, pending_count, a lookup returning its
+  // one row) keeps the connection in such a read transaction past COMMIT,
+  // so the next BEGIN IMMEDIATE failed in ~1 ms ("database is locked")
+  // whenever another process held the lock. Hence: end those reads first.
+  void begin() override {
+    end_reads();
+    exec("BEGIN IMMEDIATE");
+  }
   void commit() override {
     exec("COMMIT");
     if (scrub_pending_) scrub();
@@ -990,7 +1002,7 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  void insert_audit(const AuditEntry& e) override {
+  int64_t insert_audit(const AuditEntry& e) override {
     stmt(
         "INSERT INTO audit (at, actor, method, route, object_id, status, count) "
         "VALUES (?,?,?,?,?,?,?)")
@@ -1003,6 +1015,7 @@ class SqliteStore final : public Store {
         .bind(e.status)
         .bind(e.count)
         .run();
+    return sqlite3_last_insert_rowid(db_);
   }
 
   std::vector<AuditEntry> audit_after(int64_t after_id, int limit) override {
@@ -1156,11 +1169,17 @@ class SqliteStore final : public Store {
   // reader (tocsin route) can hold the WAL; then the next commit tries again.
   // The cost, a checkpoint, is paid on erasures and purges only.
   void scrub() {
-    // A statement stepped but not reset would hold a read on the WAL.
-    for (auto& [sql, st] : stmts_) st->reset();
+    end_reads();  // a statement stepped but not reset would hold a read on the WAL
     if (sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr) ==
         SQLITE_OK)
       scrub_pending_ = false;
+  }
+
+  // Resets every statement left on a row: each keeps the connection in a
+  // read transaction (a snapshot of the WAL) until it is reset.
+  void end_reads() {
+    for (sqlite3_stmt* p = sqlite3_next_stmt(db_, nullptr); p; p = sqlite3_next_stmt(db_, p))
+      if (sqlite3_stmt_busy(p)) sqlite3_reset(p);
   }
 
   Stmt& stmt(const char* sql) {

@@ -292,8 +292,8 @@ class Store {
   virtual void insert_ack(const Acknowledgement& ack) = 0;
   virtual std::vector<Acknowledgement> incident_acks(const std::string& incident_id) = 0;
 
-  // Audit log of admin actions.
-  virtual void insert_audit(const AuditEntry& entry) = 0;
+  // Audit log of admin actions. Returns the new entry's id.
+  virtual int64_t insert_audit(const AuditEntry& entry) = 0;
   // Entries by id, ascending, after `after_id`, at most `limit`.
   virtual std::vector<AuditEntry> audit_after(int64_t after_id, int limit) = 0;
   // Forgets entries older than `before`; returns how many.

@@ -1,9 +1,11 @@
 // The admin API against the real daemon: PATCH, paging with masked data,
 // the audit log, and `tocsin subscribers import`.
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <csignal>
 #include <fstream>
+#include <random>
 #include <regex>
 #include <set>
 #include <thread>
@@ -386,4 +388,69 @@ TEST_CASE("measure: import of 50,000 subscribers", "[.measure]") {
       "rows/s)\n",
       t1, 50000 / t1, t2, 50000 / t2);
   CHECK(t1 < 30);
+}
+
+TEST_CASE("an admin write commits with its audit entry: both or neither", "[e2e][admin][audit]") {
+  Gateways gw;
+  Daemon d(config_with_named_token(gw));
+  d.start();
+  auto created = as_ops("POST", d.url() + "/v1/subscribers",
+                        {{"phone", phone_for(41)}, {"groups", {"eastside"}}});
+  REQUIRE(created.status == 201);
+  const auto id = std::to_string(created.json()["id"].get<int64_t>());
+  // In the committed state, the row and its entry are there together.
+  CHECK(query_db(d, "SELECT status FROM audit WHERE method = 'POST' AND object_id = '" + id + "'") ==
+        std::vector<std::string>{"201"});
+
+  // The audit table refuses entries that claim success (another process
+  // added a trigger): the writes they record must not be kept either.
+  query_db(d, "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit WHEN NEW.status < 300 "
+              "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+  auto refused = as_ops("POST", d.url() + "/v1/subscribers",
+                        {{"phone", phone_for(42)}, {"groups", {"eastside"}}});
+  CHECK(refused.status == 503);
+  CHECK(refused.header("retry-after") == "2");
+  CHECK(query_db(d, "SELECT count(*) FROM subscribers") == std::vector<std::string>{"1"});
+  CHECK(as_ops("DELETE", sub_url(d, std::stoll(id))).status == 503);
+  CHECK(as_ops("PATCH", sub_url(d, std::stoll(id)), {{"groups", {"lawyers"}}}).status == 503);
+  CHECK(query_db(d, "SELECT group_name FROM subscriber_groups") ==
+        std::vector<std::string>{"eastside"});
+  // A read whose entry cannot be stored is refused, as before.
+  CHECK(as_ops("GET", sub_url(d, std::stoll(id))).status == 503);
+  // Each attempt is audited as what it was: refused.
+  CHECK(query_db(d, "SELECT method || ' ' || status FROM audit WHERE id > 1 ORDER BY id") ==
+        std::vector<std::string>{"POST 503", "DELETE 503", "PATCH 503", "GET 503"});
+
+  query_db(d, "DROP TRIGGER refuse_audit");
+  CHECK(as_ops("DELETE", sub_url(d, std::stoll(id))).status == 204);
+  CHECK(query_db(d, "SELECT count(*) FROM subscribers") == std::vector<std::string>{"0"});
+  CHECK(query_db(d, "SELECT method || ' ' || status FROM audit ORDER BY id DESC LIMIT 1") ==
+        std::vector<std::string>{"DELETE 204"});
+}
+
+TEST_CASE("kill -9 during admin writes: every subscriber kept has its audit entry",
+          "[e2e][admin][audit][crash]") {
+  Gateways gw;
+  Daemon d(test_config(gw));
+  d.start();
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 4; ++t)
+    writers.emplace_back([&, t] {
+      for (int i = 0; i < 2500 && !stop; ++i)
+        admin("POST", d.url() + "/v1/subscribers",
+              {{"phone", phone_for(t * 2500 + i)}, {"groups", {"eastside"}}});
+    });
+  std::mt19937 rng(std::random_device{}());
+  std::this_thread::sleep_for(std::chrono::milliseconds(
+      std::uniform_int_distribution<int>(400, 900)(rng)));
+  d.kill9();
+  stop = true;
+  for (auto& w : writers) w.join();
+  auto kept = query_db(d, "SELECT count(*) FROM subscribers");
+  INFO("subscribers kept: " << kept.at(0));
+  CHECK(std::stoi(kept.at(0)) > 10);
+  CHECK(query_db(d, "SELECT count(*) FROM subscribers s WHERE NOT EXISTS (SELECT 1 FROM audit a "
+                    "WHERE a.method = 'POST' AND a.status = 201 AND "
+                    "a.object_id = CAST(s.id AS TEXT))") == std::vector<std::string>{"0"});
 }

@@ -1,5 +1,7 @@
 #include "e2e/fixture.h"
 
+#include <sqlite3.h>
+
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <random>
@@ -172,6 +174,25 @@ std::string phone_for(int i) {
   std::snprintf(buf, sizeof buf, "+1%s%03d%04d", kAreas[(i / 1000) % 8], 200 + (i / 100) % 10 * 11 + 1,
                 1000 + i % 100 + (i / 100) % 10 * 100);
   return buf;
+}
+
+std::vector<std::string> query_db(const Daemon& d, const std::string& sql) {
+  sqlite3* c = nullptr;
+  REQUIRE(sqlite3_open(d.path("var/tocsin.db").c_str(), &c) == SQLITE_OK);
+  sqlite3_busy_timeout(c, 5000);
+  sqlite3_stmt* s = nullptr;
+  int rc = sqlite3_prepare_v2(c, sql.c_str(), -1, &s, nullptr);
+  INFO(sql << ": " << sqlite3_errmsg(c));
+  REQUIRE(rc == SQLITE_OK);
+  std::vector<std::string> out;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    auto* p = static_cast<const char*>(sqlite3_column_blob(s, 0));
+    out.emplace_back(p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s, 0))) : "");
+  }
+  sqlite3_finalize(s);
+  sqlite3_close(c);
+  REQUIRE(rc == SQLITE_DONE);
+  return out;
 }
 
 }  // namespace tocsin::test

@@ -69,4 +69,9 @@ std::function<bool(const Observations&)> distinct_recipients(std::size_t n);
 // A valid fictional US number, distinct for each i < 10,000.
 std::string phone_for(int i);
 
+// Runs `sql` on the daemon's database (var/tocsin.db) as another process
+// would, waiting up to 5 s for a lock; returns the first column of each row
+// as text. REQUIREs success.
+std::vector<std::string> query_db(const Daemon& d, const std::string& sql);
+
 }  // namespace tocsin::test

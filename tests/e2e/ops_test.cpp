@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "e2e/fixture.h"
+#include "support/keys.h"
 
 using namespace tocsin::test;
 using nlohmann::json;
@@ -149,8 +150,9 @@ TEST_CASE("watchdog pings follow store progress, and stop while the store cannot
   // Every 100 ms: about 10 in a second; at least a few on a loaded machine.
   CHECK(count(first, "WATCHDOG=1") >= 4);
 
-  // Another process holds the database's write lock: the store cannot
-  // commit ("database is locked"), so probes fail and pings stop.
+  // Another process holds the database's write lock: the store waits for
+  // it (busy_timeout), then cannot commit ("database is locked"), so probes
+  // do not come back and pings stop.
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open(d.path("var/tocsin.db").c_str(), &db) == SQLITE_OK);
   REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
@@ -163,6 +165,40 @@ TEST_CASE("watchdog pings follow store progress, and stop while the store cannot
   auto resumed = notify.collect(1000ms);
   CHECK(count(resumed, "WATCHDOG=1") >= 3);
   CHECK(d.log().find("systemd watchdog: 300 ms") != std::string::npos);
+}
+
+TEST_CASE("the store waits for a short write lock held by another process instead of failing",
+          "[e2e][ops][busy]") {
+  Gateways gw;
+  Daemon d(test_config(gw));
+  d.start();
+  add_subscribers(d.url(), {json{{"phone", phone_for(31)}, {"groups", {"eastside"}}},
+                            json{{"phone", phone_for(32)}, {"groups", {"eastside"}}}});
+  // Warm: a report accepted and sent, so the store's statements have run.
+  REQUIRE(post_report(d.url(), report_body().dump()).status == 202);
+  REQUIRE(gw.twilio.wait_for(2, 10s));
+  std::this_thread::sleep_for(300ms);  // its results recorded; the dispatcher idle
+
+  // Another process holds the write lock for 300 ms while a report arrives.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(d.path("var/tocsin.db").c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  const auto locked_at = std::chrono::steady_clock::now();
+  std::thread release([db] {
+    std::this_thread::sleep_for(300ms);
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  });
+  auto r = post_report(d.url(), report_body({{"area", "la/east-la"}, {"location", nullptr}}).dump());
+  const auto waited = std::chrono::steady_clock::now() - locked_at;
+  release.join();
+  sqlite3_close(db);
+  CHECK(r.status == 202);  // not 503: the store waited for the lock
+  CHECK(waited >= 250ms);  // and it did wait (the lock was there)
+  CHECK(d.log().find("database is locked") == std::string::npos);
+  // Its deliveries go out.
+  REQUIRE(r.status == 202);
+  CHECK(r.json()["recipients"] == 2);
+  CHECK(gw.twilio.wait_for(4, 10s));
 }
 
 TEST_CASE("without a systemd watchdog the daemon sends readiness only", "[e2e][ops]") {
@@ -497,6 +533,61 @@ TEST_CASE("reload: an invalid file keeps the running config, by POST and by SIGH
   CHECK(request("POST", d.url() + "/-/reload").status == 401);
   CHECK(admin("GET", d.url() + "/-/reload").status == 405);
   CHECK(scrape(d.url()).counter("tocsin_config_reloads_total", {{"result", "refused"}}) == 3);
+}
+
+TEST_CASE("reload: a key file that does not fit the database is refused before anything applies, "
+          "by POST and by SIGHUP",
+          "[e2e][ops][reload]") {
+  Gateways gw;
+  Daemon d(reload_config(gw));
+  d.start();
+  add_subscribers(d.url(), {json{{"phone", phone_for(610)}, {"groups", {"eastside"}}}});
+
+  // A valid file whose key file is another one (a mistake at rotation),
+  // with a new template and the westside group widened.
+  d.config() = reload_config(gw, "NEW");
+  d.config()["groups"][1]["match"]["areas"] = {"la/westwood", "la/boyle-heights"};
+  write_key_file(d.path("other.key"));
+  d.config()["storage"]["key_file"] = "other.key";
+  d.write_config();
+  auto r = post_reload(d.url());
+  INFO(r.body);
+  REQUIRE(r.status == 422);
+  CHECK(r.json()["errors"].size() == 1);
+  CHECK(r.json()["errors"][0]["field"] == "storage.key_file");
+  CHECK(r.json()["title"] == "Invalid config; the running config is kept");
+  CHECK(d.log().find("reload (POST /-/reload) refused, keeping the running config: config.json: "
+                     "storage.key_file: ") != std::string::npos);
+  CHECK(d.log().find("config reloaded") == std::string::npos);
+
+  d.signal(SIGHUP);
+  CHECK(eventually([&] { return d.log().find("reload (SIGHUP) refused") != std::string::npos; }, 5s));
+  CHECK(d.log().find("reload (SIGHUP) refused, keeping the running config: config.json: "
+                     "storage.key_file: ") != std::string::npos);
+  CHECK(eventually(
+      [&] {
+        return query_db(d, "SELECT status FROM audit WHERE route = 'SIGHUP'") ==
+               std::vector<std::string>{"422"};
+      },
+      5s));
+
+  // Nothing of that file applies: the old template, and westside not reached.
+  auto report = post_report(d.url(), distinct_report(0));
+  REQUIRE(report.status == 202);
+  CHECK(report.json()["recipients"] == 1);
+  REQUIRE(gw.twilio.wait_for(1, 10s));
+  CHECK(gw.twilio.messages()[0].body.rfind("OLD #", 0) == 0);
+  // The store still reads its rows with the running keys.
+  CHECK(admin("GET", d.url() + "/v1/subscribers/1").json()["phone"] == phone_for(610));
+  CHECK(scrape(d.url()).counter("tocsin_config_reloads_total", {{"result", "refused"}}) == 2);
+
+  // The same file with the right key file applies.
+  d.config()["storage"]["key_file"] = "tocsin.key";
+  d.write_config();
+  auto good = post_reload(d.url());
+  INFO(good.body);
+  REQUIRE(good.status == 200);
+  CHECK(strings(good.json()["changed"]) == std::vector<std::string>{"groups", "templates"});
 }
 
 TEST_CASE("/metrics: circuit state per gateway and send-latency histograms per report",

@@ -1,8 +1,6 @@
 // Subscribers' data at rest, end to end: what the database file and its WAL
 // hold while the daemon runs, key rotation under a running daemon, erasure,
 // and retention.
-#include <sqlite3.h>
-
 #include <catch2/catch.hpp>
 #include <csignal>
 #include <filesystem>
@@ -27,25 +25,6 @@ std::string slurp(const std::filesystem::path& p) {
 std::string raw_db(const Daemon& d) {
   auto db = d.path("var/tocsin.db");
   return slurp(db) + slurp(db.string() + "-wal");
-}
-
-// First column of each row, as bytes, from a read-only connection beside
-// the daemon (closed before returning: it must not hold the WAL).
-std::vector<std::string> query(const Daemon& d, const std::string& sql) {
-  sqlite3* c = nullptr;
-  REQUIRE(sqlite3_open_v2(d.path("var/tocsin.db").c_str(), &c, SQLITE_OPEN_READONLY, nullptr) ==
-          SQLITE_OK);
-  sqlite3_busy_timeout(c, 5000);
-  sqlite3_stmt* s = nullptr;
-  REQUIRE(sqlite3_prepare_v2(c, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
-  std::vector<std::string> out;
-  while (sqlite3_step(s) == SQLITE_ROW) {
-    auto* p = static_cast<const char*>(sqlite3_column_blob(s, 0));
-    out.emplace_back(p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s, 0))) : "");
-  }
-  sqlite3_finalize(s);
-  sqlite3_close(c);
-  return out;
 }
 
 std::size_t occurrences(const std::string& text, const std::string& needle) {
@@ -109,7 +88,7 @@ TEST_CASE("privacy: keys rotate under a running daemon, everyone stays reachable
   CHECK(rotate.out.find("key 2 added") != std::string::npos);
   d.signal(SIGHUP);
   REQUIRE(wait_log(d, "re-encrypted 450 subscribers under the active key"));
-  CHECK(query(d, "SELECT DISTINCT key_id FROM subscribers") == std::vector<std::string>{"2"});
+  CHECK(query_db(d, "SELECT DISTINCT key_id FROM subscribers") == std::vector<std::string>{"2"});
 
   // --config beside a running daemon: adds key 3 and leaves re-encryption to it.
   auto again = run_cli({"keys", "rotate", "--config", "config.json"}, 10s, d.dir());
@@ -119,7 +98,7 @@ TEST_CASE("privacy: keys rotate under a running daemon, everyone stays reachable
   CHECK(again.out.find("a daemon is running") != std::string::npos);
   d.signal(SIGHUP);
   REQUIRE(wait_log(d, "re-encrypted 450 subscribers under the active key", 2));
-  CHECK(query(d, "SELECT DISTINCT key_id FROM subscribers") == std::vector<std::string>{"3"});
+  CHECK(query_db(d, "SELECT DISTINCT key_id FROM subscribers") == std::vector<std::string>{"3"});
 
   // A report still reaches every number and address.
   REQUIRE(post_report(d.url(), report_body().dump()).status == 202);
@@ -171,12 +150,12 @@ TEST_CASE("privacy: DELETE leaves neither hash nor ciphertext in the database or
   auto gone = std::to_string(ids[0]), kept = std::to_string(ids[1]);
   std::vector<std::string> traces;
   for (const char* col : {"phone_hash", "email_hash", "phone", "email", "name"}) {
-    auto v = query(d, std::string("SELECT ") + col + " FROM subscribers WHERE id = " + gone);
+    auto v = query_db(d, std::string("SELECT ") + col + " FROM subscribers WHERE id = " + gone);
     REQUIRE(v.size() == 1);
     REQUIRE(v[0].size() >= 16);
     traces.push_back(v[0]);
   }
-  auto kept_phone = query(d, "SELECT phone FROM subscribers WHERE id = " + kept).at(0);
+  auto kept_phone = query_db(d, "SELECT phone FROM subscribers WHERE id = " + kept).at(0);
   auto before = raw_db(d);
   for (const auto& t : traces) REQUIRE(before.find(t) != std::string::npos);
 
@@ -188,8 +167,8 @@ TEST_CASE("privacy: DELETE leaves neither hash nor ciphertext in the database or
   }
   CHECK(after.find(kept_phone) != std::string::npos);
   // Deliveries no longer name the erased id; their counts stay.
-  CHECK(query(d, "SELECT count(*) FROM deliveries WHERE subscriber_id = " + gone).at(0) == "0");
-  CHECK(query(d, "SELECT count(*) FROM deliveries").at(0) == "4");
+  CHECK(query_db(d, "SELECT count(*) FROM deliveries WHERE subscriber_id = " + gone).at(0) == "0");
+  CHECK(query_db(d, "SELECT count(*) FROM deliveries").at(0) == "4");
 }
 
 TEST_CASE("privacy: retention purges texts and bodies, the incident keeps its counts",
@@ -225,8 +204,8 @@ TEST_CASE("privacy: retention purges texts and bodies, the incident keeps its co
   while (raw_db(d).find("Zyxwvheadline") != std::string::npos && std::chrono::steady_clock::now() < end)
     std::this_thread::sleep_for(200ms);
   CHECK(raw_db(d).find("Zyxwvheadline") == std::string::npos);
-  CHECK(query(d, "SELECT count(*) FROM deliveries").at(0) == "0");
-  CHECK(query(d, "SELECT count(*) FROM messages").at(0) == "0");
+  CHECK(query_db(d, "SELECT count(*) FROM deliveries").at(0) == "0");
+  CHECK(query_db(d, "SELECT count(*) FROM messages").at(0) == "0");
   auto later = detail();
   CHECK(later["deliveries"] == first["deliveries"]);
   CHECK(later["deliveries_by_gateway"] == first["deliveries_by_gateway"]);
