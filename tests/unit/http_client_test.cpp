@@ -417,6 +417,44 @@ TEST_CASE("a callback can send the next request", "[http_client]") {
   CHECK(client.in_flight() == 0);
 }
 
+// Finished curl handles are reset and reused: nothing of one request (method,
+// body, credentials, headers) may reach the next one sent on its handle.
+TEST_CASE("a reused handle carries nothing over from its previous request", "[http_client]") {
+  LoopbackServer server(ok_reply);
+  asio::io_context io;
+  CurlHttpClient client(io);
+  OutboundRequest first;
+  first.method = "PUT";
+  first.url = server.url("/first");
+  first.headers = {{"X-Secret", "one"}};
+  first.body = "payload";
+  first.basic_auth = "user:password";
+  std::vector<int> statuses;
+  // Sequential: the second request starts after the first finished, so it
+  // gets the first one's handle back.
+  client.send(first, [&](OutboundResponse r) {
+    statuses.push_back(r.status);
+    OutboundRequest second;
+    second.method = "GET";
+    second.url = server.url("/second");
+    client.send(second, [&](OutboundResponse r2) { statuses.push_back(r2.status); });
+  });
+  REQUIRE(run_until(io, [&] { return statuses.size() == 2; }));
+  CHECK(statuses == std::vector<int>{200, 200});
+  auto requests = server.requests();
+  REQUIRE(requests.size() == 2);
+  CHECK(requests[0].method == "PUT");
+  CHECK(requests[0].header("X-Secret") == "one");
+  CHECK_FALSE(requests[0].header("Authorization").empty());
+  const ReceivedRequest& r = requests[1];
+  CHECK(r.method == "GET");
+  CHECK(r.target == "/second");
+  CHECK(r.body.empty());
+  CHECK(r.header("Authorization").empty());
+  CHECK(r.header("X-Secret").empty());
+  CHECK(r.header("Content-Length").empty());
+}
+
 TEST_CASE("destroying the client with requests in flight calls no callback", "[http_client]") {
   LoopbackServer server([](const ReceivedRequest& r) {
     if (r.target == "/fast") return ok_reply(r);
