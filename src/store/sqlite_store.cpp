@@ -305,9 +305,10 @@ class SqliteStore final : public Store {
   // one row) keeps the connection in such a read transaction past COMMIT,
   // so the next BEGIN IMMEDIATE failed in ~1 ms ("database is locked")
   // whenever another process held the lock. Hence: end those reads first.
-  // The group commit runs these for every batch and every job in it:
-  // prepared once like the other statements, not parsed each time by
-  // sqlite3_exec (that parse was 8% of a report's instructions).
+  //
+  // begin, commit, savepoint and release run for every batch and every job
+  // in it: prepared once like the other statements, not parsed each time
+  // by sqlite3_exec (that parse was 8% of a report's instructions).
   void begin() override {
     end_reads();
     stmt("BEGIN IMMEDIATE").reset().run();

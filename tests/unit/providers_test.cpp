@@ -45,6 +45,24 @@ TEST_CASE("twilio: the documented request", "[providers]") {
         std::string::npos);
 }
 
+TEST_CASE("twilio: the message sid is the top-level one of Twilio's whole answer", "[providers]") {
+  // Shaped like Twilio's 201 (fields abridged): nested objects before the
+  // sid, one of them with a "sid" of its own.
+  const std::string body = R"({"account_sid":"AC123","api_version":"2010-04-01",
+    "body":"Alert: ICE at 1st & Soto","error_code":null,"num_segments":"1","price":null,
+    "media":{"sid":"ME-not-this","list":[{"sid":"nor-this"}]},"sid":"SM0123abc",
+    "status":"queued","subresource_uris":{"media":"/Media.json"},"to":"+15555550100"})";
+  CHECK(twilio_outcome(response(201, body), 0).provider_id == "SM0123abc");
+  CHECK(twilio_outcome(response(200, R"({"sid":"SM1"} trailing)"), 0).provider_id == "SM1");
+  // Accepted all the same (the request was): only the id is missing.
+  for (const char* odd : {R"({"sid":5})", R"({"media":{"sid":"ME1"}})", "not json", "",
+                          R"(["sid","SM2"])", R"({"sid":)"}) {
+    auto o = twilio_outcome(response(201, odd), 0);
+    CHECK(o.kind == OutcomeKind::kAccepted);
+    CHECK(o.provider_id.empty());
+  }
+}
+
 TEST_CASE("twilio: answers classified as the provider documents them", "[providers]") {
   auto ok = twilio_outcome(response(201, R"({"sid":"SM0123","status":"queued"})"), 0);
   CHECK(ok.kind == OutcomeKind::kAccepted);
