@@ -2,6 +2,7 @@
 // sockets, no clock.
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "app/ingest.h"
 #include "core/dedup.h"
@@ -222,6 +223,69 @@ TEST_CASE("a lease hides a delivery from claims, the next due time and expiry un
   auto end = f.store->claim_due(Channel::kSms, 10, long_lease, long_lease + 1000);
   CHECK(end.expired == 3);
   CHECK_FALSE(f.store->next_due(Channel::kSms));
+}
+
+TEST_CASE("an incident across a latitude band edge from the report is a candidate",
+          "[ingest][dedup][property]") {
+  // The place query reads only the bands between the bounding box's edges:
+  // an incident on or next to a 0.01-degree edge, within the radius of a
+  // report on the other side (or at the very same place, radius 0), must
+  // still come back.
+  auto store = store::open_sqlite_store(":memory:", store::Keyring::generate());
+  const UnixMs now = 100'000'000;
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<double> unit(0, 1);
+  struct Placed {
+    std::string id;
+    Location at;
+  };
+  std::vector<Placed> placed;
+  store->begin();
+  for (int i = 0; i < 400; ++i) {
+    // Edges near Los Angeles, the equator and the south: k / 100 - 90.
+    const int bands[] = {12403, 12404, 9000, 8999, 3000};
+    double edge = bands[i % 5] / 100.0 - 90;
+    // Exactly on the edge, or a hair (down to one ulp-ish) either side.
+    const double nudges[] = {0, 1e-12, -1e-12, 1e-9, -1e-9, 2e-6, -2e-6};
+    double lat = edge + nudges[rng() % 7];
+    store::IncidentRecord r;
+    r.id = "E" + std::to_string(i);
+    r.event = "e";
+    r.area = "x/" + std::to_string(i);  // never the same area as a report: place only
+    r.location = Location{lat, -118.0 + unit(rng) * 0.001, ""};
+    r.severity = Severity::kSevere;
+    r.status = ReportStatus::kActual;
+    r.open = true;
+    r.opened_at = r.last_report_at = now;
+    r.report_count = 1;
+    REQUIRE(store->insert_incident(r));
+    placed.push_back({r.id, *r.location});
+  }
+  store->commit();
+  int checked = 0;
+  for (const auto& p : placed) {
+    for (double radius : {0.0, 5.0, 400.0}) {
+      // The report due north or south of the incident, just inside the
+      // radius (at the incident itself for radius 0).
+      for (double sign : {1.0, -1.0}) {
+        double dlat = radius / 111'320.0 * 0.999 * sign;
+        Report rep;
+        rep.msg_type = MsgType::kAlert;
+        rep.event = "e";
+        rep.area = "y/none";
+        rep.location = Location{p.at.lat + dlat, p.at.lon, ""};
+        if (radius > 0) REQUIRE(distance_m(*rep.location, p.at) <= radius);
+        auto rows = store->dedup_candidates(rep, radius, now - 1000);
+        bool found = false;
+        for (const auto& row : rows) found = found || row.id == p.id;
+        INFO("incident lat " << p.at.lat << ", report lat " << rep.location->lat << ", radius "
+                             << radius);
+        REQUIRE(found);
+        ++checked;
+      }
+    }
+  }
+  CHECK(checked == 2400);
 }
 
 TEST_CASE("the store's dedup candidates decide exactly as all open incidents would",
