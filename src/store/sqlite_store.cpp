@@ -436,6 +436,23 @@ class SqliteStore final : public Store {
   }
 
   void update_incident(const IncidentRecord& i) override {
+    // An incident that stays open (every merged report, every update) keeps
+    // open = 1 and closed_at = 0: leaving them out of SET spares SQLite the
+    // indexes that only depend on them (the place index, whose WHERE names
+    // `open`): a tenth of a merged report's store work. When the row is not
+    // open (a reopen) nothing matches, and the full update below runs.
+    if (i.open && i.closed_at == 0) {
+      stmt("UPDATE incidents SET severity=?, last_report_at=?, report_count=?, spread_m=? "
+           "WHERE id=? AND open = 1 AND closed_at = 0")
+          .reset()
+          .bind(static_cast<int>(i.severity))
+          .bind(i.last_report_at)
+          .bind(i.report_count)
+          .bind(i.spread_m)
+          .bind(i.id)
+          .run();
+      if (sqlite3_changes64(db_) > 0) return;
+    }
     stmt("UPDATE incidents SET severity=?, open=?, last_report_at=?, closed_at=?, report_count=?, "
          "spread_m=? WHERE id=?")
         .reset()

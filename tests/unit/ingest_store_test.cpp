@@ -225,6 +225,62 @@ TEST_CASE("a lease hides a delivery from claims, the next due time and expiry un
   CHECK_FALSE(f.store->next_due(Channel::kSms));
 }
 
+TEST_CASE("update_incident writes every field, for an open incident, a close and a reopen",
+          "[ingest][store]") {
+  // An incident that stays open takes a narrower UPDATE (open and closed_at
+  // left out); what is stored must not depend on which one ran.
+  auto store = store::open_sqlite_store(":memory:", store::Keyring::generate());
+  store::IncidentRecord r;
+  r.id = "ABC123";
+  r.event = "e";
+  r.area = "la/a";
+  r.location = Location{34.0, -118.0, "corner"};
+  r.severity = Severity::kModerate;
+  r.status = ReportStatus::kActual;
+  r.open = true;
+  r.opened_at = r.last_report_at = 1000;
+  r.report_count = 1;
+  store->begin();
+  REQUIRE(store->insert_incident(r));
+  auto same = [&](const store::IncidentRecord& want) {
+    auto got = store->incident(want.id);
+    REQUIRE(got);
+    CHECK(got->severity == want.severity);
+    CHECK(got->open == want.open);
+    CHECK(got->closed_at == want.closed_at);
+    CHECK(got->last_report_at == want.last_report_at);
+    CHECK(got->report_count == want.report_count);
+    CHECK(got->spread_m == want.spread_m);
+  };
+  r.severity = Severity::kExtreme;  // a merge that raised the severity
+  r.last_report_at = 2000;
+  r.report_count = 2;
+  r.spread_m = 120.5;
+  store->update_incident(r);
+  same(r);
+  r.open = false;  // the all-clear
+  r.closed_at = 3000;
+  r.report_count = 3;
+  store->update_incident(r);
+  same(r);
+  r.open = true;  // reopened: the narrow UPDATE matches nothing, the full one runs
+  r.closed_at = 0;
+  r.last_report_at = 4000;
+  r.report_count = 4;
+  store->update_incident(r);
+  same(r);
+  // And the reopened incident is a dedup candidate again.
+  Report rep;
+  rep.msg_type = MsgType::kAlert;
+  rep.event = "e";
+  rep.area = "la/a";
+  rep.location = Location{34.0, -118.0, ""};
+  auto rows = store->dedup_candidates(rep, 100, 0);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].id == "ABC123");
+  store->commit();
+}
+
 TEST_CASE("an incident across a latitude band edge from the report is a candidate",
           "[ingest][dedup][property]") {
   // The place query reads only the bands between the bounding box's edges:
