@@ -3,13 +3,14 @@
 #include <algorithm>
 #include <boost/geometry.hpp>
 #include <cmath>
+#include <numbers>
 
 namespace tocsin {
 
 namespace {
 // Mean Earth radius (IUGG), as the haversine strategy expects.
 constexpr double kEarthRadiusM = 6371008.8;
-constexpr double kPi = 3.14159265358979323846;
+constexpr double kPi = std::numbers::pi;
 }  // namespace
 
 double distance_m(const Location& a, const Location& b) {

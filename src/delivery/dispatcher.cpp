@@ -57,7 +57,6 @@ struct Dispatcher::Lane {
 Dispatcher::Dispatcher(boost::asio::io_context& io, store::StoreWorker& store, const Clock& clock,
                        DispatcherOptions options, std::vector<GatewaySpec> gateways)
     : io_(io), store_(store), clock_(clock), options_(options) {
-  options_.max_unrecorded = std::max<std::size_t>(1, options_.max_unrecorded);
   for (Channel ch : kAllChannels) lanes_.push_back(std::make_unique<Lane>(io, ch));
   reconfigure(options, std::move(gateways));
 }

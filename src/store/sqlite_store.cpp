@@ -773,9 +773,7 @@ class SqliteStore final : public Store {
         "channel = ? ORDER BY max(next_attempt_at, lease_until) LIMIT 1");
     s.reset().bind(static_cast<int>(channel));
     if (!s.step()) return std::nullopt;
-    UnixMs due = s.i64(0);
-    s.reset();
-    return due;
+    return s.i64(0);  // the statement stays on its row until end_reads()
   }
 
   int64_t release_all_leases() override {
