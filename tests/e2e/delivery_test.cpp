@@ -21,9 +21,7 @@ TEST_CASE("against a provider allowing N requests per second, tocsin settles at 
   gw.twilio.set_rate_limit(limit);
   Daemon d(test_config(gw, limit, 16));
   d.start();
-  std::vector<json> subs;
-  for (int i = 0; i < 200; ++i) subs.push_back({{"phone", phone_for(i)}, {"groups", {"eastside"}}});
-  add_subscribers(d.url(), subs);
+  add_eastside_subscribers(d.url(), 200);
   REQUIRE(post_report(d.url(), report_body().dump()).json()["recipients"] == 200);
   REQUIRE(gw.twilio.wait_for(200, 20s));
   auto msgs = gw.twilio.messages();
@@ -156,9 +154,7 @@ TEST_CASE("kill -9 at random moments of 5,000-recipient fan-outs, ten rounds: no
   cfg["delivery"]["max_unrecorded"] = max_unrecorded;
   Daemon d(cfg);
   d.start();
-  std::vector<json> subs;
-  for (int i = 0; i < 5000; ++i) subs.push_back({{"phone", phone_for(i)}, {"groups", {"eastside"}}});
-  add_subscribers(d.url(), subs);
+  add_eastside_subscribers(d.url(), 5000);
   std::mt19937 rng(11);
   std::uniform_int_distribution<int> when(0, 600);
   int worst = 0;
@@ -173,8 +169,7 @@ TEST_CASE("kill -9 at random moments of 5,000-recipient fan-outs, ten rounds: no
     REQUIRE(gw.twilio.wait_for(distinct_recipients(5000), 60s));
     std::this_thread::sleep_for(300ms);
     auto counts = count_by_recipient(gw.twilio.messages());
-    int duplicates = 0;
-    for (const auto& [to, n] : counts) duplicates += n - 1;
+    int duplicates = repeated_messages(counts);
     INFO("round " << round);
     CHECK(counts.size() == 5000);
     // Sent and not recorded at the kill: at most max_in_flight requests
@@ -198,9 +193,7 @@ TEST_CASE("a send slot frees when its answer is queued, and answered results not
   Daemon d(cfg);
   d.start();
   const int n = 3000;
-  std::vector<json> subs;
-  for (int i = 0; i < n; ++i) subs.push_back({{"phone", phone_for(i)}, {"groups", {"eastside"}}});
-  add_subscribers(d.url(), subs);
+  add_eastside_subscribers(d.url(), n);
   REQUIRE(post_report(d.url(), report_body().dump()).json()["recipients"] == n);
   REQUIRE(gw.twilio.wait_for(200, 10s));
   // Another process takes the write lock mid fan-out: from now on no result
@@ -239,9 +232,7 @@ TEST_CASE("a send slot frees when its answer is queued, and answered results not
   std::this_thread::sleep_for(300ms);
   auto counts = count_by_recipient(gw.twilio.messages());
   CHECK(counts.size() == static_cast<std::size_t>(n));
-  int duplicates = 0;
-  for (const auto& [to, c] : counts) duplicates += c - 1;
-  CHECK(duplicates == 0);
+  CHECK(repeated_messages(counts) == 0);
 }
 
 TEST_CASE("Twilio receipts move deliveries to delivered or undelivered, one way only",
@@ -303,9 +294,7 @@ TEST_CASE("SIGTERM drains requests in flight and the next start sends the rest, 
   gw.twilio.set_stall(1.0, 1500ms);  // every request takes 1.5 s
   Daemon d(test_config(gw, 500, 4));
   d.start();
-  std::vector<json> subs;
-  for (int i = 0; i < 12; ++i) subs.push_back({{"phone", phone_for(i)}, {"groups", {"eastside"}}});
-  add_subscribers(d.url(), subs);
+  add_eastside_subscribers(d.url(), 12);
   REQUIRE(post_report(d.url(), report_body().dump()).json()["recipients"] == 12);
   REQUIRE(gw.twilio.wait_for([](const Observations& o) { return o.in_flight == 4; }, 5s));
   d.terminate();

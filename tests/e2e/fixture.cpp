@@ -152,10 +152,22 @@ std::vector<int64_t> add_subscribers(const std::string& base_url, const std::vec
   return ids;
 }
 
+std::vector<int64_t> add_eastside_subscribers(const std::string& base_url, int n) {
+  std::vector<json> subs;
+  for (int i = 0; i < n; ++i) subs.push_back({{"phone", phone_for(i)}, {"groups", {"eastside"}}});
+  return add_subscribers(base_url, subs);
+}
+
 std::map<std::string, int> count_by_recipient(const std::vector<ReceivedMessage>& messages) {
   std::map<std::string, int> out;
   for (const auto& m : messages) ++out[m.to];
   return out;
+}
+
+int repeated_messages(const std::map<std::string, int>& counts) {
+  int n = 0;
+  for (const auto& [to, c] : counts) n += c - 1;
+  return n;
 }
 
 std::function<bool(const Observations&)> distinct_recipients(std::size_t n) {

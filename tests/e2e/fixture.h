@@ -60,8 +60,14 @@ HttpResult admin(const std::string& method, const std::string& url,
 std::vector<int64_t> add_subscribers(const std::string& base_url,
                                      const std::vector<nlohmann::json>& subscribers);
 
+// Creates `n` SMS subscribers in group "eastside", numbers phone_for(0..n-1).
+std::vector<int64_t> add_eastside_subscribers(const std::string& base_url, int n);
+
 // How many messages each recipient (number or address) got.
 std::map<std::string, int> count_by_recipient(const std::vector<ReceivedMessage>& messages);
+
+// Messages beyond the first to each recipient: the duplicates in `counts`.
+int repeated_messages(const std::map<std::string, int>& counts);
 
 // A wait_for predicate: `n` distinct recipients have had a message.
 std::function<bool(const Observations&)> distinct_recipients(std::size_t n);

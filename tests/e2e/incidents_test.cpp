@@ -27,9 +27,7 @@ TEST_CASE("five reports from two coordinators within 150 m make one incident and
   Gateways gw;
   Daemon d(test_config(gw));
   d.start();
-  std::vector<json> subs;
-  for (int i = 0; i < 10; ++i) subs.push_back({{"phone", phone_for(i)}, {"groups", {"eastside"}}});
-  add_subscribers(d.url(), subs);
+  add_eastside_subscribers(d.url(), 10);
 
   // Up to ~150 m apart around 1st & Soto.
   const double offsets[5][2] = {{0, 0}, {0.0009, 0}, {0, 0.0012}, {-0.0004, 0.0005}, {0.0013, 0.0002}};
@@ -208,9 +206,7 @@ TEST_CASE("STOP in the middle of a 1,000-recipient fan-out stops the rest to tha
   // 150 SMS/s: the fan-out takes several seconds.
   Daemon d(test_config(gw, 150, 8));
   d.start();
-  std::vector<json> subs;
-  for (int i = 0; i < 1000; ++i) subs.push_back({{"phone", phone_for(i)}, {"groups", {"eastside"}}});
-  add_subscribers(d.url(), subs);
+  add_eastside_subscribers(d.url(), 1000);
   auto r = post_report(d.url(), report_body().dump());
   REQUIRE(r.json()["recipients"] == 1000);
   REQUIRE(gw.twilio.wait_for(100, 10s));
