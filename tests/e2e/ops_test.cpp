@@ -535,6 +535,43 @@ TEST_CASE("reload: an invalid file keeps the running config, by POST and by SIGH
   CHECK(scrape(d.url()).counter("tocsin_config_reloads_total", {{"result", "refused"}}) == 3);
 }
 
+TEST_CASE("reload: when the store cannot check the key file, 503 and nothing applies",
+          "[e2e][ops][reload][busy]") {
+  Gateways gw;
+  Daemon d(reload_config(gw));
+  d.start();
+  add_subscribers(d.url(), {json{{"phone", phone_for(610)}, {"groups", {"eastside"}}}});
+  d.config() = reload_config(gw, "NEW");
+  d.write_config();
+  // Another process holds the write lock past busy_timeout (5 s): the
+  // store job that checks the key file cannot begin.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(d.path("var/tocsin.db").c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  std::thread release([db] {
+    std::this_thread::sleep_for(6500ms);
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  });
+  auto r = post_reload(d.url());
+  release.join();
+  sqlite3_close(db);
+  INFO(r.body);
+  CHECK(r.status == 503);
+  CHECK(r.header("retry-after") != "");
+  CHECK(d.log().find("reload (POST /-/reload) refused, keeping the running config: the store "
+                     "could not check storage.key_file") != std::string::npos);
+  // Nothing of the file applied: the old template still goes out...
+  REQUIRE(post_report(d.url(), distinct_report(0)).status == 202);
+  REQUIRE(gw.twilio.wait_for(1, 10s));
+  CHECK(gw.twilio.messages()[0].body.rfind("OLD #", 0) == 0);
+  // ...and the same file, asked again with the lock gone, applies then.
+  auto again = post_reload(d.url());
+  INFO(again.body);
+  REQUIRE(again.status == 200);
+  CHECK(strings(again.json()["changed"]) == std::vector<std::string>{"templates"});
+  CHECK(scrape(d.url()).counter("tocsin_config_reloads_total", {{"result", "refused"}}) == 1);
+}
+
 TEST_CASE("reload: a key file that does not fit the database is refused before anything applies, "
           "by POST and by SIGHUP",
           "[e2e][ops][reload]") {

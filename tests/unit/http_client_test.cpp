@@ -455,6 +455,42 @@ TEST_CASE("a reused handle carries nothing over from its previous request", "[ht
   CHECK(r.header("Content-Length").empty());
 }
 
+// A handle whose transfer failed (here: timed out on a stalled server) goes
+// back to the pool too; the next request on it must be whole.
+TEST_CASE("after a timed-out request the reused handle sends the next one intact",
+          "[http_client]") {
+  LoopbackServer server([](const ReceivedRequest& r) {
+    if (r.target == "/slow") return Reply{"", Reply::After::kStall};
+    return Reply{http_response(200, "OK", "fine")};
+  });
+  asio::io_context io;
+  CurlHttpClient client(io);
+  OutboundRequest slow;
+  slow.url = server.url("/slow");
+  slow.timeout = 300ms;
+  slow.basic_auth = "user:password";
+  slow.body = "first";
+  std::optional<OutboundResponse> first, second;
+  client.send(slow, [&](OutboundResponse r) {
+    first = std::move(r);
+    OutboundRequest next;
+    next.method = "GET";
+    next.url = server.url("/fast");
+    client.send(next, [&](OutboundResponse r2) { second = std::move(r2); });
+  });
+  REQUIRE(run_until(io, [&] { return second.has_value(); }, 5s));
+  CHECK(first->timed_out);
+  CHECK(second->status == 200);
+  CHECK(second->body == "fine");
+  CHECK_FALSE(second->timed_out);
+  auto requests = server.requests();
+  REQUIRE(requests.size() == 2);
+  CHECK(requests[1].method == "GET");
+  CHECK(requests[1].target == "/fast");
+  CHECK(requests[1].body.empty());
+  CHECK(requests[1].header("Authorization").empty());
+}
+
 TEST_CASE("destroying the client with requests in flight calls no callback", "[http_client]") {
   LoopbackServer server([](const ReceivedRequest& r) {
     if (r.target == "/fast") return ok_reply(r);
