@@ -4,7 +4,6 @@
 #include <map>
 #include <random>
 #include <set>
-#include <sqlite3.h>
 #include <thread>
 
 #include "core/sms.h"
@@ -198,18 +197,8 @@ TEST_CASE("a send slot frees when its answer is queued, and answered results not
   REQUIRE(gw.twilio.wait_for(200, 10s));
   // Another process takes the write lock mid fan-out: from now on no result
   // can be recorded, so what a crash would send again only grows.
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(d.path("var/tocsin.db").c_str(), &db) == SQLITE_OK);
-  sqlite3_busy_timeout(db, 10000);
-  REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
-  int64_t recorded = -1;
-  REQUIRE(sqlite3_exec(
-              db, "SELECT count(*) FROM deliveries WHERE state <> 0",
-              [](void* out, int, char** v, char**) {
-                *static_cast<int64_t*>(out) = std::stoll(v[0]);
-                return 0;
-              },
-              &recorded, nullptr) == SQLITE_OK);
+  OutsideWriteLock lock(d);
+  int64_t recorded = lock.count("SELECT count(*) FROM deliveries WHERE state <> 0");
   // Sends go on past the commit that cannot happen, then stop at the bound.
   std::size_t sent = gw.twilio.message_count();
   for (int stable = 0, i = 0; stable < 4 && i < 100; ++i) {
@@ -218,8 +207,7 @@ TEST_CASE("a send slot frees when its answer is queued, and answered results not
     stable = now == sent ? stable + 1 : 0;
     sent = now;
   }
-  REQUIRE(sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
-  sqlite3_close(db);
+  lock.release();
   auto unrecorded = static_cast<int64_t>(sent) - recorded;
   WARN("recorded at the lock " << recorded << ", sent by the stall " << sent);
   CHECK(sent < static_cast<std::size_t>(n));  // stalled mid fan-out, not finished

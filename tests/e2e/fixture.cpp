@@ -207,4 +207,39 @@ std::vector<std::string> query_db(const Daemon& d, const std::string& sql) {
   return out;
 }
 
+OutsideWriteLock::OutsideWriteLock(const Daemon& d) {
+  REQUIRE(sqlite3_open(d.path("var/tocsin.db").c_str(), &db_) == SQLITE_OK);
+  sqlite3_busy_timeout(db_, 10000);
+  REQUIRE(sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+}
+
+OutsideWriteLock::~OutsideWriteLock() { release(); }
+
+void OutsideWriteLock::release() {
+  if (releaser_.joinable()) releaser_.join();  // it released, or will now
+  if (!db_) return;
+  sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(db_);
+  db_ = nullptr;
+}
+
+void OutsideWriteLock::release_after(std::chrono::milliseconds delay) {
+  releaser_ = std::thread([this, delay] {
+    std::this_thread::sleep_for(delay);
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  });
+}
+
+int64_t OutsideWriteLock::count(const std::string& sql) {
+  int64_t n = -1;
+  REQUIRE(sqlite3_exec(
+              db_, sql.c_str(),
+              [](void* out, int, char** v, char**) {
+                *static_cast<int64_t*>(out) = std::stoll(v[0]);
+                return 0;
+              },
+              &n, nullptr) == SQLITE_OK);
+  return n;
+}
+
 }  // namespace tocsin::test

@@ -2,16 +2,21 @@
 // loopback and a config for the real daemon that points at them.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/daemon.h"
 #include "support/emulator.h"
 #include "support/http.h"
+
+struct sqlite3;
 
 namespace tocsin::test {
 
@@ -79,5 +84,24 @@ std::string phone_for(int i);
 // would, waiting up to 5 s for a lock; returns the first column of each row
 // as text. REQUIREs success.
 std::vector<std::string> query_db(const Daemon& d, const std::string& sql);
+
+// Another process's connection to the daemon's database holding its write
+// lock (BEGIN IMMEDIATE, as a careless backup or a manual sqlite3 session
+// could) from construction until release(), release_after()'s delay, or
+// destruction. count() reads inside that transaction.
+class OutsideWriteLock {
+ public:
+  explicit OutsideWriteLock(const Daemon& d);
+  ~OutsideWriteLock();
+  OutsideWriteLock(const OutsideWriteLock&) = delete;
+  OutsideWriteLock& operator=(const OutsideWriteLock&) = delete;
+  void release();  // ROLLBACK and close, at once (idempotent)
+  void release_after(std::chrono::milliseconds delay);  // from a thread; returns at once
+  int64_t count(const std::string& sql);  // a one-number query, e.g. "SELECT count(*) ..."
+
+ private:
+  ::sqlite3* db_ = nullptr;
+  std::thread releaser_;
+};
 
 }  // namespace tocsin::test

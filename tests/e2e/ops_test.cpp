@@ -1,7 +1,6 @@
 // Operations, end to end: what systemd sees of the real daemon (sd_notify
 // readiness and watchdog pings), what Prometheus sees (/metrics), config
 // reloads (SIGHUP, POST /-/reload) under traffic, and JSON log lines.
-#include <sqlite3.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -153,14 +152,11 @@ TEST_CASE("watchdog pings follow store progress, and stop while the store cannot
   // Another process holds the database's write lock: the store waits for
   // it (busy_timeout), then cannot commit ("database is locked"), so probes
   // do not come back and pings stop.
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(d.path("var/tocsin.db").c_str(), &db) == SQLITE_OK);
-  REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  OutsideWriteLock lock(d);
   notify.collect(300ms);  // a probe that had already committed may still ping
   auto blocked = notify.collect(1500ms);
   CHECK(count(blocked, "WATCHDOG=1") == 0);
-  REQUIRE(sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
-  sqlite3_close(db);
+  lock.release();
 
   auto resumed = notify.collect(1000ms);
   CHECK(count(resumed, "WATCHDOG=1") >= 3);
@@ -180,18 +176,12 @@ TEST_CASE("the store waits for a short write lock held by another process instea
   std::this_thread::sleep_for(300ms);  // its results recorded; the dispatcher idle
 
   // Another process holds the write lock for 300 ms while a report arrives.
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(d.path("var/tocsin.db").c_str(), &db) == SQLITE_OK);
-  REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  OutsideWriteLock lock(d);
   const auto locked_at = std::chrono::steady_clock::now();
-  std::thread release([db] {
-    std::this_thread::sleep_for(300ms);
-    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-  });
+  lock.release_after(300ms);
   auto r = post_report(d.url(), report_body({{"area", "la/east-la"}, {"location", nullptr}}).dump());
   const auto waited = std::chrono::steady_clock::now() - locked_at;
-  release.join();
-  sqlite3_close(db);
+  lock.release();
   CHECK(r.status == 202);  // not 503: the store waited for the lock
   CHECK(waited >= 250ms);  // and it did wait (the lock was there)
   CHECK(d.log().find("database is locked") == std::string::npos);
@@ -545,16 +535,10 @@ TEST_CASE("reload: when the store cannot check the key file, 503 and nothing app
   d.write_config();
   // Another process holds the write lock past busy_timeout (5 s): the
   // store job that checks the key file cannot begin.
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(d.path("var/tocsin.db").c_str(), &db) == SQLITE_OK);
-  REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
-  std::thread release([db] {
-    std::this_thread::sleep_for(6500ms);
-    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-  });
+  OutsideWriteLock lock(d);
+  lock.release_after(6500ms);
   auto r = post_reload(d.url());
-  release.join();
-  sqlite3_close(db);
+  lock.release();
   INFO(r.body);
   CHECK(r.status == 503);
   CHECK(r.header("retry-after") != "");

@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sqlite3.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -362,17 +361,14 @@ TEST_CASE("a report whose commit fails gets 503 with Retry-After, never 202, and
   add_subscribers(d.url(), {json{{"phone", phone_for(5)}, {"groups", {"eastside"}}}});
   // Another process holds the database's write lock longer than tocsin waits
   // for it (as a careless backup or a manual sqlite3 session could).
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(d.path("var/tocsin.db").c_str(), &db) == SQLITE_OK);
-  REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  OutsideWriteLock lock(d);
   auto body = report_body().dump();
   auto refused = post_report(d.url(), body, kCoordinatorSecret, "msg_locked");
   CHECK(refused.status == 503);
   CHECK(refused.header("retry-after") != "");
   CHECK(refused.header("content-type") == "application/problem+json");
   CHECK(get(d.url() + "/readyz").status == 503);
-  REQUIRE(sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
-  sqlite3_close(db);
+  lock.release();
   std::this_thread::sleep_for(300ms);
   CHECK(gw.twilio.requests() == 0);
   // The coordinator retries with the same webhook-id: now it is accepted, once.
