@@ -205,6 +205,7 @@ void Api::post_report(http::Request& req, Respond respond) {
                        r->report_id, request->coordinator, r->incident_id, r->outcome,
                        r->recipients);
           count_report(r->outcome, r->status);
+          count_safety(r->incident_id, r->safety);
           if (r->recipients > 0 && hooks_.deliveries_planned) hooks_.deliveries_planned();
         }
         respond(http::json_response(r->status, std::move(r->body)));
@@ -274,9 +275,10 @@ void Api::inbound_twilio(http::Request& req, Respond respond) {
     int64_t cancelled = 0;
     std::vector<std::string> acked;  // incident codes
     std::string language = "en";
+    SafetySteps covered;  // "covered" sent because of this reply
   };
   store_.call<Outcome>(
-      [from = *from, intent, now, since](store::Store& s) {
+      [cfg, from = *from, intent, now, since](store::Store& s) {
         Outcome o;
         auto ids = s.subscribers_by_phone(from);
         o.subscribers = ids.size();
@@ -290,14 +292,18 @@ void Api::inbound_twilio(http::Request& req, Respond respond) {
               if (auto inc = s.last_sms_incident(id, since)) {
                 s.insert_ack({*inc, id, intent.ack_kind, now});
                 o.acked.push_back(*inc);
+                if (intent.ack_kind == "responding")
+                  o.covered += check_covered(s, cfg->config, cfg->templates, *inc, now);
               }
               break;
           }
         }
         return o;
       },
-      [cfg, intent, respond = std::move(respond)](std::optional<Outcome> o) {
+      [this, cfg, intent, respond = std::move(respond)](std::optional<Outcome> o) {
         if (!o) return respond(problem(unavailable()));
+        if (!o->acked.empty()) count_safety(o->acked.front(), o->covered);
+        if (o->covered.recipients > 0 && hooks_.deliveries_planned) hooks_.deliveries_planned();
         if (o->subscribers == 0) {
           spdlog::info("inbound SMS from a number with no subscriber: ignored");
           return respond(twiml());
@@ -323,6 +329,16 @@ void Api::inbound_twilio(http::Request& req, Respond respond) {
 
 void Api::count_report(std::string_view outcome, int status) {
   if (hooks_.metrics) hooks_.metrics->report_answered(outcome, status);
+}
+
+void Api::count_safety(const std::string& incident, const SafetySteps& steps) {
+  if (steps.held + steps.released + steps.covered == 0) return;
+  spdlog::info("incident {}: safety rules: {} group(s) held, {} released, {} covered; {} deliveries",
+               incident, steps.held, steps.released, steps.covered, steps.recipients);
+  if (!hooks_.metrics) return;
+  hooks_.metrics->safety_step("held", steps.held);
+  hooks_.metrics->safety_step("released", steps.released);
+  hooks_.metrics->safety_step("covered", steps.covered);
 }
 
 void Api::metrics(Respond respond) {
@@ -449,6 +465,25 @@ void Api::incidents(http::Request& req, std::string_view rest, const Audit& audi
           timeline.push_back({{"at", item["at"]}, {"what", "acknowledgement"}, {"kind", a.kind}});
         }
         j["acknowledgements"] = {{"counts", acks}, {"list", ack_list}};
+        // Safety rules: where each group stands, and each step on the timeline.
+        json groups = json::array();
+        for (const auto& g : s.incident_groups(code)) {
+          json item = {{"group", g.group}, {"state", g.state}};
+          if (g.state == "held") item["waiting_for"] = g.waiting;
+          if (g.state == "sent") {
+            item["via"] = g.via;
+            item["sent_at"] = format_rfc3339(g.sent_at);
+          }
+          if (g.covered_at) item["covered_at"] = format_rfc3339(g.covered_at);
+          groups.push_back(item);
+        }
+        j["groups"] = groups;
+        for (const auto& e : s.safety_events(code))
+          timeline.push_back({{"at", format_rfc3339(e.at)},
+                              {"what", e.what},
+                              {"group", e.group},
+                              {"detail", e.detail},
+                              {"recipients", e.recipients}});
         std::stable_sort(timeline.begin(), timeline.end(), [](const json& a, const json& b) {
           return a["at"].get<std::string>() < b["at"].get<std::string>();
         });

@@ -10,6 +10,7 @@
 #include "app/config.h"
 #include "app/metrics.h"
 #include "app/reload.h"
+#include "app/safety.h"
 #include "core/clock.h"
 #include "core/form.h"
 #include "http/message.h"
@@ -53,6 +54,8 @@ class Api {
   void metrics(Respond respond);
   void reload(Respond respond);
   void count_report(std::string_view outcome, int status);
+  // Safety-rule steps of one report or reply: metrics and a log line.
+  void count_safety(const std::string& incident, const SafetySteps& steps);
   // The audit entry of the admin request being answered: handlers fill in
   // the route template, object id and count; the answer, its status.
   using Audit = std::shared_ptr<store::AuditEntry>;

@@ -9,6 +9,7 @@
 #include "app/files.h"
 #include "core/templates.h"
 #include "core/report.h"
+#include "core/safety.h"
 #include "core/signature.h"
 
 namespace tocsin::app {
@@ -362,11 +363,88 @@ void read_gateways(const json& arr, const std::string& path, SecretReader& secre
   });
 }
 
+// Safety rules (README "Safety rules"). Thresholds that can never be met
+// are refused: a group that silently never hears of anything is worse than
+// a config error.
+void read_gates(JsonReader& m, Group& g) {
+  if (auto s = m.string("min_certainty", Need::kOptional)) {
+    if (auto c = parse_certainty(*s)) g.min_certainty = c;
+    else m.problem("min_certainty", "must be one of observed, likely, possible, unlikely, unknown");
+  }
+  if (m.has("min_corroboration")) {
+    if (const json* v = m.get("min_corroboration"); v->is_number_integer() && v->get<int64_t>() < 1)
+      m.problem("min_corroboration", "must be at least 1 (1: one coordinator's report suffices)");
+    else if (auto v2 = m.integer("min_corroboration", Need::kOptional, 1, 1000))
+      g.min_corroboration = static_cast<int>(*v2);
+  }
+}
+
+void read_response_rules(JsonReader& r, Group& g) {
+  if (r.has("enough_responding")) {
+    if (const json* v = r.get("enough_responding"); v->is_number_integer() && v->get<int64_t>() < 1)
+      r.problem("enough_responding", "must be at least 1: 0 responding can never cover an incident");
+    else if (auto n = r.integer("enough_responding", Need::kOptional, 1, 1000000))
+      g.enough_responding = static_cast<int>(*n);
+  }
+  if (!r.has("escalate")) return;
+  JsonReader e = r.object("escalate", Need::kOptional);
+  if (!e.ok()) return;
+  e.reject_unknown({"after_s", "if_responding_below", "to"});
+  EscalateRule rule;
+  if (const json* v = e.get("after_s"); v && v->is_number() && v->get<double>() <= 0)
+    e.problem("after_s", "must be more than 0 seconds");
+  else if (auto s = e.integer("after_s", Need::kRequired, 1, 7 * 86400))
+    rule.after_s = *s;
+  if (const json* v = e.get("if_responding_below"); v && v->is_number() && v->get<double>() < 1)
+    e.problem("if_responding_below", "must be at least 1: fewer than 0 responding never happens");
+  else if (auto n = e.integer("if_responding_below", Need::kRequired, 1, 1000000))
+    rule.if_responding_below = static_cast<int>(*n);
+  if (auto to = e.strings("to", Need::kRequired)) {
+    if (to->empty()) e.problem("to", "must name at least one group");
+    rule.to = *to;
+  }
+  g.escalate = std::move(rule);
+}
+
+// Checks across groups and coordinators: escalate targets exist, no cycle,
+// and min_corroboration is reachable by the coordinators who can report in
+// the group's areas.
+void check_safety_rules(const Config& c, std::vector<FieldProblem>& problems) {
+  std::vector<std::vector<std::string>> reporter_areas;
+  for (const auto& co : c.coordinators) reporter_areas.push_back(co.areas);
+  for (std::size_t i = 0; i < c.groups.size(); ++i) {
+    const Group& g = c.groups[i];
+    std::string at = index_path("groups", i);
+    if (g.min_corroboration > 1) {
+      int n = possible_reporters(g, reporter_areas);
+      if (g.min_corroboration > n)
+        problems.push_back({at + ".match.min_corroboration",
+                            "can never be met: only " + std::to_string(n) +
+                                " coordinator(s) may report in the group's areas"});
+    }
+    if (!g.escalate) continue;
+    for (std::size_t k = 0; k < g.escalate->to.size(); ++k) {
+      const std::string& name = g.escalate->to[k];
+      std::string p = index_path(at + ".escalate.to", k);
+      if (!c.group(name)) problems.push_back({p, "no group named \"" + name + "\""});
+      else if (name == g.name) problems.push_back({p, "a group cannot escalate to itself"});
+    }
+  }
+  auto cycle = escalation_cycle(c.groups);
+  if (cycle.size() > 2) {  // a self-loop is reported above
+    std::string path;
+    for (const auto& n : cycle) path += (path.empty() ? "" : " → ") + n;
+    for (std::size_t i = 0; i < c.groups.size(); ++i)
+      if (c.groups[i].name == cycle.front())
+        problems.push_back({index_path("groups", i) + ".escalate.to", "escalation cycle: " + path});
+  }
+}
+
 void read_groups(const json& arr, const std::string& path, std::vector<FieldProblem>& problems,
                  Config& c) {
   std::set<std::string> names;
   for_each_object(arr, path, problems, [&](JsonReader& r) {
-    r.reject_unknown({"name", "match", "channels", "drills"});
+    r.reject_unknown({"name", "match", "channels", "drills", "escalate", "enough_responding"});
     Group g;
     if (auto n = r.string("name", Need::kRequired, 100)) {
       g.name = *n;
@@ -374,7 +452,7 @@ void read_groups(const json& arr, const std::string& path, std::vector<FieldProb
     }
     JsonReader m = r.object("match", Need::kRequired);
     if (m.ok()) {
-      m.reject_unknown({"areas", "events", "min_severity"});
+      m.reject_unknown({"areas", "events", "min_severity", "min_certainty", "min_corroboration"});
       if (auto areas = m.strings("areas", Need::kRequired)) {
         if (areas->empty()) m.problem("areas", "must name at least one area");
         for (std::size_t k = 0; k < areas->size(); ++k)
@@ -387,6 +465,7 @@ void read_groups(const json& arr, const std::string& path, std::vector<FieldProb
         if (auto sev = parse_severity(*s)) g.min_severity = sev;
         else m.problem("min_severity", "must be one of extreme, severe, moderate, minor");
       }
+      read_gates(m, g);
     }
     if (auto chans = r.strings("channels", Need::kRequired)) {
       if (chans->empty()) r.problem("channels", "must name at least one channel");
@@ -404,6 +483,7 @@ void read_groups(const json& arr, const std::string& path, std::vector<FieldProb
       }
     }
     if (auto d = r.boolean("drills", Need::kOptional)) g.drills = *d;
+    read_response_rules(r, g);
     c.groups.push_back(std::move(g));
   });
 }
@@ -435,9 +515,10 @@ void read_template_set(JsonReader& r, std::string_view key, TemplateMap& out,
 }
 
 void read_templates(JsonReader r, std::vector<FieldProblem>& problems, Config& c) {
-  r.reject_unknown({"sms", "email", "help"});
+  r.reject_unknown({"sms", "email", "help", "covered"});
   read_template_set(r, "sms", c.templates.sms, problems);
   read_template_set(r, "help", c.templates.help, problems);
+  read_template_set(r, "covered", c.templates.covered, problems);
   JsonReader e = r.object("email", Need::kOptional);
   if (e.ok()) {
     e.reject_unknown({"subject", "body"});
@@ -553,6 +634,7 @@ ConfigResult parse_config(const std::string& text, const std::string& base_dir) 
   if (root.has("subscribers")) read_subscribers(root.object("subscribers", Need::kOptional), c);
   if (root.has("retention")) read_retention(root.object("retention", Need::kOptional), c);
   if (root.has("log")) read_log(root.object("log", Need::kOptional), c);
+  check_safety_rules(c, problems);
   result.warnings = template_warnings(c);
   return result;
 }

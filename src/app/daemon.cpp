@@ -18,6 +18,7 @@
 #include "app/log_format.h"
 #include "app/metrics.h"
 #include "app/reload.h"
+#include "app/safety.h"
 #include "core/clock.h"
 #include "delivery/dispatcher.h"
 #include "delivery/gateways/gateways.h"
@@ -35,6 +36,7 @@ constexpr int64_t kAuditKeepMs = 366LL * 24 * 3600 * 1000;  // audit entries kep
 // reports and sends queued meanwhile go between them.
 constexpr int kReencryptBatch = 200;
 constexpr int kPurgeBatch = 2000;
+constexpr auto kEscalationPoll = std::chrono::seconds(1);  // how often due timers are looked for
 
 // The listening socket systemd passed (LISTEN_FDS, from tocsin.socket), or
 // -1 when started without one: then the server binds server.listen itself.
@@ -173,6 +175,7 @@ class Daemon {
     watch_signals();
     purge_expired();
     schedule_housekeeping();
+    schedule_escalations();
     reencrypt();
     start_watchdog();
     spdlog::info("listening on http://{} ({})", bound, socket_source);
@@ -208,6 +211,7 @@ class Daemon {
       sd_notify(0, "STOPPING=1");
       server_->stop();
       housekeeping_.cancel();
+      escalations_.cancel();
       const auto deadline = std::chrono::steady_clock::now() + kDrainBound;
       dispatcher_->stop(kDrainBound, [this, deadline] { finish_stop(deadline); });
     });
@@ -428,6 +432,33 @@ class Daemon {
     });
   }
 
+  // Escalation timers (README "Safety rules") are rows in the store, so a
+  // restart neither loses nor repeats one: each second a store job ends the
+  // due ones, each once, in the same transaction as what they send.
+  void schedule_escalations() {
+    escalations_.expires_after(kEscalationPoll);
+    escalations_.async_wait([this](boost::system::error_code ec) {
+      if (ec) return;
+      auto cfg = config_;
+      UnixMs now = clock_.now_ms();
+      worker_->call<SafetySteps>(
+          [cfg, now](store::Store& s) {
+            return run_due_escalations(s, cfg->config, cfg->templates, now);
+          },
+          [this](std::optional<SafetySteps> steps) {
+            if (!steps) spdlog::error("escalation timers not processed; trying again in a second");
+            if (steps && steps->escalated + steps->held > 0) {
+              spdlog::info("escalation: {} timer(s) fired, {} group(s) held, {} deliveries",
+                           steps->escalated, steps->held, steps->recipients);
+              metrics_.safety_step("escalated", steps->escalated);
+              metrics_.safety_step("held", steps->held);
+            }
+            if (steps && steps->recipients > 0) dispatcher_->kick();
+            schedule_escalations();
+          });
+    });
+  }
+
   // Retention: deliveries, texts and report bodies older than
   // retention.deliveries_days, in batches.
   void purge_expired(int64_t done_so_far = 0) {
@@ -450,6 +481,7 @@ class Daemon {
   boost::asio::io_context io_{1};
   boost::asio::signal_set signals_{io_, SIGTERM, SIGINT, SIGHUP};
   boost::asio::steady_timer housekeeping_{io_};
+  boost::asio::steady_timer escalations_{io_};
   boost::asio::steady_timer watchdog_{io_};
   boost::asio::steady_timer stop_wait_{io_};
   std::chrono::microseconds watchdog_interval_{0};

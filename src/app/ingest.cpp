@@ -1,10 +1,12 @@
 #include "app/ingest.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "core/dedup.h"
 #include "core/ids.h"
 #include "core/routing.h"
+#include "core/safety.h"
 #include "core/templates.h"
 
 namespace tocsin::app {
@@ -147,7 +149,8 @@ IngestResult ingest_report(store::Store& store, const Config& config,
 
   int64_t recipients = 0;
   if (plan_new) {
-    auto groups = match_groups(config.groups, report);
+    auto groups = gate_new_incident(store, config, incident.id, match_groups(config.groups, report),
+                                    report, req.coordinator, req.now, result.safety);
     for (Channel ch : kAllChannels) {
       auto names = groups_on_channel(groups, ch);
       if (names.empty()) continue;
@@ -168,7 +171,14 @@ IngestResult ingest_report(store::Store& store, const Config& config,
                                                    deadline_for(config, ch, req.now));
     }
   }
+  // Safety rules: a held group may qualify now (its deliveries are on a
+  // report row of their own); an all-clear stops the escalation timers.
+  if (!plan_new && incident.open &&
+      std::any_of(config.groups.begin(), config.groups.end(), has_gate))
+    release_held_groups(store, config, templates, incident.id, report, req.now, result.safety);
+  if (!incident.open) stop_escalations(store, incident.id, req.now);
   if (recipients) store.set_report_recipients(report_id, recipients);
+  recipients += result.safety.recipients;
 
   result.report_id = report_id;
   result.incident_id = incident.id;

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "app/config.h"
+#include "app/safety.h"
 #include "core/dedup.h"
 #include "core/problem.h"
 #include "core/report.h"
@@ -35,6 +36,7 @@ struct IngestResult {
   std::string incident_id;
   std::string outcome;
   int64_t recipients = 0;
+  SafetySteps safety;  // groups held or released by this report (README "Safety rules")
 };
 
 // What dedup needs of stored open incidents.

@@ -85,9 +85,21 @@ struct Metrics::Impl {
           .Name("tocsin_config_reloads_total")
           .Help("Config reloads (SIGHUP, POST /-/reload), applied or refused")
           .Register(registry);
+  prometheus::Family<prometheus::Counter>& safety =
+      BuildCounter()
+          .Name("tocsin_safety_steps_total")
+          .Help("Safety-rule steps: groups held, released, escalated to others, covered")
+          .Register(registry);
 };
 
-Metrics::Metrics() : impl_(std::make_unique<Impl>()) {}
+Metrics::Metrics() : impl_(std::make_unique<Impl>()) {
+  for (const char* step : {"held", "released", "escalated", "covered"})
+    impl_->safety.Add({{"step", step}});  // at 0 from the start, so rate() sees the first one
+}
+
+void Metrics::safety_step(std::string_view step, int n) {
+  if (n > 0) impl_->safety.Add({{"step", std::string(step)}}).Increment(n);
+}
 Metrics::~Metrics() = default;
 
 void Metrics::report_answered(std::string_view outcome, int status) {

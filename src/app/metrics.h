@@ -18,6 +18,8 @@
 //   tocsin_report_last_send_seconds{channel}    histogram: report accepted →
 //       the last one, once none is pending (see DispatcherOptions::on_report_sent)
 //   tocsin_config_reloads_total{result}   ok | refused
+//   tocsin_safety_steps_total{step}   held | released | escalated | covered
+//       (README "Safety rules"), each exported at 0 from the start
 //
 // Thread-safe (prometheus-cpp's metrics are); the daemon uses it on its io
 // thread.
@@ -66,6 +68,8 @@ class Metrics {
   void report_sent(Channel channel, bool first, double seconds);
   // A config reload was applied (`ok`) or refused.
   void config_reload(bool ok);
+  // `n` safety-rule steps of kind `step` (held, released, escalated, covered).
+  void safety_step(std::string_view step, int n);
   // Every metric, with `gauges` as the current values (an unknown one keeps
   // its last value), in Prometheus text format.
   std::string render(const Gauges& gauges);

@@ -9,6 +9,7 @@
 #include "app/ingest.h"
 #include "core/dedup.h"
 #include "core/routing.h"
+#include "core/safety.h"
 #include "core/sms.h"
 #include "core/templates.h"
 #include "store/store.h"
@@ -70,12 +71,31 @@ int route(const std::string& config_path, const std::string& report_path) {
                   rows[*idx].id.c_str());
   }
 
-  auto groups = match_groups(c.groups, report);
-  std::printf("groups:%s\n", groups.empty() ? " none" : "");
-  for (const Group* g : groups) {
+  auto matched = match_groups(c.groups, report);
+  std::printf("groups:%s\n", matched.empty() ? " none" : "");
+  // Safety rules (README "Safety rules"): a new incident of this report
+  // alone has its certainty and one coordinator.
+  Evidence evidence = evidence_of({{"this report", report.certainty}});
+  std::vector<const Group*> groups;
+  for (const Group* g : matched) {
     std::string chans;
     for (Channel ch : g->channels) chans += (chans.empty() ? "" : ", ") + std::string(to_string(ch));
-    std::printf("  %-28s %s\n", g->name.c_str(), chans.c_str());
+    std::string waits = waiting_for(*g, evidence);
+    std::printf("  %-28s %s%s\n", g->name.c_str(), chans.c_str(),
+                waits.empty() ? "" : ("  HELD: waits for " + waits).c_str());
+    if (waits.empty()) groups.push_back(g);
+  }
+  for (const Group* g : matched) {
+    if (g->escalate) {
+      std::string to;
+      for (const auto& t : g->escalate->to) to += (to.empty() ? "" : ", ") + t;
+      std::printf("  %-28s escalates to %s if fewer than %d respond within %lld s\n",
+                  g->name.c_str(), to.c_str(), g->escalate->if_responding_below,
+                  static_cast<long long>(g->escalate->after_s));
+    }
+    if (g->enough_responding > 0)
+      std::printf("  %-28s covered at %d responding (the others are told to stand down)\n",
+                  g->name.c_str(), g->enough_responding);
   }
   std::printf("recipients:\n");
   int64_t total = 0;

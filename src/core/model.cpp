@@ -19,6 +19,8 @@ constexpr std::array<std::string_view, 3> kStatuses = {"actual", "exercise", "te
 constexpr std::array<std::string_view, 4> kSeverities = {"minor", "moderate", "severe", "extreme"};
 constexpr std::array<std::string_view, 7> kStates = {
     "pending", "sent", "delivered", "undelivered", "failed", "expired", "cancelled"};
+constexpr std::array<std::string_view, 5> kCertainties = {"unknown", "unlikely", "possible",
+                                                          "likely", "observed"};
 
 }  // namespace
 
@@ -38,6 +40,11 @@ std::optional<Severity> parse_severity(std::string_view s) {
 }
 std::optional<DeliveryState> parse_delivery_state(std::string_view s) {
   return parse_from<DeliveryState>(kStates, s);
+}
+
+std::string_view to_string(Certainty c) { return kCertainties[static_cast<std::size_t>(c)]; }
+std::optional<Certainty> parse_certainty(std::string_view s) {
+  return parse_from<Certainty>(kCertainties, s);
 }
 
 }  // namespace tocsin

@@ -37,4 +37,10 @@ std::optional<ReportStatus> parse_report_status(std::string_view s);
 std::optional<Severity> parse_severity(std::string_view s);
 std::optional<DeliveryState> parse_delivery_state(std::string_view s);
 
+// CAP 1.2 certainty of a report, ordered: a higher value is more certain.
+// A report without one is `observed` (what every report meant before).
+enum class Certainty { kUnknown = 0, kUnlikely = 1, kPossible = 2, kLikely = 3, kObserved = 4 };
+std::string_view to_string(Certainty c);
+std::optional<Certainty> parse_certainty(std::string_view s);
+
 }  // namespace tocsin

@@ -188,7 +188,7 @@ ParsedReport parse_report(std::string_view body) {
   std::vector<FieldProblem> problems;
   JsonReader r(doc, "", problems);
   r.reject_unknown({"msg_type", "status", "event", "severity", "area", "location", "observed_at",
-                    "headline", "instruction", "dedup_key", "references"});
+                    "headline", "instruction", "dedup_key", "references", "certainty"});
   Report rep;
 
   if (auto s = r.string("msg_type", Need::kRequired)) {
@@ -234,6 +234,10 @@ ParsedReport parse_report(std::string_view body) {
   rep.instruction = read_localized(r, "instruction", Need::kOptional);
   if (auto s = r.string("dedup_key", Need::kOptional, 200)) rep.dedup_key = *s;
   if (auto s = r.string("references", Need::kOptional, 64)) rep.references = *s;
+  if (auto s = r.string("certainty", Need::kOptional)) {
+    if (auto c = parse_certainty(*s)) rep.certainty = *c;
+    else r.problem("certainty", "must be one of observed, likely, possible, unlikely, unknown");
+  }
   if (rep.msg_type != MsgType::kAlert && rep.references.empty() &&
       r.get("references") == nullptr)
     r.problem("references", "is required for update and cancel");

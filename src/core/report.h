@@ -36,6 +36,7 @@ struct Report {
   LocalizedText instruction;  // optional
   std::string dedup_key;      // optional explicit duplicate key
   std::string references;     // incident id; required for update and cancel
+  Certainty certainty = Certainty::kObserved;  // CAP certainty; optional, default observed
 
   bool is_drill() const { return status != ReportStatus::kActual; }
 };

@@ -9,6 +9,17 @@
 
 namespace tocsin {
 
+// What happens when too few of a group's recipients respond (README
+// "Safety rules"): `after_s` after the incident's first send to the group,
+// if fewer than `if_responding_below` of them replied responding, the
+// incident goes to the `to` groups not yet reached.
+struct EscalateRule {
+  int64_t after_s = 0;
+  int if_responding_below = 1;
+  std::vector<std::string> to;  // group names
+  bool operator==(const EscalateRule&) const = default;
+};
+
 // A subscriber group from the config: what it matches and how it is alerted.
 struct Group {
   std::string name;
@@ -17,6 +28,12 @@ struct Group {
   std::optional<Severity> min_severity;  // absent: every severity
   std::vector<Channel> channels;
   bool drills = false;                 // exercise/test reports reach only groups that opt in
+  // Safety rules (core/safety.h): the alert is held from this group until the
+  // incident is this certain and reported by this many distinct coordinators.
+  std::optional<Certainty> min_certainty;  // absent: any certainty
+  int min_corroboration = 1;               // 1: one coordinator's report suffices
+  std::optional<EscalateRule> escalate;    // absent: never escalates
+  int enough_responding = 0;               // > 0: "covered" to the rest at this many responding
   bool operator==(const Group&) const = default;
 };
 

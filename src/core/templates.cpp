@@ -18,35 +18,43 @@ MessageTemplates make_defaults() {
   t.sms["en"] =
       "{{#drill}}[DRILL - NOT REAL] {{/drill}}"
       "{{#cancel}}ALL CLEAR #{{incident}}{{#headline}}: {{headline}}{{/headline}}{{/cancel}}"
-      "{{^cancel}}{{#update}}UPDATE {{/update}}ALERT #{{incident}}: {{headline}}"
+      "{{^cancel}}{{#update}}UPDATE {{/update}}{{#confirmed}}CONFIRMED {{/confirmed}}ALERT #{{incident}}: {{headline}}"
       "{{#location}} ({{location}}){{/location}}{{#instruction}}. {{instruction}}{{/instruction}}"
       "{{/cancel}}\nReply STOP to opt out";
   t.sms["es"] =
       "{{#drill}}[SIMULACRO - NO ES REAL] {{/drill}}"
       "{{#cancel}}FIN DE ALERTA #{{incident}}{{#headline}}: {{headline}}{{/headline}}{{/cancel}}"
-      "{{^cancel}}{{#update}}ACTUALIZACION {{/update}}ALERTA #{{incident}}: {{headline}}"
+      "{{^cancel}}{{#update}}ACTUALIZACION {{/update}}ALERTA{{#confirmed}} CONFIRMADA{{/confirmed}} #{{incident}}: {{headline}}"
       "{{#location}} ({{location}}){{/location}}{{#instruction}}. {{instruction}}{{/instruction}}"
       "{{/cancel}}\nResponda STOP para salir";
   t.email_subject["en"] =
       "{{#drill}}[DRILL] {{/drill}}{{#cancel}}All clear: {{/cancel}}{{#update}}Update: "
-      "{{/update}}{{headline}} (#{{incident}})";
+      "{{/update}}{{#confirmed}}Confirmed: {{/confirmed}}{{headline}} (#{{incident}})";
   t.email_subject["es"] =
       "{{#drill}}[SIMULACRO] {{/drill}}{{#cancel}}Fin de alerta: {{/cancel}}{{#update}}"
-      "Actualización: {{/update}}{{headline}} (#{{incident}})";
+      "Actualización: {{/update}}{{#confirmed}}Confirmada: {{/confirmed}}{{headline}} (#{{incident}})";
   t.email_body["en"] =
       "{{#drill}}THIS IS A DRILL. Nothing is happening.\n\n{{/drill}}"
       "{{#cancel}}All clear for incident #{{incident}}.\n{{/cancel}}"
+      "{{#confirmed}}This alert is now confirmed.\n{{/confirmed}}"
       "{{headline}}\n\n{{#instruction}}{{instruction}}\n\n{{/instruction}}"
       "Area: {{area}}\n{{#location}}Location: {{location}}\n{{/location}}"
       "Observed: {{observed_at}}\nIncident: #{{incident}}\n";
   t.email_body["es"] =
       "{{#drill}}ESTO ES UN SIMULACRO. No está pasando nada.\n\n{{/drill}}"
       "{{#cancel}}Fin de alerta del incidente #{{incident}}.\n{{/cancel}}"
+      "{{#confirmed}}Esta alerta ya está confirmada.\n{{/confirmed}}"
       "{{headline}}\n\n{{#instruction}}{{instruction}}\n\n{{/instruction}}"
       "Zona: {{area}}\n{{#location}}Lugar: {{location}}\n{{/location}}"
       "Observado: {{observed_at}}\nIncidente: #{{incident}}\n";
   t.help["en"] = "Rapid-response alerts. Reply STOP to opt out, START to opt back in.";
   t.help["es"] = "Alertas de respuesta rapida. Responda STOP para salir, START para volver.";
+  t.covered["en"] =
+      "{{#drill}}[DRILL] {{/drill}}COVERED #{{incident}}: enough people are on the way. Stand "
+      "down unless you are already close.";
+  t.covered["es"] =
+      "{{#drill}}[SIMULACRO] {{/drill}}CUBIERTO #{{incident}}: ya van suficientes personas. No "
+      "vaya salvo que ya esté cerca.";
   return t;
 }
 
@@ -87,13 +95,14 @@ MessageTemplates with_defaults(MessageTemplates t) {
   if (t.email_subject.empty()) t.email_subject = d.email_subject;
   if (t.email_body.empty()) t.email_body = d.email_body;
   if (t.help.empty()) t.help = d.help;
+  if (t.covered.empty()) t.covered = d.covered;
   return t;
 }
 
 const std::vector<std::string_view>& template_variables() {
   static const std::vector<std::string_view> kVars = {
       "headline", "instruction", "event", "severity", "area",  "location", "observed_at",
-      "incident", "msg_type",    "drill", "alert",    "update", "cancel"};
+      "incident", "msg_type",    "drill", "alert",    "update", "cancel", "confirmed"};
   return kVars;
 }
 
@@ -140,6 +149,7 @@ struct Vars {
   std::string headline, instruction, event, severity, area, location, observed_at, incident;
   MsgType msg_type = MsgType::kAlert;
   bool drill = false;
+  bool confirmed = false;
 };
 
 // The parsed template of `text`. Parsing was 60% of rendering a message
@@ -176,6 +186,7 @@ class Renderer {
     set_text("incident", v.incident);
     set_text("msg_type", std::string(to_string(v.msg_type)));
     if (v.drill) d.set("drill", mstch::data::type::bool_true);
+    if (v.confirmed) d.set("confirmed", mstch::data::type::bool_true);
     if (v.msg_type == MsgType::kAlert) d.set("alert", mstch::data::type::bool_true);
     if (v.msg_type == MsgType::kUpdate) d.set("update", mstch::data::type::bool_true);
     if (v.msg_type == MsgType::kCancel) d.set("cancel", mstch::data::type::bool_true);
@@ -281,6 +292,7 @@ RenderedMessage render_sms(const std::string& text, Vars v, std::size_t max_segm
 RenderedMessage render_message(const MessageTemplates& templates, Channel channel,
                                std::string_view language, const MessageContext& ctx) {
   Vars vars = vars_of(*ctx.report, language, ctx.incident_code);
+  vars.confirmed = ctx.confirmed;
   auto text_of = [&](const TemplateMap& map) -> const std::string* {
     std::string lang = resolve_language(language, map);
     return lang.empty() ? nullptr : &map.at(lang);
@@ -295,6 +307,17 @@ RenderedMessage render_message(const MessageTemplates& templates, Channel channe
   return out;
 }
 
+RenderedMessage render_covered(const MessageTemplates& templates, Channel channel,
+                               std::string_view language, const MessageContext& ctx) {
+  RenderedMessage out;
+  std::string lang = resolve_language(language, templates.covered);
+  if (lang.empty()) return out;
+  out.body = Renderer(templates.covered.at(lang)).render(vars_of(*ctx.report, language, ctx.incident_code));
+  if (channel == Channel::kSms) out.sms = sms_size(out.body);
+  else out.subject = out.body.substr(0, out.body.find('\n'));
+  return out;
+}
+
 SmsWorstCase sms_worst_case(const std::string& sms_template) {
   Renderer r(sms_template);
   std::string latin(kWorstCaseHeadline, 'x');
@@ -303,8 +326,11 @@ SmsWorstCase sms_worst_case(const std::string& sms_template) {
   SmsWorstCase worst;
   for (MsgType type : {MsgType::kAlert, MsgType::kUpdate, MsgType::kCancel})
     for (bool drill : {false, true})
+      for (bool confirmed : {false, true})
       for (const std::string* headline : {&latin, &accented}) {
+        if (confirmed && type != MsgType::kAlert) continue;  // only alerts are released
         Vars v;
+        v.confirmed = confirmed;
         v.headline = *headline;
         v.event = std::string(64, 'e');
         v.area = std::string(200, 'a');
@@ -324,7 +350,7 @@ SmsWorstCase sms_worst_case(const std::string& sms_template) {
 std::vector<LanguageGap> language_gaps(const MessageTemplates& t) {
   const std::pair<std::string_view, const TemplateMap*> sets[] = {
       {"sms", &t.sms}, {"email.subject", &t.email_subject}, {"email.body", &t.email_body},
-      {"help", &t.help}};
+      {"help", &t.help}, {"covered", &t.covered}};
   std::vector<std::string> languages;
   for (const auto& [name, map] : sets)
     for (const auto& [lang, text] : *map)

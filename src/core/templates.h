@@ -25,6 +25,9 @@ struct MessageTemplates {
   TemplateMap email_subject;
   TemplateMap email_body;
   TemplateMap help;  // the answer to an SMS "HELP" (plain text, no variables)
+  // "Covered, stand down": to a group's non-responders once enough respond
+  // (SMS body, email subject and body alike); the alert's variables.
+  TemplateMap covered;
   bool operator==(const MessageTemplates&) const = default;
 };
 
@@ -36,7 +39,8 @@ MessageTemplates with_defaults(MessageTemplates configured);
 
 // Variables a template may use. Text variables: headline, instruction,
 // event, severity, area, location, observed_at, incident, msg_type.
-// Sections (true or absent): drill, alert, update, cancel.
+// Sections (true or absent): drill, alert, update, cancel, confirmed (an
+// alert sent late to a group that waited for corroboration or certainty).
 const std::vector<std::string_view>& template_variables();
 
 // nullopt when `text` is a valid template using only known variables, else
@@ -64,6 +68,7 @@ struct MessageContext {
   const Report* report = nullptr;
   std::string incident_code;
   std::size_t max_sms_segments = 0;  // SMS: shorten to fit this many segments (0: no limit)
+  bool confirmed = false;  // the {{#confirmed}} section: released after being held
 };
 
 // Renders the message for `channel` in `language` (a subscriber's tag).
@@ -83,6 +88,12 @@ struct MessageContext {
 // GSM-7 ("…" is not in GSM-7 and would make the whole message UCS-2, less
 // than half the room), "…" when it is UCS-2 anyway (one unit instead of three).
 RenderedMessage render_message(const MessageTemplates& templates, Channel channel,
+                               std::string_view language, const MessageContext& ctx);
+
+// The "covered" message (templates.covered) for `channel` in `language`:
+// the same text as SMS body, email subject and email body (the subject is
+// its first line).
+RenderedMessage render_covered(const MessageTemplates& templates, Channel channel,
                                std::string_view language, const MessageContext& ctx);
 
 // The headline length (in characters) check-config assumes for the worst
@@ -106,7 +117,7 @@ SmsWorstCase sms_worst_case(const std::string& sms_template);
 // A language that one template set has and another lacks: subscribers in
 // `language` get `fallback` from that set ("" when the set is empty).
 struct LanguageGap {
-  std::string_view set;  // "sms", "email.subject", "email.body" or "help"
+  std::string_view set;  // "sms", "email.subject", "email.body", "help" or "covered"
   std::string language;
   std::string fallback;
 };

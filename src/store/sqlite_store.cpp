@@ -26,7 +26,7 @@ namespace {
 // place (subscribers encrypted, delivery_totals, nullable
 // deliveries.subscriber_id) rather than migrated. From the first release on,
 // a change is a new version with a migration.
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -131,6 +131,38 @@ CREATE TABLE IF NOT EXISTS audit (
   route TEXT NOT NULL, object_id TEXT NOT NULL, status INTEGER NOT NULL, count INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
 )sql";
+
+// Migrations: kMigrations[i] takes a database from version i + 1 to i + 2.
+// Released versions are never edited; a change is a new entry.
+constexpr const char* kMigrations[] = {
+    // 1 → 2: safety rules (README "Safety rules"): each report's certainty;
+    // where each group stands with an incident (held or sent, covered);
+    // escalation timers (state 0 pending, then a TimerEnd); the timeline of
+    // those steps.
+    R"sql(
+ALTER TABLE reports ADD COLUMN certainty INTEGER NOT NULL DEFAULT 4;
+CREATE TABLE IF NOT EXISTS incident_groups (
+  incident_id TEXT NOT NULL, group_name TEXT NOT NULL, state TEXT NOT NULL,
+  via TEXT NOT NULL DEFAULT '', waiting TEXT NOT NULL DEFAULT '',
+  held_at INTEGER NOT NULL DEFAULT 0, sent_at INTEGER NOT NULL DEFAULT 0,
+  covered_at INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (incident_id, group_name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS escalations (
+  incident_id TEXT NOT NULL, group_name TEXT NOT NULL, sent_at INTEGER NOT NULL,
+  due_at INTEGER NOT NULL, state INTEGER NOT NULL DEFAULT 0, ended_at INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (incident_id, group_name)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS escalations_due ON escalations (due_at) WHERE state = 0;
+CREATE TABLE IF NOT EXISTS safety_events (
+  id INTEGER PRIMARY KEY, incident_id TEXT NOT NULL, at INTEGER NOT NULL, what TEXT NOT NULL,
+  group_name TEXT NOT NULL, detail TEXT NOT NULL, recipients INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS safety_events_incident ON safety_events (incident_id);
+)sql",
+};
+static_assert(std::size(kMigrations) == kSchemaVersion - 1);
+
+// Outcomes of the reports a coordinator sent (the others are rows tocsin
+// adds to carry the texts of a release, an escalation or a "covered").
+#define COORDINATOR_OUTCOMES "('new_incident', 'merged', 'update', 'cancel')"
 
 // The first five are what read_personal decrypts.
 #define SUBSCRIBER_COLUMNS                                                                   \
@@ -478,7 +510,7 @@ class SqliteStore final : public Store {
   std::vector<ReportSummary> incident_reports(const std::string& id) override {
     auto& s = stmt(
         "SELECT id, coordinator, msg_type, outcome, severity, received_at, recipients FROM reports "
-        "WHERE incident_id = ? ORDER BY id");
+        "WHERE incident_id = ? AND outcome IN " COORDINATOR_OUTCOMES " ORDER BY id");
     s.reset().bind(id);
     std::vector<ReportSummary> out;
     while (s.step())
@@ -542,7 +574,8 @@ class SqliteStore final : public Store {
   int64_t insert_report(const ReportRecord& r) override {
     const Report& rep = *r.report;
     stmt("INSERT INTO reports (incident_id, coordinator, webhook_id, msg_type, outcome, status, "
-         "event, severity, area, body, received_at, recipients) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
+         "event, severity, area, body, received_at, recipients, certainty) "
+         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
         .reset()
         .bind(r.incident_id)
         .bind(r.coordinator)
@@ -556,6 +589,7 @@ class SqliteStore final : public Store {
         .bind(r.raw_json)
         .bind(r.received_at)
         .bind(r.recipients)
+        .bind(static_cast<int>(rep.certainty))
         .run();
     return sqlite3_last_insert_rowid(db_);
   }
@@ -1042,6 +1076,203 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  std::vector<std::pair<std::string, Certainty>> incident_evidence(
+      const std::string& incident_id) override {
+    auto& s = stmt(
+        "SELECT coordinator, certainty FROM reports WHERE incident_id = ? AND outcome IN "
+        "('new_incident', 'merged', 'update') ORDER BY id");
+    s.reset().bind(incident_id);
+    std::vector<std::pair<std::string, Certainty>> out;
+    while (s.step())
+      out.emplace_back(s.text(0), static_cast<Certainty>(std::clamp<int64_t>(s.i64(1), 0, 4)));
+    return out;
+  }
+
+  std::vector<IncidentGroup> incident_groups(const std::string& incident_id) override {
+    auto& s = stmt(
+        "SELECT incident_id, group_name, state, via, waiting, held_at, sent_at, covered_at FROM "
+        "incident_groups WHERE incident_id = ? ORDER BY group_name");
+    s.reset().bind(incident_id);
+    std::vector<IncidentGroup> out;
+    while (s.step())
+      out.push_back({s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.i64(5), s.i64(6),
+                     s.i64(7)});
+    return out;
+  }
+
+  void put_incident_group(const IncidentGroup& g) override {
+    stmt("INSERT OR REPLACE INTO incident_groups (incident_id, group_name, state, via, waiting, "
+         "held_at, sent_at, covered_at) VALUES (?,?,?,?,?,?,?,?)")
+        .reset()
+        .bind(g.incident_id)
+        .bind(g.group)
+        .bind(g.state)
+        .bind(g.via)
+        .bind(g.waiting)
+        .bind(g.held_at)
+        .bind(g.sent_at)
+        .bind(g.covered_at)
+        .run();
+  }
+
+  int64_t plan_new_recipient_deliveries(int64_t report_id, const std::string& incident_id,
+                                        const std::vector<std::string>& groups, Channel channel,
+                                        UnixMs now, UnixMs deadline) override {
+    auto& s = stmt(
+        "INSERT OR IGNORE INTO deliveries (report_id, incident_id, subscriber_id, channel, "
+        "language, state, next_attempt_at, deadline_at, created_at, updated_at) "
+        "SELECT ?1, ?2, s.id, ?3, s.language, 0, ?4, ?5, ?4, ?4 FROM subscriber_groups g "
+        "JOIN subscribers s ON s.id = g.subscriber_id WHERE g.group_name = ?6 AND " REACHABLE_ON(
+            "?3") " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.subscriber_id = s.id AND "
+                  "d.channel = ?3 AND d.incident_id = ?2) ORDER BY g.subscriber_id");
+    int64_t added = 0;
+    for (const auto& g : groups) {
+      s.reset()
+          .bind(report_id)
+          .bind(incident_id)
+          .bind(static_cast<int>(channel))
+          .bind(now)
+          .bind(deadline)
+          .bind(g)
+          .run();
+      added += sqlite3_changes64(db_);
+    }
+    return added;
+  }
+
+  std::vector<int64_t> group_recipients(const std::string& incident_id,
+                                        const std::string& group) override {
+    auto& s = stmt(
+        "SELECT g.subscriber_id FROM subscriber_groups g WHERE g.group_name = ?2 AND EXISTS "
+        "(SELECT 1 FROM deliveries d WHERE d.subscriber_id = g.subscriber_id AND d.incident_id = "
+        "?1) ORDER BY g.subscriber_id");
+    s.reset().bind(incident_id).bind(group);
+    std::vector<int64_t> out;
+    while (s.step()) out.push_back(s.i64(0));
+    return out;
+  }
+
+  int64_t plan_deliveries_to(int64_t report_id, const std::string& incident_id,
+                             const std::vector<int64_t>& subscribers, Channel channel, UnixMs now,
+                             UnixMs deadline) override {
+    auto& s = stmt(
+        "INSERT OR IGNORE INTO deliveries (report_id, incident_id, subscriber_id, channel, "
+        "language, state, next_attempt_at, deadline_at, created_at, updated_at) "
+        "SELECT ?1, ?2, s.id, ?3, s.language, 0, ?4, ?5, ?4, ?4 FROM subscribers s WHERE s.id = "
+        "?6 AND " REACHABLE_ON("?3") " AND EXISTS (SELECT 1 FROM deliveries d WHERE "
+                                     "d.subscriber_id = s.id AND d.channel = ?3 AND "
+                                     "d.incident_id = ?2 AND d.report_id <> ?1)");
+    int64_t added = 0;
+    for (int64_t id : subscribers) {
+      s.reset()
+          .bind(report_id)
+          .bind(incident_id)
+          .bind(static_cast<int>(channel))
+          .bind(now)
+          .bind(deadline)
+          .bind(id)
+          .run();
+      added += sqlite3_changes64(db_);
+    }
+    return added;
+  }
+
+  std::vector<std::string> subscriber_languages(const std::vector<int64_t>& subscribers) override {
+    auto& s = stmt("SELECT language FROM subscribers WHERE id = ?");
+    std::vector<std::string> out;
+    for (int64_t id : subscribers) {
+      s.reset().bind(id);
+      if (s.step()) {
+        auto lang = s.text(0);
+        if (std::find(out.begin(), out.end(), lang) == out.end()) out.push_back(std::move(lang));
+      }
+      s.reset();
+    }
+    return out;
+  }
+
+  std::string latest_report_body(const std::string& incident_id) override {
+    auto& s = stmt(
+        "SELECT body FROM reports WHERE incident_id = ? AND outcome IN ('new_incident', 'merged', "
+        "'update') ORDER BY id DESC LIMIT 1");
+    s.reset().bind(incident_id);
+    std::string body = s.step() ? s.text(0) : std::string();
+    s.reset();
+    return body;
+  }
+
+  void insert_escalation(const std::string& incident_id, const std::string& group, UnixMs sent_at,
+                         UnixMs due_at) override {
+    stmt("INSERT OR IGNORE INTO escalations (incident_id, group_name, sent_at, due_at) VALUES "
+         "(?,?,?,?)")
+        .reset()
+        .bind(incident_id)
+        .bind(group)
+        .bind(sent_at)
+        .bind(due_at)
+        .run();
+  }
+
+  std::vector<EscalationTimer> due_escalations(UnixMs now, int limit) override {
+    auto& s = stmt(
+        "SELECT incident_id, group_name, due_at, sent_at FROM escalations WHERE state = 0 AND "
+        "due_at <= ? ORDER BY due_at LIMIT ?");
+    s.reset().bind(now).bind(limit);
+    std::vector<EscalationTimer> out;
+    while (s.step()) out.push_back({s.text(0), s.text(1), s.i64(2), s.i64(3)});
+    return out;
+  }
+
+  void end_escalation(const std::string& incident_id, const std::string& group, TimerEnd how,
+                      UnixMs now) override {
+    stmt("UPDATE escalations SET state = ?, ended_at = ? WHERE incident_id = ? AND group_name = ? "
+         "AND state = 0")
+        .reset()
+        .bind(static_cast<int>(how))
+        .bind(now)
+        .bind(incident_id)
+        .bind(group)
+        .run();
+  }
+
+  std::vector<std::string> cancel_escalations(const std::string& incident_id, UnixMs now) override {
+    auto& s = stmt(
+        "SELECT group_name FROM escalations WHERE incident_id = ? AND state = 0 ORDER BY 1");
+    s.reset().bind(incident_id);
+    std::vector<std::string> groups;
+    while (s.step()) groups.push_back(s.text(0));
+    s.reset();
+    stmt("UPDATE escalations SET state = 3, ended_at = ? WHERE incident_id = ? AND state = 0")
+        .reset()
+        .bind(now)
+        .bind(incident_id)
+        .run();
+    return groups;
+  }
+
+  void insert_safety_event(const std::string& incident_id, const SafetyEvent& e) override {
+    stmt("INSERT INTO safety_events (incident_id, at, what, group_name, detail, recipients) "
+         "VALUES (?,?,?,?,?,?)")
+        .reset()
+        .bind(incident_id)
+        .bind(e.at)
+        .bind(e.what)
+        .bind(e.group)
+        .bind(e.detail)
+        .bind(e.recipients)
+        .run();
+  }
+
+  std::vector<SafetyEvent> safety_events(const std::string& incident_id) override {
+    auto& s = stmt(
+        "SELECT at, what, group_name, detail, recipients FROM safety_events WHERE incident_id = ? "
+        "ORDER BY id");
+    s.reset().bind(incident_id);
+    std::vector<SafetyEvent> out;
+    while (s.step()) out.push_back({s.i64(0), s.text(1), s.text(2), s.text(3), s.i64(4)});
+    return out;
+  }
+
   int64_t insert_audit(const AuditEntry& e) override {
     stmt(
         "INSERT INTO audit (at, actor, method, route, object_id, status, count) "
@@ -1234,17 +1465,22 @@ class SqliteStore final : public Store {
       exec(kSchema);
       auto& s = stmt("SELECT value FROM meta WHERE key = 'schema_version'");
       s.reset();
+      int v = 1;  // a new database: kSchema is version 1, migrated below
       if (s.step()) {
-        int v = std::stoi(s.text(0));
+        v = std::stoi(s.text(0));
         s.reset();
         if (v > kSchemaVersion)
           throw StoreError("database schema " + std::to_string(v) +
                            " is newer than this tocsin understands");
       } else {
         s.reset();
-        stmt("INSERT INTO meta (key, value) VALUES ('schema_version', ?)")
+        stmt("INSERT INTO meta (key, value) VALUES ('schema_version', '1')").reset().run();
+      }
+      for (; v < kSchemaVersion; ++v) {
+        exec(kMigrations[v - 1]);
+        stmt("UPDATE meta SET value = ? WHERE key = 'schema_version'")
             .reset()
-            .bind(std::to_string(kSchemaVersion))
+            .bind(std::to_string(v + 1))
             .run();
       }
       exec("COMMIT");
