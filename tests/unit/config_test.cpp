@@ -250,7 +250,8 @@ TEST_CASE("template warnings: languages missing from a set, SMS over max_segment
   CHECK(w == std::vector<std::string>{
                  R"(templates.email.body: no "ar" template; subscribers in "ar" get the "en" one (fallback ar → en))",
                  R"(templates.email.body: no "es" template; subscribers in "es" get the "en" one (fallback es → en))",
-                 R"(templates.help: no "ar" template; subscribers in "ar" get the "en" one (fallback ar → en))"});
+                 R"(templates.help: no "ar" template; subscribers in "ar" get the "en" one (fallback ar → en))",
+                 R"(templates.covered: no "ar" template; subscribers in "ar" get the "en" one (fallback ar → en))"});
 
   // A template whose worst case exceeds the limit, and a built-in one once
   // the limit is lowered.
