@@ -440,6 +440,11 @@ class Daemon {
     escalations_.async_wait([this](boost::system::error_code ec) {
       if (ec) return;
       auto cfg = config_;
+      // Without an escalate rule no timer is started, and none that is
+      // stored can fire (it would end as dropped): no job, no write lock.
+      if (std::none_of(cfg->config.groups.begin(), cfg->config.groups.end(),
+                       [](const Group& g) { return g.escalate.has_value(); }))
+        return schedule_escalations();
       UnixMs now = clock_.now_ms();
       worker_->call<SafetySteps>(
           [cfg, now](store::Store& s) {

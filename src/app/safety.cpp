@@ -202,6 +202,14 @@ SafetySteps run_due_escalations(store::Store& store, const Config& config,
       store.end_escalation(timer.incident_id, timer.group, store::TimerEnd::kDropped, now);
       continue;
     }
+    // Due longer ago than an SMS may wait (the rule was out of the config,
+    // or tocsin was down that long): an escalation that late would mislead.
+    if (incident->open && now - timer.due_at > config.delivery.sms_deadline_s * 1000) {
+      store.end_escalation(incident->id, group->name, store::TimerEnd::kDropped, now);
+      store.insert_safety_event(incident->id, {now, "escalation_expired", group->name,
+                                               "due more than delivery.sms_deadline_s ago", 0});
+      continue;
+    }
     const EscalateRule& rule = *group->escalate;
     auto recipients = store.group_recipients(incident->id, group->name);
     int responding = responding_count(replies_of(store, incident->id), recipients, now);

@@ -217,7 +217,7 @@ json escalation_config(const Gateways& gw, int after_s) {
 
 TEST_CASE("escalation: after after_s with 2 of 5 responding, not with 5 of 5", "[e2e][safety]") {
   Gateways gw;
-  Daemon d(escalation_config(gw, 2));
+  Daemon d(escalation_config(gw, 4));
   d.start();
   add_group(d.url(), "eastside", 5, phone_for);
   add_group(d.url(), "wide", 3, wide_phone);
@@ -258,7 +258,7 @@ TEST_CASE("escalation: after after_s with 2 of 5 responding, not with 5 of 5", "
 
 TEST_CASE("escalation survives a kill -9 while its timer runs, and fires once", "[e2e][safety]") {
   Gateways gw;
-  Daemon d(escalation_config(gw, 3));
+  Daemon d(escalation_config(gw, 4));
   d.start();
   add_group(d.url(), "eastside", 5, phone_for);
   add_group(d.url(), "wide", 3, wide_phone);
@@ -266,7 +266,14 @@ TEST_CASE("escalation survives a kill -9 while its timer runs, and fires once", 
   std::string code = r.json()["incident_id"];
   REQUIRE(gw.twilio.wait_for(5, 10s));
   CHECK(inbound_sms(d.url(), gw, phone_for(0), "1").status == 200);
-  d.kill9();  // the timer is due in ~3 s
+  // The sends are recorded (a kill -9 before that would send them again,
+  // at least once, which is not what this test is about).
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (query_db(d, "SELECT count(*) FROM deliveries WHERE state = 1") !=
+             std::vector<std::string>{"5"} &&
+         std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(50ms);
+  d.kill9();  // the timer is due in ~4 s
   d.start();
   REQUIRE(wait_for_step(d, code, "escalated"));
   REQUIRE(gw.twilio.wait_for(8, 10s));
@@ -280,19 +287,19 @@ TEST_CASE("escalation survives a kill -9 while its timer runs, and fires once", 
 
 TEST_CASE("an all-clear stops the escalation timer", "[e2e][safety]") {
   Gateways gw;
-  Daemon d(escalation_config(gw, 2));
+  Daemon d(escalation_config(gw, 4));
   d.start();
   add_group(d.url(), "eastside", 5, phone_for);
   add_group(d.url(), "wide", 3, wide_phone);
+  auto reported = std::chrono::steady_clock::now();
   auto r = post_report(d.url(), report_body().dump());
   std::string code = r.json()["incident_id"];
-  REQUIRE(gw.twilio.wait_for(5, 10s));
   auto cancel = post_report(d.url(), cancel_of(code).dump());
   REQUIRE(cancel.status == 202);
   REQUIRE(gw.twilio.wait_for(10, 10s));
   CHECK(steps(incident(d, code), "escalation_cancelled").size() == 1);
   CHECK(query_db(d, "SELECT state FROM escalations") == std::vector<std::string>{"3"});
-  std::this_thread::sleep_for(3500ms);  // past after_s and several polls
+  std::this_thread::sleep_until(reported + 6500ms);  // past after_s and several polls
   CHECK(gw.twilio.message_count() == 10);
   CHECK(steps(incident(d, code), "escalated").empty());
   std::set<std::string> wide = {wide_phone(0), wide_phone(1), wide_phone(2)};
