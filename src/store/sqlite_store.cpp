@@ -25,7 +25,8 @@ namespace {
 // Pre-release: schema 1 has never been deployed, so it is still changed in
 // place (subscribers encrypted, delivery_totals, nullable
 // deliveries.subscriber_id) rather than migrated. From the first release on,
-// a change is a new version with a migration.
+// a change is a new version with a migration (kMigrations below; 2 is the
+// first: the safety rules).
 constexpr int kSchemaVersion = 2;
 
 constexpr const char* kSchema = R"sql(

@@ -3,6 +3,7 @@
 // corroboration or certainty, escalation when too few respond (across a
 // kill -9, stopped by an all-clear), "covered" to the non-responders.
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -335,4 +336,29 @@ TEST_CASE("covered goes to exactly the non-responders, once", "[e2e][safety]") {
   REQUIRE(steps(inc, "covered").size() == 1);
   CHECK(steps(inc, "covered")[0]["recipients"] == 3);
   CHECK(metric(d, "covered") == 1);
+}
+
+TEST_CASE("route says which groups wait for what, and their escalation and covered rules",
+          "[e2e][safety][cli]") {
+  Gateways gw;
+  json config = escalation_config(gw, 300);
+  for (auto& g : config["groups"])
+    if (g["name"] == "eastside") g["enough_responding"] = 8;
+  config["groups"].push_back(wide_group({{"min_corroboration", 2}, {"min_certainty", "observed"}}));
+  config["groups"].back()["name"] = "citywide";
+  Daemon d(config);
+  d.start();
+  add_group(d.url(), "citywide", 2, wide_phone);
+  add_group(d.url(), "eastside", 1, phone_for);
+  std::ofstream(d.path("report.json")) << report_body({{"certainty", "likely"}}).dump(2);
+  auto r = run_cli({"route", "--config", "config.json", "report.json"}, 10s, d.dir());
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("  citywide                     sms  HELD: waits for certainty observed (has "
+                   "likely); 2 coordinators (has 1)") != std::string::npos);
+  CHECK(r.out.find("  eastside                     escalates to wide if fewer than 3 respond "
+                   "within 300 s") != std::string::npos);
+  CHECK(r.out.find("  eastside                     covered at 8 responding") != std::string::npos);
+  // The held group's subscribers are not counted among the recipients.
+  CHECK(r.out.find("  sms    en              1") != std::string::npos);
 }
