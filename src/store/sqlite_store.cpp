@@ -664,19 +664,7 @@ class SqliteStore final : public Store {
         "SELECT ?1, ?2, s.id, ?3, s.language, 0, ?4, ?5, ?4, ?4 FROM subscriber_groups g "
         "JOIN subscribers s ON s.id = g.subscriber_id WHERE g.group_name = ?6 AND " REACHABLE_ON(
             "?3") " ORDER BY g.subscriber_id");  // the group's key order: no sort of the whole group
-    int64_t added = 0;
-    for (const auto& g : groups) {
-      s.reset()
-          .bind(report_id)
-          .bind(incident_id)
-          .bind(static_cast<int>(channel))
-          .bind(now)
-          .bind(deadline)
-          .bind(g)
-          .run();
-      added += sqlite3_changes64(db_);
-    }
-    return added;
+    return plan_each(s, report_id, incident_id, groups, channel, now, deadline);
   }
 
   int64_t plan_followup_deliveries(int64_t report_id, const std::string& incident_id,
@@ -1126,19 +1114,7 @@ class SqliteStore final : public Store {
         "JOIN subscribers s ON s.id = g.subscriber_id WHERE g.group_name = ?6 AND " REACHABLE_ON(
             "?3") " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.subscriber_id = s.id AND "
                   "d.channel = ?3 AND d.incident_id = ?2) ORDER BY g.subscriber_id");
-    int64_t added = 0;
-    for (const auto& g : groups) {
-      s.reset()
-          .bind(report_id)
-          .bind(incident_id)
-          .bind(static_cast<int>(channel))
-          .bind(now)
-          .bind(deadline)
-          .bind(g)
-          .run();
-      added += sqlite3_changes64(db_);
-    }
-    return added;
+    return plan_each(s, report_id, incident_id, groups, channel, now, deadline);
   }
 
   std::vector<int64_t> group_recipients(const std::string& incident_id,
@@ -1163,19 +1139,7 @@ class SqliteStore final : public Store {
         "?6 AND " REACHABLE_ON("?3") " AND EXISTS (SELECT 1 FROM deliveries d WHERE "
                                      "d.subscriber_id = s.id AND d.channel = ?3 AND "
                                      "d.incident_id = ?2 AND d.report_id <> ?1)");
-    int64_t added = 0;
-    for (int64_t id : subscribers) {
-      s.reset()
-          .bind(report_id)
-          .bind(incident_id)
-          .bind(static_cast<int>(channel))
-          .bind(now)
-          .bind(deadline)
-          .bind(id)
-          .run();
-      added += sqlite3_changes64(db_);
-    }
-    return added;
+    return plan_each(s, report_id, incident_id, subscribers, channel, now, deadline);
   }
 
   std::vector<std::string> subscriber_languages(const std::vector<int64_t>& subscribers) override {
@@ -1308,6 +1272,26 @@ class SqliteStore final : public Store {
   }
 
  private:
+  // Runs a delivery-planning INSERT (parameters ?1 report, ?2 incident, ?3
+  // channel, ?4 now, ?5 deadline, ?6 the key) once per key; returns the rows added.
+  template <typename Key>
+  int64_t plan_each(Stmt& s, int64_t report_id, const std::string& incident_id,
+                    const std::vector<Key>& keys, Channel channel, UnixMs now, UnixMs deadline) {
+    int64_t added = 0;
+    for (const auto& key : keys) {
+      s.reset()
+          .bind(report_id)
+          .bind(incident_id)
+          .bind(static_cast<int>(channel))
+          .bind(now)
+          .bind(deadline)
+          .bind(key)
+          .run();
+      added += sqlite3_changes64(db_);
+    }
+    return added;
+  }
+
   static int has_channel(const Subscriber& sub, Channel c) {
     return std::find(sub.channels.begin(), sub.channels.end(), c) != sub.channels.end() ? 1 : 0;
   }
