@@ -558,7 +558,8 @@ std::vector<FieldProblem> template_warnings(const Config& c) {
                        std::to_string(w.size.segments) + " " +
                        (w.size.encoding == SmsEncoding::kGsm7 ? "GSM-7" : "UCS-2") +
                        " segments, above sms.max_segments " + std::to_string(c.sms.max_segments) +
-                       " (" + (w.drill ? "drill " : "") + std::string(to_string(w.msg_type)) +
+                       " (" + (w.drill ? "drill " : "") + (w.confirmed ? "confirmed " : "") +
+                       std::string(to_string(w.msg_type)) +
                        ", " + std::to_string(kWorstCaseHeadline) +
                        "-character headline, instruction and location cut away): such messages "
                        "go out over the limit"});

@@ -342,7 +342,7 @@ SmsWorstCase sms_worst_case(const std::string& sms_template) {
         SmsSize size = sms_size(r.render(v));
         if (size.segments > worst.size.segments ||
             (size.segments == worst.size.segments && size.units > worst.size.units))
-          worst = {size, type, drill};
+          worst = {size, type, drill, confirmed};
       }
   return worst;
 }

@@ -103,7 +103,7 @@ inline constexpr std::size_t kWorstCaseHeadline = 100;
 
 // The largest an SMS template can render after shortening: the most
 // segments among every msg_type (alert, update, cancel) with and without
-// drill, with a kWorstCaseHeadline-character headline in Latin (GSM-7) and in
+// drill (and alerts with confirmed), with a kWorstCaseHeadline-character headline in Latin (GSM-7) and in
 // accented or non-Latin text (UCS-2), event and area at the report limits
 // (64 and 200 characters), the longest severity and observed_at, and no
 // instruction or location (those are cut first).
@@ -111,6 +111,7 @@ struct SmsWorstCase {
   SmsSize size;
   MsgType msg_type = MsgType::kAlert;
   bool drill = false;
+  bool confirmed = false;  // an alert with {{#confirmed}} (a held group's, released)
 };
 SmsWorstCase sms_worst_case(const std::string& sms_template);
 

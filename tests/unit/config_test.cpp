@@ -266,7 +266,7 @@ TEST_CASE("template warnings: languages missing from a set, SMS over max_segment
   w = lines(r.warnings);
   REQUIRE(w.size() == 2);
   CHECK(w[0].rfind("templates.sms.en: built-in template: worst case 3 UCS-2 segments, above "
-                   "sms.max_segments 2 (drill update,",
+                   "sms.max_segments 2 (drill confirmed alert,",
                    0) == 0);
   CHECK(w[1].rfind("templates.sms.es: built-in template: worst case 3", 0) == 0);
 }

@@ -200,7 +200,7 @@ TEST_CASE("enough responding: no escalation, and covered once to the non-respond
         std::vector<std::string>{"held citywide", "covered east", "escalation_not_needed east"});
 }
 
-TEST_CASE("an all-clear stops the escalation timer", "[safety][ingest]") {
+TEST_CASE("store: an all-clear ends the stored escalation timer", "[safety][ingest]") {
   Fixture f;
   f.subscribe(1, "east");
   f.subscribe(10, "wide");

@@ -278,7 +278,9 @@ TEST_CASE("worst case of an SMS template", "[sms][templates]") {
     CHECK(w.size.segments == 3);  // the defaults fit the default limit
     CHECK(w.size.encoding == SmsEncoding::kUcs2);
     CHECK(w.drill);
-    CHECK(w.msg_type == MsgType::kUpdate);
+    // "UPDATE " or "CONFIRMED " (en), "ACTUALIZACION " (es): the longest prefix.
+    CHECK(w.msg_type == (lang == "en" ? MsgType::kAlert : MsgType::kUpdate));
+    CHECK(w.confirmed == (lang == "en"));
   }
   // Only the headline and fixed text: 100 + 20 units of UCS-2 is two segments.
   auto small = sms_worst_case("ALERT: {{headline}} - reply STOP");
