@@ -147,7 +147,7 @@ IngestResult ingest_report(store::Store& store, const Config& config,
 
   int64_t recipients = 0;
   if (plan_new) {
-    auto groups = match_groups(config.groups, report);
+    auto groups = match_groups(config.groups, report, req.point_areas);
     for (Channel ch : kAllChannels) {
       auto names = groups_on_channel(groups, ch);
       if (names.empty()) continue;
