@@ -22,10 +22,10 @@ struct IngestRequest {
   std::string webhook_id;   // idempotency key
   Report report;
   std::string raw_body;     // as received, kept with the report
+  UnixMs now = 0;
   // Areas whose shapes hold the report's point (within the coordinator's
   // scope): groups of these hear of it too (decide_area, match_groups).
   std::vector<std::string> point_areas;
-  UnixMs now = 0;
 };
 
 struct IngestResult {

@@ -2,6 +2,13 @@
 // areas.h for the geometry decisions).
 #include "core/areas.h"
 
+// GCC 12 sees a maybe-uninitialized box inside Boost.Geometry 1.74's
+// envelope (reached from covered_by of two multipolygons); Boost assigns it
+// before use. Silenced here only, for Boost's code.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 #include <algorithm>
 #include <boost/geometry.hpp>
 #include <boost/geometry/geometries/box.hpp>
@@ -71,7 +78,7 @@ std::vector<const Ring*> rings_of(const AreaShape& a) {
   return out;
 }
 
-std::string quoted(const std::string& name) { return name.empty() ? "(unnamed)" : "\"" + name + "\""; }
+std::string area_label(const std::string& name) { return name.empty() ? "(unnamed)" : "\"" + name + "\""; }
 
 std::size_t depth(std::string_view name) { return std::count(name.begin(), name.end(), '/'); }
 
@@ -165,10 +172,33 @@ Polygon to_boost(const PolygonPart& part) {
   return p;
 }
 
+// A polygon's bounding box (by hand: Boost's envelope of polygons trips
+// GCC 12's -Wmaybe-uninitialized inside Boost).
+Box bounds(const Polygon& p) {
+  double x0 = INFINITY, y0 = INFINITY, x1 = -INFINITY, y1 = -INFINITY;
+  for (const auto& q : p.outer()) {  // holes lie inside the outer ring
+    x0 = std::min(x0, q.x()), x1 = std::max(x1, q.x());
+    y0 = std::min(y0, q.y()), y1 = std::max(y1, q.y());
+  }
+  return Box(Point(x0, y0), Point(x1, y1));
+}
+
+Box bounds(const MultiPolygon& mp) {
+  Box out = bounds(mp.front());
+  for (const auto& p : mp) {
+    Box b = bounds(p);
+    out = Box(Point(std::min(out.min_corner().x(), b.min_corner().x()),
+                    std::min(out.min_corner().y(), b.min_corner().y())),
+              Point(std::max(out.max_corner().x(), b.max_corner().x()),
+                    std::max(out.max_corner().y(), b.max_corner().y())));
+  }
+  return out;
+}
+
 double surface_m2(const MultiPolygon& mp) {
   double total = 0;
   for (const auto& p : mp) {
-    Box b = bg::return_envelope<Box>(p);
+    Box b = bounds(p);
     double mid = (b.min_corner().y() + b.max_corner().y()) / 2;
     total += std::abs(bg::area(p)) * kMetresPerDegree * kMetresPerDegree *
              std::cos(mid * std::numbers::pi / 180);
@@ -178,7 +208,7 @@ double surface_m2(const MultiPolygon& mp) {
 
 // The smaller of a shape's width and height in metres (for the tiny-area warning).
 double narrowest_m(const MultiPolygon& mp) {
-  Box b = bg::return_envelope<Box>(mp);
+  Box b = bounds(mp);
   double mid = (b.min_corner().y() + b.max_corner().y()) / 2;
   double w = (b.max_corner().x() - b.min_corner().x()) * kMetresPerDegree *
              std::cos(mid * std::numbers::pi / 180);
@@ -197,9 +227,8 @@ AreaSet::AreaSet() : index_(std::make_unique<Index>()) {}
 AreaSet::~AreaSet() = default;
 
 const AreaShape* AreaSet::find(std::string_view name) const {
-  for (const auto& a : areas_)
-    if (a.name == name) return &a;
-  return nullptr;
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : &areas_[it->second];
 }
 
 const AreaShape* AreaSet::shape_for(std::string_view name) const {
@@ -289,10 +318,10 @@ AreaSet::Load AreaSet::load(std::string_view geojson, const std::string& file_pa
           name = (*props)["name"].get<std::string>();
           if (!valid_area(name))
             problems.push_back({join_path(at, "properties.name"),
-                                quoted(name) + " is not an area path (lower-case segments "
+                                area_label(name) + " is not an area path (lower-case segments "
                                                "joined by '/', e.g. \"la/boyle-heights\")"});
         }
-        std::string who = "feature " + std::to_string(i) + " " + quoted(name);
+        std::string who = "feature " + std::to_string(i) + " " + area_label(name);
         std::string gpath = join_path(at, "geometry");
         const json* g = f.contains("geometry") ? &f["geometry"] : nullptr;
         if (!g || !g->is_object() || !g->contains("coordinates")) {
@@ -365,7 +394,7 @@ AreaSet::Load AreaSet::load(std::string_view geojson, const std::string& file_pa
         r.reject_unknown({"name", "center", "radius_m"});
         auto name = r.string("name", Need::kRequired, 200);
         if (name && !valid_area(*name)) {
-          r.problem("name", quoted(*name) + " is not an area path");
+          r.problem("name", area_label(*name) + " is not an area path");
           name.reset();
         }
         JsonReader c = r.object("center", Need::kRequired);
@@ -382,7 +411,7 @@ AreaSet::Load AreaSet::load(std::string_view geojson, const std::string& file_pa
         if (2 * *radius < tolerance_m)
           out.warnings.push_back(
               {r.child_path("radius_m"),
-               "circle " + std::to_string(i) + " " + quoted(*name) + ": is " +
+               "circle " + std::to_string(i) + " " + area_label(*name) + ": is " +
                    format_distance(2 * *radius) + " across, under areas.tolerance_m (" +
                    format_distance(tolerance_m) +
                    "): a report naming it is accepted anywhere within that distance of it"});
@@ -393,11 +422,11 @@ AreaSet::Load AreaSet::load(std::string_view geojson, const std::string& file_pa
   }
 
   // Names unique.
-  std::map<std::string, std::size_t> by_name;
+  auto& by_name = set->by_name_;
   for (std::size_t i = 0; i < areas.size(); ++i) {
     auto [it, fresh] = by_name.emplace(areas[i].name, i);
     if (!fresh)
-      problems.push_back({areas[i].defined_at, quoted(areas[i].name) + ": the name is already used by " +
+      problems.push_back({areas[i].defined_at, area_label(areas[i].name) + ": the name is already used by " +
                                                    areas[it->second].defined_at});
   }
   if (!problems.empty()) return out;
@@ -411,7 +440,7 @@ AreaSet::Load AreaSet::load(std::string_view geojson, const std::string& file_pa
       auto slash = parent_name.rfind('/');
       if (slash == std::string_view::npos) break;
       parent_name = parent_name.substr(0, slash);
-      if (auto it = by_name.find(std::string(parent_name)); it != by_name.end())
+      if (auto it = by_name.find(parent_name); it != by_name.end())
         parent = &areas[it->second];
     }
     if (!parent) continue;
@@ -441,8 +470,8 @@ AreaSet::Load AreaSet::load(std::string_view geojson, const std::string& file_pa
     }
     if (overhang > tolerance_m)
       problems.push_back({child.defined_at,
-                          quoted(child.name) + ": reaches " + format_distance(overhang) +
-                              " outside its parent " + quoted(parent->name) + " (" +
+                          area_label(child.name) + ": reaches " + format_distance(overhang) +
+                              " outside its parent " + area_label(parent->name) + " (" +
                               parent->defined_at + "), more than areas.tolerance_m (" +
                               format_distance(tolerance_m) + ")"});
   }
@@ -455,7 +484,7 @@ AreaSet::Load AreaSet::load(std::string_view geojson, const std::string& file_pa
       GeoBox b = bounding_box(*areas[i].center, areas[i].radius_m);
       entries.emplace_back(Box(Point(b.lon_min, b.lat_min), Point(b.lon_max, b.lat_max)), i);
     } else {
-      for (const auto& part : shapes[i]) entries.emplace_back(bg::return_envelope<Box>(part), i);
+      for (const auto& part : shapes[i]) entries.emplace_back(bounds(part), i);
     }
   }
   set->index_->tree = bgi::rtree<Entry, bgi::rstar<16>>(entries.begin(), entries.end());
@@ -477,15 +506,16 @@ AreaDecision decide_area(const AreaSet* areas, std::string_view named,
     return d;
   }
   const double lat = location->lat, lon = location->lon;
-  for (std::size_t i : areas->holding(lat, lon)) d.point_areas.push_back(areas->areas()[i].name);
+  const auto held = areas->holding(lat, lon);
+  for (std::size_t i : held) d.point_areas.push_back(areas->areas()[i].name);
   if (named.empty()) {
-    if (d.point_areas.empty()) {
+    if (held.empty()) {
       d.problem = FieldProblem{"location", "lies in no configured area: give the report's area"};
       return d;
     }
     d.area = d.point_areas.front();
     d.derived = true;
-    d.shape = areas->relation(*areas->find(d.area), lat, lon);
+    d.shape = areas->relation(areas->areas()[held.front()], lat, lon);
     return d;
   }
   d.area = std::string(named);
@@ -499,8 +529,8 @@ AreaDecision decide_area(const AreaSet* areas, std::string_view named,
                           "): check the coordinates and the area"};
       d.area.clear();
     }
-  } else if (!d.point_areas.empty()) {
-    d.shape = areas->relation(*areas->find(d.point_areas.front()), lat, lon);
+  } else if (!held.empty()) {
+    d.shape = areas->relation(areas->areas()[held.front()], lat, lon);
   }
   return d;
 }

@@ -25,6 +25,8 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -104,6 +106,7 @@ class AreaSet {
   struct Index;
   AreaSet();
   std::vector<AreaShape> areas_;
+  std::map<std::string, std::size_t, std::less<>> by_name_;  // name → index into areas_
   std::unique_ptr<Index> index_;
   std::string fingerprint_;
 };

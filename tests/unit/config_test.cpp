@@ -308,7 +308,7 @@ TEST_CASE("areas_file and areas.circles load, resolved against base_dir, checked
 
   auto good = with(R"("areas_file": "good.geojson", "areas": {"tolerance_m": 50, "circles": [
       {"name": "la/courthouse", "center": {"lat": 34.0522, "lon": -118.2437}, "radius_m": 800}]})");
-  INFO(lines(good.problems).empty() ? "" : lines(good.problems).front());
+  INFO((lines(good.problems).empty() ? std::string() : lines(good.problems).front()));
   REQUIRE(good.ok());
   REQUIRE(good.config.areas.shapes);
   CHECK(good.config.areas.shapes->areas().size() == 2);
