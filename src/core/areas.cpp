@@ -91,7 +91,9 @@ const char* validity_words(bg::validity_failure_type f) {
     case bg::failure_not_closed: return "has a ring that is not closed";
     case bg::failure_self_intersections:
       return "crosses itself (a self-intersection, or overlapping rings or parts)";
-    case bg::failure_wrong_orientation: return "has a ring wound the wrong way";
+    // Rings are oriented first (either winding is fine): one that still
+    // cannot be oriented crosses itself.
+    case bg::failure_wrong_orientation: return "crosses itself (a ring with no consistent winding)";
     case bg::failure_interior_rings_outside: return "has a hole outside its polygon";
     case bg::failure_nested_interior_rings: return "has a hole inside another hole";
     case bg::failure_disconnected_interior: return "is cut in pieces by its holes";

@@ -25,17 +25,28 @@ json feature(const std::string& name, const json& geometry) {
   return {{"type", "Feature"}, {"properties", {{"name", name}}}, {"geometry", geometry}};
 }
 
-json polygon(const json& rings) { return {{"type", "Polygon"}, {"coordinates", rings}}; }
-json multipolygon(const json& polys) { return {{"type", "MultiPolygon"}, {"coordinates", polys}}; }
+// (Vectors, not braced json: nlohmann reads a one-element brace list as a copy.)
+json polygon(const std::vector<json>& rings) { return {{"type", "Polygon"}, {"coordinates", json(rings)}}; }
+json multipolygon(const std::vector<json>& polys) {
+  return {{"type", "MultiPolygon"}, {"coordinates", json(polys)}};
+}
 
 std::string collection(const std::vector<json>& features) {
   return json{{"type", "FeatureCollection"}, {"features", features}}.dump();
 }
 
+std::string all_problems(const AreaSet::Load& l) {
+  std::string out;
+  for (const auto& p : l.problems) out += p.path + ": " + p.message + "\n";
+  return out;
+}
+
 AreaSet::Load load(const std::vector<json>& features, const json& circles = nullptr,
                    double tolerance = 200) {
-  return AreaSet::load(features.empty() ? "" : collection(features), "areas_file", &circles,
-                       "areas.circles", tolerance);
+  auto l = AreaSet::load(features.empty() ? "" : collection(features), "areas_file", &circles,
+                         "areas.circles", tolerance);
+  UNSCOPED_INFO(all_problems(l));
+  return l;
 }
 
 // LA as a 0.2° × 0.1° box with a hole (a "not la" enclave), and Boyle
@@ -48,12 +59,6 @@ std::vector<json> la_features() {
 std::vector<std::string> names(const AreaSet& set, double lat, double lon) {
   std::vector<std::string> out;
   for (std::size_t i : set.holding(lat, lon)) out.push_back(set.areas()[i].name);
-  return out;
-}
-
-std::string all_problems(const AreaSet::Load& l) {
-  std::string out;
-  for (const auto& p : l.problems) out += p.path + ": " + p.message + "\n";
   return out;
 }
 
