@@ -517,12 +517,16 @@ AreaDecision decide_area(const AreaSet* areas, std::string_view named,
     }
     d.area = d.point_areas.front();
     d.derived = true;
-    d.shape = areas->relation(areas->areas()[held.front()], lat, lon);
+    const AreaShape& a = areas->areas()[held.front()];
+    d.shape = ShapeRelation{a.name, true, areas->edge_distance_m(a, lat, lon)};
     return d;
   }
   d.area = std::string(named);
   if (const AreaShape* s = areas->shape_for(named)) {
-    d.shape = areas->relation(*s, lat, lon);
+    // `held` is exact: whether it lists the shape is whether the shape holds the point.
+    const auto index = static_cast<std::size_t>(s - areas->areas().data());
+    const bool inside = std::find(held.begin(), held.end(), index) != held.end();
+    d.shape = ShapeRelation{s->name, inside, areas->edge_distance_m(*s, lat, lon)};
     if (!d.shape->inside && d.shape->edge_m > tolerance_m) {
       d.problem = FieldProblem{
           "location", "lies " + format_distance(d.shape->edge_m) + " outside " +
@@ -532,7 +536,8 @@ AreaDecision decide_area(const AreaSet* areas, std::string_view named,
       d.area.clear();
     }
   } else if (!held.empty()) {
-    d.shape = areas->relation(areas->areas()[held.front()], lat, lon);
+    const AreaShape& a = areas->areas()[held.front()];
+    d.shape = ShapeRelation{a.name, true, areas->edge_distance_m(a, lat, lon)};
   }
   return d;
 }
