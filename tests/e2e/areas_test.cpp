@@ -200,3 +200,17 @@ TEST_CASE("areas: a reload picks up new shapes", "[e2e][areas][reload]") {
   CHECK(reloaded.json()["changed"] == json({"areas"}));
   CHECK(post_report(d.url(), body).status == 202);
 }
+
+TEST_CASE("areas: without shapes a report that leaves out area is refused as before",
+          "[e2e][areas]") {
+  Gateways gw;
+  Daemon d(test_config(gw));
+  d.start();
+  auto r = post_report(d.url(), report_body({{"area", nullptr}}).dump());
+  REQUIRE(r.status == 422);
+  CHECK(r.json()["errors"][0]["field"] == "area");
+  CHECK(r.json()["errors"][0]["detail"] == "is required");
+  CHECK(reports_stored(d) == 0);
+  // And a point anywhere is taken as before, by name alone.
+  CHECK(post_report(d.url(), report_body({{"location", at(34.0339, -114.95)}}).dump()).status == 202);
+}
