@@ -34,13 +34,15 @@ inline std::string area_grid_geojson(int n, int vertices) {
     out += "]";
   };
   double mid = kGridSpan / 2;
-  out += "{\"type\":\"Feature\",\"properties\":{\"name\":\"city\"},\"geometry\":"
-         "{\"type\":\"Polygon\",\"coordinates\":[";
+  out +=
+      "{\"type\":\"Feature\",\"properties\":{\"name\":\"city\"},\"geometry\":"
+      "{\"type\":\"Polygon\",\"coordinates\":[";
   ring(kGridLat + mid, kGridLon + mid, mid * 1.5, 500, 0.02);
   out += "]}}";
   for (int i = 0; i < n; ++i) {
     double clat = kGridLat + (i / side + 0.5) * cell, clon = kGridLon + (i % side + 0.5) * cell;
-    std::snprintf(buf, sizeof buf, ",\n{\"type\":\"Feature\",\"properties\":{\"name\":\"city/n%04d\"},", i);
+    std::snprintf(buf, sizeof buf,
+                  ",\n{\"type\":\"Feature\",\"properties\":{\"name\":\"city/n%04d\"},", i);
     out += buf;
     out += "\"geometry\":{\"type\":\"Polygon\",\"coordinates\":[";
     ring(clat, clon, cell * 0.4, vertices, 0.1);

@@ -7,8 +7,8 @@
 //   build/bench/tocsin-areas-bench [AREAS] [VERTICES] [POINTS]
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <cstdlib>
+#include <ctime>
 #include <random>
 
 #include "area_grid.h"
@@ -27,13 +27,16 @@ int main(int argc, char** argv) {
   double load_s = std::chrono::duration<double>(Clock::now() - t0).count();
   double load_cpu_s = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
   if (!loaded.set) {
-    for (const auto& p : loaded.problems) std::fprintf(stderr, "%s: %s\n", p.path.c_str(), p.message.c_str());
+    for (const auto& p : loaded.problems)
+      std::fprintf(stderr, "%s: %s\n", p.path.c_str(), p.message.c_str());
     return 1;
   }
 
   std::mt19937_64 rng(19);
-  std::uniform_real_distribution<double> lat(tocsin::bench::kGridLat, tocsin::bench::kGridLat + tocsin::bench::kGridSpan);
-  std::uniform_real_distribution<double> lon(tocsin::bench::kGridLon, tocsin::bench::kGridLon + tocsin::bench::kGridSpan);
+  std::uniform_real_distribution<double> lat(tocsin::bench::kGridLat,
+                                             tocsin::bench::kGridLat + tocsin::bench::kGridSpan);
+  std::uniform_real_distribution<double> lon(tocsin::bench::kGridLon,
+                                             tocsin::bench::kGridLon + tocsin::bench::kGridSpan);
   std::vector<tocsin::Location> where;
   where.reserve(static_cast<std::size_t>(points));
   for (int i = 0; i < points; ++i) where.push_back({lat(rng), lon(rng), {}});
@@ -48,9 +51,11 @@ int main(int argc, char** argv) {
   }
   double per_us = std::chrono::duration<double, std::micro>(Clock::now() - t1).count() / points;
   double per_cpu_us = static_cast<double>(std::clock() - c1) / CLOCKS_PER_SEC * 1e6 / points;
-  std::printf("{\"areas\":%d,\"vertices\":%d,\"file_mb\":%.1f,\"load_s\":%.3f,\"load_cpu_s\":%.3f,"
-              "\"points\":%d,\"decide_us\":%.2f,\"decide_cpu_us\":%.2f,\"in_a_neighbourhood\":%.3f,\"mean_holding\":%.2f}\n",
-              n + 1, vertices, text.size() / 1e6, load_s, load_cpu_s, points, per_us, per_cpu_us,
-              static_cast<double>(in_neighbourhood) / points, static_cast<double>(held) / points);
+  std::printf(
+      "{\"areas\":%d,\"vertices\":%d,\"file_mb\":%.1f,\"load_s\":%.3f,\"load_cpu_s\":%.3f,"
+      "\"points\":%d,\"decide_us\":%.2f,\"decide_cpu_us\":%.2f,\"in_a_neighbourhood\":%.3f,\"mean_"
+      "holding\":%.2f}\n",
+      n + 1, vertices, text.size() / 1e6, load_s, load_cpu_s, points, per_us, per_cpu_us,
+      static_cast<double>(in_neighbourhood) / points, static_cast<double>(held) / points);
   return 0;
 }

@@ -69,6 +69,14 @@ http::Response twiml(std::string_view message = {}) {
   return r;
 }
 
+// The upper-cased incident code of `rest` ("/a72wym/retry") without the
+// leading '/' and `suffix` characters ("/retry").
+std::string incident_code(std::string_view rest, std::size_t suffix) {
+  std::string code(rest.substr(1, rest.size() - 1 - suffix));
+  for (auto& ch : code) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return code;
+}
+
 }  // namespace
 
 Api::Api(ConfigSource config, const Clock& clock, store::StoreWorker& store, Hooks hooks)
@@ -389,8 +397,7 @@ void Api::incidents(http::Request& req, std::string_view rest, const Audit& audi
   if (rest.ends_with("/retry") && rest.size() > 7) {
     audit->route = "/v1/incidents/{code}/retry";
     if (req.method != "POST") return respond(problem(method_not_allowed()));
-    std::string code(rest.substr(1, rest.size() - 7));
-    for (auto& ch : code) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    std::string code = incident_code(rest, 6);
     audit->object_id = audit_object(code);
     UnixMs now = clock_.now_ms();
     const auto& dc = cfg->config.delivery;
@@ -430,8 +437,7 @@ void Api::incidents(http::Request& req, std::string_view rest, const Audit& audi
   if (rest.ends_with("/map.svg") && rest.size() > 9) {
     audit->route = "/v1/incidents/{code}/map.svg";
     if (req.method != "GET") return respond(problem(method_not_allowed()));
-    std::string code(rest.substr(1, rest.size() - 9));
-    for (auto& ch : code) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    std::string code = incident_code(rest, 8);
     audit->object_id = audit_object(code);
     admin_job(
         audit,
@@ -454,8 +460,7 @@ void Api::incidents(http::Request& req, std::string_view rest, const Audit& audi
   }
   audit->route = "/v1/incidents/{code}";
   if (req.method != "GET") return respond(problem(method_not_allowed()));
-  std::string code(rest.substr(1));
-  for (auto& c : code) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  std::string code = incident_code(rest, 0);
   audit->object_id = audit_object(code);
   admin_job(
       audit,

@@ -17,7 +17,8 @@ constexpr double kMargin = 12;  // px around it
 constexpr double kLegendLine = 16;
 
 // Distinct outline colours, one per drawn area.
-constexpr const char* kColours[] = {"#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
+constexpr const char* kColours[] = {"#1f77b4", "#2ca02c", "#9467bd",
+                                    "#8c564b", "#e377c2", "#17becf"};
 
 std::string num(double v) {
   char buf[32];
@@ -32,12 +33,23 @@ std::string xml_escape(std::string_view s) {
   out.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -99,7 +111,8 @@ std::string area_svg(const AreaSet& areas, std::string_view area,
   auto py = [&](double lat) { return kMargin + (lat1 - lat) * scale; };
 
   const double width = w * scale + 2 * kMargin;
-  const double legend_lines = static_cast<double>(drawn.size()) + (caption.empty() ? 0 : 1) + (drawn.empty() ? 1 : 0);
+  const double legend_lines =
+      static_cast<double>(drawn.size()) + (caption.empty() ? 0 : 1) + (drawn.empty() ? 1 : 0);
   const double height = h * scale + 2 * kMargin + legend_lines * kLegendLine;
 
   std::string out;
@@ -139,10 +152,11 @@ std::string area_svg(const AreaSet& areas, std::string_view area,
   if (point) {
     char where[64];
     std::snprintf(where, sizeof where, "%.5f, %.5f", point->lat, point->lon);
-    out += "<circle cx=\"" + num(px(point->lon)) + "\" cy=\"" + num(py(point->lat)) +
-           "\" r=\"5\" fill=\"#d62728\" stroke=\"#fff\" stroke-width=\"1.5\"><title>" +
-           xml_escape(point->description.empty() ? where : point->description + " (" + where + ")") +
-           "</title></circle>\n";
+    out +=
+        "<circle cx=\"" + num(px(point->lon)) + "\" cy=\"" + num(py(point->lat)) +
+        "\" r=\"5\" fill=\"#d62728\" stroke=\"#fff\" stroke-width=\"1.5\"><title>" +
+        xml_escape(point->description.empty() ? where : point->description + " (" + where + ")") +
+        "</title></circle>\n";
   }
   double y = h * scale + 2 * kMargin + 12;
   if (!caption.empty()) {
@@ -151,7 +165,8 @@ std::string area_svg(const AreaSet& areas, std::string_view area,
     y += kLegendLine;
   }
   if (drawn.empty()) {
-    out += "<text x=\"" + num(kMargin) + "\" y=\"" + num(y) + "\">no area shape holds the point</text>\n";
+    out += "<text x=\"" + num(kMargin) + "\" y=\"" + num(y) +
+           "\">no area shape holds the point</text>\n";
   }
   for (std::size_t k = 0; k < drawn.size(); ++k) {
     std::string line = drawn[k]->name;

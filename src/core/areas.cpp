@@ -78,29 +78,46 @@ std::vector<const Ring*> rings_of(const AreaShape& a) {
   return out;
 }
 
-std::string area_label(const std::string& name) { return name.empty() ? "(unnamed)" : "\"" + name + "\""; }
+std::string area_label(const std::string& name) {
+  return name.empty() ? "(unnamed)" : "\"" + name + "\"";
+}
 
-std::size_t depth(std::string_view name) { return std::count(name.begin(), name.end(), '/'); }
+std::size_t depth(std::string_view name) {
+  return std::count(name.begin(), name.end(), '/');
+}
 
 const char* validity_words(bg::validity_failure_type f) {
   switch (f) {
-    case bg::failure_few_points: return "has too few distinct points";
-    case bg::failure_wrong_topological_dimension: return "has no area (its points lie on a line)";
-    case bg::failure_spikes: return "has a spike (an edge that doubles back)";
-    case bg::failure_duplicate_points: return "repeats a point";
-    case bg::failure_not_closed: return "has a ring that is not closed";
+    case bg::failure_few_points:
+      return "has too few distinct points";
+    case bg::failure_wrong_topological_dimension:
+      return "has no area (its points lie on a line)";
+    case bg::failure_spikes:
+      return "has a spike (an edge that doubles back)";
+    case bg::failure_duplicate_points:
+      return "repeats a point";
+    case bg::failure_not_closed:
+      return "has a ring that is not closed";
     case bg::failure_self_intersections:
       return "crosses itself (a self-intersection, or overlapping rings or parts)";
     // Rings are oriented first (either winding is fine): one that still
     // cannot be oriented crosses itself.
-    case bg::failure_wrong_orientation: return "crosses itself (a ring with no consistent winding)";
-    case bg::failure_interior_rings_outside: return "has a hole outside its polygon";
-    case bg::failure_nested_interior_rings: return "has a hole inside another hole";
-    case bg::failure_disconnected_interior: return "is cut in pieces by its holes";
-    case bg::failure_intersecting_interiors: return "has parts that overlap";
-    case bg::failure_wrong_corner_order: return "has a box with corners in the wrong order";
-    case bg::failure_invalid_coordinate: return "has a coordinate that is not a number";
-    default: return "is not a valid shape";
+    case bg::failure_wrong_orientation:
+      return "crosses itself (a ring with no consistent winding)";
+    case bg::failure_interior_rings_outside:
+      return "has a hole outside its polygon";
+    case bg::failure_nested_interior_rings:
+      return "has a hole inside another hole";
+    case bg::failure_disconnected_interior:
+      return "is cut in pieces by its holes";
+    case bg::failure_intersecting_interiors:
+      return "has parts that overlap";
+    case bg::failure_wrong_corner_order:
+      return "has a box with corners in the wrong order";
+    case bg::failure_invalid_coordinate:
+      return "has a coordinate that is not a number";
+    default:
+      return "is not a valid shape";
   }
 }
 
@@ -111,7 +128,8 @@ std::optional<Ring> read_ring(const json& j, const std::string& path, const std:
     problems.push_back({std::move(p), who + ": " + m});
     return std::nullopt;
   };
-  if (!j.is_array()) return bad(path, std::string(what) + " must be an array of [lon, lat] positions");
+  if (!j.is_array())
+    return bad(path, std::string(what) + " must be an array of [lon, lat] positions");
   Ring ring;
   ring.reserve(j.size());
   for (std::size_t i = 0; i < j.size(); ++i) {
@@ -121,16 +139,17 @@ std::optional<Ring> read_ring(const json& j, const std::string& path, const std:
       return bad(index_path(path, i), "must be a position [lon, lat]");
     double lon = pos[0].get<double>(), lat = pos[1].get<double>();
     if (!std::isfinite(lon) || lon < -180 || lon > 180)
-      return bad(index_path(path, i), "longitude " + json(lon).dump() +
-                                         " is outside -180..180 (GeoJSON is [lon, lat])");
+      return bad(index_path(path, i),
+                 "longitude " + json(lon).dump() + " is outside -180..180 (GeoJSON is [lon, lat])");
     if (!std::isfinite(lat) || lat < -90 || lat > 90)
-      return bad(index_path(path, i), "latitude " + json(lat).dump() +
-                                         " is outside -90..90 (GeoJSON is [lon, lat], not [lat, lon])");
+      return bad(index_path(path, i),
+                 "latitude " + json(lat).dump() +
+                     " is outside -90..90 (GeoJSON is [lon, lat], not [lat, lon])");
     ring.push_back({lon, lat});
   }
   if (ring.size() < 4)
-    return bad(path, std::string(what) +
-                         " needs at least 4 positions (3 corners and the first again)");
+    return bad(path,
+               std::string(what) + " needs at least 4 positions (3 corners and the first again)");
   if (ring.front() != ring.back())
     return bad(path, std::string(what) + " is not closed: its last position must repeat the first");
   for (std::size_t i = 1; i < ring.size(); ++i)
@@ -142,7 +161,8 @@ std::optional<Ring> read_ring(const json& j, const std::string& path, const std:
 }
 
 std::optional<PolygonPart> read_polygon(const json& j, const std::string& path,
-                                        const std::string& who, std::vector<FieldProblem>& problems) {
+                                        const std::string& who,
+                                        std::vector<FieldProblem>& problems) {
   if (!j.is_array() || j.empty()) {
     problems.push_back({path, who + ": a polygon must be an array of rings (outer, then holes)"});
     return std::nullopt;
@@ -150,14 +170,16 @@ std::optional<PolygonPart> read_polygon(const json& j, const std::string& path,
   PolygonPart part;
   bool good = true;
   for (std::size_t r = 0; r < j.size(); ++r) {
-    auto ring = read_ring(j[r], index_path(path, r), who, r == 0 ? "the outer ring" : "a hole",
-                          problems);
+    auto ring =
+        read_ring(j[r], index_path(path, r), who, r == 0 ? "the outer ring" : "a hole", problems);
     if (!ring) {
       good = false;
       continue;
     }
-    if (r == 0) part.outer = std::move(*ring);
-    else part.holes.push_back(std::move(*ring));
+    if (r == 0)
+      part.outer = std::move(*ring);
+    else
+      part.holes.push_back(std::move(*ring));
   }
   if (!good) return std::nullopt;
   return part;
@@ -321,7 +343,7 @@ AreaSet::Load AreaSet::load(std::string_view geojson, const std::string& file_pa
           if (!valid_area(name))
             problems.push_back({join_path(at, "properties.name"),
                                 area_label(name) + " is not an area path (lower-case segments "
-                                               "joined by '/', e.g. \"la/boyle-heights\")"});
+                                                   "joined by '/', e.g. \"la/boyle-heights\")"});
         }
         std::string who = "feature " + std::to_string(i) + " " + area_label(name);
         std::string gpath = join_path(at, "geometry");
@@ -337,8 +359,10 @@ AreaSet::Load AreaSet::load(std::string_view geojson, const std::string& file_pa
         bool good = true;
         if (type == "Polygon") {
           auto part = read_polygon(coords, cpath, who, problems);
-          if (part) area.parts.push_back(std::move(*part));
-          else good = false;
+          if (part)
+            area.parts.push_back(std::move(*part));
+          else
+            good = false;
         } else if (type == "MultiPolygon") {
           if (!coords.is_array() || coords.empty()) {
             problems.push_back({cpath, who + ": a MultiPolygon must be an array of polygons"});
@@ -346,14 +370,16 @@ AreaSet::Load AreaSet::load(std::string_view geojson, const std::string& file_pa
           } else {
             for (std::size_t k = 0; k < coords.size(); ++k) {
               auto part = read_polygon(coords[k], index_path(cpath, k), who, problems);
-              if (part) area.parts.push_back(std::move(*part));
-              else good = false;
+              if (part)
+                area.parts.push_back(std::move(*part));
+              else
+                good = false;
             }
           }
         } else {
-          problems.push_back({join_path(gpath, "type"),
-                              who + ": must be Polygon or MultiPolygon, not " +
-                                  (type.empty() ? "nothing" : type)});
+          problems.push_back(
+              {join_path(gpath, "type"), who + ": must be Polygon or MultiPolygon, not " +
+                                             (type.empty() ? "nothing" : type)});
           good = false;
         }
         if (!good) continue;
@@ -385,7 +411,8 @@ AreaSet::Load AreaSet::load(std::string_view geojson, const std::string& file_pa
 
   if (circles && !circles->is_null()) {
     if (!circles->is_array()) {
-      problems.push_back({circles_path, "must be an array of {name, center: {lat, lon}, radius_m}"});
+      problems.push_back(
+          {circles_path, "must be an array of {name, center: {lat, lon}, radius_m}"});
     } else {
       for (std::size_t i = 0; i < circles->size(); ++i) {
         JsonReader r((*circles)[i], index_path(circles_path, i), problems);
@@ -408,8 +435,9 @@ AreaSet::Load AreaSet::load(std::string_view geojson, const std::string& file_pa
         }
         auto radius = r.number("radius_m", Need::kRequired, 1, 1'000'000);
         if (!name || !lat || !lon || !radius) continue;
-        AreaShape area{*name, r.path(), {}, Location{*lat, *lon, {}}, *radius,
-                       std::numbers::pi * *radius * *radius};
+        AreaShape area{*name,   r.path(),
+                       {},      Location{*lat, *lon, {}},
+                       *radius, std::numbers::pi * *radius * *radius};
         if (2 * *radius < tolerance_m)
           out.warnings.push_back(
               {r.child_path("radius_m"),
@@ -428,7 +456,8 @@ AreaSet::Load AreaSet::load(std::string_view geojson, const std::string& file_pa
   for (std::size_t i = 0; i < areas.size(); ++i) {
     auto [it, fresh] = by_name.emplace(areas[i].name, i);
     if (!fresh)
-      problems.push_back({areas[i].defined_at, area_label(areas[i].name) + ": the name is already used by " +
+      problems.push_back({areas[i].defined_at, area_label(areas[i].name) +
+                                                   ": the name is already used by " +
                                                    areas[it->second].defined_at});
   }
   if (!problems.empty()) return out;
@@ -442,8 +471,7 @@ AreaSet::Load AreaSet::load(std::string_view geojson, const std::string& file_pa
       auto slash = parent_name.rfind('/');
       if (slash == std::string_view::npos) break;
       parent_name = parent_name.substr(0, slash);
-      if (auto it = by_name.find(parent_name); it != by_name.end())
-        parent = &areas[it->second];
+      if (auto it = by_name.find(parent_name); it != by_name.end()) parent = &areas[it->second];
     }
     if (!parent) continue;
     const std::size_t pi = static_cast<std::size_t>(parent - areas.data());
@@ -459,8 +487,8 @@ AreaSet::Load AreaSet::load(std::string_view geojson, const std::string& file_pa
     } else if (parent->center) {
       for (const Ring* ring : rings_of(child))
         for (const auto& q : *ring)
-          overhang = std::max(overhang,
-                              distance_m(*parent->center, Location{q.lat, q.lon, {}}) - parent->radius_m);
+          overhang = std::max(
+              overhang, distance_m(*parent->center, Location{q.lat, q.lon, {}}) - parent->radius_m);
     } else if (!bg::covered_by(shapes[i], shapes[pi])) {
       // Only the vertices outside are measured: a concave parent's edge
       // could still cut between two of them, by less than their spacing.
@@ -471,11 +499,11 @@ AreaSet::Load AreaSet::load(std::string_view geojson, const std::string& file_pa
             overhang = std::max(overhang, rings_distance_m(parent_rings, q.y(), q.x()));
     }
     if (overhang > tolerance_m)
-      problems.push_back({child.defined_at,
-                          area_label(child.name) + ": reaches " + format_distance(overhang) +
-                              " outside its parent " + area_label(parent->name) + " (" +
-                              parent->defined_at + "), more than areas.tolerance_m (" +
-                              format_distance(tolerance_m) + ")"});
+      problems.push_back(
+          {child.defined_at, area_label(child.name) + ": reaches " + format_distance(overhang) +
+                                 " outside its parent " + area_label(parent->name) + " (" +
+                                 parent->defined_at + "), more than areas.tolerance_m (" +
+                                 format_distance(tolerance_m) + ")"});
   }
   if (!problems.empty()) return out;
 
@@ -529,10 +557,11 @@ AreaDecision decide_area(const AreaSet* areas, std::string_view named,
     d.shape = ShapeRelation{s->name, inside, areas->edge_distance_m(*s, lat, lon)};
     if (!d.shape->inside && d.shape->edge_m > tolerance_m) {
       d.problem = FieldProblem{
-          "location", "lies " + format_distance(d.shape->edge_m) + " outside " +
-                          (s->name == named ? "area " : "area " + std::string(named) + "'s parent ") +
-                          s->name + " (areas.tolerance_m is " + format_distance(tolerance_m) +
-                          "): check the coordinates and the area"};
+          "location",
+          "lies " + format_distance(d.shape->edge_m) + " outside " +
+              (s->name == named ? "area " : "area " + std::string(named) + "'s parent ") + s->name +
+              " (areas.tolerance_m is " + format_distance(tolerance_m) +
+              "): check the coordinates and the area"};
       d.area.clear();
     }
   } else if (!held.empty()) {
@@ -544,9 +573,12 @@ AreaDecision decide_area(const AreaSet* areas, std::string_view named,
 
 std::string format_distance(double m) {
   char buf[32];
-  if (m < 1000) std::snprintf(buf, sizeof buf, "%.0f m", m);
-  else if (m < 10000) std::snprintf(buf, sizeof buf, "%.1f km", m / 1000);
-  else std::snprintf(buf, sizeof buf, "%.0f km", m / 1000);
+  if (m < 1000)
+    std::snprintf(buf, sizeof buf, "%.0f m", m);
+  else if (m < 10000)
+    std::snprintf(buf, sizeof buf, "%.1f km", m / 1000);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f km", m / 1000);
   return buf;
 }
 

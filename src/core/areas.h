@@ -52,8 +52,8 @@ struct PolygonPart {
 };
 
 struct AreaShape {
-  std::string name;        // area path, "la/boyle-heights"
-  std::string defined_at;  // JSON path of its definition, "areas_file.features[3]"
+  std::string name;                // area path, "la/boyle-heights"
+  std::string defined_at;          // JSON path of its definition, "areas_file.features[3]"
   std::vector<PolygonPart> parts;  // a polygon or multipolygon; empty for a circle
   std::optional<Location> center;  // set for a circle
   double radius_m = 0;             // circle
@@ -112,16 +112,16 @@ class AreaSet {
 };
 
 struct AreaSet::Load {
-  std::shared_ptr<const AreaSet> set;   // null when there are problems
-  std::vector<FieldProblem> problems;   // each names the feature's index and name
-  std::vector<FieldProblem> warnings;   // tiny shapes
+  std::shared_ptr<const AreaSet> set;  // null when there are problems
+  std::vector<FieldProblem> problems;  // each names the feature's index and name
+  std::vector<FieldProblem> warnings;  // tiny shapes
 };
 
 // What the areas make of a report: its area (named, or derived from the
 // point), the areas whose shapes hold the point, or why it is refused.
 struct AreaDecision {
-  std::string area;                     // the report's area ("" when refused)
-  bool derived = false;                 // the report left out `area`: the point chose it
+  std::string area;                      // the report's area ("" when refused)
+  bool derived = false;                  // the report left out `area`: the point chose it
   std::vector<std::string> point_areas;  // areas whose shapes hold the point, most specific first
   // The point against the report's area's shape (or the ancestor's that
   // speaks for it); without one, the most specific shape holding the point.

@@ -1,6 +1,8 @@
 // Unit tests of core/areas: reading and validating shapes, point lookup at
 // edges, in holes, in MultiPolygons, across the antimeridian, in tiny areas,
 // and the decision a report's area gets from its point.
+#include "core/areas.h"
+
 #include <catch2/catch.hpp>
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -8,7 +10,6 @@
 
 #include "../../bench/area_grid.h"
 #include "core/area_svg.h"
-#include "core/areas.h"
 #include "core/routing.h"
 
 using namespace tocsin;
@@ -26,7 +27,9 @@ json feature(const std::string& name, const json& geometry) {
 }
 
 // (Vectors, not braced json: nlohmann reads a one-element brace list as a copy.)
-json polygon(const std::vector<json>& rings) { return {{"type", "Polygon"}, {"coordinates", json(rings)}}; }
+json polygon(const std::vector<json>& rings) {
+  return {{"type", "Polygon"}, {"coordinates", json(rings)}};
+}
 json multipolygon(const std::vector<json>& polys) {
   return {{"type", "MultiPolygon"}, {"coordinates", json(polys)}};
 }
@@ -52,7 +55,8 @@ AreaSet::Load load(const std::vector<json>& features, const json& circles = null
 // LA as a 0.2° × 0.1° box with a hole (a "not la" enclave), and Boyle
 // Heights inside it.
 std::vector<json> la_features() {
-  return {feature("la", polygon({box(-118.3, 34.0, -118.1, 34.1), box(-118.29, 34.08, -118.27, 34.09)})),
+  return {feature("la",
+                  polygon({box(-118.3, 34.0, -118.1, 34.1), box(-118.29, 34.08, -118.27, 34.09)})),
           feature("la/boyle-heights", polygon({box(-118.23, 34.02, -118.19, 34.05)}))};
 }
 
@@ -81,7 +85,8 @@ TEST_CASE("areas: edges and vertices are inside, a step beyond is not", "[areas]
   REQUIRE(l.problems.empty());
   const AreaSet& set = *l.set;
   CHECK(names(set, 34.02, -118.21) == std::vector<std::string>{"la/boyle-heights", "la"});  // edge
-  CHECK(names(set, 34.02, -118.23) == std::vector<std::string>{"la/boyle-heights", "la"});  // vertex
+  CHECK(names(set, 34.02, -118.23) ==
+        std::vector<std::string>{"la/boyle-heights", "la"});  // vertex
   CHECK(names(set, 34.0199, -118.21) == std::vector<std::string>{"la"});
   CHECK(set.edge_distance_m(*set.find("la/boyle-heights"), 34.0199, -118.21) ==
         Approx(11.1).epsilon(0.02));
@@ -97,8 +102,8 @@ TEST_CASE("areas: a point in a hole is outside", "[areas]") {
 }
 
 TEST_CASE("areas: each part of a MultiPolygon holds its points", "[areas]") {
-  auto l = load({feature("islands", multipolygon({json::array({box(0, 0, 1, 1)}),
-                                                    json::array({box(5, 5, 6, 6)})}))});
+  auto l = load({feature(
+      "islands", multipolygon({json::array({box(0, 0, 1, 1)}), json::array({box(5, 5, 6, 6)})}))});
   REQUIRE(l.problems.empty());
   CHECK(names(*l.set, 0.5, 0.5) == std::vector<std::string>{"islands"});
   CHECK(names(*l.set, 5.5, 5.5) == std::vector<std::string>{"islands"});
@@ -107,7 +112,7 @@ TEST_CASE("areas: each part of a MultiPolygon holds its points", "[areas]") {
 
 TEST_CASE("areas: a shape cut at the antimeridian holds points on both sides", "[areas]") {
   auto l = load({feature("fiji", multipolygon({json::array({box(177, -19, 180, -16)}),
-                                                json::array({box(-180, -19, -179, -16)})}))});
+                                               json::array({box(-180, -19, -179, -16)})}))});
   REQUIRE(l.problems.empty());
   const AreaSet& set = *l.set;
   CHECK(names(set, -17, 179.9) == std::vector<std::string>{"fiji"});
@@ -123,13 +128,13 @@ TEST_CASE("areas: a shape cut at the antimeridian holds points on both sides", "
     auto bad = load({feature("fiji", polygon({ring}))});
     REQUIRE(bad.problems.size() == 1);
     CHECK(bad.problems[0].path == "areas_file.features[0].geometry.coordinates[0][1]");
-    CHECK_THAT(bad.problems[0].message, Catch::Contains("feature 0 \"fiji\"") &&
-                                            Catch::Contains("antimeridian"));
+    CHECK_THAT(bad.problems[0].message,
+               Catch::Contains("feature 0 \"fiji\"") && Catch::Contains("antimeridian"));
   }
   SECTION("a circle across it is measured on the sphere") {
     auto c = load({}, json::array({{{"name", "dateline"},
-                                   {"center", {{"lat", 0}, {"lon", 179.99}}},
-                                   {"radius_m", 5000}}}));
+                                    {"center", {{"lat", 0}, {"lon", 179.99}}},
+                                    {"radius_m", 5000}}}));
     REQUIRE(c.problems.empty());
     CHECK(names(*c.set, 0, -179.98) == std::vector<std::string>{"dateline"});
     CHECK(names(*c.set, 0, -179.9).empty());
@@ -146,8 +151,8 @@ TEST_CASE("areas: a tiny area holds exactly its points, with a warning", "[areas
   CHECK(names(*l.set, lat + 3 * d, lon + d / 2) == std::vector<std::string>{"la"});
   REQUIRE(l.warnings.size() == 1);
   CHECK(l.warnings[0].path == "areas_file.features[1].geometry");
-  CHECK_THAT(l.warnings[0].message, Catch::Contains("\"la/corner\"") &&
-                                        Catch::Contains("areas.tolerance_m"));
+  CHECK_THAT(l.warnings[0].message,
+             Catch::Contains("\"la/corner\"") && Catch::Contains("areas.tolerance_m"));
   SECTION("a ring with no area is refused") {
     json line = json::array({{0, 0}, {1, 1}, {2, 2}, {0, 0}});
     auto bad = load({feature("flat", polygon({line}))});
@@ -169,35 +174,44 @@ TEST_CASE("areas: broken shapes are each reported with the feature's index and n
   json open = json::array({{0, 0}, {1, 0}, {1, 1}, {0, 1}});
   json bowtie = json::array({{0, 0}, {1, 1}, {1, 0}, {0, 1}, {0, 0}});
   json swapped = json::array({{34.0, -118.3}, {34.1, -118.3}, {34.1, -118.1}, {34.0, -118.3}});
-  auto l = load({feature("open", polygon({open})),                          // 0
-                 feature("bowtie", polygon({bowtie})),                      // 1
-                 feature("swapped", polygon({swapped})),                    // 2
-                 feature("Not A Path", polygon({box(0, 0, 1, 1)})),          // 3
+  auto l = load({feature("open", polygon({open})),                                  // 0
+                 feature("bowtie", polygon({bowtie})),                              // 1
+                 feature("swapped", polygon({swapped})),                            // 2
+                 feature("Not A Path", polygon({box(0, 0, 1, 1)})),                 // 3
                  feature("line", {{"type", "LineString"}, {"coordinates", open}}),  // 4
-                 {{"type", "Feature"}, {"properties", json::object()}, {"geometry", polygon({box(0, 0, 1, 1)})}},  // 5
+                 {{"type", "Feature"},
+                  {"properties", json::object()},
+                  {"geometry", polygon({box(0, 0, 1, 1)})}},                          // 5
                  feature("three", polygon({json::array({{0, 0}, {1, 0}, {0, 0}})})),  // 6
-                 feature("holey", polygon({box(0, 0, 1, 1), box(2, 2, 3, 3)}))});      // 7
+                 feature("holey", polygon({box(0, 0, 1, 1), box(2, 2, 3, 3)}))});     // 7
   std::string all = all_problems(l);
   INFO(all);
   CHECK(l.set == nullptr);
   CHECK_THAT(all, Catch::Contains("areas_file.features[0].geometry.coordinates[0]: feature 0 "
                                   "\"open\": the outer ring is not closed"));
-  CHECK_THAT(all, Catch::Contains("areas_file.features[1].geometry: feature 1 \"bowtie\": crosses itself"));
+  CHECK_THAT(all, Catch::Contains(
+                      "areas_file.features[1].geometry: feature 1 \"bowtie\": crosses itself"));
   CHECK_THAT(all, Catch::Contains("areas_file.features[2].geometry.coordinates[0][0]: feature 2 "
                                   "\"swapped\": latitude -118.3 is outside"));
-  CHECK_THAT(all, Catch::Contains("areas_file.features[3].properties.name: \"Not A Path\" is not an area path"));
-  CHECK_THAT(all, Catch::Contains("areas_file.features[4].geometry.type: feature 4 \"line\": must be "
-                                  "Polygon or MultiPolygon, not LineString"));
+  CHECK_THAT(all,
+             Catch::Contains(
+                 "areas_file.features[3].properties.name: \"Not A Path\" is not an area path"));
+  CHECK_THAT(all,
+             Catch::Contains("areas_file.features[4].geometry.type: feature 4 \"line\": must be "
+                             "Polygon or MultiPolygon, not LineString"));
   CHECK_THAT(all, Catch::Contains("areas_file.features[5].properties.name: is required"));
   CHECK_THAT(all, Catch::Contains("areas_file.features[6].geometry.coordinates[0]: feature 6 "
                                   "\"three\": the outer ring needs at least 4 positions"));
-  CHECK_THAT(all, Catch::Contains("areas_file.features[7].geometry: feature 7 \"holey\": has a hole outside"));
+  CHECK_THAT(all, Catch::Contains(
+                      "areas_file.features[7].geometry: feature 7 \"holey\": has a hole outside"));
 }
 
 TEST_CASE("areas: names are unique and children lie inside their parents", "[areas][config]") {
   SECTION("a duplicate name names both definitions") {
-    auto l = load({feature("la", polygon({box(0, 0, 1, 1)}))},
-                  json::array({{{"name", "la"}, {"center", {{"lat", 0.5}, {"lon", 0.5}}}, {"radius_m", 100}}}));
+    auto l =
+        load({feature("la", polygon({box(0, 0, 1, 1)}))},
+             json::array(
+                 {{{"name", "la"}, {"center", {{"lat", 0.5}, {"lon", 0.5}}}, {"radius_m", 100}}}));
     REQUIRE(l.problems.size() == 1);
     CHECK(l.problems[0].path == "areas.circles[0]");
     CHECK_THAT(l.problems[0].message, Catch::Contains("areas_file.features[0]"));
@@ -208,7 +222,8 @@ TEST_CASE("areas: names are unique and children lie inside their parents", "[are
                    feature("la/north", polygon({box(-118.2, 34.05, -118.15, 34.11)}))});
     REQUIRE(l.problems.size() == 1);
     CHECK(l.problems[0].path == "areas_file.features[1]");
-    CHECK_THAT(l.problems[0].message, Catch::Contains("\"la/north\": reaches 1.1 km outside its parent \"la\""));
+    CHECK_THAT(l.problems[0].message,
+               Catch::Contains("\"la/north\": reaches 1.1 km outside its parent \"la\""));
   }
   SECTION("a child that overhangs by less than the tolerance is fine") {
     // 0.001° ≈ 111 m beyond the edge.
@@ -235,7 +250,10 @@ TEST_CASE("areas: names are unique and children lie inside their parents", "[are
     CHECK(l.problems[0].path == "areas.circles[2]");
   }
   SECTION("a circle's fields are checked like the rest of the config") {
-    auto l = load({}, json::array({{{"name", "x"}, {"center", {{"lat", 95}, {"lon", 0}}}, {"radius_m", 0}, {"colour", 1}}}));
+    auto l = load({}, json::array({{{"name", "x"},
+                                    {"center", {{"lat", 95}, {"lon", 0}}},
+                                    {"radius_m", 0},
+                                    {"colour", 1}}}));
     std::string all = all_problems(l);
     CHECK_THAT(all, Catch::Contains("areas.circles[0].colour: unknown field"));
     CHECK_THAT(all, Catch::Contains("areas.circles[0].center.lat: must be between"));
@@ -261,7 +279,8 @@ TEST_CASE("areas: circles hold points within their radius", "[areas]") {
 }
 
 TEST_CASE("areas: equally deep areas rank the smaller first", "[areas]") {
-  auto l = load({feature("big", polygon({box(0, 0, 2, 2)})), feature("small", polygon({box(0, 0, 1, 1)}))});
+  auto l = load(
+      {feature("big", polygon({box(0, 0, 2, 2)})), feature("small", polygon({box(0, 0, 1, 1)}))});
   REQUIRE(l.problems.empty());
   CHECK(names(*l.set, 0.5, 0.5) == std::vector<std::string>{"small", "big"});
 }
@@ -364,7 +383,8 @@ TEST_CASE("areas: the picture shows the shapes and the point, text escaped", "[a
     CHECK_THAT(c, Catch::Contains("<title>la/courthouse</title></circle>"));
   }
   SECTION("500 vertices stay small") {
-    auto grid = AreaSet::load(bench::area_grid_geojson(4, 500), "areas_file", nullptr, "areas.circles", 200);
+    auto grid = AreaSet::load(bench::area_grid_geojson(4, 500), "areas_file", nullptr,
+                              "areas.circles", 200);
     REQUIRE(grid.set);
     std::string g = area_svg(*grid.set, "city/n0000",
                              Location{bench::kGridLat + 0.15, bench::kGridLon + 0.15, ""}, "");
@@ -373,7 +393,8 @@ TEST_CASE("areas: the picture shows the shapes and the point, text escaped", "[a
 }
 
 TEST_CASE("areas: the synthetic city of the benchmark loads and answers", "[areas]") {
-  auto l = AreaSet::load(bench::area_grid_geojson(16, 60), "areas_file", nullptr, "areas.circles", 200);
+  auto l =
+      AreaSet::load(bench::area_grid_geojson(16, 60), "areas_file", nullptr, "areas.circles", 200);
   INFO(all_problems(l));
   REQUIRE(l.set);
   CHECK(l.set->areas().size() == 17);
@@ -386,7 +407,9 @@ TEST_CASE("areas: the synthetic city of the benchmark loads and answers", "[area
 // which a shared machine does not inflate as it does wall-clock time.
 //   build/tocsin_tests "measure: areas*"
 TEST_CASE("measure: areas of 1,000 × 500 vertices: load and point lookup", "[.measure]") {
-  auto cpu_s = [](std::clock_t since) { return static_cast<double>(std::clock() - since) / CLOCKS_PER_SEC; };
+  auto cpu_s = [](std::clock_t since) {
+    return static_cast<double>(std::clock() - since) / CLOCKS_PER_SEC;
+  };
   std::string text = bench::area_grid_geojson(1000, 500);
   std::clock_t c0 = std::clock();
   auto l = AreaSet::load(text, "areas_file", nullptr, "areas.circles", 200);
@@ -402,7 +425,8 @@ TEST_CASE("measure: areas of 1,000 × 500 vertices: load and point lookup", "[.m
     held += decide_area(l.set.get(), "", Location{lat(rng), lon(rng), {}}, 200).point_areas.size();
   double per_us = cpu_s(c1) * 1e6 / n;
   WARN("load " << load_s << " s CPU (" << text.size() / 1e6 << " MB); decide_area " << per_us
-               << " µs CPU per report; mean areas holding a point " << static_cast<double>(held) / n);
+               << " µs CPU per report; mean areas holding a point "
+               << static_cast<double>(held) / n);
   CHECK(load_s < 1.0);
   CHECK(per_us < 20);
 }
