@@ -9,6 +9,8 @@
 #include "app/api_common.h"
 #include "app/ingest.h"
 #include "app/subscriber_input.h"
+#include "core/area_svg.h"
+#include "core/areas.h"
 #include "core/form.h"
 #include "core/inbound.h"
 #include "core/phone.h"
@@ -42,18 +44,18 @@ json incident_json(const store::IncidentRecord& i) {
   return j;
 }
 
-std::string xml_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
+// Where an incident's point lies among the running config's area shapes
+// (additive fields of GET /v1/incidents/{code}): the shape that held it (or
+// that speaks for its area) and the distance to that shape's edge, and every
+// area whose shape holds it. Computed when asked, so a reload's new shapes show.
+void add_shape_fields(json& j, const store::IncidentRecord& i, const AreasConfig& areas) {
+  if (!areas.shapes || !i.location) return;
+  AreaDecision d = decide_area(areas.shapes.get(), i.area, i.location, areas.tolerance_m);
+  j["point_areas"] = d.point_areas;
+  if (d.shape)
+    j["shape"] = {{"area", d.shape->area},
+                  {"inside", d.shape->inside},
+                  {"edge_m", std::round(d.shape->edge_m)}};
 }
 
 // TwiML: an empty answer, or one message back to the sender.
@@ -65,6 +67,14 @@ http::Response twiml(std::string_view message = {}) {
                            : "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>" +
                                  xml_escape(message) + "</Message></Response>";
   return r;
+}
+
+// The upper-cased incident code of `rest` ("/a72wym/retry") without the
+// leading '/' and `suffix` characters ("/retry").
+std::string incident_code(std::string_view rest, std::size_t suffix) {
+  std::string code(rest.substr(1, rest.size() - 1 - suffix));
+  for (auto& ch : code) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return code;
 }
 
 }  // namespace
@@ -162,21 +172,41 @@ void Api::post_report(http::Request& req, Respond respond) {
     return respond(problem(field_problems(*problems)));
   }
   Report& report = std::get<Report>(parsed);
-  bool in_scope = false;
-  for (const auto& a : coordinator->areas) in_scope = in_scope || area_covers(a, report.area);
-  if (!in_scope) {
-    spdlog::warn("report refused: 403 area {} outside coordinator {}'s scope", report.area,
+  // The point against the areas' shapes: the area it derives (when left
+  // out), or a refusal when it lies far outside the named one.
+  const AreasConfig& areas = cfg->config.areas;
+  AreaDecision place = decide_area(areas.shapes.get(), report.area, report.location, areas.tolerance_m);
+  if (place.problem) {
+    spdlog::warn("report refused: 422 {} from coordinator {}", place.problem->path,
                  coordinator->name);
-    count_report("refused", 403);
-    return respond(problem(Problem{.status = 403,
-                                   .type = "out-of-scope",
-                                   .title = "Area outside the coordinator's scope",
-                                   .detail = "coordinator " + coordinator->name +
-                                             " may not report in " + report.area,
-                                   .field = "area"}));
+    count_report("refused", 422);
+    return respond(problem(field_problems({*place.problem})));
   }
+  report.area = place.area;
+  auto in_scope = [&](const std::string& area) {
+    for (const auto& a : coordinator->areas)
+      if (area_covers(a, area)) return true;
+    return false;
+  };
+  if (!in_scope(report.area)) {
+    spdlog::warn("report refused: 403 area {}{} outside coordinator {}'s scope", report.area,
+                 place.derived ? " (of its location)" : "", coordinator->name);
+    count_report("refused", 403);
+    return respond(problem(Problem{
+        .status = 403,
+        .type = "out-of-scope",
+        .title = "Area outside the coordinator's scope",
+        .detail = "coordinator " + coordinator->name + " may not report in " + report.area +
+                  (place.derived ? " (the area holding the location)" : ""),
+        .field = place.derived ? "location" : "area"}));
+  }
+  // Areas holding the point route too, but only within the coordinator's
+  // scope: a point named "pdx" but lying in la must not reach la's groups
+  // through pdx's credentials.
+  std::erase_if(place.point_areas, [&](const std::string& a) { return !in_scope(a); });
 
-  IngestRequest ir{coordinator->name, std::string(id), std::move(report), std::move(req.body), now};
+  IngestRequest ir{coordinator->name, std::string(id), std::move(report), std::move(req.body), now,
+                   std::move(place.point_areas)};
   auto request = std::make_shared<IngestRequest>(std::move(ir));
   auto rng = rng_;
   store_.call<IngestResult>(
@@ -383,8 +413,7 @@ void Api::incidents(http::Request& req, std::string_view rest, const Audit& audi
   if (rest.ends_with("/retry") && rest.size() > 7) {
     audit->route = "/v1/incidents/{code}/retry";
     if (req.method != "POST") return respond(problem(method_not_allowed()));
-    std::string code(rest.substr(1, rest.size() - 7));
-    for (auto& ch : code) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    std::string code = incident_code(rest, 6);
     audit->object_id = audit_object(code);
     UnixMs now = clock_.now_ms();
     const auto& dc = cfg->config.delivery;
@@ -421,17 +450,41 @@ void Api::incidents(http::Request& req, std::string_view rest, const Audit& audi
         std::move(respond));
     return;
   }
+  if (rest.ends_with("/map.svg") && rest.size() > 9) {
+    audit->route = "/v1/incidents/{code}/map.svg";
+    if (req.method != "GET") return respond(problem(method_not_allowed()));
+    std::string code = incident_code(rest, 8);
+    audit->object_id = audit_object(code);
+    admin_job(
+        audit,
+        [code, cfg](store::Store& s) {
+          auto inc = s.incident(code);
+          if (!inc) return problem(not_found("no such incident"));
+          const auto& shapes = cfg->config.areas.shapes;
+          if (!shapes) return problem(not_found("no area shapes are configured (areas_file, areas.circles)"));
+          http::Response r;
+          r.status = 200;
+          r.set("Content-Type", "image/svg+xml; charset=utf-8");
+          // A picture, never a document that runs anything.
+          r.set("Content-Security-Policy", "default-src 'none'");
+          r.set("X-Content-Type-Options", "nosniff");
+          r.body = area_svg(*shapes, inc->area, inc->location, "incident " + inc->id + ": " + inc->area);
+          return r;
+        },
+        std::move(respond));
+    return;
+  }
   audit->route = "/v1/incidents/{code}";
   if (req.method != "GET") return respond(problem(method_not_allowed()));
-  std::string code(rest.substr(1));
-  for (auto& c : code) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  std::string code = incident_code(rest, 0);
   audit->object_id = audit_object(code);
   admin_job(
       audit,
-      [code](store::Store& s) {
+      [code, cfg](store::Store& s) {
         auto inc = s.incident(code);
         if (!inc) return problem(not_found("no such incident"));
         json j = incident_json(*inc);
+        add_shape_fields(j, *inc, cfg->config.areas);
         json reports = json::array();
         for (const auto& r : s.incident_reports(code))
           reports.push_back({{"id", r.id},

@@ -209,6 +209,9 @@ int run_cli(int argc, char** argv) {
       "route", "Dry run: the groups, subscribers per channel and language, and messages of a report");
   route_cmd->add_option("--config", config_path, "Config file")->required();
   route_cmd->add_option("REPORT.json", route_report, "The report body")->required();
+  std::string route_svg;
+  route_cmd->add_option("--svg", route_svg,
+                        "Write an SVG picture of the area shapes and the report's point to this file");
   route_cmd->footer("Sends nothing and changes nothing; reads the database beside a running daemon.\n"
                     "Example: tocsin route --config config/example.json config/example-report.json");
 
@@ -270,7 +273,7 @@ int run_cli(int argc, char** argv) {
   if (*check_cmd) return check_config(config_path);
   if (*generate_cmd) return keys_generate(key_file);
   if (*rotate_cmd) return keys_rotate(key_file, config_path);
-  if (*route_cmd) return route(config_path, route_report);
+  if (*route_cmd) return route(config_path, route_report, route_svg);
   if (*submit_cmd) return submit(url, secret_file, report_file, id);
   if (*import_cmd) return import_subscribers(import_opts);
   if (*deliveries_cmd) return deliveries(url, token_file, incident, static_cast<bool>(*retry_cmd));

@@ -584,6 +584,42 @@ void read_delivery(JsonReader r, Config& c) {
     c.delivery.max_unrecorded = static_cast<int>(*v);
 }
 
+// `areas_file` (resolved like the other paths) and `areas` {circles,
+// tolerance_m}: read together, since a circle may be the child of a
+// polygon and names are unique across both. Returns the shapes' warnings.
+std::vector<FieldProblem> read_areas(JsonReader& root, const std::string& base_dir, std::vector<FieldProblem>& problems,
+                Config& c) {
+  JsonReader r = root.object("areas", Need::kOptional);
+  const json* circles = nullptr;
+  if (r.ok()) {
+    r.reject_unknown({"circles", "tolerance_m"});
+    if (auto v = r.number("tolerance_m", Need::kOptional, 0, 100000)) c.areas.tolerance_m = *v;
+    circles = r.get("circles");
+  }
+  std::string text;
+  if (root.has("areas_file")) {
+    auto v = root.string("areas_file", Need::kRequired);
+    if (!v) return {};
+    fs::path p = fs::path(*v).is_absolute() ? fs::path(*v) : fs::path(base_dir) / *v;
+    c.areas.file = p.string();
+    auto t = read_file(c.areas.file);
+    if (!t) {
+      root.problem("areas_file", "cannot read " + c.areas.file);
+      return {};
+    }
+    if (t->empty()) {
+      root.problem("areas_file", "file is empty");
+      return {};
+    }
+    text = std::move(*t);
+  }
+  if (text.empty() && !circles) return {};
+  auto loaded = AreaSet::load(text, "areas_file", circles, "areas.circles", c.areas.tolerance_m);
+  problems.insert(problems.end(), loaded.problems.begin(), loaded.problems.end());
+  c.areas.shapes = std::move(loaded.set);
+  return std::move(loaded.warnings);
+}
+
 void read_log(JsonReader r, Config& c) {
   r.reject_unknown({"format"});
   if (auto v = r.string("format", Need::kOptional)) {
@@ -617,7 +653,8 @@ ConfigResult parse_config(const std::string& text, const std::string& base_dir) 
   SecretReader secrets(base_dir);
   JsonReader root(doc, "", problems);
   root.reject_unknown({"server", "storage", "coordinators", "admin", "dedup", "gateways", "groups",
-                       "templates", "sms", "delivery", "subscribers", "log", "retention"});
+                       "templates", "sms", "delivery", "subscribers", "log", "retention",
+                       "areas_file", "areas"});
   if (root.has("server")) read_server(root.object("server", Need::kOptional), c);
   if (root.has("storage")) read_storage(root.object("storage", Need::kOptional), base_dir, c);
   else problems.push_back({"storage.key_file", kKeyFileRequired});
@@ -635,8 +672,10 @@ ConfigResult parse_config(const std::string& text, const std::string& base_dir) 
   if (root.has("subscribers")) read_subscribers(root.object("subscribers", Need::kOptional), c);
   if (root.has("retention")) read_retention(root.object("retention", Need::kOptional), c);
   if (root.has("log")) read_log(root.object("log", Need::kOptional), c);
+  auto area_warnings = read_areas(root, base_dir, problems, c);
   check_safety_rules(c, problems);
   result.warnings = template_warnings(c);
+  result.warnings.insert(result.warnings.end(), area_warnings.begin(), area_warnings.end());
   return result;
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/areas.h"
 #include "core/json_reader.h"
 #include "core/dedup.h"
 #include "core/model.h"
@@ -107,6 +108,18 @@ struct LogConfig {
   bool operator==(const LogConfig&) const = default;
 };
 
+struct AreasConfig {
+  std::string file;           // areas_file: a GeoJSON FeatureCollection ("" = none)
+  double tolerance_m = 200;   // a report's point may lie this far outside its named area
+  // The shapes of areas_file and areas.circles, read and indexed at load
+  // (and reload); null when neither is configured.
+  std::shared_ptr<const AreaSet> shapes;
+  bool operator==(const AreasConfig& o) const {
+    return file == o.file && tolerance_m == o.tolerance_m &&
+           (shapes ? shapes->fingerprint() : "") == (o.shapes ? o.shapes->fingerprint() : "");
+  }
+};
+
 struct Config {
   std::string source;  // file it was loaded from
   ServerConfig server;
@@ -122,6 +135,7 @@ struct Config {
   SubscribersConfig subscribers;
   LogConfig log;
   RetentionConfig retention;
+  AreasConfig areas;
 
   const Group* group(std::string_view name) const;
 };

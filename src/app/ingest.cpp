@@ -149,7 +149,7 @@ IngestResult ingest_report(store::Store& store, const Config& config,
 
   int64_t recipients = 0;
   if (plan_new) {
-    auto groups = gate_new_incident(store, config, incident.id, match_groups(config.groups, report),
+    auto groups = gate_new_incident(store, config, incident.id, match_groups(config.groups, report, req.point_areas),
                                     report, req.coordinator, req.now, result.safety);
     for (Channel ch : kAllChannels) {
       auto names = groups_on_channel(groups, ch);

@@ -24,6 +24,9 @@ struct IngestRequest {
   Report report;
   std::string raw_body;     // as received, kept with the report
   UnixMs now = 0;
+  // Areas whose shapes hold the report's point (within the coordinator's
+  // scope): groups of these hear of it too (decide_area, match_groups).
+  std::vector<std::string> point_areas;
 };
 
 struct IngestResult {

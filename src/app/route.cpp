@@ -3,10 +3,13 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 #include "app/config.h"
 #include "app/files.h"
 #include "app/ingest.h"
+#include "core/area_svg.h"
+#include "core/areas.h"
 #include "core/dedup.h"
 #include "core/routing.h"
 #include "core/safety.h"
@@ -24,7 +27,8 @@ int print_problems(const std::string& file, const std::vector<FieldProblem>& pro
 }
 }  // namespace
 
-int route(const std::string& config_path, const std::string& report_path) {
+int route(const std::string& config_path, const std::string& report_path,
+          const std::string& svg_path) {
   auto loaded = load_config(config_path);
   if (!loaded.ok()) return print_problems(config_path, loaded.problems);
   const ActiveConfig active(std::move(loaded.config));
@@ -41,11 +45,43 @@ int route(const std::string& config_path, const std::string& report_path) {
   }
   if (auto* problems = std::get_if<std::vector<FieldProblem>>(&parsed))
     return print_problems(report_path, *problems);
-  const Report& report = std::get<Report>(parsed);
+  Report& report = std::get<Report>(parsed);
+  const AreasConfig& areas = c.areas;
+  AreaDecision place = decide_area(areas.shapes.get(), report.area, report.location, areas.tolerance_m);
+  if (place.problem) {
+    std::printf("%s: %s: %s (the daemon would answer 422 and send nothing)\n", report_path.c_str(),
+                place.problem->path.c_str(), place.problem->message.c_str());
+    return 2;
+  }
+  report.area = place.area;
 
   std::printf("report: %s %s %s in %s (%s)\n", std::string(to_string(report.msg_type)).c_str(),
               report.event.c_str(), std::string(to_string(report.severity)).c_str(),
               report.area.c_str(), std::string(to_string(report.status)).c_str());
+  if (place.derived) std::printf("area: %s, the most specific area holding the location\n", report.area.c_str());
+  if (place.shape)
+    std::printf("shape: the location is %s %s, %s from its edge\n",
+                place.shape->inside ? "inside" : "outside (within areas.tolerance_m)",
+                place.shape->area.c_str(), format_distance(place.shape->edge_m).c_str());
+  if (!place.point_areas.empty()) {
+    std::string held;
+    for (const auto& a : place.point_areas) held += (held.empty() ? "" : ", ") + a;
+    std::printf("held by: %s (groups of these areas hear of it, within the coordinator's scope)\n",
+                held.c_str());
+  }
+  if (!svg_path.empty()) {
+    if (!areas.shapes) {
+      std::printf("%s: $: no areas_file or areas.circles: nothing to draw\n", config_path.c_str());
+      return 2;
+    }
+    std::ofstream out(svg_path, std::ios::binary | std::ios::trunc);
+    out << area_svg(*areas.shapes, report.area, report.location, "dry run: " + report.area);
+    if (!out.flush()) {
+      std::printf("%s: cannot write the picture\n", svg_path.c_str());
+      return 2;
+    }
+    std::printf("picture: %s\n", svg_path.c_str());
+  }
   std::unique_ptr<store::Store> store;
   if (std::filesystem::exists(c.storage.sqlite_path)) {
     try {
@@ -71,7 +107,7 @@ int route(const std::string& config_path, const std::string& report_path) {
                   rows[*idx].id.c_str());
   }
 
-  auto matched = match_groups(c.groups, report);
+  auto matched = match_groups(c.groups, report, place.point_areas);
   std::printf("groups:%s\n", matched.empty() ? " none" : "");
   // Safety rules (README "Safety rules"): a new incident of this report
   // alone has its certainty and one coordinator.

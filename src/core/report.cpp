@@ -207,7 +207,10 @@ ParsedReport parse_report(std::string_view body) {
     if (auto t = parse_severity(*s)) rep.severity = *t;
     else r.problem("severity", "must be one of extreme, severe, moderate, minor");
   }
-  if (auto s = r.string("area", Need::kRequired, 200)) {
+  // With a location, `area` may be left out: the areas' shapes decide it
+  // (decide_area), or refuse the report when none are configured.
+  const bool area_needed = !r.has("location") || r.has("area");
+  if (auto s = r.string("area", area_needed ? Need::kRequired : Need::kOptional, 200)) {
     if (valid_area(*s)) rep.area = *s;
     else r.problem("area", "must be a path of lower-case segments like \"la/boyle-heights\"");
   }

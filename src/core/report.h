@@ -28,7 +28,7 @@ struct Report {
   ReportStatus status = ReportStatus::kActual;
   std::string event;      // "enforcement_activity": lower-case word characters
   Severity severity = Severity::kModerate;
-  std::string area;       // "la/boyle-heights": '/'-separated path
+  std::string area;       // "la/boyle-heights": '/'-separated path; "" when left out beside a location
   std::optional<Location> location;
   std::string observed_at;  // RFC 3339 as given
   UnixMs observed_at_ms = 0;

@@ -37,12 +37,16 @@ struct Group {
   bool operator==(const Group&) const = default;
 };
 
-// True when `group` should receive `report`.
-bool group_matches(const Group& group, const Report& report);
+// True when `group` should receive `report`. `point_areas` are further
+// areas the report counts as in: those whose shapes hold its location
+// (decide_area), so that a group of `la` hears of a point anywhere in la's
+// shape whatever area the report names.
+bool group_matches(const Group& group, const Report& report,
+                   const std::vector<std::string>& point_areas = {});
 
 // The groups among `groups` that receive `report`, in config order.
-std::vector<const Group*> match_groups(const std::vector<Group>& groups,
-                                            const Report& report);
+std::vector<const Group*> match_groups(const std::vector<Group>& groups, const Report& report,
+                                       const std::vector<std::string>& point_areas = {});
 
 // Names of the groups among `groups` that are alerted on `channel`.
 std::vector<std::string> groups_on_channel(const std::vector<const Group*>& groups, Channel channel);

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -287,4 +288,48 @@ TEST_CASE("delivery.max_unrecorded: default 500, 1 to 100000", "[config][deliver
     REQUIRE(paths.size() == 1);
     CHECK(paths[0].rfind("delivery.max_unrecorded: ", 0) == 0);
   }
+}
+
+TEST_CASE("areas_file and areas.circles load, resolved against base_dir, checked as a whole",
+          "[config][areas]") {
+  tocsin::test::TempDir dir("tocsin-areas");
+  auto with = [&](const std::string& extra) {
+    std::string t = kValid;
+    t.insert(t.rfind('}'), "," + extra);
+    return parse_config(t, dir.path().string());
+  };
+  std::ofstream(dir.path() / "areas.geojson") << R"({"type": "FeatureCollection", "features": [
+    {"type": "Feature", "properties": {"name": "la"},
+     "geometry": {"type": "Polygon", "coordinates": [[[-118.7, 33.7], [-118.0, 33.7], [-118.0, 34.35], [-118.7, 34.35], [-118.7, 33.7]]]}},
+    {"type": "Feature", "properties": {"name": "la/bowtie"},
+     "geometry": {"type": "Polygon", "coordinates": [[[-118.3, 34.0], [-118.2, 34.1], [-118.2, 34.0], [-118.3, 34.1], [-118.3, 34.0]]]}}]})";
+  std::ofstream(dir.path() / "good.geojson") << R"({"type": "FeatureCollection", "features": [
+    {"type": "Feature", "properties": {"name": "la"},
+     "geometry": {"type": "Polygon", "coordinates": [[[-118.7, 33.7], [-118.0, 33.7], [-118.0, 34.35], [-118.7, 34.35], [-118.7, 33.7]]]}}]})";
+
+  auto good = with(R"("areas_file": "good.geojson", "areas": {"tolerance_m": 50, "circles": [
+      {"name": "la/courthouse", "center": {"lat": 34.0522, "lon": -118.2437}, "radius_m": 800}]})");
+  INFO((lines(good.problems).empty() ? std::string() : lines(good.problems).front()));
+  REQUIRE(good.ok());
+  REQUIRE(good.config.areas.shapes);
+  CHECK(good.config.areas.shapes->areas().size() == 2);
+  CHECK(good.config.areas.tolerance_m == 50);
+  CHECK(good.config.areas.file == (dir.path() / "good.geojson").string());
+
+  auto bad = with(R"("areas_file": "areas.geojson", "areas": {"tolerance": 5, "circles": [
+      {"name": "la", "center": {"lat": 34.0, "lon": -118.2}, "radius_m": 100}]})");
+  auto l = lines(bad.problems);
+  INFO(Catch::Detail::stringify(l));
+  CHECK(std::count(l.begin(), l.end(), "areas.tolerance: unknown field") == 1);
+  CHECK(std::any_of(l.begin(), l.end(), [](const std::string& s) {
+    return s.starts_with("areas_file.features[1].geometry: feature 1 \"la/bowtie\": crosses itself");
+  }));
+  CHECK(std::any_of(l.begin(), l.end(), [](const std::string& s) {
+    return s.starts_with("areas.circles[0]: \"la\": the name is already used by areas_file.features[0]");
+  }));
+
+  CHECK(lines(with(R"("areas_file": "missing.geojson")").problems) ==
+        std::vector<std::string>{"areas_file: cannot read " + (dir.path() / "missing.geojson").string()});
+  // Without areas, nothing changes.
+  CHECK_FALSE(parse_config(kValid, "").config.areas.shapes);
 }

@@ -159,3 +159,17 @@ TEST_CASE("JSON log lines escape the message and repeat the ids it names", "[log
   CHECK_NOTHROW(json::parse(odd));
   CHECK(odd.find("\\u0001") != std::string::npos);
 }
+
+TEST_CASE("reload: new or changed area shapes are named, equal ones are not", "[reload][areas]") {
+  json j = base();
+  j["areas"] = {{"circles", {{{"name", "la"}, {"center", {{"lat", 34.05}, {"lon", -118.25}}}, {"radius_m", 20000}}}}};
+  using V = std::vector<std::string>;
+  CHECK(compare_configs(load(base()), load(j)).applied == V{"areas"});
+  CHECK(compare_configs(load(j), load(j)).applied.empty());
+  json k = j;
+  k["areas"]["circles"][0]["radius_m"] = 25000;
+  CHECK(compare_configs(load(j), load(k)).applied == V{"areas"});
+  k = j;
+  k["areas"]["tolerance_m"] = 50;
+  CHECK(compare_configs(load(j), load(k)).applied == V{"areas"});
+}

@@ -58,7 +58,8 @@ TEST_CASE("validation names the field at fault", "[report]") {
       {"bad event", [](json& j) { j["event"] = "Raid!"; }, "event"},
       {"event not string", [](json& j) { j["event"] = 7; }, "event"},
       {"bad severity", [](json& j) { j["severity"] = "huge"; }, "severity"},
-      {"missing area", [](json& j) { j.erase("area"); }, "area"},
+      {"missing area and location", [](json& j) { j.erase("area"), j.erase("location"); }, "area"},
+      {"empty area beside a location", [](json& j) { j["area"] = ""; }, "area"},
       {"bad area", [](json& j) { j["area"] = "LA//x"; }, "area"},
       {"lat out of range", [](json& j) { j["location"]["lat"] = 91; }, "location.lat"},
       {"lon not number", [](json& j) { j["location"]["lon"] = "west"; }, "location.lon"},
@@ -83,6 +84,15 @@ TEST_CASE("validation names the field at fault", "[report]") {
       CHECK(first_problem(j) == c.field);
     }
   }
+}
+
+TEST_CASE("a report with a location may leave out area: the shapes decide it", "[report][areas]") {
+  json j = valid_report();
+  j.erase("area");
+  auto r = parse_report(j.dump());
+  REQUIRE(std::holds_alternative<Report>(r));
+  CHECK(std::get<Report>(r).area.empty());
+  CHECK(std::get<Report>(r).location);
 }
 
 TEST_CASE("cancel needs no headline, drills are flagged", "[report]") {
