@@ -19,6 +19,11 @@
 //       the last one, once none is pending (see DispatcherOptions::on_report_sent)
 //   tocsin_config_reloads_total{result}   ok | refused
 //
+// Counters are exported at 0 before their first event (for rate()): every
+// configured gateway's deliveries (sent, failed, expired) and retries from
+// the first render, reload results, accepted report outcomes (202) and the
+// usual refusals (400, 401, 403, 422, 503).
+//
 // Thread-safe (prometheus-cpp's metrics are); the daemon uses it on its io
 // thread.
 #pragma once

@@ -183,3 +183,62 @@ TEST_CASE("route shows a long message shortened to sms.max_segments", "[e2e][cli
                    "bring water, phones and a charger, film from the...\nReply STOP to opt out") !=
         std::string::npos);
 }
+
+namespace {
+
+// The shell blocks of README.md's section `heading`, in order, joined.
+std::string readme_shell(const std::string& heading) {
+  std::ifstream in(std::filesystem::path(TOCSIN_SOURCE_DIR) / "README.md");
+  std::string line, out;
+  bool section = false, block = false;
+  while (std::getline(in, line)) {
+    if (line.rfind("## ", 0) == 0) section = line == "## " + heading;
+    else if (section && line == "```sh") block = true;
+    else if (block && line == "```") block = false;
+    else if (block) out += line + "\n";
+  }
+  return out;
+}
+
+void replace_all(std::string& s, const std::string& from, const std::string& to) {
+  for (auto at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
+}
+
+}  // namespace
+
+TEST_CASE("the README's first alert runs as written and finds its incident", "[e2e][cli]") {
+  Gateways gw;
+  Daemon d(test_config(gw));
+  d.start();
+  add_subscribers(d.url(), {json{{"phone", phone_for(8)}, {"groups", {"eastside"}}}});
+  std::ofstream(d.path("secret")) << kCoordinatorSecret << "\n";
+  std::ofstream(d.path("report.json")) << report_body().dump(2);
+  std::string script = readme_shell("A first alert");
+  REQUIRE(script.find("tocsin submit") != std::string::npos);
+  REQUIRE(script.find("/v1/incidents/") != std::string::npos);
+  // The demo's addresses and files become the fixture's; its subscribers are added above.
+  replace_all(script, "config/example-subscribers.sh\n", "");
+  replace_all(script, "http://127.0.0.1:8080", d.url());
+  replace_all(script, "build/tocsin", TOCSIN_BINARY);
+  replace_all(script, "config/demo-coordinator.secret", d.path("secret").string());
+  replace_all(script, "config/example-report.json", d.path("report.json").string());
+  replace_all(script, "demo-admin-token-change-me", kAdminToken);
+  std::ofstream(d.path("first-alert.sh")) << "set -eu\n" << script;
+  const std::string dir = d.dir().string();
+  int rc = std::system(("cd '" + dir + "' && sh first-alert.sh >out.txt 2>err.txt").c_str());
+  auto slurp = [&](const char* name) {
+    std::ifstream in(d.path(name));
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  struct {
+    std::string out, err;
+  } r{slurp("out.txt"), slurp("err.txt")};
+  INFO(script << r.out << r.err);
+  REQUIRE(rc == 0);
+  auto answer = r.out.substr(0, r.out.find('\n'));
+  REQUIRE(answer.rfind("202 ", 0) == 0);
+  std::string code = json::parse(answer.substr(4))["incident_id"];
+  auto incident = json::parse(r.out.substr(r.out.find('\n') + 1));
+  CHECK(incident["id"] == code);
+}
