@@ -15,7 +15,9 @@ inline const app::Config& config() {
                  {"name": "m", "type": "file", "channel": "email", "path": "/dev/null"}],
     "groups": [{"name": "east", "match": {"areas": ["la/east-la"]}, "channels": ["sms", "email"]},
                {"name": "all", "match": {"areas": ["la"]}, "channels": ["sms"]}]
-  })", "").config;
+  })",
+                                                 "")
+                                   .config;
   return c;
 }
 

@@ -1,9 +1,9 @@
 // Fuzz target: the config file (check-config, serve, reload).
+#include "app/config.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
-
-#include "app/config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   std::string text(reinterpret_cast<const char*>(data), size);

@@ -1,9 +1,9 @@
 // Fuzz target: a CSV file of subscribers (tocsin subscribers import).
+#include "core/csv.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
-
-#include "core/csv.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);

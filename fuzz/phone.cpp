@@ -1,10 +1,10 @@
 // Fuzz target: a subscriber's phone number (admin API, CSV import, inbound
 // From), normalised to E.164 with libphonenumber.
+#include "core/phone.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
-
-#include "core/phone.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);

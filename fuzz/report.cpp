@@ -1,10 +1,10 @@
 // Fuzz target: a coordinator's report body (POST /v1/reports), as the API
 // parses it after the signature check.
+#include "core/report.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
-
-#include "core/report.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   std::string_view body(reinterpret_cast<const char*>(data), size);

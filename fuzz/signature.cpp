@@ -1,13 +1,13 @@
 // Fuzz target: the webhook-* headers of a report (Standard Webhooks) and a
 // coordinator secret. The input is split at its first two newlines into
 // webhook-id, webhook-timestamp and webhook-signature; the rest is the body.
+#include "core/signature.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "core/signature.h"
 
 namespace {
 

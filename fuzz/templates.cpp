@@ -1,11 +1,12 @@
 // Fuzz target: a message template from the config, checked as check-config
 // does and rendered (SMS, shortened to fit; email) as the dispatcher does.
+#include "core/templates.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
 #include "core/report.h"
-#include "core/templates.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   std::string text(reinterpret_cast<const char*>(data), size);

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "support/keys.h"
@@ -241,4 +242,28 @@ TEST_CASE("the README's first alert runs as written and finds its incident", "[e
   std::string code = json::parse(answer.substr(4))["incident_id"];
   auto incident = json::parse(r.out.substr(r.out.find('\n') + 1));
   CHECK(incident["id"] == code);
+}
+
+TEST_CASE("the manual page names every subcommand", "[e2e][cli]") {
+  std::ifstream in(std::filesystem::path(TOCSIN_SOURCE_DIR) / "packaging/tocsin.1");
+  const std::string page(std::istreambuf_iterator<char>(in), {});
+  REQUIRE(page.find(".TH TOCSIN 1") != std::string::npos);
+  auto help = run_cli({"--help"});
+  REQUIRE(help.exit_code == 0);
+  std::istringstream lines(help.out.substr(help.out.find("Subcommands:")));
+  std::string line;
+  std::getline(lines, line);
+  int named = 0;
+  while (std::getline(lines, line) && line.rfind("  ", 0) == 0) {
+    std::string name = line.substr(2, line.find(' ', 2) - 2);
+    std::string roff;
+    for (char c : name) roff += c == '-' ? std::string("\\-") : std::string(1, c);
+    INFO(name);
+    CHECK(page.find("\n.B " + roff) != std::string::npos);
+    ++named;
+  }
+  CHECK(named >= 8);
+  // Its version is the binary's.
+  auto version = run_cli({"version"}).out;
+  CHECK(page.find("\"" + version.substr(0, version.find('\n')) + "\"") != std::string::npos);
 }
