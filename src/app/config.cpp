@@ -30,6 +30,11 @@ class SecretReader {
  public:
   explicit SecretReader(std::string base_dir) : base_dir_(std::move(base_dir)) {}
 
+  // `path`, relative ones resolved against the config's directory.
+  std::string resolve(const std::string& path) const {
+    return fs::path(path).is_absolute() ? path : (fs::path(base_dir_) / path).string();
+  }
+
   std::optional<std::string> read(JsonReader& r, const std::string& key, Need need) {
     std::string file_key = key + "_file";
     if (r.has(key) && r.has(file_key)) {
@@ -239,6 +244,33 @@ void read_dedup(JsonReader r, Config& c) {
   if (auto v = r.number("radius_m", Need::kOptional, 0, 100000)) c.dedup.radius_m = *v;
 }
 
+// Providers' credential formats, so that a placeholder (ACtest) fails
+// check-config instead of every send. Twilio: an Account SID is "AC" and 32
+// hex digits, an auth token 32 hex digits. SendGrid: "SG.", a key id, ".",
+// the secret, both base64url (today 22 and 43 characters; the lengths are
+// not enforced, so a longer key SendGrid may issue is not refused).
+bool hex_digits(std::string_view s, std::size_t n) {
+  return s.size() == n && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+         });
+}
+
+bool twilio_account_sid(std::string_view s) { return s.starts_with("AC") && hex_digits(s.substr(2), 32); }
+
+bool base64url(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
+           c == '_';
+  });
+}
+
+bool sendgrid_api_key(std::string_view s) {
+  if (!s.starts_with("SG.")) return false;
+  s.remove_prefix(3);
+  auto dot = s.find('.');
+  return dot != std::string_view::npos && base64url(s.substr(0, dot)) && base64url(s.substr(dot + 1));
+}
+
 // Whether `url`'s host is the loopback interface, where a password in clear
 // never leaves the machine.
 bool loopback_host(std::string_view url) {
@@ -250,7 +282,8 @@ bool loopback_host(std::string_view url) {
 
 void read_smtp_gateway(JsonReader& r, SecretReader& secrets, GatewayConfig& g) {
   r.reject_unknown({"name", "type", "channel", "rate_per_s", "max_in_flight", "timeout_ms", "url",
-                    "username", "password", "password_file", "from", "from_name", "starttls"});
+                    "username", "password", "password_file", "from", "from_name", "starttls",
+                    "ca_file"});
   g.url = r.string("url", Need::kRequired).value_or("");
   const bool smtps = g.url.starts_with("smtps://");
   if (!g.url.empty() && !smtps && !g.url.starts_with("smtp://"))
@@ -271,6 +304,19 @@ void read_smtp_gateway(JsonReader& r, SecretReader& secrets, GatewayConfig& g) {
                           g.from.find_first_of("<>\r\n \t") != std::string::npos))
     r.problem("from", "must be an email address");
   g.from_name = r.string("from_name", Need::kOptional, 100).value_or("");
+}
+
+// A private CA for a gateway's TLS (an SMTP relay or proxy with its own
+// certificate authority), checked now so that a wrong path fails
+// check-config instead of every send.
+void read_ca_file(JsonReader& r, const SecretReader& secrets, GatewayConfig& g) {
+  auto v = r.string("ca_file", Need::kOptional);
+  if (!v) return;
+  g.ca_file = secrets.resolve(*v);
+  auto text = read_file(g.ca_file);
+  if (!text) r.problem("ca_file", "cannot read " + g.ca_file);
+  else if (text->find("-----BEGIN CERTIFICATE-----") == std::string::npos)
+    r.problem("ca_file", "must hold PEM certificates (-----BEGIN CERTIFICATE-----)");
 }
 
 void read_gateways(const json& arr, const std::string& path, SecretReader& secrets,
@@ -311,19 +357,27 @@ void read_gateways(const json& arr, const std::string& path, SecretReader& secre
     switch (g.type) {
       case GatewayType::kTwilio:
         r.reject_unknown({"name", "type", "channel", "rate_per_s", "max_in_flight", "timeout_ms",
-                          "base_url", "account_sid", "auth_token", "auth_token_file", "from"});
+                          "base_url", "account_sid", "auth_token", "auth_token_file", "from", "ca_file"});
         g.base_url = r.string("base_url", Need::kOptional).value_or("https://api.twilio.com");
         g.account_sid = r.string("account_sid", Need::kRequired, 64).value_or("");
+        if (!g.account_sid.empty() && !twilio_account_sid(g.account_sid))
+          r.problem("account_sid", "must be a Twilio Account SID: AC and 32 hex digits");
         g.auth_token = secrets.read(r, "auth_token", Need::kRequired).value_or("");
+        if (!g.auth_token.empty() && !hex_digits(g.auth_token, 32))
+          r.problem(r.has("auth_token_file") ? "auth_token_file" : "auth_token",
+                    "must be a Twilio auth token: 32 hex digits");
         g.from = r.string("from", Need::kRequired, 64).value_or("");
         if (!g.from.empty() && !g.from.starts_with('+'))
           r.problem("from", "must be an E.164 number like +12135550100");
         break;
       case GatewayType::kSendgrid:
         r.reject_unknown({"name", "type", "channel", "rate_per_s", "max_in_flight", "timeout_ms",
-                          "base_url", "api_key", "api_key_file", "from", "from_name"});
+                          "base_url", "api_key", "api_key_file", "from", "from_name", "ca_file"});
         g.base_url = r.string("base_url", Need::kOptional).value_or("https://api.sendgrid.com");
         g.api_key = secrets.read(r, "api_key", Need::kRequired).value_or("");
+        if (!g.api_key.empty() && !sendgrid_api_key(g.api_key))
+          r.problem(r.has("api_key_file") ? "api_key_file" : "api_key",
+                    "must be a SendGrid API key: SG.<key id>.<secret> (letters, digits, - and _)");
         g.from = r.string("from", Need::kRequired, 254).value_or("");
         g.from_name = r.string("from_name", Need::kOptional, 100).value_or("");
         if (!g.from.empty() && g.from.find('@') == std::string::npos)
@@ -334,7 +388,7 @@ void read_gateways(const json& arr, const std::string& path, SecretReader& secre
         break;
       case GatewayType::kWebhook:
         r.reject_unknown({"name", "type", "channel", "rate_per_s", "max_in_flight", "timeout_ms",
-                          "url", "secret", "secret_file"});
+                          "url", "secret", "secret_file", "ca_file"});
         g.url = r.string("url", Need::kRequired).value_or("");
         if (!g.url.empty() && !g.url.starts_with("http://") && !g.url.starts_with("https://"))
           r.problem("url", "must start with https:// (or http://)");
@@ -355,6 +409,7 @@ void read_gateways(const json& arr, const std::string& path, SecretReader& secre
         g.path = r.string("path", Need::kRequired).value_or("");
         break;
     }
+    if (g.type != GatewayType::kFile) read_ca_file(r, secrets, g);
     if (!g.base_url.empty() && !g.base_url.starts_with("http://") &&
         !g.base_url.starts_with("https://"))
       r.problem("base_url", "must start with https:// (or http://)");

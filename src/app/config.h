@@ -70,6 +70,8 @@ struct GatewayConfig {
   std::string username;      // smtp: AUTH user ("" = no AUTH)
   std::string password;      // smtp: AUTH password (secret)
   bool starttls = false;     // smtp: upgrade smtp:// with STARTTLS, and refuse to send without it
+  std::string ca_file;       // twilio, sendgrid, smtp, webhook: PEM CA certificates the gateway's
+                             // TLS certificate is verified against ("" = the system's bundle)
   std::string webhook_key;   // webhook: HMAC key, the decoded whsec_ secret (secret)
   std::string path;          // file: JSON-lines file each message is appended to
   double rate_per_s = 10;    // token bucket rate: SMS segments or requests per second

@@ -8,6 +8,7 @@
 #include <prometheus/text_serializer.h>
 
 #include <map>
+#include <set>
 
 namespace tocsin::app {
 
@@ -70,6 +71,7 @@ struct Metrics::Impl {
           .Help("Each gateway's circuit breaker: 0 closed, 1 open, 2 half-open")
           .Register(registry);
   std::map<std::pair<std::string, std::string>, prometheus::Gauge*> circuit_gauges;
+  std::set<std::pair<std::string, std::string>> counted;  // gateways whose counters exist
   prometheus::Family<prometheus::Histogram>& first_send =
       BuildHistogram()
           .Name("tocsin_report_first_send_seconds")
@@ -92,7 +94,19 @@ struct Metrics::Impl {
           .Register(registry);
 };
 
+// Counters exist at 0 from the start, so that Prometheus' rate() and
+// increase() see their first event (a series that appears at 1 counts as no
+// increase): every reload result, the report outcomes an operator alerts on,
+// and (see render) each configured gateway's deliveries and retries.
 Metrics::Metrics() : impl_(std::make_unique<Impl>()) {
+  for (const char* result : {"ok", "refused"}) impl_->reloads.Add({{"result", result}});
+  for (const char* outcome : {"new_incident", "merged", "update", "cancel", "replayed"})
+    impl_->reports.Add({{"outcome", outcome}, {"status", "202"}});
+  for (int status : {400, 401, 403, 422, 503})
+    impl_->reports.Add({{"outcome", "refused"}, {"status", std::to_string(status)}});
+  for (Channel channel : kAllChannels)
+    impl_->deliveries.Add({{"gateway", "none"}, {"channel", std::string(to_string(channel))},
+                           {"state", std::string(to_string(DeliveryState::kExpired))}});
   for (const char* step : {"held", "released", "escalated", "covered"})
     impl_->safety.Add({{"step", step}});  // at 0 from the start, so rate() sees the first one
 }
@@ -148,6 +162,13 @@ std::string Metrics::render(const Gauges& gauges) {
                                : &impl_->circuits.Add({{"gateway", key.first}, {"channel", key.second}});
     g->Set(c.state);
     now[key] = g;
+    // Counters of a gateway stay after a reload removes it (counters never go back).
+    if (impl_->counted.insert(key).second) {
+      for (DeliveryState state : {DeliveryState::kSent, DeliveryState::kFailed, DeliveryState::kExpired})
+        impl_->deliveries.Add(
+            {{"gateway", key.first}, {"channel", key.second}, {"state", std::string(to_string(state))}});
+      impl_->retries.Add({{"gateway", key.first}, {"channel", key.second}});
+    }
   }
   for (auto& [key, g] : known)
     if (!now.count(key)) impl_->circuits.Remove(g);

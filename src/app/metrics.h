@@ -21,6 +21,11 @@
 //   tocsin_safety_steps_total{step}   held | released | escalated | covered
 //       (README "Safety rules"), each exported at 0 from the start
 //
+// Counters are exported at 0 before their first event (for rate()): every
+// configured gateway's deliveries (sent, failed, expired) and retries from
+// the first render, reload results, accepted report outcomes (202) and the
+// usual refusals (400, 401, 403, 422, 503).
+//
 // Thread-safe (prometheus-cpp's metrics are); the daemon uses it on its io
 // thread.
 #pragma once

@@ -353,10 +353,13 @@ std::vector<LanguageGap> language_gaps(const MessageTemplates& t) {
       {"help", &t.help}, {"covered", &t.covered}};
   std::vector<std::string> languages;
   for (const auto& [name, map] : sets)
-    for (const auto& [lang, text] : *map)
+    for (const auto& entry : *map) {
+      // Not a structured binding: C++20 lambdas cannot capture one (clang refuses).
+      const std::string& lang = entry.first;
       if (std::none_of(languages.begin(), languages.end(),
                        [&](const std::string& l) { return iequals(l, lang); }))
         languages.push_back(lang);
+    }
   std::sort(languages.begin(), languages.end());
   std::vector<LanguageGap> gaps;
   for (const auto& [name, map] : sets)

@@ -233,6 +233,7 @@ struct CurlHttpClient::Impl {
     check(curl_easy_setopt(
         e, CURLOPT_CONNECTTIMEOUT_MS,
         static_cast<long>(std::max<std::int64_t>(1, request.connect_timeout.count()))));
+    if (!request.ca_file.empty()) check(curl_easy_setopt(e, CURLOPT_CAINFO, request.ca_file.c_str()));
     if (!options.verify_tls) {
       check(curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L));
       check(curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L));

@@ -37,6 +37,8 @@ struct OutboundRequest {
   http::Headers headers;      // sent as given
   std::string body;
   std::string basic_auth;     // "user:password" for HTTP basic auth, or ""
+  std::string ca_file;        // PEM CA bundle to verify the server's TLS certificate
+                              // against (CURLOPT_CAINFO), or "" for the system's
   std::chrono::milliseconds timeout{15'000};         // whole request
   std::chrono::milliseconds connect_timeout{5'000};
   std::optional<SmtpEnvelope> smtp;  // set: an SMTP transaction instead of HTTP

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "support/keys.h"
@@ -182,4 +183,87 @@ TEST_CASE("route shows a long message shortened to sms.max_segments", "[e2e][cli
                    "ALERT #XXXXXX: ICE vehicles at 1st & Soto (1st St & Soto St). Legal observers needed: "
                    "bring water, phones and a charger, film from the...\nReply STOP to opt out") !=
         std::string::npos);
+}
+
+namespace {
+
+// The shell blocks of README.md's section `heading`, in order, joined.
+std::string readme_shell(const std::string& heading) {
+  std::ifstream in(std::filesystem::path(TOCSIN_SOURCE_DIR) / "README.md");
+  std::string line, out;
+  bool section = false, block = false;
+  while (std::getline(in, line)) {
+    if (line.rfind("## ", 0) == 0) section = line == "## " + heading;
+    else if (section && line == "```sh") block = true;
+    else if (block && line == "```") block = false;
+    else if (block) out += line + "\n";
+  }
+  return out;
+}
+
+void replace_all(std::string& s, const std::string& from, const std::string& to) {
+  for (auto at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
+}
+
+}  // namespace
+
+TEST_CASE("the README's first alert runs as written and finds its incident", "[e2e][cli]") {
+  Gateways gw;
+  Daemon d(test_config(gw));
+  d.start();
+  add_subscribers(d.url(), {json{{"phone", phone_for(8)}, {"groups", {"eastside"}}}});
+  std::ofstream(d.path("secret")) << kCoordinatorSecret << "\n";
+  std::ofstream(d.path("report.json")) << report_body().dump(2);
+  std::string script = readme_shell("A first alert");
+  REQUIRE(script.find("tocsin submit") != std::string::npos);
+  REQUIRE(script.find("/v1/incidents/") != std::string::npos);
+  // The demo's addresses and files become the fixture's; its subscribers are added above.
+  replace_all(script, "config/example-subscribers.sh\n", "");
+  replace_all(script, "http://127.0.0.1:8080", d.url());
+  replace_all(script, "build/tocsin", TOCSIN_BINARY);
+  replace_all(script, "config/demo-coordinator.secret", d.path("secret").string());
+  replace_all(script, "config/example-report.json", d.path("report.json").string());
+  replace_all(script, "demo-admin-token-change-me", kAdminToken);
+  std::ofstream(d.path("first-alert.sh")) << "set -eu\n" << script;
+  const std::string dir = d.dir().string();
+  int rc = std::system(("cd '" + dir + "' && sh first-alert.sh >out.txt 2>err.txt").c_str());
+  auto slurp = [&](const char* name) {
+    std::ifstream in(d.path(name));
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  struct {
+    std::string out, err;
+  } r{slurp("out.txt"), slurp("err.txt")};
+  INFO(script << r.out << r.err);
+  REQUIRE(rc == 0);
+  auto answer = r.out.substr(0, r.out.find('\n'));
+  REQUIRE(answer.rfind("202 ", 0) == 0);
+  std::string code = json::parse(answer.substr(4))["incident_id"];
+  auto incident = json::parse(r.out.substr(r.out.find('\n') + 1));
+  CHECK(incident["id"] == code);
+}
+
+TEST_CASE("the manual page names every subcommand", "[e2e][cli]") {
+  std::ifstream in(std::filesystem::path(TOCSIN_SOURCE_DIR) / "packaging/tocsin.1");
+  const std::string page(std::istreambuf_iterator<char>(in), {});
+  REQUIRE(page.find(".TH TOCSIN 1") != std::string::npos);
+  auto help = run_cli({"--help"});
+  REQUIRE(help.exit_code == 0);
+  std::istringstream lines(help.out.substr(help.out.find("Subcommands:")));
+  std::string line;
+  std::getline(lines, line);
+  int named = 0;
+  while (std::getline(lines, line) && line.rfind("  ", 0) == 0) {
+    std::string name = line.substr(2, line.find(' ', 2) - 2);
+    std::string roff;
+    for (char c : name) roff += c == '-' ? std::string("\\-") : std::string(1, c);
+    INFO(name);
+    CHECK(page.find("\n.B " + roff) != std::string::npos);
+    ++named;
+  }
+  CHECK(named >= 8);
+  // Its version is the binary's.
+  auto version = run_cli({"version"}).out;
+  CHECK(page.find("\"" + version.substr(0, version.find('\n')) + "\"") != std::string::npos);
 }

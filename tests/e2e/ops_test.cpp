@@ -201,6 +201,25 @@ TEST_CASE("without a systemd watchdog the daemon sends readiness only", "[e2e][o
   CHECK(count(lines, "WATCHDOG=1") == 0);
 }
 
+TEST_CASE("/metrics: every gateway's counters are at 0 right after start", "[e2e][ops]") {
+  Gateways gw;
+  Daemon d(test_config(gw));
+  d.start();
+  auto m = scrape(d.url());
+  for (const std::string gateway : {"twilio-main", "sendgrid"}) {
+    const std::string channel = gateway == "sendgrid" ? "email" : "sms";
+    INFO(gateway);
+    for (const std::string state : {"sent", "failed", "expired"})
+      CHECK(m.get("tocsin_deliveries_total",
+                  {{"gateway", gateway}, {"channel", channel}, {"state", state}}) == 0.0);
+    CHECK(m.get("tocsin_delivery_retries_total", {{"gateway", gateway}, {"channel", channel}}) == 0.0);
+  }
+  CHECK(m.get("tocsin_deliveries_total", {{"gateway", "none"}, {"channel", "sms"}, {"state", "expired"}}) == 0.0);
+  CHECK(m.get("tocsin_config_reloads_total", {{"result", "ok"}}) == 0.0);
+  CHECK(m.get("tocsin_config_reloads_total", {{"result", "refused"}}) == 0.0);
+  CHECK(m.get("tocsin_reports_total", {{"outcome", "new_incident"}, {"status", "202"}}) == 0.0);
+}
+
 TEST_CASE("/metrics: report outcomes and deliveries match what the emulators received",
           "[e2e][ops]") {
   Gateways gw;

@@ -102,8 +102,8 @@ class GatewayEmulator {
  public:
   struct Options {
     std::string account_sid = "AC00000000000000000000000000000001";
-    std::string auth_token = "test-auth-token";
-    std::string api_key = "SG.test-api-key";
+    std::string auth_token = "5f4dcc3b5aa765d61d8327deb882cf99";  // 32 hex, as Twilio's
+    std::string api_key = "SG.tocsin-emulator-key-0.tocsin-emulator-secret-00000000000000000000";  // SendGrid's form
     std::string webhook_secret = "whsec_dGVzdC13ZWJob29rLXJlY2VpdmVyLWtleS0wMDAx";
     uint64_t seed = 42;
   };

@@ -1,5 +1,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -20,9 +22,9 @@ const std::string kValid = R"({
   "dedup": {"window_s": 600, "radius_m": 250},
   "gateways": [
     {"name": "sms", "type": "twilio", "channel": "sms", "base_url": "http://127.0.0.1:1",
-     "account_sid": "AC123", "auth_token": "tok", "from": "+12135550100", "rate_per_s": 5},
+     "account_sid": "AC0123456789abcdef0123456789abcdef", "auth_token": "0123456789abcdef0123456789abcdef", "from": "+12135550100", "rate_per_s": 5},
     {"name": "mail", "type": "sendgrid", "channel": "email", "base_url": "http://127.0.0.1:1",
-     "api_key": "SG.key", "from": "alerts@example.org"}
+     "api_key": "SG.tocsin-test-key-id-00.tocsin-test-secret-0000000000000000000000000", "from": "alerts@example.org"}
   ],
   "groups": [{"name": "east", "match": {"areas": ["la/east-la"], "min_severity": "moderate"},
               "channels": ["sms", "email"]}],
@@ -151,7 +153,7 @@ namespace {
 std::string with_gateways(const std::string& gateways) {
   std::string text = kValid;
   auto start = text.find("\"gateways\": [");
-  auto end = text.find("],", text.find("SG.key"));
+  auto end = text.find("],", text.find("SG.tocsin-test-key-id-00.tocsin-test-secret-0000000000000000000000000"));
   return text.substr(0, start) + "\"gateways\": " + gateways + text.substr(end + 1);
 }
 }  // namespace
@@ -332,4 +334,57 @@ TEST_CASE("areas_file and areas.circles load, resolved against base_dir, checked
         std::vector<std::string>{"areas_file: cannot read " + (dir.path() / "missing.geojson").string()});
   // Without areas, nothing changes.
   CHECK_FALSE(parse_config(kValid, "").config.areas.shapes);
+
+TEST_CASE("gateway credentials must have the provider's form", "[config]") {
+  auto with = [](const std::string& from, const std::string& to) {
+    std::string text = kValid;
+    auto at = text.find(from);
+    REQUIRE(at != std::string::npos);
+    return problem_paths(text.replace(at, from.size(), to));
+  };
+  const std::string sid = "\"account_sid\": \"AC0123456789abcdef0123456789abcdef\"";
+  const std::string token = "\"auth_token\": \"0123456789abcdef0123456789abcdef\"";
+  const std::string key = "\"api_key\": \"SG.tocsin-test-key-id-00.tocsin-test-secret-0000000000000000000000000\"";
+  CHECK(problem_paths(kValid).empty());
+  CHECK(with(sid, "\"account_sid\": \"ACtest\"") ==
+        std::vector<std::string>{"gateways[0].account_sid: must be a Twilio Account SID: AC and 32 hex digits"});
+  CHECK(with(sid, "\"account_sid\": \"SK0123456789abcdef0123456789abcdef\"").size() == 1);  // an API key's SID
+  CHECK(with(sid, "\"account_sid\": \"AC0123456789abcdef0123456789abcdeg\"").size() == 1);
+  CHECK(with(sid, "\"account_sid\": \"AC0123456789ABCDEF0123456789ABCDEF\"").empty());
+  CHECK(with(token, "\"auth_token\": \"tok\"") ==
+        std::vector<std::string>{"gateways[0].auth_token: must be a Twilio auth token: 32 hex digits"});
+  CHECK(with(token, "\"auth_token\": \"0123456789abcdef0123456789abcdef0\"").size() == 1);
+  CHECK(with(key, "\"api_key\": \"SG.key\"") ==
+        std::vector<std::string>{"gateways[1].api_key: must be a SendGrid API key: SG.<key id>.<secret> "
+                                 "(letters, digits, - and _)"});
+  CHECK(with(key, "\"api_key\": \"sg.a.b\"").size() == 1);
+  CHECK(with(key, "\"api_key\": \"SG..b\"").size() == 1);
+  CHECK(with(key, "\"api_key\": \"SG.a.\"").size() == 1);
+  CHECK(with(key, "\"api_key\": \"SG.a.b c\"").size() == 1);
+  CHECK(with(key, "\"api_key\": \"SG.a.b.c\"").size() == 1);
+  CHECK(with(key, "\"api_key\": \"SG.a-_1.B-_2\"").empty());
+}
+
+TEST_CASE("ca_file: a readable PEM file, resolved against the config's directory", "[config]") {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("tocsin-ca-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "ca.pem") << "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+  std::ofstream(dir / "not.pem") << "hello\n";
+  auto with_ca = [&](const std::string& ca) {
+    std::string text = kValid;
+    const std::string from = "\"from\": \"alerts@example.org\"";
+    return parse_config(text.replace(text.find(from), from.size(), from + ", \"ca_file\": \"" + ca + "\""),
+                        dir.string());
+  };
+  auto ok = with_ca("ca.pem");
+  REQUIRE(lines(ok.problems).empty());
+  CHECK(ok.config.gateways[1].ca_file == (dir / "ca.pem").string());
+  CHECK(ok.config.gateways[0].ca_file.empty());
+  CHECK(lines(with_ca((dir / "ca.pem").string()).problems).empty());
+  CHECK(lines(with_ca("missing.pem").problems) ==
+        std::vector<std::string>{"gateways[1].ca_file: cannot read " + (dir / "missing.pem").string()});
+  CHECK(lines(with_ca("not.pem").problems) ==
+        std::vector<std::string>{"gateways[1].ca_file: must hold PEM certificates (-----BEGIN CERTIFICATE-----)"});
+  fs::remove_all(dir);
 }

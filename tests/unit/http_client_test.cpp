@@ -4,6 +4,7 @@
 #include "delivery/http_client.h"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
@@ -11,6 +12,9 @@
 #include <boost/asio/write.hpp>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -542,4 +546,56 @@ TEST_CASE("a large body goes out at once, without Expect: 100-continue", "[http_
   REQUIRE(requests.size() == 1);
   CHECK(requests[0].header("Expect").empty());
   CHECK(requests[0].body == request.body);
+}
+
+// A throwaway CA and a certificate for 127.0.0.1 made with openssl, served
+// by `openssl s_server` on loopback (two connections, then it exits).
+TEST_CASE("ca_file: a gateway's certificate from a private CA verifies with it, not without",
+          "[http_client][tls]") {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("tocsin-tls-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string d = dir.string();
+  const std::string make =
+      "cd '" + d + "' && printf 'subjectAltName=IP:127.0.0.1\\n' > ext && "
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key "
+      "-out ca.pem -days 1 -subj /CN=tocsin-test-ca && "
+      "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key -out srv.csr "
+      "-subj /CN=127.0.0.1 && "
+      "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 1 "
+      "-extfile ext";
+  REQUIRE(std::system((make + " >/dev/null 2>&1").c_str()) == 0);
+  FILE* server = ::popen(("exec timeout 60 openssl s_server -accept 127.0.0.1:0 -naccept 2 -www -cert '" +
+                          d + "/srv.pem' -key '" + d + "/srv.key' 2>&1")
+                             .c_str(),
+                         "r");
+  REQUIRE(server != nullptr);
+  std::string port;
+  char line[256];
+  while (port.empty() && std::fgets(line, sizeof line, server) != nullptr) {
+    std::string_view l(line);
+    if (l.starts_with("ACCEPT ")) port = std::string(l.substr(l.rfind(':') + 1, l.find_first_of("\r\n") - l.rfind(':') - 1));
+  }
+  REQUIRE_FALSE(port.empty());
+
+  asio::io_context io;
+  CurlHttpClient client(io);
+  auto get = [&](std::string ca_file) {
+    OutboundRequest request;
+    request.method = "GET";
+    request.url = "https://127.0.0.1:" + port + "/";
+    request.ca_file = std::move(ca_file);
+    std::optional<OutboundResponse> got;
+    client.send(request, [&](OutboundResponse r) { got = std::move(r); });
+    REQUIRE(run_until(io, [&] { return got.has_value(); }, 30s));
+    return *got;
+  };
+  auto untrusted = get("");
+  CHECK(untrusted.status == 0);  // the system's CAs do not know this one
+  CHECK_FALSE(untrusted.error.empty());
+  auto trusted = get(d + "/ca.pem");
+  CHECK(trusted.error.empty());
+  CHECK(trusted.status == 200);
+  ::pclose(server);
+  fs::remove_all(dir);
 }

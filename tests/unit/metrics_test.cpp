@@ -43,3 +43,33 @@ TEST_CASE("metrics: circuit gauges follow the gateways a reload leaves", "[metri
   CHECK(has_line(text, "tocsin_gateway_circuit_state{channel=\"sms\",gateway=\"a\"} 2"));
   CHECK(text.find("gateway=\"b\"") == std::string::npos);
 }
+
+TEST_CASE("metrics: counters are exported at 0 before their first event", "[metrics]") {
+  Metrics m;
+  Metrics::Gauges g;
+  g.circuits = {{"a", Channel::kSms, 0}, {"b", Channel::kEmail, 0}};
+  auto text = m.render(g);
+  INFO(text);
+  for (const char* state : {"sent", "failed", "expired"}) {
+    CHECK(has_line(text, std::string("tocsin_deliveries_total{channel=\"sms\",gateway=\"a\",state=\"") +
+                             state + "\"} 0"));
+    CHECK(has_line(text, std::string("tocsin_deliveries_total{channel=\"email\",gateway=\"b\",state=\"") +
+                             state + "\"} 0"));
+  }
+  CHECK(has_line(text, "tocsin_deliveries_total{channel=\"sms\",gateway=\"none\",state=\"expired\"} 0"));
+  CHECK(has_line(text, "tocsin_delivery_retries_total{channel=\"sms\",gateway=\"a\"} 0"));
+  CHECK(has_line(text, "tocsin_delivery_retries_total{channel=\"email\",gateway=\"b\"} 0"));
+  CHECK(has_line(text, "tocsin_config_reloads_total{result=\"ok\"} 0"));
+  CHECK(has_line(text, "tocsin_config_reloads_total{result=\"refused\"} 0"));
+  CHECK(has_line(text, "tocsin_reports_total{outcome=\"new_incident\",status=\"202\"} 0"));
+  CHECK(has_line(text, "tocsin_reports_total{outcome=\"refused\",status=\"401\"} 0"));
+  // An event counts on the series that was there; a removed gateway's
+  // counters stay.
+  m.delivery_result("a", Channel::kSms, DeliveryState::kPending);
+  m.config_reload(false);
+  g.circuits = {{"b", Channel::kEmail, 0}};
+  text = m.render(g);
+  CHECK(has_line(text, "tocsin_delivery_retries_total{channel=\"sms\",gateway=\"a\"} 1"));
+  CHECK(has_line(text, "tocsin_config_reloads_total{result=\"refused\"} 1"));
+  CHECK(has_line(text, "tocsin_deliveries_total{channel=\"sms\",gateway=\"a\",state=\"failed\"} 0"));
+}

@@ -21,11 +21,11 @@ json base() {
     "admin": {"tokens": ["0123456789abcdef0123"]},
     "gateways": [
       {"name": "sms-a", "type": "twilio", "channel": "sms", "base_url": "http://127.0.0.1:1",
-       "account_sid": "AC123", "auth_token": "tok", "from": "+12135550100", "rate_per_s": 5},
+       "account_sid": "AC0123456789abcdef0123456789abcdef", "auth_token": "0123456789abcdef0123456789abcdef", "from": "+12135550100", "rate_per_s": 5},
       {"name": "sms-b", "type": "twilio", "channel": "sms", "base_url": "http://127.0.0.1:2",
-       "account_sid": "AC123", "auth_token": "tok", "from": "+12135550100"},
+       "account_sid": "AC0123456789abcdef0123456789abcdef", "auth_token": "0123456789abcdef0123456789abcdef", "from": "+12135550100"},
       {"name": "mail", "type": "sendgrid", "channel": "email", "base_url": "http://127.0.0.1:1",
-       "api_key": "SG.key", "from": "alerts@example.org"}
+       "api_key": "SG.tocsin-test-key-id-00.tocsin-test-secret-0000000000000000000000000", "from": "alerts@example.org"}
     ],
     "groups": [{"name": "east", "match": {"areas": ["la/east-la"]}, "channels": ["sms", "email"]}]
   })");
@@ -52,7 +52,7 @@ TEST_CASE("reload: names what it applies, secrets as 'credentials'", "[reload]")
   json j = base();
   j["groups"][0]["match"]["areas"].push_back("la/boyle-heights");
   j["templates"] = {{"sms", {{"en", "NEW {{headline}}"}}}};
-  j["gateways"][0]["auth_token"] = "rotated-token";
+  j["gateways"][0]["auth_token"] = "fedcba9876543210fedcba9876543210";
   j["gateways"][0]["rate_per_s"] = 50;
   j["gateways"][2]["max_in_flight"] = 2;
   j["admin"]["tokens"] = {"another-token-0123456789"};
@@ -70,7 +70,7 @@ TEST_CASE("reload: gateways added, removed, reordered", "[reload]") {
   std::swap(j["gateways"][0], j["gateways"][1]);
   j["gateways"].erase(2);
   j["gateways"].push_back({{"name", "mail-2"}, {"type", "sendgrid"}, {"channel", "email"},
-                           {"api_key", "SG.other"}, {"from", "alerts@example.org"}});
+                           {"api_key", "SG.tocsin-other-key-id-0.tocsin-other-secret-000000000000000000000000"}, {"from", "alerts@example.org"}});
   auto c = compare_configs(load(base()), load(j));
   using V = std::vector<std::string>;
   CHECK(c.applied ==

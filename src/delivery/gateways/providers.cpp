@@ -64,6 +64,7 @@ OutboundRequest twilio_request(const app::GatewayConfig& gw, const Outgoing& m,
   req.basic_auth = gw.account_sid + ":" + gw.auth_token;
   req.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
   req.timeout = milliseconds(gw.timeout_ms);
+  req.ca_file = gw.ca_file;
   std::string& b = req.body;
   b = "To=" + form_encode(m.to) + "&From=" + form_encode(gw.from) + "&Body=" + form_encode(*m.body);
   if (!status_callback.empty()) b += "&StatusCallback=" + form_encode(status_callback);
@@ -169,6 +170,7 @@ OutboundRequest sendgrid_request(const app::GatewayConfig& gw, const std::vector
   req.headers.emplace_back("Authorization", "Bearer " + gw.api_key);
   req.headers.emplace_back("Content-Type", "application/json");
   req.timeout = milliseconds(gw.timeout_ms);
+  req.ca_file = gw.ca_file;
   req.body = body.dump();
   return req;
 }
@@ -351,6 +353,7 @@ OutboundRequest smtp_request(const app::GatewayConfig& gw, const Outgoing& m, Un
   req.smtp = SmtpEnvelope{.mail_from = gw.from, .rcpt = {m.to}, .require_tls = gw.starttls};
   if (!gw.username.empty()) req.basic_auth = gw.username + ":" + gw.password;
   req.timeout = milliseconds(gw.timeout_ms);
+  req.ca_file = gw.ca_file;
   req.body = smtp_message(gw, m, now);
   return req;
 }
@@ -391,6 +394,7 @@ OutboundRequest webhook_request(const app::GatewayConfig& gw, const Outgoing& m,
   req.headers.emplace_back("webhook-signature",
                            sign_webhook(gw.webhook_key, id, now_unix, req.body));
   req.timeout = milliseconds(gw.timeout_ms);
+  req.ca_file = gw.ca_file;
   return req;
 }
 
