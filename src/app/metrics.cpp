@@ -85,6 +85,16 @@ struct Metrics::Impl {
           .Name("tocsin_config_reloads_total")
           .Help("Config reloads (SIGHUP, POST /-/reload), applied or refused")
           .Register(registry);
+  prometheus::Family<prometheus::Counter>& refused =
+      BuildCounter()
+          .Name("tocsin_http_refused_total")
+          .Help("Requests refused with a 4xx answer, by route and HTTP status")
+          .Register(registry);
+  prometheus::Family<prometheus::Counter>& connections =
+      BuildCounter()
+          .Name("tocsin_http_connections_total")
+          .Help("Connection admission: evicted for room, refused (full, per_address), accept errors")
+          .Register(registry);
 };
 
 Metrics::Metrics() : impl_(std::make_unique<Impl>()) {}
@@ -122,6 +132,15 @@ void Metrics::report_sent(Channel channel, bool first, double seconds) {
 
 void Metrics::config_reload(bool ok) {
   impl_->reloads.Add({{"result", ok ? "ok" : "refused"}}).Increment();
+}
+
+void Metrics::http_refused(std::string_view route, int status) {
+  impl_->refused.Add({{"route", std::string(route)}, {"status", std::to_string(status)}})
+      .Increment();
+}
+
+void Metrics::connection_event(std::string_view event) {
+  impl_->connections.Add({{"event", std::string(event)}}).Increment();
 }
 
 std::string Metrics::render(const Gauges& gauges) {

@@ -22,11 +22,25 @@
 namespace tocsin::store {
 namespace {
 
-// Pre-release: schema 1 has never been deployed, so it is still changed in
-// place (subscribers encrypted, delivery_totals, nullable
-// deliveries.subscriber_id) rather than migrated. From the first release on,
-// a change is a new version with a migration.
-constexpr int kSchemaVersion = 1;
+// kSchema is schema 1, the first release's (it was changed in place before
+// that). Every later change is a migration below, applied in order to a
+// database of an older version; a new database gets kSchema and all of them.
+constexpr int kSchemaVersion = 2;
+
+struct Migration {
+  int version;      // the schema version it leads to
+  const char* sql;  // from version - 1 to version
+};
+
+constexpr Migration kMigrations[] = {
+    // 2: provider callbacks remembered, so that a replayed one changes nothing.
+    {2, R"sql(
+CREATE TABLE IF NOT EXISTS provider_events (
+  provider TEXT NOT NULL, event_id TEXT NOT NULL, received_at INTEGER NOT NULL,
+  PRIMARY KEY (provider, event_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS provider_events_received ON provider_events (received_at);
+)sql"},
+};
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -1021,15 +1035,33 @@ class SqliteStore final : public Store {
     return id;
   }
 
-  void insert_ack(const Acknowledgement& a) override {
+  bool insert_ack(const Acknowledgement& a) override {
     stmt("INSERT INTO acknowledgements (incident_id, subscriber_id, kind, received_at) "
-         "VALUES (?,?,?,?)")
+         "SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM acknowledgements WHERE "
+         "incident_id = ?1 AND subscriber_id = ?2 AND kind = ?3 AND ?2 <> 0)")
         .reset()
         .bind(a.incident_id)
         .bind(a.subscriber_id)
         .bind(a.kind)
         .bind(a.received_at)
         .run();
+    return sqlite3_changes64(db_) > 0;
+  }
+
+  bool first_event(std::string_view provider, std::string_view event_id, UnixMs now) override {
+    stmt("INSERT INTO provider_events (provider, event_id, received_at) VALUES (?,?,?) "
+         "ON CONFLICT (provider, event_id) DO NOTHING")
+        .reset()
+        .bind(provider)
+        .bind(event_id)
+        .bind(now)
+        .run();
+    return sqlite3_changes64(db_) > 0;
+  }
+
+  int64_t purge_events(UnixMs before) override {
+    stmt("DELETE FROM provider_events WHERE received_at < ?").reset().bind(before).run();
+    return sqlite3_changes64(db_);
   }
 
   std::vector<Acknowledgement> incident_acks(const std::string& incident_id) override {
@@ -1234,19 +1266,18 @@ class SqliteStore final : public Store {
       exec(kSchema);
       auto& s = stmt("SELECT value FROM meta WHERE key = 'schema_version'");
       s.reset();
-      if (s.step()) {
-        int v = std::stoi(s.text(0));
-        s.reset();
-        if (v > kSchemaVersion)
-          throw StoreError("database schema " + std::to_string(v) +
-                           " is newer than this tocsin understands");
-      } else {
-        s.reset();
-        stmt("INSERT INTO meta (key, value) VALUES ('schema_version', ?)")
-            .reset()
-            .bind(std::to_string(kSchemaVersion))
-            .run();
-      }
+      int v = 1;  // a new database: kSchema made it schema 1
+      if (s.step()) v = std::stoi(s.text(0));
+      s.reset();
+      if (v > kSchemaVersion)
+        throw StoreError("database schema " + std::to_string(v) +
+                         " is newer than this tocsin understands");
+      for (const auto& m : kMigrations)
+        if (m.version > v) exec(m.sql);
+      stmt("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)")
+          .reset()
+          .bind(std::to_string(kSchemaVersion))
+          .run();
       exec("COMMIT");
     } catch (...) {
       rollback();
