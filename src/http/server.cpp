@@ -639,14 +639,15 @@ void ServerState::on_accept(beast::error_code ec, tcp::socket socket) {
     accept_failures_ = 0;
   }
   std::string address = address_key(socket);
-  std::size_t& from_address = per_address_[address];
-  const bool address_full = from_address >= options_.max_connections_per_address;
+  const auto known = per_address_.find(address);
+  const bool address_full = known != per_address_.end() &&
+                            known->second >= options_.max_connections_per_address;
   bool full = false;
   if (!address_full && sessions_.size() >= options_.max_connections) {
     // Make room: the oldest connection that has not got as far as a request.
     full = !evict_one();
   }
-  ++from_address;
+  ++per_address_[address];  // after evict_one(), which may erase entries
   const std::uint64_t id = next_id_++;
   auto session = std::make_shared<Session>(std::move(socket), shared_from_this(), id,
                                            std::move(address));

@@ -427,7 +427,7 @@ TEST_CASE("strict input: duplicate keys, Content-Type, control characters, absur
                          json{{"email", std::string("a\0@b.org", 8)}, {"groups", {"eastside"}}});
   CHECK(nul_email.status == 422);
   CHECK(nul_email.json()["field"] == "email");
-  const http::Headers auth = {{"Authorization", std::string("Bearer ") + kAdminToken}};
+  const tocsin::http::Headers auth = {{"Authorization", std::string("Bearer ") + kAdminToken}};
   auto with_type = [&](const std::string& type) {
     auto hh = auth;
     hh.emplace_back("Content-Type", type);
