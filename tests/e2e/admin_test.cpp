@@ -93,7 +93,9 @@ TEST_CASE("PATCH: merge patch of a subscriber, a refused patch changes nothing",
   CHECK(unknown.status == 422);
   CHECK(unknown.json()["field"] == "sms_opted_out");
   CHECK(admin("PATCH", sub_url(d, id + 1000), {{"name", "X"}}).status == 404);
-  CHECK(request("PATCH", sub_url(d, id), {{"Authorization", std::string("Bearer ") + kAdminToken}},
+  CHECK(request("PATCH", sub_url(d, id),
+                {{"Authorization", std::string("Bearer ") + kAdminToken},
+                 {"Content-Type", "application/merge-patch+json"}},
                 "{not json")
             .status == 400);
   CHECK(request("PATCH", sub_url(d, id), {}, "{}").status == 401);
