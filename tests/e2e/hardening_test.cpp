@@ -288,7 +288,7 @@ TEST_CASE("signed reports get through 10,000 idle or partial connections and an 
   CHECK(query_db(d, "SELECT count(*) FROM reports") == std::vector<std::string>{"20"});
 }
 
-TEST_CASE("a replayed Twilio request changes nothing; responding counts people",
+TEST_CASE("a replayed Twilio request changes nothing, and responding counts people",
           "[e2e][hardening][replay]") {
   Gateways gw;
   Daemon d(test_config(gw));

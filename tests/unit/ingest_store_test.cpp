@@ -410,7 +410,7 @@ TEST_CASE("the store's dedup candidates decide exactly as all open incidents wou
   CHECK(merged > 100);  // the comparison covered merges, not only misses
 }
 
-TEST_CASE("provider events are recorded once, purged by age; acknowledgements once per person",
+TEST_CASE("provider events are recorded once and purged by age, acknowledgements once per person",
           "[store][replay]") {
   auto s = store::open_sqlite_store(":memory:", store::Keyring::generate());
   s->begin();

@@ -147,7 +147,7 @@ TEST_CASE("a duplicate key anywhere in a report is malformed, naming the key", "
   CHECK(std::get<MalformedReport>(nested).field == "location.lat");
 }
 
-TEST_CASE("report texts refuse control characters; instructions may break lines", "[report][strict]") {
+TEST_CASE("report texts refuse control characters, instructions may break lines", "[report][strict]") {
   auto j = valid_report();
   j["headline"]["en"] = std::string("ICE\0 at 1st", 11);
   CHECK(first_problem(j) == "headline.en");
