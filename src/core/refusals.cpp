@@ -9,8 +9,9 @@ void RefusalTally::add(int status) {
 
 std::string RefusalTally::take(int interval_s) {
   if (total_ == 0) return {};
-  std::string line = "refused " + std::to_string(total_) + (total_ == 1 ? " request" : " requests") +
-                     " in the last " + std::to_string(interval_s) + " s:";
+  std::string line = "refused " + std::to_string(total_) +
+                     (total_ == 1 ? " request" : " requests") + " in the last " +
+                     std::to_string(interval_s) + " s:";
   bool first = true;
   for (const auto& [status, n] : by_status_) {
     line += first ? " " : ", ";

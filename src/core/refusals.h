@@ -27,6 +27,8 @@ class RefusalTally {
 };
 
 // Whether an answer with `status` counts as a refusal (every 4xx).
-inline bool is_refusal(int status) { return status >= 400 && status < 500; }
+inline bool is_refusal(int status) {
+  return status >= 400 && status < 500;
+}
 
 }  // namespace tocsin

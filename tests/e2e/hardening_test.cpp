@@ -205,9 +205,12 @@ Figures signed_reports(const std::string& url, int n = 20) {
     h.emplace_back("Content-Type", "application/json");
     const auto t0 = SteadyClock::now();
     auto r = request("POST", url + "/v1/reports", h, body, 3s);
-    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - t0);
-    if (r.status == 202 && took <= 1s) ++f.accepted;
-    else ++failed;
+    const auto took =
+        std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - t0);
+    if (r.status == 202 && took <= 1s)
+      ++f.accepted;
+    else
+      ++failed;
     if (r.status != 202) UNSCOPED_INFO("report " << i << ": " << r.status << " " << r.error);
     f.slowest = std::max(f.slowest, took);
     f.total += took;
@@ -225,7 +228,9 @@ double metric(const std::string& url, const std::string& series) {
 
 std::size_t count_lines_with(const std::string& log, const std::string& needle) {
   std::size_t n = 0;
-  for (std::size_t pos = 0; (pos = log.find(needle, pos)) != std::string::npos; pos += needle.size()) ++n;
+  for (std::size_t pos = 0; (pos = log.find(needle, pos)) != std::string::npos;
+       pos += needle.size())
+    ++n;
   return n;
 }
 
@@ -275,13 +280,14 @@ TEST_CASE("signed reports get through 10,000 idle or partial connections and an 
     f = signed_reports(d.url());
     reopened = flood.reopened();
   }
-  std::printf("admission (%s): %d/20 signed reports 202 within 1 s; slowest %lld ms, mean %lld ms; "
-              "flood: %llu reconnections, %llu unsigned 401s; %lld ms in all\n",
-              what.c_str(), f.accepted, static_cast<long long>(f.slowest.count()),
-              static_cast<long long>(f.total.count() / 20), static_cast<unsigned long long>(reopened),
-              static_cast<unsigned long long>(flood_refused),
-              static_cast<long long>(
-                  std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - t0).count()));
+  std::printf(
+      "admission (%s): %d/20 signed reports 202 within 1 s; slowest %lld ms, mean %lld ms; "
+      "flood: %llu reconnections, %llu unsigned 401s; %lld ms in all\n",
+      what.c_str(), f.accepted, static_cast<long long>(f.slowest.count()),
+      static_cast<long long>(f.total.count() / 20), static_cast<unsigned long long>(reopened),
+      static_cast<unsigned long long>(flood_refused),
+      static_cast<long long>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - t0).count()));
   CHECK(f.accepted == 20);
   CHECK(f.slowest <= 1s);
   CHECK(get(d.url() + "/healthz").status == 200);
@@ -324,8 +330,9 @@ TEST_CASE("a replayed Twilio request changes nothing, and responding counts peop
         std::vector<std::string>{"1"});
   gw.twilio.reset();
   auto next = post_report(
-      d.url(), report_body({{"location", {{"lat", 34.1339}, {"lon", -118.2107}, {"description", "x"}}}})
-                   .dump());
+      d.url(),
+      report_body({{"location", {{"lat", 34.1339}, {"lon", -118.2107}, {"description", "x"}}}})
+          .dump());
   REQUIRE(next.status == 202);
   CHECK(next.json()["recipients"] == 1);
   REQUIRE(gw.twilio.wait_for(1, 5s));
@@ -338,8 +345,10 @@ TEST_CASE("a replayed Twilio request changes nothing, and responding counts peop
   REQUIRE(sid.size() == 1);
   CHECK(twilio_receipt(d.url(), gw, sid[0], "delivered").status == 204);
   CHECK(twilio_receipt(d.url(), gw, sid[0], "delivered").status == 204);
-  CHECK(query_db(d, "SELECT count(*) FROM provider_events WHERE provider = 'twilio' AND event_id = "
-                    "'receipt:" + sid[0] + ":delivered'") == std::vector<std::string>{"1"});
+  CHECK(query_db(d,
+                 "SELECT count(*) FROM provider_events WHERE provider = 'twilio' AND event_id = "
+                 "'receipt:" +
+                     sid[0] + ":delivered'") == std::vector<std::string>{"1"});
   CHECK(get(d.url() + "/healthz").status == 200);
 }
 
@@ -353,14 +362,16 @@ TEST_CASE("remembered MessageSids are purged after retention.provider_events_day
   REQUIRE(inbound_sms(d.url(), gw, phone_for(1), "1").status == 200);
   CHECK(query_db(d, "SELECT count(*) FROM provider_events") == std::vector<std::string>{"1"});
   const auto deadline = SteadyClock::now() + 15s;
-  while (query_db(d, "SELECT count(*) FROM provider_events")[0] != "0" && SteadyClock::now() < deadline)
+  while (query_db(d, "SELECT count(*) FROM provider_events")[0] != "0" &&
+         SteadyClock::now() < deadline)
     std::this_thread::sleep_for(200ms);
   CHECK(query_db(d, "SELECT count(*) FROM provider_events") == std::vector<std::string>{"0"});
 }
 
-TEST_CASE("a flood of refused requests is counted, and summarised in at most one log line per "
-          "interval",
-          "[e2e][hardening][logs]") {
+TEST_CASE(
+    "a flood of refused requests is counted, and summarised in at most one log line per "
+    "interval",
+    "[e2e][hardening][logs]") {
   Gateways gw;
   Daemon d(test_config(gw));
   d.start();
@@ -377,7 +388,8 @@ TEST_CASE("a flood of refused requests is counted, and summarised in at most one
   CHECK(get(d.url() + "/healthz").status == 200);
   CHECK(metric(d.url(), R"(tocsin_http_refused_total{route="/v1/reports",status="401"})") ==
         static_cast<double>(sent));
-  CHECK(metric(d.url(), R"(tocsin_http_refused_total{route="/v1/inbound/twilio",status="403"})") == 1);
+  CHECK(metric(d.url(), R"(tocsin_http_refused_total{route="/v1/inbound/twilio",status="403"})") ==
+        1);
   CHECK(metric(d.url(), R"(tocsin_http_refused_total{route="other",status="404"})") == 1);
   d.terminate();
   REQUIRE(d.wait_exit(15s));
@@ -388,7 +400,8 @@ TEST_CASE("a flood of refused requests is counted, and summarised in at most one
   const auto line = log.find("refused " + std::to_string(sent + 2) + " requests in the last ");
   REQUIRE(line != std::string::npos);
   const std::string summary = log.substr(line, log.find('\n', line) - line);
-  CHECK_THAT(summary, Catch::EndsWith(" s: 401\u00d7" + std::to_string(sent) + ", 403\u00d71, 404\u00d71"));
+  CHECK_THAT(summary,
+             Catch::EndsWith(" s: 401\u00d7" + std::to_string(sent) + ", 403\u00d71, 404\u00d71"));
 }
 
 TEST_CASE("strict input: duplicate keys, Content-Type, control characters, absurd times",
@@ -419,11 +432,13 @@ TEST_CASE("strict input: duplicate keys, Content-Type, control characters, absur
   CHECK(request("POST", url + "/v1/reports", h8, body).status == 202);
 
   // observed_at from year 0 with a -23:59 offset: 422 naming it.
-  auto ancient = post_report(url, report_body({{"observed_at", "0000-01-01T00:00:00-23:59"}}).dump());
+  auto ancient =
+      post_report(url, report_body({{"observed_at", "0000-01-01T00:00:00-23:59"}}).dump());
   CHECK(ancient.status == 422);
   CHECK(ancient.json()["field"] == "observed_at");
   // A headline with NUL: 422.
-  auto nul = post_report(url, report_body({{"headline", {{"en", std::string("ICE\0", 4)}}}}).dump());
+  auto nul =
+      post_report(url, report_body({{"headline", {{"en", std::string("ICE\0", 4)}}}}).dump());
   CHECK(nul.status == 422);
   CHECK(nul.json()["field"] == "headline.en");
   CHECK(query_db(d, "SELECT count(*) FROM reports") == std::vector<std::string>{"1"});
@@ -446,23 +461,29 @@ TEST_CASE("strict input: duplicate keys, Content-Type, control characters, absur
   CHECK(request("POST", url + "/v1/subscribers", with_type("text/plain"),
                 R"({"email":"a@b.org","groups":["eastside"]})")
             .status == 415);
-  CHECK(request("POST", url + "/v1/subscribers", auth, R"({"email":"a@b.org","groups":["eastside"]})")
-            .status == 415);
-  auto dup_import = request("POST", url + "/v1/subscribers/import", with_type("application/json"),
-                            R"({"rows":[{"email":"a@b.org","groups":["eastside"],"groups":["drills"]}]})");
+  CHECK(
+      request("POST", url + "/v1/subscribers", auth, R"({"email":"a@b.org","groups":["eastside"]})")
+          .status == 415);
+  auto dup_import =
+      request("POST", url + "/v1/subscribers/import", with_type("application/json"),
+              R"({"rows":[{"email":"a@b.org","groups":["eastside"],"groups":["drills"]}]})");
   CHECK(dup_import.status == 400);
   CHECK(dup_import.json()["field"] == "rows[0].groups");
   CHECK(query_db(d, "SELECT count(*) FROM subscribers") == std::vector<std::string>{"0"});
 
   // A patch: merge-patch+json or json; not text/plain; no duplicate keys.
-  auto created = admin("POST", url + "/v1/subscribers", json{{"email", "a@b.org"}, {"groups", {"eastside"}}});
+  auto created =
+      admin("POST", url + "/v1/subscribers", json{{"email", "a@b.org"}, {"groups", {"eastside"}}});
   REQUIRE(created.status == 201);
-  const std::string sub = url + "/v1/subscribers/" + std::to_string(created.json()["id"].get<int64_t>());
-  CHECK(request("PATCH", sub, with_type("application/merge-patch+json"), R"({"name":"Ana"})").status == 200);
+  const std::string sub =
+      url + "/v1/subscribers/" + std::to_string(created.json()["id"].get<int64_t>());
+  CHECK(request("PATCH", sub, with_type("application/merge-patch+json"), R"({"name":"Ana"})")
+            .status == 200);
   auto patch_plain = request("PATCH", sub, with_type("text/plain"), R"({"name":"Bea"})");
   CHECK(patch_plain.status == 415);
   CHECK(patch_plain.header("accept-patch") == "application/merge-patch+json, application/json");
-  CHECK(request("PATCH", sub, with_type("application/json"), R"({"name":"Bea","name":null})").status == 400);
+  CHECK(request("PATCH", sub, with_type("application/json"), R"({"name":"Bea","name":null})")
+            .status == 400);
   CHECK(admin("GET", sub).json()["name"] == "Ana");
   CHECK(get(url + "/healthz").status == 200);
 }

@@ -72,9 +72,10 @@ TEST_CASE("subscriber bodies refuse duplicate keys and control characters in per
           "[strict]") {
   CHECK(first_subscriber_problem(R"({"email":"a@b.org","groups":["east"]})") == "");
   CHECK(first_subscriber_problem(R"({"email":"a\u0000@b.org","groups":["east"]})") == "email");
-  CHECK(first_subscriber_problem(R"({"email":"a@b.org","name":"Ana\u001b[2J","groups":["east"]})") ==
-        "name");
-  CHECK(first_subscriber_problem(R"({"phone":"+1 213 555\u0000 0101","groups":["east"]})") == "phone");
+  CHECK(first_subscriber_problem(
+            R"({"email":"a@b.org","name":"Ana\u001b[2J","groups":["east"]})") == "name");
+  CHECK(first_subscriber_problem(R"({"phone":"+1 213 555\u0000 0101","groups":["east"]})") ==
+        "phone");
   CHECK(first_subscriber_problem(R"({"email":"a@b.org","groups":["east"],"email":"c@d.org"})") ==
         "malformed email");
   CHECK_FALSE(app::plausible_email(std::string("a\0@b.org", 8)));
@@ -98,7 +99,8 @@ TEST_CASE("JSON bodies need Content-Type application/json", "[strict]") {
   CHECK(p->status == 415);
   CHECK(p->field == "Content-Type");
   CHECK(require_json(with_content_type("application/merge-patch+json")));
-  CHECK_FALSE(require_json(with_content_type("application/merge-patch+json"), /*merge_patch=*/true));
+  CHECK_FALSE(
+      require_json(with_content_type("application/merge-patch+json"), /*merge_patch=*/true));
 }
 
 TEST_CASE("the refusal tally summarises a flood in one line and starts afresh", "[strict][logs]") {
@@ -108,7 +110,8 @@ TEST_CASE("the refusal tally summarises a flood in one line and starts afresh", 
   for (int i = 0; i < 34; ++i) t.add(400);
   t.add(415);
   CHECK(t.pending() == 1235);
-  CHECK(t.take(60) == "refused 1235 requests in the last 60 s: 400\u00d734, 401\u00d71200, 415\u00d71");
+  CHECK(t.take(60) ==
+        "refused 1235 requests in the last 60 s: 400\u00d734, 401\u00d71200, 415\u00d71");
   CHECK(t.pending() == 0);
   CHECK(t.take(60) == "");
   t.add(404);
