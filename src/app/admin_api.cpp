@@ -99,6 +99,7 @@ void Api::admin(http::Request& req, Respond respond) {
     r.set("WWW-Authenticate", "Bearer");
     return respond(std::move(r));
   }
+  respond = trusted(std::move(respond));
   auto audit = std::make_shared<store::AuditEntry>();
   audit->actor = *who;
   audit->method = req.method.substr(0, 10);
@@ -168,9 +169,10 @@ void Api::subscribers(http::Request& req, std::string_view rest, const Audit& au
   if (rest.empty() || rest == "/") {
     if (m == "GET") return list_subscribers(req, audit, std::move(respond));
     if (m != "POST") return respond(problem(method_not_allowed()));
+    if (auto p = require_json(req)) return respond(problem(*p));
     auto parsed = parse_subscriber(req.body, cfg->config);
     if (auto* bad = std::get_if<MalformedBody>(&parsed))
-      return respond(problem(bad_request(bad->detail)));
+      return respond(problem(bad_request(bad->detail, bad->field)));
     if (auto* problems = std::get_if<std::vector<FieldProblem>>(&parsed))
       return respond(problem(field_problems(*problems)));
     auto sub = std::make_shared<store::Subscriber>(std::move(std::get<store::Subscriber>(parsed)));
@@ -247,9 +249,14 @@ void Api::list_subscribers(http::Request& req, const Audit& audit, Respond respo
 
 void Api::patch_one(http::Request& req, int64_t id, const Audit& audit, Respond respond) {
   auto cfg = config_();
+  if (auto p = require_json(req, /*merge_patch=*/true)) {
+    auto r = problem(*p);
+    r.set("Accept-Patch", "application/merge-patch+json, application/json");
+    return respond(std::move(r));
+  }
   auto parsed = parse_patch(req.body);
   if (auto* bad = std::get_if<MalformedBody>(&parsed))
-    return respond(problem(bad_request(bad->detail)));
+    return respond(problem(bad_request(bad->detail, bad->field)));
   auto patch = std::make_shared<json>(std::move(std::get<json>(parsed)));
   // Read, merge, validate and write in one store job: nothing can change
   // the subscriber in between, and a refused patch writes nothing.
@@ -273,9 +280,10 @@ void Api::patch_one(http::Request& req, int64_t id, const Audit& audit, Respond 
 
 void Api::import_subscribers(http::Request& req, const Audit& audit, Respond respond) {
   auto cfg = config_();
+  if (auto p = require_json(req)) return respond(problem(*p));
   auto parsed = parse_import(req.body);
   if (auto* bad = std::get_if<MalformedBody>(&parsed))
-    return respond(problem(bad_request(bad->detail)));
+    return respond(problem(bad_request(bad->detail, bad->field)));
   if (auto* problems = std::get_if<std::vector<FieldProblem>>(&parsed))
     return respond(problem(field_problems(*problems)));
   auto batch = std::make_shared<ImportBatch>(std::move(std::get<ImportBatch>(parsed)));

@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "app/api_common.h"
@@ -15,6 +16,7 @@
 #include "core/inbound.h"
 #include "core/phone.h"
 #include "core/problem.h"
+#include "core/refusals.h"
 #include "core/report.h"
 #include "core/signature.h"
 
@@ -77,6 +79,17 @@ std::string incident_code(std::string_view rest, std::size_t suffix) {
   return code;
 }
 
+// The route of `path` as a metric label: one of a fixed set, whatever the
+// path (a label per path would let anyone grow the metrics without bound).
+std::string_view refused_route(std::string_view path) {
+  for (std::string_view r : {"/v1/reports", "/v1/inbound/twilio", "/v1/receipts/twilio",
+                             "/v1/audit", "/-/reload", "/healthz", "/readyz", "/metrics"})
+    if (path == r) return r;
+  if (path == "/v1/subscribers" || path.starts_with("/v1/subscribers/")) return "/v1/subscribers";
+  if (path == "/v1/incidents" || path.starts_with("/v1/incidents/")) return "/v1/incidents";
+  return "other";
+}
+
 }  // namespace
 
 Api::Api(ConfigSource config, const Clock& clock, store::StoreWorker& store, Hooks hooks)
@@ -87,6 +100,13 @@ Api::Api(ConfigSource config, const Clock& clock, store::StoreWorker& store, Hoo
       rng_(std::make_shared<std::mt19937_64>(std::random_device{}())) {}
 
 void Api::handle(http::Request req, Respond respond) {
+  if (hooks_.refused) {
+    respond = [route = refused_route(req.path()), hook = hooks_.refused,
+               respond = std::move(respond)](http::Response r) {
+      if (is_refusal(r.status)) hook(route, r.status);
+      respond(std::move(r));
+    };
+  }
   std::string_view path = req.path();
   const std::string& m = req.method;
   if (path == "/healthz") {
@@ -150,20 +170,27 @@ void Api::post_report(http::Request& req, Respond respond) {
                       : worst == SignatureCheck::kStale
                           ? "webhook-timestamp is more than 5 minutes from now"
                           : "no coordinator's key verifies webhook-signature";
-    spdlog::warn("report refused: 401 ({}) from {}", why, req.remote);
+    // No log line: anyone can send these (counted in metrics and the
+    // periodic summary of refusals instead).
     count_report("refused", 401);
     return respond(problem(unauthorized(why)));
+  }
+  respond = trusted(std::move(respond));
+  if (auto p = require_json(req)) {
+    spdlog::warn("report refused: 415 Content-Type from coordinator {}", coordinator->name);
+    count_report("refused", 415);
+    return respond(problem(*p));
   }
   if (id.size() > 200) {
     count_report("refused", 400);
     return respond(problem(bad_request("webhook-id is longer than 200 characters", "webhook-id")));
   }
 
-  auto parsed = parse_report(req.body);
+  auto parsed = parse_report(req.body, now);
   if (auto* bad = std::get_if<MalformedReport>(&parsed)) {
     spdlog::warn("report refused: 400 malformed from coordinator {}", coordinator->name);
     count_report("refused", 400);
-    return respond(problem(bad_request(bad->detail)));
+    return respond(problem(bad_request(bad->detail, bad->field)));
   }
   if (auto* problems = std::get_if<std::vector<FieldProblem>>(&parsed)) {
     spdlog::warn("report refused: 422 {} from coordinator {}", problems->front().path,
@@ -260,7 +287,7 @@ bool Api::twilio_verified(const http::Request& req, const ActiveConfig& cfg,
     if (g.type == GatewayType::kTwilio && !g.auth_token.empty())
       valid = constant_time_equal(offered, twilio_signature(g.auth_token, url, fields)) || valid;
   if (!valid) {
-    spdlog::warn("Twilio callback {} refused: bad X-Twilio-Signature from {}", req.path(), req.remote);
+    // No log line: anyone can send these (see Api::Hooks::refused).
     respond(problem(Problem{.status = 403, .type = "bad-signature", .title = "Bad signature",
                             .detail = "X-Twilio-Signature does not verify",
                             .field = "X-Twilio-Signature"}));
@@ -272,6 +299,7 @@ void Api::receipt_twilio(http::Request& req, Respond respond) {
   auto cfg = config_();
   FormFields fields = parse_form(req.body);
   if (!twilio_verified(req, *cfg, fields, respond)) return;
+  respond = trusted(std::move(respond));
   std::string sid(form_value(fields, "MessageSid"));
   std::string_view status = form_value(fields, "MessageStatus");
   std::optional<DeliveryState> target;
@@ -281,8 +309,12 @@ void Api::receipt_twilio(http::Request& req, Respond respond) {
   ok.status = 204;
   if (!target || sid.empty()) return respond(std::move(ok));  // queued, sending, sent: nothing new
   UnixMs now = clock_.now_ms();
+  // Each (message, status) once: a replayed receipt changes nothing.
+  std::string event = "receipt:" + sid.substr(0, 64) + ":" + std::string(status);
   store_.call<bool>(
-      [sid, state = *target, now](store::Store& s) { return s.apply_receipt(sid, state, now); },
+      [sid, event, state = *target, now](store::Store& s) {
+        return s.first_event("twilio", event, now) && s.apply_receipt(sid, state, now);
+      },
       [state = *target, respond = std::move(respond), ok](std::optional<bool> changed) {
         if (!changed) return respond(problem(unavailable()));
         if (*changed) spdlog::debug("receipt: a delivery is now {}", to_string(state));
@@ -295,8 +327,17 @@ void Api::inbound_twilio(http::Request& req, Respond respond) {
   const Config& c = cfg->config;
   FormFields fields = parse_form(req.body);
   if (!twilio_verified(req, *cfg, fields, respond)) return;
+  respond = trusted(std::move(respond));
   auto from = normalize_phone(form_value(fields, "From"), c.subscribers.default_region);
   if (!from) return respond(twiml());
+  // Twilio's signature has no timestamp: a captured request verifies for
+  // ever. Each MessageSid is applied once (remembered for
+  // retention.provider_events_days); one without an id is not applied.
+  std::string sid(form_value(fields, "MessageSid").substr(0, 64));
+  if (sid.empty()) {
+    spdlog::info("inbound SMS without a MessageSid: ignored");
+    return respond(twiml());
+  }
   InboundIntent intent = classify_sms_reply(form_value(fields, "Body"));
   UnixMs now = clock_.now_ms();
   UnixMs since = now - c.dedup.window_s * 1000;
@@ -306,10 +347,15 @@ void Api::inbound_twilio(http::Request& req, Respond respond) {
     std::vector<std::string> acked;  // incident codes
     std::string language = "en";
     SafetySteps covered;  // "covered" sent because of this reply
+    bool replayed = false;  // this MessageSid was applied before
   };
   store_.call<Outcome>(
-      [cfg, from = *from, intent, now, since](store::Store& s) {
+      [cfg, from = *from, sid, intent, now, since](store::Store& s) {
         Outcome o;
+        if (!s.first_event("twilio", "sms:" + sid, now)) {
+          o.replayed = true;
+          return o;
+        }
         auto ids = s.subscribers_by_phone(from);
         o.subscribers = ids.size();
         for (int64_t id : ids) {
@@ -320,10 +366,11 @@ void Api::inbound_twilio(http::Request& req, Respond respond) {
             case InboundAction::kHelp: break;
             case InboundAction::kAcknowledge:
               if (auto inc = s.last_sms_incident(id, since)) {
-                s.insert_ack({*inc, id, intent.ack_kind, now});
-                o.acked.push_back(*inc);
-                if (intent.ack_kind == "responding")
-                  o.covered += check_covered(s, cfg->config, cfg->templates, *inc, now);
+                if (s.insert_ack({*inc, id, intent.ack_kind, now})) {
+                  o.acked.push_back(*inc);
+                  if (intent.ack_kind == "responding")
+                    o.covered += check_covered(s, cfg->config, cfg->templates, *inc, now);
+                }
               }
               break;
           }
@@ -332,6 +379,10 @@ void Api::inbound_twilio(http::Request& req, Respond respond) {
       },
       [this, cfg, intent, respond = std::move(respond)](std::optional<Outcome> o) {
         if (!o) return respond(problem(unavailable()));
+        if (o->replayed) {
+          spdlog::info("inbound SMS: MessageSid already applied; ignored (a replay or a retry)");
+          return respond(twiml());
+        }
         if (!o->acked.empty()) count_safety(o->acked.front(), o->covered);
         if (o->covered.recipients > 0 && hooks_.deliveries_planned) hooks_.deliveries_planned();
         if (o->subscribers == 0) {
@@ -508,10 +559,14 @@ void Api::incidents(http::Request& req, std::string_view rest, const Audit& audi
                               {"recipients", r["recipients"]}});
         }
         j["coordinators"] = coordinators;
+        // Counts are of people: a subscriber counts once per kind however
+        // many replies they sent (an erased one's replies, detached, each once).
         json acks = json::object({{"responding", 0}, {"reply", 0}});
         json ack_list = json::array();
+        std::set<std::pair<std::string, int64_t>> counted;
         for (const auto& a : s.incident_acks(code)) {
-          acks[a.kind] = acks.value(a.kind, 0) + 1;
+          if (a.subscriber_id == 0 || counted.insert({a.kind, a.subscriber_id}).second)
+            acks[a.kind] = acks.value(a.kind, 0) + 1;
           json item = {{"kind", a.kind}, {"at", format_rfc3339(a.received_at)}};
           if (a.subscriber_id) item["subscriber_id"] = a.subscriber_id;
           ack_list.push_back(item);

@@ -37,6 +37,10 @@ class Api {
     // POST /-/reload (404 without): calls back, on the io thread, once the
     // reload is applied or refused (after the store has checked the key file).
     std::function<void(ReloadDone)> reload;
+    // Each refused request (a 4xx answer), with a bounded route label: for
+    // the metric and the periodic summary line that replace a log line per
+    // refusal (an attacker must not be able to fill the logs).
+    std::function<void(std::string_view route, int status)> refused;
   };
 
   // Paging of GET /v1/subscribers and GET /v1/audit.

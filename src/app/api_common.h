@@ -55,6 +55,54 @@ inline Problem field_problems(const std::vector<FieldProblem>& problems) {
   return p;
 }
 
+// Marks every answer through `respond` as answering a request that proved a
+// key (a signature or a token): the HTTP server keeps such connections when
+// it must close others for room.
+template <typename Respond>
+Respond trusted(Respond respond) {
+  return [respond = std::move(respond)](http::Response r) {
+    r.trusted = true;
+    respond(std::move(r));
+  };
+}
+
+// 415 unless the request's Content-Type is application/json (parameters
+// allowed; a charset must be utf-8), or, where `merge_patch`,
+// application/merge-patch+json.
+inline std::optional<Problem> require_json(const http::Request& req, bool merge_patch = false) {
+  std::string_view ct = req.header("content-type");
+  std::string_view type = ct.substr(0, ct.find(';'));
+  std::string_view params = type.size() < ct.size() ? ct.substr(type.size() + 1) : "";
+  auto trim = [](std::string_view v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    return v;
+  };
+  auto lower = [](std::string_view v) {
+    std::string out(v);
+    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+  };
+  const std::string t = lower(trim(type));
+  bool ok = t == "application/json" || (merge_patch && t == "application/merge-patch+json");
+  // Parameters: only a charset, and only UTF-8 (RFC 8259 JSON is UTF-8).
+  while (ok && !trim(params).empty()) {
+    auto end = params.find(';');
+    std::string p = lower(trim(params.substr(0, end)));
+    params = end == std::string_view::npos ? std::string_view() : params.substr(end + 1);
+    if (p.empty()) continue;
+    ok = p == "charset=utf-8" || p == "charset=\"utf-8\"";
+  }
+  if (ok) return std::nullopt;
+  return Problem{.status = 415,
+                 .type = "unsupported-media-type",
+                 .title = "Unsupported media type",
+                 .detail = merge_patch ? "Content-Type must be application/merge-patch+json or "
+                                         "application/json (UTF-8)"
+                                       : "Content-Type must be application/json (UTF-8)",
+                 .field = "Content-Type"};
+}
+
 // The full record, for one subscriber asked for by id.
 inline nlohmann::json subscriber_json(const store::Subscriber& s) {
   using nlohmann::json;

@@ -74,7 +74,8 @@ bool valid_listen(const std::string& s) {
 }
 
 void read_server(JsonReader r, Config& c) {
-  r.reject_unknown({"listen", "max_body_bytes", "max_connections", "public_url"});
+  r.reject_unknown({"listen", "max_body_bytes", "max_connections", "max_connections_per_address",
+                    "first_byte_timeout_ms", "header_timeout_ms", "public_url"});
   if (auto v = r.string("listen", Need::kOptional)) {
     if (valid_listen(*v)) c.server.listen = *v;
     else r.problem("listen", "must be host:port, e.g. 127.0.0.1:8080");
@@ -83,6 +84,14 @@ void read_server(JsonReader r, Config& c) {
     c.server.max_body_bytes = static_cast<std::size_t>(*v);
   if (auto v = r.integer("max_connections", Need::kOptional, 8, 100000))
     c.server.max_connections = static_cast<std::size_t>(*v);
+  if (auto v = r.integer("max_connections_per_address", Need::kOptional, 1, 100000))
+    c.server.max_connections_per_address = static_cast<std::size_t>(*v);
+  if (auto v = r.integer("first_byte_timeout_ms", Need::kOptional, 100, 60000))
+    c.server.first_byte_timeout_ms = static_cast<int>(*v);
+  if (auto v = r.integer("header_timeout_ms", Need::kOptional, 100, 120000))
+    c.server.header_timeout_ms = static_cast<int>(*v);
+  if (c.server.first_byte_timeout_ms > c.server.header_timeout_ms)
+    r.problem("first_byte_timeout_ms", "must not be longer than header_timeout_ms");
   if (auto v = r.string("public_url", Need::kOptional)) {
     if (v->starts_with("http://") || v->starts_with("https://")) {
       c.server.public_url = *v;
@@ -113,10 +122,12 @@ void read_storage(JsonReader r, const std::string& base_dir, Config& c) {
 }
 
 void read_retention(JsonReader r, Config& c) {
-  r.reject_unknown({"deliveries_days"});
+  r.reject_unknown({"deliveries_days", "provider_events_days"});
   // Fractions allowed (0.5 is 12 hours; tests use seconds): at least 1 s.
   if (auto v = r.number("deliveries_days", Need::kOptional, 1.0 / 86400, 3650))
     c.retention.deliveries_days = *v;
+  if (auto v = r.number("provider_events_days", Need::kOptional, 1.0 / 86400, 3650))
+    c.retention.provider_events_days = *v;
 }
 
 // Calls `read` with a reader for each element of the array `arr` at `path`;
@@ -676,11 +687,13 @@ std::vector<FieldProblem> read_areas(JsonReader& root, const std::string& base_d
 }
 
 void read_log(JsonReader r, Config& c) {
-  r.reject_unknown({"format"});
+  r.reject_unknown({"format", "refused_summary_s"});
   if (auto v = r.string("format", Need::kOptional)) {
     if (*v == "json" || *v == "text") c.log.json = *v == "json";
     else r.problem("format", "must be text or json");
   }
+  if (auto v = r.integer("refused_summary_s", Need::kOptional, 1, 3600))
+    c.log.refused_summary_s = static_cast<int>(*v);
 }
 
 void read_subscribers(JsonReader r, Config& c) {

@@ -23,7 +23,10 @@ namespace tocsin::app {
 struct ServerConfig {
   std::string listen = "127.0.0.1:8080";  // host:port the HTTP API binds
   std::size_t max_body_bytes = 65536;      // larger request bodies get 413
-  std::size_t max_connections = 1024;      // open connections beyond this get 503
+  std::size_t max_connections = 1024;      // at the cap, idle/partial ones are closed for room
+  std::size_t max_connections_per_address = 256;  // open connections from one IP address
+  int first_byte_timeout_ms = 2000;  // a new connection's first byte, from accept
+  int header_timeout_ms = 5000;      // a new connection's whole request head, from accept
   std::string public_url;                  // base URL providers call back (receipts, inbound)
   bool operator==(const ServerConfig&) const = default;
 };
@@ -37,6 +40,9 @@ struct StorageConfig {
 
 struct RetentionConfig {
   double deliveries_days = 30;  // deliveries, rendered texts and report bodies kept this long
+  // Provider callbacks' ids (Twilio MessageSid) remembered this long: a
+  // replay within it changes nothing.
+  double provider_events_days = 30;
   bool operator==(const RetentionConfig&) const = default;
 };
 
@@ -107,6 +113,8 @@ struct SubscribersConfig {
 
 struct LogConfig {
   bool json = false;  // "format": "json": one JSON object per line (for log shippers); else text
+  // Refused requests (4xx) are summarised in one line per this many seconds.
+  int refused_summary_s = 60;
   bool operator==(const LogConfig&) const = default;
 };
 

@@ -2,6 +2,7 @@
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 
 #include <boost/asio/signal_set.hpp>
@@ -20,6 +21,7 @@
 #include "app/reload.h"
 #include "app/safety.h"
 #include "core/clock.h"
+#include "core/refusals.h"
 #include "delivery/dispatcher.h"
 #include "delivery/gateways/gateways.h"
 #include "delivery/http_client.h"
@@ -55,6 +57,35 @@ int passed_socket() {
   if (r < 0) throw std::runtime_error(std::string("fd 3: ") + std::strerror(-r));
   if (r == 0) throw std::runtime_error("fd 3 is not a listening TCP socket (ListenStream=HOST:PORT)");
   return fd;
+}
+
+// Raises the soft limit on open files to the hard one (systemd's default
+// soft limit, 1024, is below what max_connections needs: accept() would fail
+// with EMFILE before the server's own cap), and says what it is.
+void raise_file_limit(std::size_t max_connections) {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) {
+    spdlog::warn("open files limit: cannot read it: {}", std::strerror(errno));
+    return;
+  }
+  const rlim_t before = lim.rlim_cur;
+  if (lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0) {
+      spdlog::warn("open files limit: cannot raise {} to {}: {}", before, lim.rlim_max,
+                   std::strerror(errno));
+      lim.rlim_cur = before;
+    }
+  }
+  if (lim.rlim_cur == before)
+    spdlog::info("open files limit: {}", lim.rlim_cur);
+  else
+    spdlog::info("open files limit: {} (raised from {})", lim.rlim_cur, before);
+  // Connections, the database, gateway connections and a margin.
+  if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < max_connections + 256)
+    spdlog::warn("open files limit {} is low for server.max_connections {}: raise LimitNOFILE= "
+                 "in the unit",
+                 lim.rlim_cur, max_connections);
 }
 
 void print_problems(const std::string& file, const std::vector<FieldProblem>& problems) {
@@ -99,6 +130,7 @@ class Daemon {
 
   int run() {
     const Config& c = config_->config;
+    raise_file_limit(c.server.max_connections);
     try {
       worker_ = std::make_unique<store::StoreWorker>(
           store::open_sqlite_store(c.storage.sqlite_path, c.storage.keyring), io_);
@@ -113,6 +145,7 @@ class Daemon {
       released = s.release_all_leases();
       s.purge_answers(clock_.now_ms() - kIdempotencyKeepMs);
       s.purge_audit(clock_.now_ms() - kAuditKeepMs);
+      s.purge_events(clock_.now_ms() - events_keep_ms());
     });
     if (released)
       spdlog::warn("recovered {} deliveries leased by a previous run; sending them again", released);
@@ -146,11 +179,19 @@ class Daemon {
         g.circuits.push_back({h.name, h.channel, static_cast<int>(h.state)});
     };
     hooks.reload = [this](Api::ReloadDone done) { reload("POST /-/reload", std::move(done)); };
+    hooks.refused = [this](std::string_view route, int status) { refused(route, status); };
     api_ = std::make_unique<Api>([this] { return config_; }, clock_, *worker_, std::move(hooks));
     http::ServerOptions sopts;
     sopts.listen = c.server.listen;
     sopts.max_body_bytes = c.server.max_body_bytes;
     sopts.max_connections = c.server.max_connections;
+    sopts.max_connections_per_address = c.server.max_connections_per_address;
+    sopts.first_byte_timeout = std::chrono::milliseconds(c.server.first_byte_timeout_ms);
+    sopts.header_timeout = std::chrono::milliseconds(c.server.header_timeout_ms);
+    sopts.on_connection_event = [this](http::ConnectionEvent e) {
+      metrics_.connection_event(http::to_string(e));
+    };
+    sopts.on_refused = [this](int status) { refused("(http)", status); };
     const char* socket_source = "bound server.listen";
     try {
       sopts.listen_fd = passed_socket();
@@ -176,11 +217,13 @@ class Daemon {
     purge_expired();
     schedule_housekeeping();
     schedule_escalations();
+    schedule_refusal_summary();
     reencrypt();
     start_watchdog();
     spdlog::info("listening on http://{} ({})", bound, socket_source);
     sd_notifyf(0, "READY=1\nSTATUS=listening on http://%s", bound.c_str());
     io_.run();
+    log_refusals();
     worker_->stop();
     spdlog::info("stopped");
     return 0;
@@ -413,18 +456,50 @@ class Daemon {
                     });
   }
 
+  // A refused request: counted, and summarised by the next log_refusals().
+  void refused(std::string_view route, int status) {
+    metrics_.http_refused(route, status);
+    refusals_.add(status);
+  }
+
+  // Logs what was refused since the last summary, if anything.
+  void log_refusals() {
+    const auto now = std::chrono::steady_clock::now();
+    const auto elapsed = std::chrono::ceil<std::chrono::seconds>(now - last_refusal_summary_);
+    last_refusal_summary_ = now;
+    auto line = refusals_.take(static_cast<int>(std::max<int64_t>(1, elapsed.count())));
+    if (!line.empty()) spdlog::warn("{}", line);
+  }
+
+  // At most one line per log.refused_summary_s, and none when nothing was
+  // refused.
+  void schedule_refusal_summary() {
+    refusal_timer_.expires_after(std::chrono::seconds(config_->config.log.refused_summary_s));
+    refusal_timer_.async_wait([this](boost::system::error_code ec) {
+      if (ec) return;
+      log_refusals();
+      schedule_refusal_summary();
+    });
+  }
+
+  int64_t events_keep_ms() const {
+    return static_cast<int64_t>(config_->config.retention.provider_events_days * 86400e3);
+  }
+
   // Hourly, or every quarter of a shorter retention (at least each second).
   void schedule_housekeeping() {
-    auto retention_ms = static_cast<int64_t>(config_->config.retention.deliveries_days * 86400e3);
+    auto retention_ms = std::min(
+        static_cast<int64_t>(config_->config.retention.deliveries_days * 86400e3), events_keep_ms());
     housekeeping_.expires_after(std::chrono::milliseconds(
         std::clamp<int64_t>(retention_ms / 4, 1000, 3600 * 1000)));
     housekeeping_.async_wait([this](boost::system::error_code ec) {
       if (ec) return;
       UnixMs now = clock_.now_ms();
       worker_->submit(
-          [now](store::Store& s) {
+          [now, events_keep = events_keep_ms()](store::Store& s) {
             s.purge_answers(now - kIdempotencyKeepMs);
             s.purge_audit(now - kAuditKeepMs);
+            s.purge_events(now - events_keep);
           },
           [](bool) {});
       purge_expired();
@@ -487,6 +562,9 @@ class Daemon {
   boost::asio::signal_set signals_{io_, SIGTERM, SIGINT, SIGHUP};
   boost::asio::steady_timer housekeeping_{io_};
   boost::asio::steady_timer escalations_{io_};
+  boost::asio::steady_timer refusal_timer_{io_};
+  RefusalTally refusals_;
+  std::chrono::steady_clock::time_point last_refusal_summary_ = std::chrono::steady_clock::now();
   boost::asio::steady_timer watchdog_{io_};
   boost::asio::steady_timer stop_wait_{io_};
   std::chrono::microseconds watchdog_interval_{0};

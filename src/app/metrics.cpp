@@ -92,6 +92,16 @@ struct Metrics::Impl {
           .Name("tocsin_safety_steps_total")
           .Help("Safety-rule steps: groups held, released, escalated to others, covered")
           .Register(registry);
+  prometheus::Family<prometheus::Counter>& refused =
+      BuildCounter()
+          .Name("tocsin_http_refused_total")
+          .Help("Requests refused with a 4xx answer, by route and HTTP status")
+          .Register(registry);
+  prometheus::Family<prometheus::Counter>& connections =
+      BuildCounter()
+          .Name("tocsin_http_connections_total")
+          .Help("Connection admission: evicted for room, refused (full, per_address), accept errors")
+          .Register(registry);
 };
 
 // Counters exist at 0 from the start, so that Prometheus' rate() and
@@ -148,6 +158,15 @@ void Metrics::report_sent(Channel channel, bool first, double seconds) {
 
 void Metrics::config_reload(bool ok) {
   impl_->reloads.Add({{"result", ok ? "ok" : "refused"}}).Increment();
+}
+
+void Metrics::http_refused(std::string_view route, int status) {
+  impl_->refused.Add({{"route", std::string(route)}, {"status", std::to_string(status)}})
+      .Increment();
+}
+
+void Metrics::connection_event(std::string_view event) {
+  impl_->connections.Add({{"event", std::string(event)}}).Increment();
 }
 
 std::string Metrics::render(const Gauges& gauges) {

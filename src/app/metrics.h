@@ -18,6 +18,10 @@
 //   tocsin_report_last_send_seconds{channel}    histogram: report accepted →
 //       the last one, once none is pending (see DispatcherOptions::on_report_sent)
 //   tocsin_config_reloads_total{result}   ok | refused
+//   tocsin_http_refused_total{route, status}   4xx answers: route one of a
+//       fixed set (see refused_route in api.cpp), status the HTTP status
+//   tocsin_http_connections_total{event}   admission: evicted | full |
+//       per_address | accept_error (see http::ConnectionEvent)
 //   tocsin_safety_steps_total{step}   held | released | escalated | covered
 //       (README "Safety rules"), each exported at 0 from the start
 //
@@ -75,6 +79,10 @@ class Metrics {
   void config_reload(bool ok);
   // `n` safety-rule steps of kind `step` (held, released, escalated, covered).
   void safety_step(std::string_view step, int n);
+  // A request was refused with a 4xx `status`; `route` is a bounded label.
+  void http_refused(std::string_view route, int status);
+  // An admission event of the HTTP server ("evicted", "full", ...).
+  void connection_event(std::string_view event);
   // Every metric, with `gauges` as the current values (an unknown one keeps
   // its last value), in Prometheus text format.
   std::string render(const Gauges& gauges);

@@ -73,6 +73,13 @@ ConfigChanges compare_configs(const Config& running, const Config& loaded) {
   restart(running.server.max_body_bytes == loaded.server.max_body_bytes, "server.max_body_bytes");
   restart(running.server.max_connections == loaded.server.max_connections,
           "server.max_connections");
+  restart(running.server.max_connections_per_address ==
+              loaded.server.max_connections_per_address,
+          "server.max_connections_per_address");
+  restart(running.server.first_byte_timeout_ms == loaded.server.first_byte_timeout_ms,
+          "server.first_byte_timeout_ms");
+  restart(running.server.header_timeout_ms == loaded.server.header_timeout_ms,
+          "server.header_timeout_ms");
   restart(running.storage.sqlite_path == loaded.storage.sqlite_path, "storage.sqlite.path");
   applied(running.server.public_url == loaded.server.public_url, "server.public_url");
   applied(running.coordinators == loaded.coordinators, "coordinators");
@@ -118,6 +125,9 @@ Config keep_restart_settings(const Config& running, Config loaded) {
   loaded.server.listen = running.server.listen;
   loaded.server.max_body_bytes = running.server.max_body_bytes;
   loaded.server.max_connections = running.server.max_connections;
+  loaded.server.max_connections_per_address = running.server.max_connections_per_address;
+  loaded.server.first_byte_timeout_ms = running.server.first_byte_timeout_ms;
+  loaded.server.header_timeout_ms = running.server.header_timeout_ms;
   loaded.storage.sqlite_path = running.storage.sqlite_path;
   return loaded;
 }

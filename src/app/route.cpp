@@ -10,6 +10,7 @@
 #include "app/ingest.h"
 #include "core/area_svg.h"
 #include "core/areas.h"
+#include "core/clock.h"
 #include "core/dedup.h"
 #include "core/routing.h"
 #include "core/safety.h"
@@ -38,9 +39,10 @@ int route(const std::string& config_path, const std::string& report_path,
     std::printf("%s: $: cannot read the file\n", report_path.c_str());
     return 2;
   }
-  auto parsed = parse_report(*body);
+  auto parsed = parse_report(*body, SystemClock().now_ms());
   if (auto* bad = std::get_if<MalformedReport>(&parsed)) {
-    std::printf("%s: $: %s\n", report_path.c_str(), bad->detail.c_str());
+    std::printf("%s: %s: %s\n", report_path.c_str(), bad->field.empty() ? "$" : bad->field.c_str(),
+                bad->detail.c_str());
     return 2;
   }
   if (auto* problems = std::get_if<std::vector<FieldProblem>>(&parsed))

@@ -13,8 +13,7 @@ bool plausible_email(std::string_view e) {
   auto at = e.find('@');
   if (at == std::string_view::npos || at == 0 || e.size() > 254 || e.find('@', at + 1) != e.npos)
     return false;
-  if (std::any_of(e.begin(), e.end(),
-                  [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ','; }))
+  if (has_control_chars(e) || std::any_of(e.begin(), e.end(), [](char c) { return c == ' ' || c == ','; }))
     return false;
   auto domain = e.substr(at + 1);
   auto dot = domain.find('.');
@@ -24,11 +23,11 @@ bool plausible_email(std::string_view e) {
 namespace {
 
 std::variant<json, MalformedBody> parse_object(std::string_view body) {
-  if (json_too_deep(body)) return MalformedBody{"JSON nests too deeply"};
-  json doc = json::parse(body, nullptr, false);
-  if (doc.is_discarded()) return MalformedBody{"body is not valid JSON"};
-  if (!doc.is_object()) return MalformedBody{"body must be a JSON object"};
-  return doc;
+  if (json_too_deep(body)) return MalformedBody{"JSON nests too deeply", ""};
+  auto parsed = parse_json_strict(body);
+  if (auto* bad = std::get_if<JsonSyntaxError>(&parsed)) return MalformedBody{bad->detail, bad->path};
+  if (!std::get<json>(parsed).is_object()) return MalformedBody{"body must be a JSON object", ""};
+  return std::move(std::get<json>(parsed));
 }
 
 // The editable fields as a POST body would give them.
@@ -84,12 +83,20 @@ ParsedSubscriber validate_subscriber(const json& doc, const Config& config) {
   r.reject_unknown({"name", "phone", "email", "language", "groups", "channels"});
   store::Subscriber s;
   s.name = r.string("name", Need::kOptional, 200).value_or("");
-  if (auto phone = r.string("phone", Need::kOptional, 64); phone && !phone->empty()) {
+  // Control characters in a name, number or address only ever break what
+  // reads them (logs, SMTP headers, provider APIs); NUL truncates in C.
+  for (const char* key : {"name", "phone", "email"})
+    if (auto* v = r.get(key); v && v->is_string() && has_control_chars(v->get_ref<const std::string&>()))
+      r.problem(key, "must not contain control characters");
+  if (has_control_chars(s.name)) s.name.clear();
+  if (auto phone = r.string("phone", Need::kOptional, 64);
+      phone && !phone->empty() && !has_control_chars(*phone)) {
     if (auto e164 = normalize_phone(*phone, config.subscribers.default_region)) s.phone = *e164;
     else r.problem("phone", "is not a valid phone number for region " +
                                 config.subscribers.default_region + " (give +country code)");
   }
-  if (auto email = r.string("email", Need::kOptional, 254); email && !email->empty()) {
+  if (auto email = r.string("email", Need::kOptional, 254);
+      email && !email->empty() && !has_control_chars(*email)) {
     if (plausible_email(*email)) s.email = *email;
     else r.problem("email", "is not an email address");
   }

@@ -15,6 +15,7 @@ namespace tocsin::app {
 
 struct MalformedBody {
   std::string detail;
+  std::string field;  // the duplicate key's path, or ""
 };
 
 using ParsedSubscriber = std::variant<store::Subscriber, MalformedBody, std::vector<FieldProblem>>;

@@ -1,6 +1,9 @@
 #include "core/json_reader.h"
 
+#include <algorithm>
 #include <cmath>
+#include <optional>
+#include <set>
 
 namespace tocsin {
 
@@ -16,6 +19,75 @@ std::string join_path(std::string_view parent, std::string_view key) {
 
 std::string index_path(std::string_view parent, std::size_t index) {
   return std::string(parent) + "[" + std::to_string(index) + "]";
+}
+
+namespace {
+
+// One open array or object while parsing, for the path of a duplicate key.
+struct Frame {
+  bool object = false;
+  std::set<std::string> keys;     // seen so far
+  std::string key;                // the current member's key
+  std::size_t count = 0;          // elements finished so far (arrays)
+};
+
+std::string frames_path(const std::vector<Frame>& frames) {
+  // Each frame but the innermost names the child the next one is.
+  std::string path;
+  for (std::size_t i = 0; i + 1 < frames.size(); ++i) {
+    if (frames[i].object) path = join_path(path, frames[i].key);
+    else path = index_path(path, frames[i].count);
+  }
+  return path;
+}
+
+}  // namespace
+
+std::variant<json, JsonSyntaxError> parse_json_strict(std::string_view text) {
+  std::vector<Frame> frames;
+  std::optional<JsonSyntaxError> duplicate;
+  auto finished_child = [&frames] {
+    if (!frames.empty()) ++frames.back().count;
+  };
+  json::parser_callback_t cb = [&](int, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start: frames.push_back({.object = true}); break;
+      case json::parse_event_t::array_start: frames.push_back({.object = false}); break;
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        if (!frames.empty()) frames.pop_back();
+        finished_child();
+        break;
+      case json::parse_event_t::key: {
+        if (frames.empty()) break;
+        Frame& f = frames.back();
+        f.key = parsed.is_string() ? parsed.get<std::string>() : std::string();
+        if (!f.keys.insert(f.key).second && !duplicate) {
+          std::string shown = f.key.substr(0, 100);
+          for (auto& c : shown)
+            if (static_cast<unsigned char>(c) < 0x20) c = '?';
+          duplicate = JsonSyntaxError{"duplicate key \"" + shown + "\"",
+                                      join_path(frames_path(frames), shown)};
+        }
+        break;
+      }
+      case json::parse_event_t::value: finished_child(); break;
+    }
+    return true;
+  };
+  json doc = json::parse(text, cb, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return JsonSyntaxError{"body is not valid JSON", ""};
+  if (duplicate) return *duplicate;
+  return doc;
+}
+
+bool has_control_chars(std::string_view s, bool allow_newline) {
+  for (unsigned char c : s) {
+    if (c == 0) return true;
+    if (allow_newline && (c == '\n' || c == '\r' || c == '\t')) continue;
+    if (c < 0x20 || c == 0x7f) return true;
+  }
+  return false;
 }
 
 const json& JsonReader::empty_object() {

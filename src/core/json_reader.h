@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 namespace tocsin {
@@ -52,6 +53,22 @@ class JsonReader {
   std::vector<FieldProblem>* problems_;
   bool object_ok_;
 };
+
+// A JSON text refused before its fields are read.
+struct JsonSyntaxError {
+  std::string detail;  // "body is not valid JSON", "duplicate key \"status\""
+  std::string path;    // JSON path of the duplicate key, "" otherwise
+};
+
+// Parses `text` as JSON, refusing duplicate object keys at any depth: RFC
+// 8259 leaves their meaning open, so the sender's library may have meant
+// the first ("status":"exercise") where ours would take the last
+// ("status":"actual"). Check nesting depth first (json_too_deep).
+std::variant<nlohmann::json, JsonSyntaxError> parse_json_strict(std::string_view text);
+
+// True when `s` holds a C0 control character or DEL; with `allow_newline`,
+// '\n' (and '\r', '\t') are allowed. NUL is never allowed.
+bool has_control_chars(std::string_view s, bool allow_newline = false);
 
 // Path helpers: "a.b", "a[3]".
 std::string join_path(std::string_view parent, std::string_view key);

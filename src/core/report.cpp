@@ -110,7 +110,7 @@ std::optional<UnixMs> parse_rfc3339(std::string_view s) {
   } else if (s[pos] == '+' || s[pos] == '-') {
     int oh = 0, om = 0;
     if (!parse_digits(s, pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
-        !parse_digits(s, pos + 4, 2, om) || oh > 23 || om > 59)
+        !parse_digits(s, pos + 4, 2, om) || oh > 14 || om > 59 || (oh == 14 && om > 0))
       return std::nullopt;
     offset_min = (oh * 60 + om) * (s[pos] == '+' ? 1 : -1);
     pos += 6;
@@ -141,7 +141,8 @@ std::string format_rfc3339(UnixMs ms) {
 
 namespace {
 
-LocalizedText read_localized(JsonReader& r, std::string_view key, Need need) {
+LocalizedText read_localized(JsonReader& r, std::string_view key, Need need,
+                             bool allow_newline = false) {
   LocalizedText out;
   const json* v = r.get(key);
   if (!v) {
@@ -165,6 +166,12 @@ LocalizedText read_localized(JsonReader& r, std::string_view key, Need need) {
       r.problem(join_path(key, it.key()), "is longer than 1000 bytes");
       continue;
     }
+    if (has_control_chars(it->get_ref<const std::string&>(), allow_newline)) {
+      r.problem(join_path(key, it.key()), allow_newline
+                                              ? "must not contain control characters but line breaks"
+                                              : "must not contain control characters");
+      continue;
+    }
     out[it.key()] = it->get<std::string>();
   }
   return out;
@@ -179,11 +186,12 @@ bool valid_event(std::string_view e) {
 
 }  // namespace
 
-ParsedReport parse_report(std::string_view body) {
-  if (json_too_deep(body)) return MalformedReport{"JSON nests deeper than 32 levels"};
-  json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return MalformedReport{"body is not valid JSON"};
-  if (!doc.is_object()) return MalformedReport{"body must be a JSON object"};
+ParsedReport parse_report(std::string_view body, UnixMs now) {
+  if (json_too_deep(body)) return MalformedReport{"JSON nests deeper than 32 levels", ""};
+  auto parsed = parse_json_strict(body);
+  if (auto* bad = std::get_if<JsonSyntaxError>(&parsed)) return MalformedReport{bad->detail, bad->path};
+  json& doc = std::get<json>(parsed);
+  if (!doc.is_object()) return MalformedReport{"body must be a JSON object", ""};
 
   std::vector<FieldProblem> problems;
   JsonReader r(doc, "", problems);
@@ -221,11 +229,17 @@ ParsedReport parse_report(std::string_view body) {
       auto lat = loc.number("lat", Need::kRequired, -90, 90);
       auto lon = loc.number("lon", Need::kRequired, -180, 180);
       auto desc = loc.string("description", Need::kOptional, 200);
+      if (desc && has_control_chars(*desc)) {
+        loc.problem("description", "must not contain control characters");
+        desc.reset();
+      }
       if (lat && lon) rep.location = Location{*lat, *lon, desc.value_or("")};
     }
   }
   if (auto s = r.string("observed_at", Need::kRequired, 64)) {
-    if (auto ms = parse_rfc3339(*s)) {
+    if (auto ms = parse_rfc3339(*s); ms && (*ms < kEarliestObservedAt || *ms > now + kObservedAtLeadMs)) {
+      r.problem("observed_at", "must lie between 2000-01-01 and a day from now");
+    } else if (ms) {
       rep.observed_at = *s;
       rep.observed_at_ms = *ms;
     } else {
@@ -234,9 +248,17 @@ ParsedReport parse_report(std::string_view body) {
   }
   bool needs_headline = rep.msg_type != MsgType::kCancel;
   rep.headline = read_localized(r, "headline", needs_headline ? Need::kRequired : Need::kOptional);
-  rep.instruction = read_localized(r, "instruction", Need::kOptional);
-  if (auto s = r.string("dedup_key", Need::kOptional, 200)) rep.dedup_key = *s;
-  if (auto s = r.string("references", Need::kOptional, 64)) rep.references = *s;
+  rep.instruction = read_localized(r, "instruction", Need::kOptional, /*allow_newline=*/true);
+  auto plain = [&r](const char* key, std::size_t max_len) {
+    auto s = r.string(key, Need::kOptional, max_len);
+    if (s && has_control_chars(*s)) {
+      r.problem(key, "must not contain control characters");
+      return std::string();
+    }
+    return s.value_or("");
+  };
+  rep.dedup_key = plain("dedup_key", 200);
+  rep.references = plain("references", 64);
   if (auto s = r.string("certainty", Need::kOptional)) {
     if (auto c = parse_certainty(*s)) rep.certainty = *c;
     else r.problem("certainty", "must be one of observed, likely, possible, unlikely, unknown");

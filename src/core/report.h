@@ -44,13 +44,21 @@ struct Report {
 // The parse failed before fields could be read (not JSON, too deep, not an object).
 struct MalformedReport {
   std::string detail;
+  std::string field;  // the duplicate key's path, or ""
 };
 
 using ParsedReport = std::variant<Report, MalformedReport, std::vector<FieldProblem>>;
 
-// Parses and validates a report body. Unknown fields are refused: a typo in
-// an alert must not silently drop the instruction.
-ParsedReport parse_report(std::string_view body);
+// Parses and validates a report body received at `now`. Unknown fields and
+// duplicate keys are refused: a typo in an alert must not silently drop the
+// instruction, nor a repeated "status" turn a drill into an alert. Texts
+// may not hold control characters (instruction texts may hold line breaks);
+// observed_at must lie between 2000-01-01 and a day after `now`.
+ParsedReport parse_report(std::string_view body, UnixMs now);
+
+// The range parse_report accepts for observed_at.
+inline constexpr UnixMs kEarliestObservedAt = 946'684'800'000;  // 2000-01-01T00:00:00Z
+inline constexpr UnixMs kObservedAtLeadMs = 24LL * 3600 * 1000;  // a day ahead of now
 
 // Maximum nesting of JSON arrays/objects accepted anywhere; deeper documents
 // are malformed (guards the parser and everything after it).
@@ -68,7 +76,8 @@ bool area_covers(std::string_view scope, std::string_view area);
 // Language tags: "en", "es-MX" (2-3 letters, optional subtags of 2-8 alphanumerics).
 bool valid_language(std::string_view tag);
 
-// RFC 3339 "2026-11-22T13:05:00Z" or with offset/fraction → Unix ms, or nullopt.
+// RFC 3339 "2026-11-22T13:05:00Z" or with offset/fraction → Unix ms, or
+// nullopt. Offsets beyond ±14:00 (no zone has one) are refused.
 std::optional<UnixMs> parse_rfc3339(std::string_view text);
 // Unix ms → "2026-11-22T13:05:00Z".
 std::string format_rfc3339(UnixMs ms);

@@ -33,6 +33,9 @@ struct Response {
   int status = 200;
   Headers headers;  // Content-Length, Date and Server are set by the server
   std::string body;
+  // The request proved a key (a signature or a token): the server keeps
+  // this connection when it has to close others for room (ServerOptions).
+  bool trusted = false;
 
   Response& set(std::string name, std::string value);
   std::string_view header(std::string_view name) const { return find_header(headers, name); }

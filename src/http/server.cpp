@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <map>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -34,6 +35,9 @@ using tcp = net::ip::tcp;
 
 // After EMFILE and the like, retrying at once would spin the io thread.
 constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
+// On EMFILE/ENFILE, this many of the oldest untrusted connections still
+// reading a request are closed, so that the accept can succeed at once.
+constexpr std::size_t kEvictOnNoFiles = 8;
 // Closing a socket with unread input makes the kernel send RST, which can
 // destroy a 413/503 the client has not read yet; so shut down our side and
 // drain for a bounded while before closing.
@@ -98,6 +102,13 @@ std::string_view path_of(std::string_view target) {
 
 class Session;
 
+// The peer's address without the port: the key of the per-address cap.
+std::string address_key(const tcp::socket& socket) {
+  beast::error_code ec;
+  auto ep = socket.remote_endpoint(ec);
+  return ec ? std::string() : ep.address().to_string();
+}
+
 // Everything the server shares with its connections. Server::Impl is this;
 // sessions hold a shared_ptr to it so that a late Responder never dangles.
 // All members are touched only on the io_context's thread.
@@ -119,11 +130,30 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   const ServerOptions& options() const { return options_; }
   // Null once the Server has been destroyed.
   const Handler* handler() const { return handler_ ? &handler_ : nullptr; }
-  void forget(std::uint64_t id) { sessions_.erase(id); }
+  void forget(std::uint64_t id, const std::string& address) {
+    if (sessions_.erase(id) == 0) return;
+    auto it = per_address_.find(address);
+    if (it != per_address_.end() && --it->second == 0) per_address_.erase(it);
+  }
+
+  // Evictable connections, oldest first: a session enters when it starts
+  // waiting for (or reading) a request and leaves when the request is
+  // dispatched, it closes, or it becomes trusted. Returns the entry's key.
+  std::uint64_t add_evictable(std::weak_ptr<Session> s) {
+    const std::uint64_t key = next_evictable_++;
+    evictable_.emplace(key, std::move(s));
+    return key;
+  }
+  void remove_evictable(std::uint64_t key) { evictable_.erase(key); }
 
  private:
   void do_accept();
   void on_accept(beast::error_code ec, tcp::socket socket);
+  // Closes the oldest evictable connection; false when there is none.
+  bool evict_one();
+  void event(ConnectionEvent e) const {
+    if (options_.on_connection_event) options_.on_connection_event(e);
+  }
 
   ServerOptions options_;
   Handler handler_;
@@ -132,7 +162,11 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   bool started_ = false;
   bool stopped_ = false;
   bool accept_failing_ = false;
+  std::uint64_t accept_failures_ = 0;  // in the current bad spell
   std::uint64_t next_id_ = 0;
+  std::uint64_t next_evictable_ = 0;
+  std::map<std::uint64_t, std::weak_ptr<Session>> evictable_;
+  std::unordered_map<std::string, std::size_t> per_address_;
   // Open connections. Weak: a connection lives as long as its pending I/O or
   // an outstanding Responder, and removes itself when it closes.
   std::unordered_map<std::uint64_t, std::weak_ptr<Session>> sessions_;
@@ -142,8 +176,13 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
 // the response, and either waits for the next request or closes.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, std::shared_ptr<ServerState> server, std::uint64_t id)
-      : stream_(std::move(socket)), server_(std::move(server)), id_(id) {
+  Session(tcp::socket socket, std::shared_ptr<ServerState> server, std::uint64_t id,
+          std::string address)
+      : stream_(std::move(socket)),
+        server_(std::move(server)),
+        id_(id),
+        address_(std::move(address)),
+        accepted_at_(std::chrono::steady_clock::now()) {
     beast::error_code ec;
     auto ep = stream_.socket().remote_endpoint(ec);
     remote_ = ec ? "-" : endpoint_string(ep);
@@ -153,7 +192,8 @@ class Session : public std::enable_shared_from_this<Session> {
     if (state_ == State::kHandling) {
       spdlog::debug("http server: {} {}: handler dropped the responder", method_, path_);
     }
-    server_->forget(id_);
+    if (evictable_key_) server_->remove_evictable(*evictable_key_);
+    server_->forget(id_, address_);
   }
 
   Session(const Session&) = delete;
@@ -161,8 +201,12 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void start() { wait_for_request(/*fresh=*/true); }
 
-  // Answers with `r` without reading anything, then closes (connection cap).
-  void reject(Response r) { write(std::move(r), /*keep_alive=*/false); }
+  // Answers with `r` without reading anything, then closes (connection
+  // cap). Evictable meanwhile: its slot is not worth keeping.
+  void reject(Response r) {
+    write(std::move(r), /*keep_alive=*/false);
+    set_evictable(true);
+  }
 
   // The server stops: an idle connection closes now, a busy one after its
   // response. A request that has arrived but is not read yet counts as busy:
@@ -174,19 +218,41 @@ class Session : public std::enable_shared_from_this<Session> {
     if (stream_.socket().available(ec) == 0 || ec) close();
   }
 
+  // Closed for room (see ServerOptions). The server has already taken it off
+  // its list of evictable connections.
+  void evict() {
+    evictable_key_.reset();
+    close();
+  }
+
   void close() {
     if (state_ == State::kClosed) return;
     state_ = State::kClosed;
+    set_evictable(false);
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.close();
-    server_->forget(id_);
+    server_->forget(id_, address_);
   }
 
  private:
+  // In or out of the server's list of connections that may be closed for
+  // room; a trusted connection never enters it.
+  void set_evictable(bool on) {
+    if (on && !trusted_ && !evictable_key_) {
+      evictable_key_ = server_->add_evictable(weak_from_this());
+    } else if (!on && evictable_key_) {
+      server_->remove_evictable(*evictable_key_);
+      evictable_key_.reset();
+    }
+  }
+
   enum class State { kIdle, kReading, kHandling, kWriting, kClosing, kClosed };
 
   const ServerOptions& options() const { return server_->options(); }
+  void refused(int status) const {
+    if (options().on_refused) options().on_refused(status);
+  }
 
   // A fresh connection gets header_timeout from accept to the end of the
   // head; a kept-alive one gets idle_timeout until its next request starts,
@@ -195,6 +261,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void wait_for_request(bool fresh) {
     if (stopping_) return linger_close();
     state_ = State::kIdle;
+    set_evictable(true);
     method_.clear();
     path_.clear();
     version_ = 11;
@@ -206,7 +273,8 @@ class Session : public std::enable_shared_from_this<Session> {
       stream_.expires_after(options().header_timeout);
       return read_header();
     }
-    stream_.expires_after(fresh ? options().header_timeout : options().idle_timeout);
+    stream_.expires_after(fresh ? std::min(options().first_byte_timeout, options().header_timeout)
+                                : options().idle_timeout);
     stream_.async_read_some(buffer_.prepare(kReadChunk), [self = shared_from_this(), fresh](
                                                              beast::error_code ec, std::size_t n) {
       self->on_first_bytes(ec, n, fresh);
@@ -220,7 +288,11 @@ class Session : public std::enable_shared_from_this<Session> {
       return close();
     }
     buffer_.commit(n);
-    if (!fresh) stream_.expires_after(options().header_timeout);
+    if (fresh) {
+      stream_.expires_at(accepted_at_ + options().header_timeout);
+    } else {
+      stream_.expires_after(options().header_timeout);
+    }
     read_header();
   }
 
@@ -270,6 +342,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_read_error(beast::error_code ec, const char* what) {
     if (ec == bhttp::error::body_limit) {
+      refused(413);
       return write(to_response(Problem{
                        .status = 413,
                        .type = "too-large",
@@ -279,6 +352,7 @@ class Session : public std::enable_shared_from_this<Session> {
                    false);
     }
     if (ec == bhttp::error::header_limit) {
+      refused(431);
       return write(to_response(Problem{.status = 431,
                                        .type = "header-too-large",
                                        .title = "Request header fields too large",
@@ -293,6 +367,7 @@ class Session : public std::enable_shared_from_this<Session> {
         ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category() &&
         ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message;
     if (parse_error) {
+      refused(400);
       method_.clear();
       path_.clear();
       return write(to_response(bad_request("The request is not valid HTTP/1.1")), false);
@@ -305,6 +380,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto msg = parser_->release();
     parser_.reset();
     state_ = State::kHandling;
+    set_evictable(false);
     keep_alive_ = msg.keep_alive();
     const Handler* handler = server_->handler();
     if (handler == nullptr) return close();
@@ -340,6 +416,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void respond(std::uint64_t generation, Response r) {
     if (state_ != State::kHandling || generation != generation_) return;
+    if (r.trusted) trusted_ = true;
     write(std::move(r), keep_alive_ && !stopping_);
   }
 
@@ -399,6 +476,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void linger_close() {
     state_ = State::kClosing;
+    set_evictable(true);  // answered: the drain is not worth a slot
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     if (ec) return close();
@@ -419,6 +497,10 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   std::shared_ptr<ServerState> server_;
   const std::uint64_t id_;
+  const std::string address_;  // the peer's IP address, for the per-address cap
+  const std::chrono::steady_clock::time_point accepted_at_;
+  std::optional<std::uint64_t> evictable_key_;
+  bool trusted_ = false;
   std::string remote_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
@@ -531,35 +613,70 @@ void ServerState::on_accept(beast::error_code ec, tcp::socket socket) {
   if (stopped_) return;
   if (ec) {
     if (ec == net::error::operation_aborted) return;
-    // EMFILE and friends pass; the loop must outlive them. Say so once per
-    // bad spell, not ten times a second.
+    // EMFILE and friends pass; the loop must outlive them. One line when a
+    // bad spell starts and one when it ends, never one per failure.
+    event(ConnectionEvent::kAcceptError);
+    ++accept_failures_;
     if (!accept_failing_) {
-      spdlog::warn("http server: accept: {} (retrying)", ec.message());
+      spdlog::warn("http server: accept: {} (retrying; counted in metrics)", ec.message());
       accept_failing_ = true;
-    } else {
-      fail(ec, "accept");
     }
-    retry_timer_.expires_after(kAcceptRetryDelay);
+    // Out of descriptors: free some held by connections that have sent no
+    // complete request, and try again now; otherwise after a pause.
+    bool freed = false;
+    if (ec == net::error::no_descriptors || ec.value() == ENFILE) {
+      for (std::size_t i = 0; i < kEvictOnNoFiles && evict_one(); ++i) freed = true;
+    }
+    retry_timer_.expires_after(freed ? std::chrono::milliseconds(0) : kAcceptRetryDelay);
     retry_timer_.async_wait([self = shared_from_this()](beast::error_code tec) {
       if (!tec && !self->stopped_) self->do_accept();
     });
     return;
   }
-  accept_failing_ = false;
-  const bool over_cap = sessions_.size() >= options_.max_connections;
+  if (accept_failing_) {
+    spdlog::warn("http server: accepting again after {} failed accepts", accept_failures_);
+    accept_failing_ = false;
+    accept_failures_ = 0;
+  }
+  std::string address = address_key(socket);
+  const auto known = per_address_.find(address);
+  const bool address_full = known != per_address_.end() &&
+                            known->second >= options_.max_connections_per_address;
+  bool full = false;
+  if (!address_full && sessions_.size() >= options_.max_connections) {
+    // Make room: the oldest connection that has not got as far as a request.
+    full = !evict_one();
+  }
+  ++per_address_[address];  // after evict_one(), which may erase entries
   const std::uint64_t id = next_id_++;
-  auto session = std::make_shared<Session>(std::move(socket), shared_from_this(), id);
+  auto session = std::make_shared<Session>(std::move(socket), shared_from_this(), id,
+                                           std::move(address));
   sessions_.emplace(id, session);
-  if (over_cap) {
-    session->reject(to_response(Problem{.status = 503,
-                                        .type = "overloaded",
-                                        .title = "Too many connections",
-                                        .detail = "The server is at its connection limit",
-                                        .retry_after_s = 1}));
+  if (address_full || full) {
+    event(address_full ? ConnectionEvent::kPerAddress : ConnectionEvent::kFull);
+    session->reject(to_response(Problem{
+        .status = 503,
+        .type = "overloaded",
+        .title = "Too many connections",
+        .detail = address_full ? "The server is at its connection limit for your address"
+                               : "The server is at its connection limit",
+        .retry_after_s = 1}));
   } else {
     session->start();
   }
   do_accept();
+}
+
+bool ServerState::evict_one() {
+  while (!evictable_.empty()) {
+    auto node = evictable_.extract(evictable_.begin());
+    if (auto s = node.mapped().lock()) {
+      s->evict();
+      event(ConnectionEvent::kEvicted);
+      return true;
+    }
+  }
+  return false;
 }
 
 void ServerState::stop() {
@@ -589,6 +706,16 @@ void ServerState::shutdown() {
 }
 
 }  // namespace
+
+const char* to_string(ConnectionEvent e) {
+  switch (e) {
+    case ConnectionEvent::kEvicted: return "evicted";
+    case ConnectionEvent::kFull: return "full";
+    case ConnectionEvent::kPerAddress: return "per_address";
+    case ConnectionEvent::kAcceptError: return "accept_error";
+  }
+  return "unknown";
+}
 
 struct Server::Impl : ServerState {
   using ServerState::ServerState;

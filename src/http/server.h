@@ -14,15 +14,44 @@
 
 namespace tocsin::http {
 
+// What admission did with a connection, or an accept that failed.
+enum class ConnectionEvent {
+  kEvicted,          // an untrusted, unanswered connection closed to make room
+  kFull,             // refused (503): every connection was busy or trusted
+  kPerAddress,       // refused (503): its address had max_connections_per_address
+  kAcceptError,      // accept() failed (EMFILE, ENFILE, ENOBUFS...); retried shortly
+};
+
+// A bounded label for metrics: "evicted", "full", "per_address", "accept_error".
+const char* to_string(ConnectionEvent e);
+
 struct ServerOptions {
   std::string listen = "127.0.0.1:8080";  // "host:port"; port 0 picks a free port
   std::size_t max_body_bytes = 65536;      // larger bodies get 413 problem+json
   std::size_t max_header_bytes = 16384;    // larger header blocks get 431
-  std::chrono::milliseconds header_timeout{10'000};  // from first byte wait to end of headers
+  // A new connection must send its first byte within first_byte_timeout of
+  // being accepted and its whole head within header_timeout of it; a
+  // kept-alive one gets idle_timeout for its next first byte, then
+  // header_timeout for the rest of that head.
+  std::chrono::milliseconds first_byte_timeout{2'000};
+  std::chrono::milliseconds header_timeout{5'000};
   std::chrono::milliseconds body_timeout{30'000};    // to read the body after the headers
   std::chrono::milliseconds idle_timeout{60'000};    // keep-alive wait for the next request
   std::chrono::milliseconds write_timeout{30'000};   // to write one response
-  std::size_t max_connections = 1024;  // beyond this, new connections get 503 and are closed
+  // Admission. At max_connections a new connection is still accepted: the
+  // oldest connection still reading a request (idle, partial head or body)
+  // and never trusted is closed to make room. Only when every connection is
+  // answering or trusted does the newcomer get 503 and close. A connection
+  // is trusted once a response to it had Response::trusted (its request
+  // proved a signature or token); trusted ones are never closed for room.
+  std::size_t max_connections = 1024;
+  // Open connections from one IP address; beyond it a new one gets 503.
+  std::size_t max_connections_per_address = 256;
+  // Called on the io thread for each admission event, for metrics.
+  std::function<void(ConnectionEvent)> on_connection_event;
+  // Called on the io thread when the server itself refuses a request (400
+  // not HTTP, 413, 431), for metrics: no log line is written for those.
+  std::function<void(int status)> on_refused;
   // A listening TCP socket to serve on instead of binding `listen` (systemd
   // socket activation); the server owns it from start() on. stop() closes it
   // without shutdown(): the service manager's copy stays open and keeps

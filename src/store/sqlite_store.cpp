@@ -22,12 +22,11 @@
 namespace tocsin::store {
 namespace {
 
-// Pre-release: schema 1 has never been deployed, so it is still changed in
-// place (subscribers encrypted, delivery_totals, nullable
-// deliveries.subscriber_id) rather than migrated. From the first release on,
-// a change is a new version with a migration (kMigrations below; 2 is the
-// first: the safety rules).
-constexpr int kSchemaVersion = 2;
+// kSchema is schema 1, the first release's (it was changed in place before
+// that). Every later change is a migration (kMigrations below), applied in
+// order to a database of an older version; a new database gets kSchema and
+// all of them.
+constexpr int kSchemaVersion = 3;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -157,6 +156,13 @@ CREATE TABLE IF NOT EXISTS safety_events (
   id INTEGER PRIMARY KEY, incident_id TEXT NOT NULL, at INTEGER NOT NULL, what TEXT NOT NULL,
   group_name TEXT NOT NULL, detail TEXT NOT NULL, recipients INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS safety_events_incident ON safety_events (incident_id);
+)sql",
+    // 2 → 3: provider callbacks remembered, so that a replayed one changes nothing.
+    R"sql(
+CREATE TABLE IF NOT EXISTS provider_events (
+  provider TEXT NOT NULL, event_id TEXT NOT NULL, received_at INTEGER NOT NULL,
+  PRIMARY KEY (provider, event_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS provider_events_received ON provider_events (received_at);
 )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion - 1);
@@ -1044,15 +1050,33 @@ class SqliteStore final : public Store {
     return id;
   }
 
-  void insert_ack(const Acknowledgement& a) override {
+  bool insert_ack(const Acknowledgement& a) override {
     stmt("INSERT INTO acknowledgements (incident_id, subscriber_id, kind, received_at) "
-         "VALUES (?,?,?,?)")
+         "SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM acknowledgements WHERE "
+         "incident_id = ?1 AND subscriber_id = ?2 AND kind = ?3 AND ?2 <> 0)")
         .reset()
         .bind(a.incident_id)
         .bind(a.subscriber_id)
         .bind(a.kind)
         .bind(a.received_at)
         .run();
+    return sqlite3_changes64(db_) > 0;
+  }
+
+  bool first_event(std::string_view provider, std::string_view event_id, UnixMs now) override {
+    stmt("INSERT INTO provider_events (provider, event_id, received_at) VALUES (?,?,?) "
+         "ON CONFLICT (provider, event_id) DO NOTHING")
+        .reset()
+        .bind(provider)
+        .bind(event_id)
+        .bind(now)
+        .run();
+    return sqlite3_changes64(db_) > 0;
+  }
+
+  int64_t purge_events(UnixMs before) override {
+    stmt("DELETE FROM provider_events WHERE received_at < ?").reset().bind(before).run();
+    return sqlite3_changes64(db_);
   }
 
   std::vector<Acknowledgement> incident_acks(const std::string& incident_id) override {

@@ -325,7 +325,10 @@ class Store {
   // The most recent incident an SMS was planned to the subscriber for, among
   // incidents whose last report is at or after `since`.
   virtual std::optional<std::string> last_sms_incident(int64_t subscriber_id, UnixMs since) = 0;
-  virtual void insert_ack(const Acknowledgement& ack) = 0;
+  // Records `ack` unless the subscriber already gave one of that kind on
+  // the incident (counts are of people, not messages); returns whether it
+  // was recorded.
+  virtual bool insert_ack(const Acknowledgement& ack) = 0;
   virtual std::vector<Acknowledgement> incident_acks(const std::string& incident_id) = 0;
 
   // Safety rules (README "Safety rules"); all inside the caller's transaction.
@@ -365,6 +368,14 @@ class Store {
                                                       UnixMs now) = 0;
   virtual void insert_safety_event(const std::string& incident_id, const SafetyEvent& event) = 0;
   virtual std::vector<SafetyEvent> safety_events(const std::string& incident_id) = 0;
+
+  // Provider callbacks (Twilio's MessageSid, later SendGrid's sg_event_id)
+  // applied once: records (provider, event_id) at `now` and returns true the
+  // first time, false when it is already recorded (a replay or a retry of a
+  // callback whose effect committed).
+  virtual bool first_event(std::string_view provider, std::string_view event_id, UnixMs now) = 0;
+  // Forgets events recorded before `before`; returns how many.
+  virtual int64_t purge_events(UnixMs before) = 0;
 
   // Audit log of admin actions. Returns the new entry's id.
   virtual int64_t insert_audit(const AuditEntry& entry) = 0;

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <cstdio>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <random>
@@ -90,12 +91,21 @@ HttpResult post_report(const std::string& base_url, const std::string& body,
 }
 
 HttpResult inbound_sms(const std::string& base_url, const Gateways& gw, const std::string& from,
-                       const std::string& body, bool forged) {
+                       const std::string& body, bool forged, const std::string& message_sid) {
+  static std::atomic<int> counter{0};
+  static const uint64_t run = std::random_device{}();
+  std::string sid = message_sid;
+  if (sid.empty()) {
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "SM%016llx%016x", static_cast<unsigned long long>(run),
+                  static_cast<unsigned>(counter++));
+    sid = buf;
+  }
   std::vector<std::pair<std::string, std::string>> fields = {
       {"AccountSid", gw.twilio.options().account_sid},
       {"Body", body},
       {"From", from},
-      {"MessageSid", "SM" + std::string(32, '1')},
+      {"MessageSid", sid},
       {"To", "+12135550100"}};
   tocsin::FormFields ff(fields.begin(), fields.end());
   std::string sig = tocsin::twilio_signature(forged ? "not-the-token" : gw.twilio.options().auth_token,

@@ -48,9 +48,11 @@ HttpResult post_report(const std::string& base_url, const std::string& body,
                        const std::string& secret = kCoordinatorSecret, std::string webhook_id = "");
 
 // An inbound SMS as Twilio would post it (signed with the emulator's auth
-// token unless `forged`).
+// token unless `forged`), with a fresh MessageSid unless `message_sid` is
+// given (the same one again is a replay).
 HttpResult inbound_sms(const std::string& base_url, const Gateways& gw, const std::string& from,
-                       const std::string& body, bool forged = false);
+                       const std::string& body, bool forged = false,
+                       const std::string& message_sid = "");
 
 // A Twilio delivery receipt (StatusCallback) for message `sid`.
 HttpResult twilio_receipt(const std::string& base_url, const Gateways& gw, const std::string& sid,

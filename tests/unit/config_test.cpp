@@ -148,6 +148,43 @@ TEST_CASE("retention.deliveries_days: default 30, fractions down to a second", "
   CHECK(problem_paths(text).at(0).rfind("retention.deliveries_days: ", 0) == 0);
 }
 
+TEST_CASE("admission, replay and refusal-summary settings: defaults and bounds",
+          "[config][hardening]") {
+  auto d = parse_config(kValid, "").config;
+  CHECK(d.server.max_connections_per_address == 256);
+  CHECK(d.server.first_byte_timeout_ms == 2000);
+  CHECK(d.server.header_timeout_ms == 5000);
+  CHECK(d.retention.provider_events_days == 30);
+  CHECK(d.log.refused_summary_s == 60);
+  auto with = [](const std::string& section, const std::string& body) {
+    std::string text = kValid;
+    if (section == "server") {
+      text.replace(text.find(R"("max_body_bytes": 65536})"), 24, R"("max_body_bytes": 65536, )" + body + "}");
+    } else {
+      text.insert(text.rfind('}'), ", \"" + section + "\": {" + body + "}");
+    }
+    return parse_config(text, "");
+  };
+  auto ok = with("server", R"("max_connections_per_address": 16, "first_byte_timeout_ms": 500, "header_timeout_ms": 3000)");
+  REQUIRE(ok.ok());
+  CHECK(ok.config.server.max_connections_per_address == 16);
+  CHECK(ok.config.server.first_byte_timeout_ms == 500);
+  CHECK(ok.config.server.header_timeout_ms == 3000);
+  CHECK(lines(with("server", R"("max_connections_per_address": 0)").problems).at(0).rfind(
+            "server.max_connections_per_address: ", 0) == 0);
+  CHECK(lines(with("server", R"("first_byte_timeout_ms": 6000)").problems) ==
+        std::vector<std::string>{"server.first_byte_timeout_ms: must not be longer than header_timeout_ms"});
+  CHECK(lines(with("server", R"("header_timeout_ms": 50)").problems).at(0).rfind("server.header_timeout_ms: ", 0) == 0);
+  auto r = with("retention", R"("provider_events_days": 2)");
+  REQUIRE(r.ok());
+  CHECK(r.config.retention.provider_events_days == 2);
+  CHECK_FALSE(with("retention", R"("provider_events_days": 0)").ok());
+  auto l = with("log", R"("refused_summary_s": 5)");
+  REQUIRE(l.ok());
+  CHECK(l.config.log.refused_summary_s == 5);
+  CHECK_FALSE(with("log", R"("refused_summary_s": 0)").ok());
+}
+
 namespace {
 // kValid with its gateways replaced by `gateways` (a JSON array text).
 std::string with_gateways(const std::string& gateways) {

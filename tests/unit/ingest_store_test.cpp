@@ -1,5 +1,7 @@
 // Ingest and the delivery queue against a real SQLite store in memory: no
 // sockets, no clock.
+#include <sqlite3.h>
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -8,6 +10,7 @@
 #include "core/dedup.h"
 #include "store/keyring.h"
 #include "store/store.h"
+#include "support/daemon.h"
 #include "support/keys.h"
 
 using namespace tocsin;
@@ -405,4 +408,55 @@ TEST_CASE("the store's dedup candidates decide exactly as all open incidents wou
     }
   }
   CHECK(merged > 100);  // the comparison covered merges, not only misses
+}
+
+TEST_CASE("provider events are recorded once and purged by age, acknowledgements once per person",
+          "[store][replay]") {
+  auto s = store::open_sqlite_store(":memory:", store::Keyring::generate());
+  s->begin();
+  CHECK(s->first_event("twilio", "sms:SM1", 1000));
+  CHECK_FALSE(s->first_event("twilio", "sms:SM1", 2000));
+  CHECK(s->first_event("sendgrid", "sms:SM1", 2000));  // another provider's id space
+  CHECK(s->first_event("twilio", "sms:SM2", 5000));
+  CHECK(s->purge_events(3000) == 2);
+  CHECK(s->first_event("twilio", "sms:SM1", 6000));  // forgotten after retention
+  CHECK_FALSE(s->first_event("twilio", "sms:SM2", 6000));
+
+  CHECK(s->insert_ack({"ABC123", 7, "responding", 1000}));
+  CHECK_FALSE(s->insert_ack({"ABC123", 7, "responding", 2000}));
+  CHECK(s->insert_ack({"ABC123", 7, "reply", 2000}));
+  CHECK(s->insert_ack({"ABC123", 8, "responding", 2000}));
+  CHECK(s->insert_ack({"OTHER1", 7, "responding", 2000}));
+  // Erased subscribers' acknowledgements (id 0) cannot be told apart: kept.
+  CHECK(s->insert_ack({"ABC123", 0, "responding", 3000}));
+  CHECK(s->insert_ack({"ABC123", 0, "responding", 3000}));
+  CHECK(s->incident_acks("ABC123").size() == 5);
+  s->commit();
+}
+
+TEST_CASE("a schema 2 database is migrated to schema 3 (provider_events) at open", "[store][replay]") {
+  tocsin::test::TempDir dir;
+  const std::string path = (dir.path() / "t.db").string();
+  auto keyring = store::Keyring::generate();
+  { auto s = store::open_sqlite_store(path, keyring); }
+  // Make it what a schema 2 database is: no provider_events table.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "DROP TABLE provider_events; UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+                       nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+
+  auto s = store::open_sqlite_store(path, keyring);
+  s->begin();
+  CHECK(s->first_event("twilio", "sms:SM1", 1));
+  CHECK_FALSE(s->first_event("twilio", "sms:SM1", 2));
+  s->commit();
+  s.reset();
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, 0))) == "3");
+  sqlite3_finalize(st);
+  sqlite3_close(db);
 }

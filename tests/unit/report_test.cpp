@@ -8,6 +8,8 @@ using nlohmann::json;
 
 namespace {
 
+constexpr UnixMs kNow = 1796083200000;  // 2026-12-01T00:00:00Z
+
 json valid_report() {
   return json::parse(R"({
     "msg_type": "alert", "status": "actual", "event": "enforcement_activity",
@@ -21,7 +23,7 @@ json valid_report() {
 
 // The path of the first problem, or "" when the report is valid.
 std::string first_problem(const json& j) {
-  auto r = parse_report(j.dump());
+  auto r = parse_report(j.dump(), kNow);
   if (std::holds_alternative<Report>(r)) return "";
   if (auto* m = std::get_if<MalformedReport>(&r)) return "malformed: " + m->detail;
   return std::get<std::vector<FieldProblem>>(r).front().path;
@@ -30,7 +32,7 @@ std::string first_problem(const json& j) {
 }  // namespace
 
 TEST_CASE("a valid report parses into every field", "[report]") {
-  auto r = parse_report(valid_report().dump());
+  auto r = parse_report(valid_report().dump(), kNow);
   REQUIRE(std::holds_alternative<Report>(r));
   const Report& rep = std::get<Report>(r);
   CHECK(rep.msg_type == MsgType::kAlert);
@@ -101,17 +103,17 @@ TEST_CASE("cancel needs no headline, drills are flagged", "[report]") {
   j["references"] = "ABCDEF";
   j.erase("headline");
   j["status"] = "exercise";
-  auto r = parse_report(j.dump());
+  auto r = parse_report(j.dump(), kNow);
   REQUIRE(std::holds_alternative<Report>(r));
   CHECK(std::get<Report>(r).is_drill());
 }
 
 TEST_CASE("malformed bodies are told apart from invalid fields", "[report]") {
-  CHECK(std::holds_alternative<MalformedReport>(parse_report("{not json")));
-  CHECK(std::holds_alternative<MalformedReport>(parse_report("[1,2]")));
-  CHECK(std::holds_alternative<MalformedReport>(parse_report("")));
+  CHECK(std::holds_alternative<MalformedReport>(parse_report("{not json", kNow)));
+  CHECK(std::holds_alternative<MalformedReport>(parse_report("[1,2]", kNow)));
+  CHECK(std::holds_alternative<MalformedReport>(parse_report("", kNow)));
   std::string deep(5000, '[');
-  CHECK(std::holds_alternative<MalformedReport>(parse_report(deep)));
+  CHECK(std::holds_alternative<MalformedReport>(parse_report(deep, kNow)));
   CHECK(json_too_deep(std::string(33, '{')));
   CHECK_FALSE(json_too_deep(std::string(32, '[')));
   CHECK_FALSE(json_too_deep(R"({"a": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["})"));
@@ -136,4 +138,60 @@ TEST_CASE("RFC 3339 times parse with offsets and fractions", "[report]") {
   CHECK_FALSE(parse_rfc3339("1970-01-01 00:00:00Z"));
   CHECK_FALSE(parse_rfc3339("1970-01-01T00:00:00"));
   CHECK(format_rfc3339(1795352700000) == "2026-11-22T13:05:00Z");
+}
+
+TEST_CASE("a duplicate key anywhere in a report is malformed, naming the key", "[report][strict]") {
+  // The sender's JSON library may have kept the first: a drill must not
+  // become an alert because ours keeps the last.
+  std::string body = valid_report().dump();
+  body.insert(body.size() - 1, R"(,"status":"exercise")");
+  auto r = parse_report(body, kNow);
+  auto* m = std::get_if<MalformedReport>(&r);
+  REQUIRE(m);
+  CHECK(m->field == "status");
+  CHECK(m->detail == "duplicate key \"status\"");
+
+  auto nested = parse_report(
+      R"({"msg_type":"alert","location":{"lat":1,"lon":2,"lat":3},"headline":{"en":"a","en":"b"}})", kNow);
+  REQUIRE(std::get_if<MalformedReport>(&nested));
+  CHECK(std::get<MalformedReport>(nested).field == "location.lat");
+}
+
+TEST_CASE("report texts refuse control characters, instructions may break lines", "[report][strict]") {
+  auto j = valid_report();
+  j["headline"]["en"] = std::string("ICE\0 at 1st", 11);
+  CHECK(first_problem(j) == "headline.en");
+  j = valid_report();
+  j["headline"]["es"] = "line\nbreak";
+  CHECK(first_problem(j) == "headline.es");
+  j = valid_report();
+  j["instruction"]["en"] = "Bring water.\nStay on the sidewalk.";
+  CHECK(first_problem(j) == "");
+  j["instruction"]["en"] = "bell\x07";
+  CHECK(first_problem(j) == "instruction.en");
+  j = valid_report();
+  j["location"]["description"] = "1st\x1b[31m";
+  CHECK(first_problem(j) == "location.description");
+  j = valid_report();
+  j["dedup_key"] = std::string("k\0", 2);
+  CHECK(first_problem(j) == "dedup_key");
+}
+
+TEST_CASE("observed_at must be a plausible time: 2000 to a day from now, offsets within 14 h",
+          "[report][strict]") {
+  auto with = [](const std::string& t) {
+    auto j = valid_report();
+    j["observed_at"] = t;
+    return first_problem(j);
+  };
+  CHECK(with("0000-01-01T00:00:00-23:59") == "observed_at");
+  CHECK(with("1999-12-31T23:59:59Z") == "observed_at");
+  CHECK(with("2000-01-01T00:00:00Z") == "");
+  CHECK(with("2026-12-01T23:59:00Z") == "");  // within a day of now (clock skew)
+  CHECK(with("2026-12-02T00:00:01Z") == "observed_at");
+  CHECK(with("2026-11-30T10:00:00+14:00") == "");
+  CHECK(with("2026-11-30T10:00:00-14:01") == "observed_at");
+  CHECK(with("2026-11-30T10:00:00+15:00") == "observed_at");
+  CHECK_FALSE(parse_rfc3339("2026-11-30T10:00:00-23:59"));
+  CHECK(parse_rfc3339("2026-11-30T10:00:00-14:00"));
 }

@@ -572,16 +572,96 @@ TEST_CASE("server keeps answering while 200 connections sit idle", "[server]") {
   CHECK(*echo.calls == 1);
 }
 
-TEST_CASE("server refuses connections over max_connections with 503", "[server]") {
+TEST_CASE("server at max_connections closes the oldest idle connection for a new one",
+          "[server][admission]") {
   Echo echo;
   auto options = test_options();
   options.max_connections = 2;
   TestServer ts;
   ts.start(options, echo.handler());
 
-  auto a = std::make_unique<Client>(ts.endpoint());
-  Client b(ts.endpoint());
+  Client oldest(ts.endpoint());
+  REQUIRE(ts.wait_connections(1));
+  Client partial(ts.endpoint());
+  partial.send("GET /half HTTP/1.1\r\nHo");
   REQUIRE(ts.wait_connections(2));
+
+  // The newcomer is served; the oldest of the two that sent no complete
+  // request is closed to make room, the other is left alone.
+  Client third(ts.endpoint());
+  third.send(get("/"));
+  auto r = third.read_response(1s);
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(oldest.closed_within(1s));
+  CHECK_FALSE(partial.closed());
+  CHECK(ts.connections() == 2);
+}
+
+TEST_CASE("server at max_connections never closes a trusted connection for room",
+          "[server][admission]") {
+  auto options = test_options();
+  options.max_connections = 2;
+  TestServer ts;
+  ts.start(options, [](Request req, Responder respond) {
+    Response r;
+    r.body = req.target;
+    r.trusted = req.target == "/signed";  // as the API marks a verified request
+    respond(std::move(r));
+  });
+
+  Client keyed(ts.endpoint());
+  keyed.send(get("/signed"));
+  REQUIRE(keyed.read_response());  // now idle on keep-alive, but trusted
+  Client idle(ts.endpoint());
+  REQUIRE(ts.wait_connections(2));
+
+  Client third(ts.endpoint());
+  third.send(get("/"));
+  auto r = third.read_response(1s);
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(idle.closed_within(1s));
+
+  // A fourth finds only the trusted one and the third (idle again): the
+  // third goes, the trusted connection still answers.
+  Client fourth(ts.endpoint());
+  fourth.send(get("/4"));
+  REQUIRE(fourth.read_response(1s));
+  CHECK(third.closed_within(1s));
+  keyed.send(get("/again"));
+  auto again = keyed.read_response(1s);
+  REQUIRE(again);
+  CHECK(again->body == "/again");
+}
+
+TEST_CASE("server refuses with 503 when every connection is busy", "[server][admission]") {
+  auto options = test_options();
+  options.max_connections = 2;
+  std::vector<Responder> held;
+  std::mutex mu;
+  TestServer ts;
+  ts.start(options, [&](Request, Responder respond) {
+    std::lock_guard lock(mu);
+    held.push_back(std::move(respond));
+  });
+  auto wait_held = [&](std::size_t n) {
+    const auto deadline = Clock::now() + 2s;
+    while (Clock::now() < deadline) {
+      {
+        std::lock_guard lock(mu);
+        if (held.size() == n) return true;
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+    return false;
+  };
+
+  Client a(ts.endpoint());
+  a.send(get("/a"));
+  Client b(ts.endpoint());
+  b.send(get("/b"));
+  REQUIRE(wait_held(2));
 
   Client third(ts.endpoint());
   third.send(get("/"));
@@ -591,17 +671,80 @@ TEST_CASE("server refuses connections over max_connections with 503", "[server]"
   CHECK(r->header("Retry-After") == "1");
   CHECK(r->header("Content-Type") == "application/problem+json");
   CHECK(third.closed_within(1s));
-  CHECK(*echo.calls == 0);
 
-  // The accept loop goes on: with a slot free, a new client is served.
+  // Once the busy ones are answered, the loop goes on serving.
+  ts.on_io([&] {
+    for (auto& respond : held) respond(Response{.status = 200, .headers = {}, .body = "ok"});
+    held.clear();
+    return 0;
+  });
+  REQUIRE(a.read_response(1s));
+  Client fourth(ts.endpoint());
+  fourth.send(get("/"));
+  REQUIRE(wait_held(1));
+}
+
+TEST_CASE("server caps connections per address", "[server][admission]") {
+  Echo echo;
+  auto options = test_options();
+  options.max_connections_per_address = 2;
+  std::vector<tocsin::http::ConnectionEvent> events;
+  options.on_connection_event = [&events](tocsin::http::ConnectionEvent e) { events.push_back(e); };
+  TestServer ts;
+  ts.start(options, echo.handler());
+
+  Client a(ts.endpoint());
+  Client b(ts.endpoint());
+  REQUIRE(ts.wait_connections(2));
+  Client third(ts.endpoint());
+  third.send(get("/"));
+  auto r = third.read_response(1s);
+  REQUIRE(r);
+  CHECK(r->status == 503);
+  CHECK(third.closed_within(2s));
+  CHECK(ts.on_io([&] { return events.size(); }) == 1);
+  CHECK(ts.on_io([&] { return events.at(0); }) == tocsin::http::ConnectionEvent::kPerAddress);
+
+  // A slot of that address freed is a slot again.
   third.close();
-  a.reset();
-  REQUIRE(ts.wait_connections(1));
+  a.close();
+  REQUIRE(ts.wait_connections(1, 3s));
   Client fourth(ts.endpoint());
   fourth.send(get("/"));
   auto ok = fourth.read_response(1s);
   REQUIRE(ok);
   CHECK(ok->status == 200);
+}
+
+TEST_CASE("server closes a silent new connection after first_byte_timeout, a slow head after "
+          "header_timeout from accept",
+          "[server][admission]") {
+  Echo echo;
+  auto options = test_options();
+  options.first_byte_timeout = 200ms;
+  options.header_timeout = 700ms;
+  TestServer ts;
+  ts.start(options, echo.handler());
+
+  SECTION("silent") {
+    Client c(ts.endpoint());
+    const auto t0 = Clock::now();
+    CHECK(c.closed_within(2s));
+    const auto took = Clock::now() - t0;
+    CHECK(took >= 150ms);
+    CHECK(took < 600ms);
+  }
+  SECTION("one byte, then nothing: the head's deadline counts from accept") {
+    Client c(ts.endpoint());
+    const auto t0 = Clock::now();
+    std::this_thread::sleep_for(100ms);
+    c.send("G");
+    CHECK(c.closed_within(2s));
+    const auto took = Clock::now() - t0;
+    CHECK(took >= 600ms);
+    CHECK(took < 1400ms);
+  }
+  CHECK(*echo.calls == 0);
 }
 
 TEST_CASE("server stop() closes idle connections, finishes busy ones, and lets run() return",
