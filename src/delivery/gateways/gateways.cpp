@@ -14,13 +14,13 @@ namespace {
 
 class HttpGateway : public Gateway {
  public:
-  HttpGateway(app::GatewayConfig config, GatewayContext ctx)
+  HttpGateway(GatewayConfig config, GatewayContext ctx)
       : config_(std::move(config)), ctx_(std::move(ctx)) {}
   const std::string& name() const override { return config_.name; }
   Channel channel() const override { return config_.channel; }
 
  protected:
-  app::GatewayConfig config_;
+  GatewayConfig config_;
   GatewayContext ctx_;
 };
 
@@ -99,7 +99,7 @@ class WebhookGateway final : public HttpGateway {
 // not a log, and is created readable by its owner only.
 class FileGateway final : public Gateway {
  public:
-  FileGateway(app::GatewayConfig config, GatewayContext ctx)
+  FileGateway(GatewayConfig config, GatewayContext ctx)
       : config_(std::move(config)), io_(ctx.io), clock_(ctx.clock) {
     auto dir = std::filesystem::path(config_.path).parent_path();
     std::error_code ec;
@@ -143,7 +143,7 @@ class FileGateway final : public Gateway {
   struct Closer {
     void operator()(std::FILE* f) const { std::fclose(f); }
   };
-  app::GatewayConfig config_;
+  GatewayConfig config_;
   boost::asio::io_context& io_;
   const Clock& clock_;
   std::unique_ptr<std::FILE, Closer> file_;
@@ -151,17 +151,17 @@ class FileGateway final : public Gateway {
 
 }  // namespace
 
-std::unique_ptr<Gateway> make_gateway(const app::GatewayConfig& config, GatewayContext ctx) {
+std::unique_ptr<Gateway> make_gateway(const GatewayConfig& config, GatewayContext ctx) {
   switch (config.type) {
-    case app::GatewayType::kTwilio:
+    case GatewayType::kTwilio:
       return std::make_unique<TwilioGateway>(config, std::move(ctx));
-    case app::GatewayType::kSendgrid:
+    case GatewayType::kSendgrid:
       return std::make_unique<SendgridGateway>(config, std::move(ctx));
-    case app::GatewayType::kSmtp:
+    case GatewayType::kSmtp:
       return std::make_unique<SmtpGateway>(config, std::move(ctx));
-    case app::GatewayType::kWebhook:
+    case GatewayType::kWebhook:
       return std::make_unique<WebhookGateway>(config, std::move(ctx));
-    case app::GatewayType::kFile:
+    case GatewayType::kFile:
       return std::make_unique<FileGateway>(config, std::move(ctx));
   }
   throw std::runtime_error("unknown gateway type");

@@ -56,7 +56,7 @@ std::optional<Outcome> transient(const OutboundResponse& r) {
 
 }  // namespace
 
-OutboundRequest twilio_request(const app::GatewayConfig& gw, const Outgoing& m,
+OutboundRequest twilio_request(const GatewayConfig& gw, const Outgoing& m,
                                const std::string& status_callback, UnixMs now) {
   OutboundRequest req;
   req.method = "POST";
@@ -141,7 +141,7 @@ Outcome twilio_outcome(const OutboundResponse& r, UnixMs) {
     return Outcome{.kind = OutcomeKind::kAccepted, .provider_id = std::move(sid.value)};
   }
   if (r.status == 429) {
-    return Outcome{.kind = OutcomeKind::kRetry,
+    return Outcome{.kind = OutcomeKind::kThrottled,
                    .retry_after = parse_retry_after(r.header("retry-after")),
                    .error = "http 429"};
   }
@@ -154,7 +154,7 @@ Outcome twilio_outcome(const OutboundResponse& r, UnixMs) {
   return o;
 }
 
-OutboundRequest sendgrid_request(const app::GatewayConfig& gw, const std::vector<Outgoing>& batch) {
+OutboundRequest sendgrid_request(const GatewayConfig& gw, const std::vector<Outgoing>& batch) {
   json personalizations = json::array();
   for (const auto& m : batch) personalizations.push_back({{"to", json::array({{{"email", m.to}}})}});
   json from = {{"email", gw.from}};
@@ -185,7 +185,7 @@ Outcome sendgrid_outcome(const OutboundResponse& r, UnixMs now) {
     if (auto [end, ec] = std::from_chars(reset.data(), reset.data() + reset.size(), at);
         ec == std::errc{} && !reset.empty())
       wait = milliseconds(std::clamp<int64_t>(at * 1000 - now, 0, 3'600'000));
-    return Outcome{.kind = OutcomeKind::kRetry, .retry_after = wait, .error = "http 429"};
+    return Outcome{.kind = OutcomeKind::kThrottled, .retry_after = wait, .error = "http 429"};
   }
   if (auto t = transient(r)) return *t;
   return Outcome{.kind = OutcomeKind::kFailed, .error = "http " + std::to_string(r.status)};
@@ -301,12 +301,12 @@ std::string rfc5322_date(UnixMs at) {
   return buf;
 }
 
-std::string smtp_message_id(const app::GatewayConfig& gw, const Outgoing& m) {
+std::string smtp_message_id(const GatewayConfig& gw, const Outgoing& m) {
   return "<tocsin." + std::to_string(m.delivery_id) + "." + one_line(m.incident_id) + "@" +
          one_line(address_domain(gw.from)) + ">";
 }
 
-std::string smtp_message(const app::GatewayConfig& gw, const Outgoing& m, UnixMs now) {
+std::string smtp_message(const GatewayConfig& gw, const Outgoing& m, UnixMs now) {
   std::string from = one_line(gw.from);
   if (!gw.from_name.empty()) {
     std::string name = one_line(gw.from_name);
@@ -347,7 +347,7 @@ std::string smtp_message(const app::GatewayConfig& gw, const Outgoing& m, UnixMs
   return msg;
 }
 
-OutboundRequest smtp_request(const app::GatewayConfig& gw, const Outgoing& m, UnixMs now) {
+OutboundRequest smtp_request(const GatewayConfig& gw, const Outgoing& m, UnixMs now) {
   OutboundRequest req;
   req.url = gw.url;
   req.smtp = SmtpEnvelope{.mail_from = gw.from, .rcpt = {m.to}, .require_tls = gw.starttls};
@@ -376,7 +376,7 @@ Outcome smtp_outcome(const OutboundResponse& r) {
 
 // ---- Standard Webhooks ---------------------------------------------------------
 
-OutboundRequest webhook_request(const app::GatewayConfig& gw, const Outgoing& m, int64_t now_unix) {
+OutboundRequest webhook_request(const GatewayConfig& gw, const Outgoing& m, int64_t now_unix) {
   json body = {{"channel", to_string(gw.channel)},
                {"to", m.to},
                {"body", *m.body},
@@ -401,7 +401,7 @@ OutboundRequest webhook_request(const app::GatewayConfig& gw, const Outgoing& m,
 Outcome webhook_outcome(const OutboundResponse& r) {
   if (r.status >= 200 && r.status < 300) return Outcome{.kind = OutcomeKind::kAccepted};
   if (r.status == 429) {
-    return Outcome{.kind = OutcomeKind::kRetry,
+    return Outcome{.kind = OutcomeKind::kThrottled,
                    .retry_after = parse_retry_after(r.header("retry-after")),
                    .error = "http 429"};
   }
