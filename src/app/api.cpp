@@ -4,8 +4,8 @@
 
 #include <charconv>
 #include <cmath>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "app/api_common.h"
 #include "app/ingest.h"

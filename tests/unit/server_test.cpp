@@ -4,8 +4,13 @@
 // hanging the suite.
 #include "http/server.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -714,6 +719,67 @@ TEST_CASE("server caps connections per address", "[server][admission]") {
   auto ok = fourth.read_response(1s);
   REQUIRE(ok);
   CHECK(ok->status == 200);
+}
+
+TEST_CASE("server out of file descriptors closes idle connections to accept, and counts it",
+          "[server][admission]") {
+  Echo echo;
+  auto options = test_options();
+  auto accept_errors = std::make_shared<std::atomic<int>>(0);
+  auto evicted = std::make_shared<std::atomic<int>>(0);
+  options.on_connection_event = [accept_errors, evicted](tocsin::http::ConnectionEvent e) {
+    if (e == tocsin::http::ConnectionEvent::kAcceptError) ++*accept_errors;
+    if (e == tocsin::http::ConnectionEvent::kEvicted) ++*evicted;
+  };
+  TestServer ts;
+  ts.start(options, echo.handler());
+  std::vector<std::unique_ptr<Client>> idle;
+  for (int i = 0; i < 10; ++i) idle.push_back(std::make_unique<Client>(ts.endpoint()));
+  REQUIRE(ts.wait_connections(10));
+  // The newcomer's socket exists before the process runs out of descriptors.
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+
+  // Every descriptor slot taken: the server's accept() gets EMFILE.
+  rlimit saved{};
+  REQUIRE(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  int highest = 0;
+  for (int i = 0; i < 65536; ++i)
+    if (::fcntl(i, F_GETFD) != -1) highest = i;
+  rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(highest + 1);
+  REQUIRE(setrlimit(RLIMIT_NOFILE, &low) == 0);
+  std::vector<int> fillers;
+  for (int f; (f = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) fillers.push_back(f);
+  const int open_errno = errno;
+
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(ts.endpoint().port());
+  ::inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+  const int connected = ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to);
+  const std::string req = get("/after-emfile");
+  if (connected == 0) (void)!::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  std::string answer;
+  const auto deadline = Clock::now() + 3s;
+  while (answer.find("\r\n\r\n") == std::string::npos && Clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    char buf[1024];
+    const auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    answer.append(buf, static_cast<std::size_t>(n));
+  }
+  for (int f : fillers) ::close(f);
+  setrlimit(RLIMIT_NOFILE, &saved);
+  ::close(fd);
+
+  CHECK(open_errno == EMFILE);
+  REQUIRE(connected == 0);
+  CHECK(answer.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(*accept_errors >= 1);
+  CHECK(*evicted >= 1);
+  CHECK(*echo.calls == 1);
 }
 
 TEST_CASE("server closes a silent new connection after first_byte_timeout, a slow head after "
