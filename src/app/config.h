@@ -43,6 +43,9 @@ struct CoordinatorConfig {
   std::string name;                // appears in logs and incident records
   std::vector<std::string> keys;   // HMAC keys (decoded whsec_ secrets); several during rotation
   std::vector<std::string> areas;  // area paths this coordinator may report in
+  // "approval": "two_person": every console alert of this coordinator waits
+  // for a second person's approval (webhook reports are unaffected).
+  bool two_person = false;
   bool operator==(const CoordinatorConfig&) const = default;
 };
 
@@ -107,6 +110,17 @@ struct LogConfig {
   bool operator==(const LogConfig&) const = default;
 };
 
+// The coordinators' web console (README "Console").
+struct ConsoleConfig {
+  bool enabled = false;                // serve /console/
+  int64_t idle_timeout_s = 1800;       // a session unused this long ends
+  int64_t absolute_timeout_s = 43200;  // and every session ends this long after login
+  int64_t draft_flag_after_s = 300;    // a draft waiting longer is flagged on the board
+  std::vector<std::string> events = {"enforcement_activity"};  // the report form's events
+  std::vector<std::string> languages = {"en", "es"};  // headline/instruction fields of the form
+  bool operator==(const ConsoleConfig&) const = default;
+};
+
 struct Config {
   std::string source;  // file it was loaded from
   ServerConfig server;
@@ -122,6 +136,7 @@ struct Config {
   SubscribersConfig subscribers;
   LogConfig log;
   RetentionConfig retention;
+  ConsoleConfig console;
 
   const Group* group(std::string_view name) const;
 };

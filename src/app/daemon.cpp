@@ -144,6 +144,7 @@ class Daemon {
         g.circuits.push_back({h.name, h.channel, static_cast<int>(h.state)});
     };
     hooks.reload = [this](Api::ReloadDone done) { reload("POST /-/reload", std::move(done)); };
+    hooks.io = &io_;
     api_ = std::make_unique<Api>([this] { return config_; }, clock_, *worker_, std::move(hooks));
     http::ServerOptions sopts;
     sopts.listen = c.server.listen;

@@ -89,6 +89,7 @@ ConfigChanges compare_configs(const Config& running, const Config& loaded) {
   applied(running.delivery == loaded.delivery, "delivery");
   applied(running.subscribers == loaded.subscribers, "subscribers");
   applied(running.log == loaded.log, "log");
+  applied(running.console == loaded.console, "console");
   for (const auto& g : loaded.gateways) {
     const GatewayConfig* old = find_gateway(running, g.name);
     if (!old) {

@@ -23,6 +23,39 @@ int print_problems(const std::string& file, const std::vector<FieldProblem>& pro
 }
 }  // namespace
 
+DryRun dry_run(store::Store* store, const ActiveConfig& active, const Report& report, UnixMs now,
+               const std::string& incident_code) {
+  const Config& c = active.config;
+  DryRun out;
+  if (report.msg_type == MsgType::kAlert && store) {
+    auto rows = store->dedup_candidates(report, c.dedup.radius_m, now - c.dedup.window_s * 1000);
+    if (auto idx = find_duplicate(report, now, dedup_view(rows), c.dedup))
+      out.merge_into = rows[*idx].id;
+  }
+  auto groups = match_groups(c.groups, report);
+  for (const Group* g : groups) out.groups.push_back({g->name, g->channels});
+  std::vector<std::pair<Channel, std::string>> previews;
+  for (Channel ch : kAllChannels) {
+    auto names = groups_on_channel(groups, ch);
+    if (names.empty()) continue;
+    auto audience = store ? store->group_audience(names, ch)
+                          : std::vector<std::pair<std::string, int64_t>>{};
+    if (audience.empty()) {
+      out.audience.push_back({ch, "-", 0});
+      previews.emplace_back(ch, "en");
+    }
+    for (const auto& [lang, n] : audience) {
+      out.audience.push_back({ch, lang, n});
+      out.total += n;
+      previews.emplace_back(ch, lang);
+    }
+  }
+  MessageContext ctx{&report, incident_code, static_cast<std::size_t>(c.sms.max_segments)};
+  for (const auto& [ch, lang] : previews)
+    out.messages.push_back({ch, lang, render_message(active.templates, ch, lang, ctx)});
+  return out;
+}
+
 int route(const std::string& config_path, const std::string& report_path) {
   auto loaded = load_config(config_path);
   if (!loaded.ok()) return print_problems(config_path, loaded.problems);
@@ -55,52 +88,35 @@ int route(const std::string& config_path, const std::string& report_path) {
   } else {
     std::printf("database: %s does not exist yet: no subscribers\n", c.storage.sqlite_path.c_str());
   }
+  UnixMs now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+  DryRun run = dry_run(store.get(), active, report, now);
   if (report.msg_type != MsgType::kAlert) {
     std::printf("a%s reaches exactly the recipients of incident %s\n",
                 report.msg_type == MsgType::kUpdate ? "n update" : " cancel",
                 report.references.c_str());
-  } else if (store) {
-    UnixMs now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                     std::chrono::system_clock::now().time_since_epoch())
-                     .count();
-    auto rows = store->dedup_candidates(report, c.dedup.radius_m,
-                                        now - c.dedup.window_s * 1000);
-    if (auto idx = find_duplicate(report, now, dedup_view(rows), c.dedup))
-      std::printf("now: a duplicate of open incident %s: it would be merged and send nothing\n",
-                  rows[*idx].id.c_str());
+  } else if (!run.merge_into.empty()) {
+    std::printf("now: a duplicate of open incident %s: it would be merged and send nothing\n",
+                run.merge_into.c_str());
   }
 
-  auto groups = match_groups(c.groups, report);
-  std::printf("groups:%s\n", groups.empty() ? " none" : "");
-  for (const Group* g : groups) {
+  std::printf("groups:%s\n", run.groups.empty() ? " none" : "");
+  for (const auto& g : run.groups) {
     std::string chans;
-    for (Channel ch : g->channels) chans += (chans.empty() ? "" : ", ") + std::string(to_string(ch));
-    std::printf("  %-28s %s\n", g->name.c_str(), chans.c_str());
+    for (Channel ch : g.channels) chans += (chans.empty() ? "" : ", ") + std::string(to_string(ch));
+    std::printf("  %-28s %s\n", g.name.c_str(), chans.c_str());
   }
   std::printf("recipients:\n");
-  int64_t total = 0;
-  std::vector<std::pair<Channel, std::string>> previews;
-  for (Channel ch : kAllChannels) {
-    auto names = groups_on_channel(groups, ch);
-    if (names.empty()) continue;
-    auto audience = store ? store->group_audience(names, ch) : std::vector<std::pair<std::string, int64_t>>{};
-    if (audience.empty()) std::printf("  %-6s %-8s %8d\n", std::string(to_string(ch)).c_str(), "-", 0);
-    for (const auto& [lang, n] : audience) {
-      std::printf("  %-6s %-8s %8lld\n", std::string(to_string(ch)).c_str(), lang.c_str(),
-                  static_cast<long long>(n));
-      total += n;
-      previews.emplace_back(ch, lang);
-    }
-    if (audience.empty()) previews.emplace_back(ch, "en");
-  }
-  std::printf("  %-15s %8lld\n", "total", static_cast<long long>(total));
+  for (const auto& a : run.audience)
+    std::printf("  %-6s %-8s %8lld\n", std::string(to_string(a.channel)).c_str(), a.language.c_str(),
+                static_cast<long long>(a.count));
+  std::printf("  %-15s %8lld\n", "total", static_cast<long long>(run.total));
 
   std::printf("messages:\n");
-  MessageContext ctx{&report, "XXXXXX", static_cast<std::size_t>(c.sms.max_segments)};
-  for (const auto& [ch, lang] : previews) {
-    auto m = render_message(active.templates, ch, lang, ctx);
+  for (const auto& [ch, lang, m] : run.messages) {
     if (ch == Channel::kSms) {
-      const char* fit = m.sms.segments > ctx.max_sms_segments
+      const char* fit = m.sms.segments > static_cast<std::size_t>(c.sms.max_segments)
                             ? ", over sms.max_segments (the headline is never cut)"
                         : m.shortened ? ", shortened to fit sms.max_segments"
                                       : "";
