@@ -138,7 +138,7 @@ void Console::Impl::board(const Who& who, const std::string& lang, Respond respo
           h += "</ul></section>";
         }
         h += "<p class=\"hint\">" + T(l, "live") + "</p>";
-        h += "<div class=\"scroll\"><table id=\"board\"" + label_attrs(l) + "><caption>" + T(l, "board") +
+        h += "<div class=\"scroll\" tabindex=\"0\"><table id=\"board\"" + label_attrs(l) + "><caption>" + T(l, "board") +
              "</caption><thead><tr><th scope=\"col\">" + T(l, "incident") + "</th><th scope=\"col\">" +
              T(l, "event") + " / " + T(l, "area") + "</th><th scope=\"col\">" + T(l, "severity") +
              "</th><th scope=\"col\">SMS</th><th scope=\"col\">email</th><th scope=\"col\">" +
@@ -215,7 +215,7 @@ void Console::Impl::incident_page(const std::string& code, const Who& who, const
           h += "<dt>" + T(l, "location") + "</dt><dd>" + esc(i.location->description) + "</dd>";
         h += "<dt>state</dt><dd>" + std::string(i.open ? "open" : "closed") + "</dd></dl>";
         h += "<h2>" + T(l, "progress") + "</h2><p class=\"hint\">" + T(l, "live") + "</p>";
-        h += "<div class=\"scroll\"><table id=\"incident-progress\"" + label_attrs(l) +
+        h += "<div class=\"scroll\" tabindex=\"0\"><table id=\"incident-progress\"" + label_attrs(l) +
              "><thead><tr><th scope=\"col\">SMS</th><th scope=\"col\">email</th><th scope=\"col\">" +
              T(l, "acks") + "</th></tr></thead><tbody><tr data-incident=\"" + esc(i.id) + "\">" +
              progress_cells(l, *f->row) + "</tr></tbody></table></div>";

@@ -298,11 +298,12 @@ void Console::Impl::report_form(const http::Request& req, const Who& who, const 
       },
       [cfg, who, lang, type, ref, now, respond](std::optional<Found> fo) {
         if (!fo) return respond(api::problem(api::unavailable()));
-        if (!fo->incident || !fo->incident->open)
+        if (!fo->incident)
           return respond(message_page(404, lang, &who, "not_found", tr(lang, "not_found")));
         const auto& i = *fo->incident;
         if (!who.covers(i.area))
           return respond(message_page(403, lang, &who, "forbidden", tr(lang, "out_of_scope")));
+        if (!i.open) return respond(message_page(404, lang, &who, "not_found", tr(lang, "not_found")));
         FormFields f = {{"msg_type", type},
                         {"references", i.id},
                         {"status", std::string(to_string(i.status))},
