@@ -47,7 +47,8 @@ std::string hash_passphrase(std::string_view passphrase) {
   init();
   char out[crypto_pwhash_STRBYTES];
   if (crypto_pwhash_str(out, passphrase.data(), passphrase.size(),
-                        crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+                        crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                        crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
     return {};
   return out;
 }

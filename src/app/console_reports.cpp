@@ -82,21 +82,30 @@ std::variant<Report, std::vector<FieldProblem>> report_from(const json& j) {
   return std::vector<FieldProblem>{{"", std::get<MalformedReport>(parsed).detail}};
 }
 
+// The deliveries the incident's first alert planned: who an update or the
+// all-clear reaches (each person once per channel).
+int64_t original_recipients(store::Store& s, const std::string& code) {
+  int64_t n = 0;
+  for (const auto& r : s.incident_reports(code))
+    if (r.outcome == "new_incident") n += r.recipients;
+  return n;
+}
+
 struct Preview {
   DryRun run;
   int64_t followup_recipients = -1;  // follow-ups: the deliveries the first alert planned
 };
 
-Preview compute_preview(store::Store& s, const ActiveConfig& cfg, const Report& report, UnixMs now) {
+Preview compute_preview(store::Store& s, const ActiveConfig& cfg, const Report& report,
+                        UnixMs now) {
   Preview p;
   if (report.msg_type == MsgType::kAlert) {
     p.run = dry_run(&s, cfg, report, now);
     return p;
   }
-  p.followup_recipients = 0;
-  for (const auto& r : s.incident_reports(report.references))
-    if (r.outcome == "new_incident") p.followup_recipients += r.recipients;
-  MessageContext ctx{&report, report.references, static_cast<std::size_t>(cfg.config.sms.max_segments)};
+  p.followup_recipients = original_recipients(s, report.references);
+  MessageContext ctx{&report, report.references,
+                     static_cast<std::size_t>(cfg.config.sms.max_segments)};
   for (Channel ch : kAllChannels)
     for (const auto& lang : s.recipient_languages(report.references, ch))
       p.run.messages.push_back({ch, lang, render_message(cfg.templates, ch, lang, ctx)});
@@ -106,20 +115,25 @@ Preview compute_preview(store::Store& s, const ActiveConfig& cfg, const Report& 
 json preview_json(const Preview& p) {
   json messages = json::array();
   for (const auto& m : p.run.messages)
-    messages.push_back({{"channel", to_string(m.channel)},
-                        {"language", m.language},
-                        {"subject", m.rendered.subject},
-                        {"body", m.rendered.body},
-                        {"segments", m.rendered.sms.segments},
-                        {"encoding", m.rendered.sms.encoding == SmsEncoding::kGsm7 ? "GSM-7" : "UCS-2"},
-                        {"shortened", m.rendered.shortened}});
+    messages.push_back(
+        {{"channel", to_string(m.channel)},
+         {"language", m.language},
+         {"subject", m.rendered.subject},
+         {"body", m.rendered.body},
+         {"segments", m.rendered.sms.segments},
+         {"encoding", m.rendered.sms.encoding == SmsEncoding::kGsm7 ? "GSM-7" : "UCS-2"},
+         {"shortened", m.rendered.shortened}});
   json audience = json::array();
   for (const auto& a : p.run.audience)
-    audience.push_back({{"channel", to_string(a.channel)}, {"language", a.language}, {"count", a.count}});
+    audience.push_back(
+        {{"channel", to_string(a.channel)}, {"language", a.language}, {"count", a.count}});
   json groups = json::array();
   for (const auto& g : p.run.groups) groups.push_back(g.name);
-  json j{{"messages", messages}, {"audience", audience}, {"groups", groups},
-         {"total", p.run.total}, {"merge_into", p.run.merge_into}};
+  json j{{"messages", messages},
+         {"audience", audience},
+         {"groups", groups},
+         {"total", p.run.total},
+         {"merge_into", p.run.merge_into}};
   if (p.followup_recipients >= 0) j["followup_recipients"] = p.followup_recipients;
   return j;
 }
@@ -150,8 +164,8 @@ std::string preview_html(const std::string& l, const Preview& p) {
 std::string select(const std::string& l, const char* name, const char* label_key,
                    const std::vector<std::pair<std::string, std::string>>& options,
                    std::string_view chosen) {
-  std::string h = "<label for=\"" + std::string(name) + "\">" + T(l, label_key) + "</label><select id=\"" +
-                  name + "\" name=\"" + name + "\">";
+  std::string h = "<label for=\"" + std::string(name) + "\">" + T(l, label_key) +
+                  "</label><select id=\"" + name + "\" name=\"" + name + "\">";
   for (const auto& [value, text] : options)
     h += "<option value=\"" + esc(value) + "\"" + (value == chosen ? " selected" : "") + ">" +
          esc(text) + "</option>";
@@ -161,8 +175,8 @@ std::string select(const std::string& l, const char* name, const char* label_key
 std::string input(const std::string& l, const std::string& name, const std::string& label,
                   std::string_view value, const char* extra = "") {
   (void)l;
-  return "<label for=\"" + name + "\">" + esc(label) + "</label><input id=\"" + name + "\" name=\"" +
-         name + "\" value=\"" + esc(value) + "\" " + extra + ">";
+  return "<label for=\"" + name + "\">" + esc(label) + "</label><input id=\"" + name +
+         "\" name=\"" + name + "\" value=\"" + esc(value) + "\" " + extra + ">";
 }
 
 // The form, filled with `f` (a prefill or what was posted).
@@ -188,7 +202,8 @@ std::string form_html(const std::string& l, const Who& who, const ActiveConfig& 
   h += "<input type=\"hidden\" name=\"form_id\" value=\"" + esc(form_id) + "\">";
   if (type != "alert") {
     h += "<input type=\"hidden\" name=\"msg_type\" value=\"" + esc(type) + "\">";
-    h += "<input type=\"hidden\" name=\"references\" value=\"" + esc(form_value(f, "references")) + "\">";
+    h += "<input type=\"hidden\" name=\"references\" value=\"" + esc(form_value(f, "references")) +
+         "\">";
     h += "<input type=\"hidden\" name=\"status\" value=\"" + esc(form_value(f, "status")) + "\">";
     h += "<p><strong>" + T(l, type == "update" ? "update" : "all_clear") + "</strong> · " +
          T(l, "references") + " <code>" + esc(form_value(f, "references")) + "</code></p>";
@@ -196,25 +211,28 @@ std::string form_html(const std::string& l, const Who& who, const ActiveConfig& 
       h += "<p class=\"drill-banner\">" + T(l, "drill_banner") + "</p>";
   } else {
     h += "<input type=\"hidden\" name=\"msg_type\" value=\"alert\">";
-    h += select(l, "status", "status",
-                {{"actual", tr(l, "actual")}, {"exercise", tr(l, "exercise")}, {"test", tr(l, "test")}},
-                form_value(f, "status"));
+    h += select(
+        l, "status", "status",
+        {{"actual", tr(l, "actual")}, {"exercise", tr(l, "exercise")}, {"test", tr(l, "test")}},
+        form_value(f, "status"));
     h += "<p class=\"drill-banner drill-when-selected\">" + T(l, "drill_banner") + "</p>";
   }
   std::vector<std::pair<std::string, std::string>> events;
   for (const auto& e : c.console.events) events.emplace_back(e, e);
   h += select(l, "event", "event", events, form_value(f, "event"));
-  h += select(l, "severity", "severity",
-              {{"extreme", "extreme"}, {"severe", "severe"}, {"moderate", "moderate"}, {"minor", "minor"}},
-              form_value(f, "severity").empty() ? "severe" : form_value(f, "severity"));
+  h += select(
+      l, "severity", "severity",
+      {{"extreme", "extreme"}, {"severe", "severe"}, {"moderate", "moderate"}, {"minor", "minor"}},
+      form_value(f, "severity").empty() ? "severe" : form_value(f, "severity"));
   if (type == "alert") {
     std::vector<std::pair<std::string, std::string>> areas;
     if (co) {
       for (const auto& a : co->areas) areas.emplace_back(a, a);
       for (const auto& g : c.groups)
         for (const auto& a : g.areas)
-          if (coordinator_covers(co, a) &&
-              std::find_if(areas.begin(), areas.end(), [&](auto& x) { return x.first == a; }) == areas.end())
+          if (coordinator_covers(co, a) && std::find_if(areas.begin(), areas.end(), [&](auto& x) {
+                                             return x.first == a;
+                                           }) == areas.end())
             areas.emplace_back(a, a);
     }
     h += select(l, "area", "area", areas, form_value(f, "area"));
@@ -239,11 +257,14 @@ std::string form_html(const std::string& l, const Who& who, const ActiveConfig& 
     h += "</fieldset>";
   }
   if (type == "cancel")
-    h += "<p><input type=\"checkbox\" id=\"confirm\" name=\"confirm\" value=\"yes\"> <label for=\"confirm\" "
-         "class=\"inline\">" + T(l, "confirm_all_clear") + " <strong id=\"confirm-count\">" +
+    h += "<p><input type=\"checkbox\" id=\"confirm\" name=\"confirm\" value=\"yes\"> <label "
+         "for=\"confirm\" "
+         "class=\"inline\">" +
+         T(l, "confirm_all_clear") + " <strong id=\"confirm-count\">" +
          std::to_string(followup_recipients) + "</strong></label></p>";
   h += "<section id=\"live-preview\" aria-live=\"polite\" aria-labelledby=\"lp\"><h2 id=\"lp\">" +
-       T(l, "preview") + "</h2><p>" + T(l, "preview_hint") + "</p><div id=\"preview-out\"></div></section>";
+       T(l, "preview") + "</h2><p>" + T(l, "preview_hint") +
+       "</p><div id=\"preview-out\"></div></section>";
   bool draft = co && co->two_person && type == "alert";
   h += "<button type=\"submit\">" + T(l, draft ? "send_draft" : "send") + "</button></form>";
   return h;
@@ -292,8 +313,7 @@ void Console::Impl::report_form(const http::Request& req, const Who& who, const 
       [ref](store::Store& s) {
         Found fo;
         fo.incident = s.incident(ref);
-        for (const auto& r : s.incident_reports(ref))
-          if (r.outcome == "new_incident") fo.recipients += r.recipients;
+        fo.recipients = original_recipients(s, ref);
         return fo;
       },
       [cfg, who, lang, type, ref, now, respond](std::optional<Found> fo) {
@@ -303,7 +323,8 @@ void Console::Impl::report_form(const http::Request& req, const Who& who, const 
         const auto& i = *fo->incident;
         if (!who.covers(i.area))
           return respond(message_page(403, lang, &who, "forbidden", tr(lang, "out_of_scope")));
-        if (!i.open) return respond(message_page(404, lang, &who, "not_found", tr(lang, "not_found")));
+        if (!i.open)
+          return respond(message_page(404, lang, &who, "not_found", tr(lang, "not_found")));
         FormFields f = {{"msg_type", type},
                         {"references", i.id},
                         {"status", std::string(to_string(i.status))},
@@ -327,13 +348,14 @@ void Console::Impl::preview(const http::Request& req, const Who& who, const std:
   auto report = std::make_shared<Report>(std::move(std::get<Report>(parsed)));
   if (!who.can_report()) return respond(http::json_response(403, R"({"error":"not allowed"})"));
   UnixMs now = clock.now_ms();
-  store.call<json>([cfg, report, now](store::Store& s) {
-                     return preview_json(compute_preview(s, *cfg, *report, now));
-                   },
-                   [respond](std::optional<json> j) {
-                     if (!j) return respond(api::problem(api::unavailable()));
-                     respond(http::json_response(200, j->dump()));
-                   });
+  store.call<json>(
+      [cfg, report, now](store::Store& s) {
+        return preview_json(compute_preview(s, *cfg, *report, now));
+      },
+      [respond](std::optional<json> j) {
+        if (!j) return respond(api::problem(api::unavailable()));
+        respond(http::json_response(200, j->dump()));
+      });
 }
 
 void Console::Impl::submit_report(const http::Request& req, const Who& who, const std::string& lang,
@@ -351,8 +373,14 @@ void Console::Impl::submit_report(const http::Request& req, const Who& who, cons
   const CoordinatorConfig* co = coordinator_of(cfg->config, who.user.coordinator);
   if (report->msg_type == MsgType::kAlert && !coordinator_covers(co, report->area))
     return respond(message_page(403, lang, &who, "forbidden", tr(lang, "out_of_scope")));
-  if (report->msg_type == MsgType::kCancel && form_value(f, "confirm") != "yes")
-    return respond(form_page(422, lang, who, *cfg, f, {{"confirm", tr(lang, "must_confirm")}}, 0, now));
+  if (report->msg_type == MsgType::kCancel && form_value(f, "confirm") != "yes") {
+    return store.call<int64_t>(
+        [ref = report->references](store::Store& s) { return original_recipients(s, ref); },
+        [cfg, who, lang, f, now, respond](std::optional<int64_t> n) {
+          if (!n) return respond(api::problem(api::unavailable()));
+          respond(form_page(422, lang, who, *cfg, f, {{"confirm", tr(lang, "must_confirm")}}, *n, now));
+        });
+  }
   std::string form_id(form_value(f, "form_id").substr(0, 32));
   if (form_id.empty()) form_id = random_token(12);
   auto self = shared_from_this();
@@ -367,7 +395,8 @@ void Console::Impl::submit_report(const http::Request& req, const Who& who, cons
     return store.call<int64_t>(
         [d, now, name](store::Store& s) {
           int64_t id = s.insert_draft(d);
-          s.insert_audit({0, now, name, "POST", "/console/reports (draft)", std::to_string(id), 201, 0});
+          s.insert_audit(
+              {0, now, name, "POST", "/console/reports (draft)", std::to_string(id), 201, 0});
           return id;
         },
         [who, lang, respond](std::optional<int64_t> id) {
@@ -377,9 +406,10 @@ void Console::Impl::submit_report(const http::Request& req, const Who& who, cons
           p.lang = lang;
           p.who = &who;
           p.title = tr(lang, "draft");
-          p.body = "<h1>" + T(lang, "draft") + " " + std::to_string(*id) + "</h1><p role=\"status\">" +
-                   T(lang, "draft_saved") + "</p><p><a href=\"/console/drafts/" + std::to_string(*id) +
-                   "\">" + T(lang, "open") + "</a></p>";
+          p.body = "<h1>" + T(lang, "draft") + " " + std::to_string(*id) +
+                   "</h1><p role=\"status\">" + T(lang, "draft_saved") +
+                   "</p><p><a href=\"/console/drafts/" + std::to_string(*id) + "\">" +
+                   T(lang, "open") + "</a></p>";
           respond(html_response(201, render_page(p)));
         });
   }
@@ -390,7 +420,8 @@ void Console::Impl::submit_report(const http::Request& req, const Who& who, cons
       [cfg, ir, draws, name, now](store::Store& s) {
         auto r = ingest_report(s, cfg->config, cfg->templates, *ir, *draws);
         if (!r.problem)
-          s.insert_audit({0, now, name, "POST", "/console/reports", r.incident_id, r.status, r.recipients});
+          s.insert_audit(
+              {0, now, name, "POST", "/console/reports", r.incident_id, r.status, r.recipients});
         return r;
       },
       [self, cfg, who, lang, f, now, respond](std::optional<IngestResult> r) {
@@ -402,7 +433,8 @@ void Console::Impl::submit_report(const http::Request& req, const Who& who, cons
         }
         if (!r->replayed) {
           spdlog::info("console report {} from coordinator {}: incident {} {}, {} deliveries",
-                       r->report_id, who.user.coordinator, r->incident_id, r->outcome, r->recipients);
+                       r->report_id, who.user.coordinator, r->incident_id, r->outcome,
+                       r->recipients);
           if (r->recipients > 0 && self->deliveries_planned) self->deliveries_planned();
         }
         auto j = json::parse(r->body, nullptr, false);
@@ -411,7 +443,8 @@ void Console::Impl::submit_report(const http::Request& req, const Who& who, cons
       });
 }
 
-void Console::Impl::draft_page(int64_t id, const Who& who, const std::string& lang, Respond respond) {
+void Console::Impl::draft_page(int64_t id, const Who& who, const std::string& lang,
+                               Respond respond) {
   auto cfg = config();
   UnixMs now = clock.now_ms();
   struct Found {
@@ -446,8 +479,9 @@ void Console::Impl::draft_page(int64_t id, const Who& who, const std::string& la
         p.drill = fo->status != "actual";
         std::string& b = p.body;
         b += "<h1>" + T(lang, "draft") + " " + std::to_string(id) + "</h1>";
-        b += "<p>" + T(lang, "author") + ": <strong>" + esc(d.author) + "</strong> · " + esc(d.coordinator) +
-             " · " + T(lang, "area") + " " + esc(fo->area) + " · " + esc(d.state) + "</p>";
+        b += "<p>" + T(lang, "author") + ": <strong>" + esc(d.author) + "</strong> · " +
+             esc(d.coordinator) + " · " + T(lang, "area") + " " + esc(fo->area) + " · " +
+             esc(d.state) + "</p>";
         b += preview_html(lang, *fo->preview);
         if (d.state == "waiting") {
           if (d.author == who.user.name) b += "<p class=\"note\">" + T(lang, "own_draft") + "</p>";
@@ -458,8 +492,8 @@ void Console::Impl::draft_page(int64_t id, const Who& who, const std::string& la
                csrf_field(who) + "<button type=\"submit\" id=\"reject\" class=\"secondary\">" +
                T(lang, "reject") + "</button></form></div>";
         } else if (!d.incident_id.empty()) {
-          b += "<p><a href=\"/console/incidents/" + esc(d.incident_id) + "\">" + T(lang, "incident") +
-               " " + esc(d.incident_id) + "</a></p>";
+          b += "<p><a href=\"/console/incidents/" + esc(d.incident_id) + "\">" +
+               T(lang, "incident") + " " + esc(d.incident_id) + "</a></p>";
         }
         respond(html_response(200, render_page(p)));
       });
@@ -480,7 +514,8 @@ void Console::Impl::decide_draft(int64_t id, bool approve, const Who& who, const
       [cfg, id, approve, who, now, draws](store::Store& s) {
         Outcome o;
         auto d = s.draft(id);
-        std::string route = approve ? "/console/drafts/{id}/approve" : "/console/drafts/{id}/reject";
+        std::string route =
+            approve ? "/console/drafts/{id}/approve" : "/console/drafts/{id}/reject";
         auto finish = [&](int status, const char* key) {
           o.status = status;
           o.key = key;
@@ -514,12 +549,13 @@ void Console::Impl::decide_draft(int64_t id, bool approve, const Who& who, const
       [self, who, lang, approve, respond](std::optional<Outcome> o) {
         if (!o) return respond(api::problem(api::unavailable()));
         if (o->ingest.problem)
-          return respond(message_page(o->status, lang, &who, "forbidden", o->ingest.problem->detail));
+          return respond(
+              message_page(o->status, lang, &who, "forbidden", o->ingest.problem->detail));
         if (o->status != 200)
           return respond(message_page(o->status, lang, &who, "forbidden", tr(lang, o->key)));
         if (!approve) return respond(message_page(200, lang, &who, "draft", tr(lang, "rejected")));
-        spdlog::info("console: draft approved: incident {} {}, {} deliveries", o->ingest.incident_id,
-                     o->ingest.outcome, o->ingest.recipients);
+        spdlog::info("console: draft approved: incident {} {}, {} deliveries",
+                     o->ingest.incident_id, o->ingest.outcome, o->ingest.recipients);
         if (o->ingest.recipients > 0 && self->deliveries_planned) self->deliveries_planned();
         respond(redirect("/console/incidents/" + o->ingest.incident_id));
       });

@@ -51,8 +51,8 @@ std::string new_enrolment(store::ConsoleUser& u, const Config& c, UnixMs now) {
 int users_command(const UsersOptions& o) {
   auto loaded = load_config(o.config_path);
   for (const auto& p : loaded.problems)
-    std::fprintf(stderr, "%s: %s: %s\n", o.config_path.c_str(), p.path.empty() ? "$" : p.path.c_str(),
-                 p.message.c_str());
+    std::fprintf(stderr, "%s: %s: %s\n", o.config_path.c_str(),
+                 p.path.empty() ? "$" : p.path.c_str(), p.message.c_str());
   if (!loaded.ok()) return 2;
   const Config& c = loaded.config;
   if (o.action != "list" && !valid_user_name(o.name)) {
@@ -111,14 +111,16 @@ int users_command(const UsersOptions& o) {
         rc = 1;
       } else {
         audit(*s, "add", o.name, now);
-        std::printf("user %s (%s) added. One-time enrolment link, valid 24 hours; give it to them "
-                    "in person or over a channel you trust:\n%s\n",
-                    o.name.c_str(), o.role.c_str(), link.c_str());
+        std::printf(
+            "user %s (%s) added. One-time enrolment link, valid 24 hours; give it to them "
+            "in person or over a channel you trust:\n%s\n",
+            o.name.c_str(), o.role.c_str(), link.c_str());
       }
     } else {
       auto u = s->console_user_by_name(o.name);
       if (!u) {
-        std::fprintf(stderr, "tocsin users %s: no user called %s\n", o.action.c_str(), o.name.c_str());
+        std::fprintf(stderr, "tocsin users %s: no user called %s\n", o.action.c_str(),
+                     o.name.c_str());
         rc = 1;
       } else if (o.action == "disable") {
         u->disabled = true;
@@ -136,9 +138,10 @@ int users_command(const UsersOptions& o) {
         s->update_console_user(*u);
         auto ended = s->delete_user_sessions(u->id);
         audit(*s, "reset", o.name, now);
-        std::printf("user %s reset: passphrase and second factor cleared, %lld session(s) ended. "
-                    "New enrolment link, valid 24 hours:\n%s\n",
-                    o.name.c_str(), static_cast<long long>(ended), link.c_str());
+        std::printf(
+            "user %s reset: passphrase and second factor cleared, %lld session(s) ended. "
+            "New enrolment link, valid 24 hours:\n%s\n",
+            o.name.c_str(), static_cast<long long>(ended), link.c_str());
       }
     }
     s->commit();

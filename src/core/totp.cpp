@@ -2,9 +2,9 @@
 #include "core/totp.h"
 
 #include <openssl/evp.h>
-#include <cctype>
 #include <openssl/hmac.h>
 
+#include <cctype>
 #include <cstdio>
 
 #include "core/signature.h"
@@ -52,10 +52,14 @@ std::optional<std::string> base32_decode(std::string_view text) {
   for (char c : text) {
     if (c == ' ' || c == '=') continue;
     int v;
-    if (c >= 'a' && c <= 'z') v = c - 'a';
-    else if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= '2' && c <= '7') v = c - '2' + 26;
-    else return std::nullopt;
+    if (c >= 'a' && c <= 'z')
+      v = c - 'a';
+    else if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= '2' && c <= '7')
+      v = c - '2' + 26;
+    else
+      return std::nullopt;
     buffer = (buffer << 5) | static_cast<uint32_t>(v);
     bits += 5;
     if (bits >= 8) {

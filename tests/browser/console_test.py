@@ -33,6 +33,8 @@ import urllib.request
 SKIP = 77
 DEADLINE = time.monotonic() + 280  # the whole test stays under 5 minutes
 
+if "/usr/lib/python3/dist-packages" not in sys.path:  # Debian's python3-selenium under another python3
+    sys.path.append("/usr/lib/python3/dist-packages")
 try:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -298,6 +300,15 @@ def w375_overflow(d):
     return over
 
 
+def go(d, element):
+    """Clicks `element` and waits until the next page has replaced this one."""
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+    old = d.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(d, 15).until(EC.staleness_of(old))
+
+
 def cookie_header(d):
     return "; ".join("%s=%s" % (c["name"], c["value"]) for c in d.get_cookies())
 
@@ -310,7 +321,7 @@ def login(d, base, name, step_offset=1, code=None):
     if code is None:
         code = totp(SECRETS[name], int(time.time()) // 30 + step_offset)
     d.find_element(By.ID, "code").send_keys(code)
-    d.find_element(By.CSS_SELECTOR, "form.stack button").click()
+    go(d, d.find_element(By.CSS_SELECTOR, "form.stack button"))
 
 
 SECRETS = {}
@@ -339,7 +350,7 @@ def run(base, cfg_path, config, links, emu, tmp):
             d.find_element(By.ID, "passphrase").send_keys(PASS[name])
             d.find_element(By.ID, "passphrase2").send_keys(PASS[name])
             d.find_element(By.ID, "code").send_keys(totp(secret, int(time.time()) // 30))
-            d.find_element(By.CSS_SELECTOR, "form.stack button").click()
+            go(d, d.find_element(By.CSS_SELECTOR, "form.stack button"))
             check("ready" in d.find_element(By.TAG_NAME, "main").text, "%s enrolled" % name)
         d.get(links["ana"])
         check("not valid" in d.page_source, "an enrolment link works once")
@@ -372,12 +383,12 @@ def run(base, cfg_path, config, links, emu, tmp):
               "preview shows each language's SMS with its encoding")
         check("Σ 3" in pv, "preview's dry run counts 2 SMS + 1 email recipients")
         sc.look("report-form")
-        d.find_element(By.CSS_SELECTOR, "#report-form button[type=submit]").click()
+        go(d, d.find_element(By.CSS_SELECTOR, "#report-form button[type=submit]"))
         check("Saved as a draft" in d.page_source, "a two-person alert becomes a draft")
-        d.find_element(By.LINK_TEXT, "Open").click()
+        go(d, d.find_element(By.LINK_TEXT, "Open"))
         draft_url = d.current_url
         sc.look("draft")
-        d.find_element(By.ID, "approve").click()
+        go(d, d.find_element(By.ID, "approve"))
         check(d.find_element(By.TAG_NAME, "h1").text == "Refused" and "You wrote this draft" in d.page_source,
               "the author's own approval is refused")
         st, _ = raw(base, "POST", urllib.parse.urlparse(draft_url).path + "/approve", cookie_header(d),
@@ -391,8 +402,8 @@ def run(base, cfg_path, config, links, emu, tmp):
         wait_for(lambda: "<script>" in d.find_element(By.ID, "preview-out").text, "XSS preview as text")
         check(not d.find_elements(By.CSS_SELECTOR, "#preview-out img, #preview-out script"),
               "live preview renders the headline as text")
-        d.find_element(By.CSS_SELECTOR, "#report-form button[type=submit]").click()
-        d.find_element(By.LINK_TEXT, "Open").click()
+        go(d, d.find_element(By.CSS_SELECTOR, "#report-form button[type=submit]"))
+        go(d, d.find_element(By.LINK_TEXT, "Open"))
         xss_draft = d.current_url
         check(XSS in d.find_element(By.TAG_NAME, "pre").text and d.execute_script("return window.__xss") is None,
               "a headline with <script> and an onerror attribute is shown as text and runs nothing")
@@ -410,9 +421,15 @@ def run(base, cfg_path, config, links, emu, tmp):
         # ---- ben approves; time from approve to the first message ----
         login(d, base, "ben")
         wait_for(lambda: "Drafts waiting" in d.page_source, "the board lists the drafts")
+
+        def flagged():
+            d.get(base + "/console/")
+            return "WAITING TOO LONG" in d.page_source
+        wait_for(flagged, "a draft waiting longer than draft_flag_after_s is flagged", timeout=20)
+        check(True, "a late draft is flagged on the board")
         d.get(draft_url)
         t0 = time.time()
-        d.find_element(By.ID, "approve").click()
+        go(d, d.find_element(By.ID, "approve"))
         wait_for(lambda: len(emu.sms) >= 2 and len(emu.email) >= 1, "emulators receive the alert")
         first = min(m[0] for m in emu.sms + emu.email)
         print("measured: approve -> first message at the emulator: %.0f ms" % ((first - t0) * 1000))
@@ -441,28 +458,30 @@ def run(base, cfg_path, config, links, emu, tmp):
         original = sorted(m[1] for m in emu.sms) + sorted(m[1] for m in emu.email)
         n_sms, n_email = len(emu.sms), len(emu.email)
         d.get(base + "/console/incidents/" + code)
-        d.find_element(By.ID, "update").click()
+        go(d, d.find_element(By.ID, "update"))
         d.find_element(By.ID, "headline_en").send_keys("Vehicles moving north on Soto")
-        d.find_element(By.CSS_SELECTOR, "#report-form button[type=submit]").click()
+        go(d, d.find_element(By.CSS_SELECTOR, "#report-form button[type=submit]"))
         wait_for(lambda: len(emu.sms) >= n_sms + 2 and len(emu.email) >= n_email + 1, "update delivered")
         time.sleep(0.5)
         upd = sorted(m[1] for m in emu.sms[n_sms:]) + sorted(m[1] for m in emu.email[n_email:])
         check(upd == original, "the update reaches exactly the original recipients")
         n_sms, n_email = len(emu.sms), len(emu.email)
         d.get(base + "/console/incidents/" + code)
-        d.find_element(By.ID, "all-clear").click()
+        go(d, d.find_element(By.ID, "all-clear"))
         check(d.find_element(By.ID, "confirm-count").text == "3", "all-clear confirmation names 3 recipients")
         sc.look("all-clear")
-        d.find_element(By.CSS_SELECTOR, "#report-form button[type=submit]").click()
-        check("Tick the confirmation" in d.page_source, "all-clear needs the confirmation box")
+        go(d, d.find_element(By.CSS_SELECTOR, "#report-form button[type=submit]"))
+        wait_for(lambda: "Tick the confirmation" in d.page_source, "all-clear refused without the box")
+        check(d.find_element(By.ID, "confirm-count").text == "3" and len(emu.sms) == n_sms,
+              "all-clear needs the confirmation box, and sent nothing without it")
         d.find_element(By.ID, "confirm").click()
-        d.find_element(By.CSS_SELECTOR, "#report-form button[type=submit]").click()
+        go(d, d.find_element(By.CSS_SELECTOR, "#report-form button[type=submit]"))
         wait_for(lambda: len(emu.sms) >= n_sms + 2 and len(emu.email) >= n_email + 1, "all-clear delivered")
         time.sleep(0.5)
         clr = sorted(m[1] for m in emu.sms[n_sms:]) + sorted(m[1] for m in emu.email[n_email:])
         check(clr == original, "the all-clear reaches exactly the original recipients")
         d.get(xss_draft)
-        d.find_element(By.ID, "reject").click()
+        go(d, d.find_element(By.ID, "reject"))
         check("Rejected" in d.page_source, "a second person can reject a draft")
 
         # ---- pdx cannot see or act on an la incident ----

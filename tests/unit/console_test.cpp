@@ -47,7 +47,8 @@ TEST_CASE("base32 round-trips and reads the RFC 4648 vectors", "[console][totp]"
 
 TEST_CASE("the otpauth URI names issuer and account, escaped", "[console][totp]") {
   CHECK(totp_uri("tocsin", "ana maria", "ABC") ==
-        "otpauth://totp/tocsin:ana%20maria?secret=ABC&issuer=tocsin&algorithm=SHA1&digits=6&period=30");
+        "otpauth://totp/"
+        "tocsin:ana%20maria?secret=ABC&issuer=tocsin&algorithm=SHA1&digits=6&period=30");
 }
 
 TEST_CASE("html_escape keeps markup and attribute breaks as text", "[console]") {
@@ -72,12 +73,14 @@ namespace {
 std::string config_with(const std::string& console, const std::string& approval = "") {
   return R"({
   "server": {"listen": "127.0.0.1:0", "public_url": "https://alerts.example.org"},
-  "storage": {"sqlite": {"path": "var/t.db"}, "key_file": ")" + test::shared_key_file() + R"("},
+  "storage": {"sqlite": {"path": "var/t.db"}, "key_file": ")" +
+         test::shared_key_file() + R"("},
   "coordinators": [{"name": "la", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "areas": ["la"])" +
          approval + R"(}],
   "gateways": [{"name": "f", "type": "file", "channel": "sms", "path": "var/out.jsonl"}],
   "groups": [{"name": "east", "match": {"areas": ["la/east-la"]}, "channels": ["sms"]}],
-  "console": )" + console + "}";
+  "console": )" +
+         console + "}";
 }
 }  // namespace
 
