@@ -107,9 +107,10 @@ std::string progress_cells(const std::string& l, const Row& r) {
     auto it = r.channels.find(ch);
     return it == r.channels.end() ? Progress{} : it->second;
   };
-  return "<td class=\"p-sms\">" + esc(progress_text(l, get("sms"))) +
-         "</td><td class=\"p-email\">" + esc(progress_text(l, get("email"))) +
-         "</td><td class=\"acks\">" + esc(acks_text(l, r.responding, r.reply)) + "</td>";
+  return "<td class=\"p-sms\" data-label=\"SMS\">" + esc(progress_text(l, get("sms"))) +
+         "</td><td class=\"p-email\" data-label=\"email\">" + esc(progress_text(l, get("email"))) +
+         "</td><td class=\"acks\" data-label=\"" + T(l, "acks") + "\">" +
+         esc(acks_text(l, r.responding, r.reply)) + "</td>";
 }
 
 struct BoardData {
@@ -177,7 +178,8 @@ void Console::Impl::board(const Who& who, const std::string& lang, Respond respo
           h += "<tr data-incident=\"" + esc(i.id) + "\"" + (drill ? " class=\"drill-row\"" : "") +
                "><td><a href=\"/console/incidents/" + esc(i.id) + "\">" + esc(i.id) + "</a>" +
                (drill ? " <strong class=\"drill\">" + T(l, "drill") + "</strong>" : "") +
-               "</td><td>" + esc(i.event) + " · " + esc(i.area) + "</td><td>" +
+               "</td><td data-label=\"" + T(l, "area") + "\">" + esc(i.event) + " · " +
+               esc(i.area) + "</td><td data-label=\"" + T(l, "severity") + "\">" +
                esc(to_string(i.severity)) + "</td>" + progress_cells(l, r) + "</tr>";
         }
         h += "</tbody></table></div>";

@@ -285,6 +285,7 @@ class Screens:
             os.makedirs(SHOTS, exist_ok=True)
             for w in (1280, 375):
                 d.set_window_size(w, 900)
+                d.execute_script("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
                 h = d.execute_script("return document.documentElement.scrollHeight")
                 d.set_window_size(w, min(max(h, 600), 2400))
                 d.save_screenshot(os.path.join(SHOTS, "%s-%d.png" % (name, w)))

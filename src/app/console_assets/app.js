@@ -37,8 +37,12 @@ function newRow(table, L, inc) {
   a.href = '/console/incidents/' + encodeURIComponent(inc.id);
   first.append(a);
   if (inc.drill) first.append(' ', el('strong', L.lDrill, 'drill'));
-  tr.append(first, el('td', `${inc.event} · ${inc.area}`), el('td', inc.severity),
-    el('td', '', 'p-sms'), el('td', '', 'p-email'), el('td', '', 'acks'));
+  const cells = [first, el('td', `${inc.event} · ${inc.area}`), el('td', inc.severity),
+    el('td', '', 'p-sms'), el('td', '', 'p-email'), el('td', '', 'acks')];
+  // the labels a narrow screen shows, as the server's rows have them
+  const model = table.tBodies[0].rows[0];
+  cells.forEach((c, i) => { if (model && model.cells[i]) c.dataset.label = model.cells[i].dataset.label || ''; });
+  tr.append(...cells);
   table.tBodies[0].append(tr);
   const none = document.getElementById('no-incidents');
   if (none) none.remove();
