@@ -326,6 +326,7 @@ def login(d, base, name, step_offset=1, code=None):
 
 
 SECRETS = {}
+BEN_COOKIE = [""]
 
 
 def run(base, cfg_path, config, links, emu, tmp):
@@ -485,6 +486,8 @@ def run(base, cfg_path, config, links, emu, tmp):
         go(d, d.find_element(By.ID, "reject"))
         check("Rejected" in d.page_source, "a second person can reject a draft")
 
+        BEN_COOKIE[0] = cookie_header(d)
+
         # ---- pdx cannot see or act on an la incident ----
         login(d, base, "pat")
         st, _ = raw(base, "GET", "/console/incidents/" + code, cookie_header(d))
@@ -504,7 +507,8 @@ def run(base, cfg_path, config, links, emu, tmp):
 
         # ---- an expired session goes to the login page ----
         conn = sqlite3.connect(config["storage"]["sqlite"]["path"])
-        conn.execute("UPDATE sessions SET last_seen = last_seen - 7200000")
+        conn.execute("UPDATE sessions SET last_seen = last_seen - 7200000 "
+                     "WHERE user_id = (SELECT id FROM console_users WHERE name = 'pat')")
         conn.commit()
         conn.close()
         d.get(base + "/console/")
@@ -524,6 +528,33 @@ def run(base, cfg_path, config, links, emu, tmp):
         total = sum(sizes.values())
         print("measured: page sizes (bytes): %s; total %d" % (sizes, total))
         check(total < 150_000, "console assets are under 150 KB")
+        # ---- the audit log names the person ----
+        entries = admin(base, "GET", "/v1/audit?limit=500")["entries"]
+        acts = {(e["actor"], e["route"], e["status"]) for e in entries}
+        check(("ben", "/console/drafts/{id}/approve", 200) in acts and
+              ("ana", "/console/drafts/{id}/approve", 403) in acts and
+              ("ana", "/console/reports (draft)", 201) in acts and ("cli", "tocsin users add", 200) in acts,
+              "approvals, refusals, drafts and users commands are audited with the person's name")
+
+        # ---- login throttle: a growing delay, never a lock ----
+        def bad_login():
+            return raw(base, "POST", "/console/login", "", {"Origin": base},
+                       b"name=nobody&passphrase=wrong+passphrase+x&code=000000")[0]
+        codes = [bad_login() for _ in range(4)]
+        check(codes[:3] == [401, 401, 401] and codes[3] == 429, "failed logins are slowed down (%s)" % codes)
+        time.sleep(1.2)
+        check(bad_login() == 401, "the delay ends: no permanent lock")
+
+        # ---- users list, disable (ends sessions) and reset ----
+        r = subprocess.run([TOCSIN, "users", "list", "--config", cfg_path], capture_output=True, text=True)
+        check(r.returncode == 0 and re.search(r"pat\s+coordinator\s+pdx-hotline\s+enrolled", r.stdout),
+              "users list shows roles and states")
+        r = subprocess.run([TOCSIN, "users", "disable", "--config", cfg_path, "ben"], capture_output=True, text=True)
+        check(r.returncode == 0 and "1 session(s) ended" in r.stdout, "users disable ends the sessions: " + r.stdout.strip())
+        st, _ = raw(base, "GET", "/console/board.json", BEN_COOKIE[0])
+        check(st == 401, "a disabled user's session no longer works")
+        r = subprocess.run([TOCSIN, "users", "reset", "--config", cfg_path, "ana"], capture_output=True, text=True)
+        check(r.returncode == 0 and "/console/enrol/" in r.stdout, "users reset prints a new enrolment link")
     finally:
         d.quit()
 
