@@ -269,6 +269,10 @@ void Console::Impl::handle(http::Request req, Respond raw_respond) {
       if (id && post && (rest.substr(slash + 1) == "approve" || rest.substr(slash + 1) == "reject"))
         return self->decide_draft(*id, rest.substr(slash + 1) == "approve", *who, lang, respond);
     }
+    if (path.starts_with("/console/admin/") && !post)
+      return self->admin_page(path.substr(15),
+                              api::parse_id(form_value(parse_form(rq.query()), "after")).value_or(0),
+                              *who, lang, respond);
     if (path.starts_with("/console/incidents/")) {
       std::string rest = path.substr(19);
       for (auto& ch : rest) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));

@@ -113,6 +113,11 @@ const std::map<std::string_view, Text>& texts() {
       {"open", {"Open", "Abrir"}},
       {"live", {"Updates live.", "Se actualiza en vivo."}},
       {"as", {"Logged in as", "Sesión de"}},
+      {"admin", {"Admin", "Administración"}},
+      {"admin_subscribers", {"Subscribers", "Suscriptores"}},
+      {"admin_users", {"Console users", "Usuarios de la consola"}},
+      {"admin_audit", {"Audit log", "Registro de auditoría"}},
+      {"masked", {"Numbers, addresses and names are masked.", "Números, direcciones y nombres enmascarados."}},
   };
   return t;
 }
@@ -164,6 +169,8 @@ std::string render_page(const Page& p) {
   if (p.who) {
     h += "<a href=\"/console/\">" + T(l, "board") + "</a>";
     if (p.who->can_report()) h += "<a href=\"/console/reports/new\">" + T(l, "new_report") + "</a>";
+    if (p.who->user.role == "admin")
+      h += "<a href=\"/console/admin/subscribers\">" + T(l, "admin") + "</a>";
   }
   h += "<a href=\"/console/lang?l=" + std::string(l == "es" ? "en" : "es") + "\" lang=\"" +
        std::string(l == "es" ? "en" : "es") + "\">" + T(l, "language") + "</a>";

@@ -140,6 +140,11 @@ struct Console::Impl : std::enable_shared_from_this<Console::Impl> {
   void incident_page(const std::string& code, const Who& who, const std::string& lang,
                      Respond respond);
   void retry(const std::string& code, const Who& who, const std::string& lang, Respond respond);
+
+  // console_admin.cpp: "subscribers" (masked), "users", "audit"; admins only.
+  // The audit log is paged oldest first from ?after=ID, 200 a page.
+  void admin_page(const std::string& what, int64_t after, const Who& who, const std::string& lang,
+                  Respond respond);
 };
 
 }  // namespace tocsin::app

@@ -58,7 +58,8 @@ AXE = next((p for p in (os.path.join(b, "npm", "node_modules", "axe-core", "axe.
             if os.path.exists(p)), "")
 AUTH_TOKEN = "emulator-auth-token"
 ADMIN = "browser-test-admin-token-0123456789"
-PASS = {"ana": "ana passphrase 2026", "ben": "ben passphrase 2026", "pat": "pat passphrase 2026"}
+PASS = {"ana": "ana passphrase 2026", "ben": "ben passphrase 2026", "pat": "pat passphrase 2026",
+        "ops": "ops passphrase 2026"}
 XSS = '<script>window.__xss=1</script>"><img src=x onerror="window.__xss=2">'
 
 failures = []
@@ -187,9 +188,10 @@ def main():
     check(out.returncode == 0, "check-config accepts the console config: " + out.stdout.strip())
 
     links = {}
-    for name, coord in (("ana", "la-hotline"), ("ben", "la-hotline"), ("pat", "pdx-hotline")):
-        r = subprocess.run([TOCSIN, "users", "add", "--config", cfg_path, name, "--role", "coordinator",
-                            "--coordinator", coord], capture_output=True, text=True)
+    for name, coord in (("ana", "la-hotline"), ("ben", "la-hotline"), ("pat", "pdx-hotline"), ("ops", "")):
+        role = ["--role", "coordinator", "--coordinator", coord] if coord else ["--role", "admin"]
+        r = subprocess.run([TOCSIN, "users", "add", "--config", cfg_path, name] + role,
+                           capture_output=True, text=True)
         m = re.search(r"(http://\S+/console/enrol/[0-9a-f]{64})", r.stdout)
         check(r.returncode == 0 and m, "users add %s prints an enrolment link" % name)
         links[name] = m.group(1)
@@ -342,7 +344,7 @@ def run(base, cfg_path, config, links, emu, tmp):
     sc = Screens(d)
     try:
         # ---- enrol (passphrase + TOTP) ----
-        for name in ("ana", "ben", "pat"):
+        for name in ("ana", "ben", "pat", "ops"):
             d.get(links[name])
             secret = d.find_element(By.ID, "totp-secret").text
             check(len(d.find_elements(By.CSS_SELECTOR, ".qr svg path")) == 1, "enrolment shows a QR code")
@@ -528,6 +530,29 @@ def run(base, cfg_path, config, links, emu, tmp):
         total = sum(sizes.values())
         print("measured: page sizes (bytes): %s; total %d" % (sizes, total))
         check(total < 150_000, "console assets are under 150 KB")
+        # ---- admin screens: masked subscribers, users, audit log ----
+        st, _ = raw(base, "GET", "/console/admin/subscribers", BEN_COOKIE[0])
+        check(st == 403, "a coordinator may not open the admin screens (%d)" % st)
+        login(d, base, "ops")
+        d.get(base + "/console/admin/subscribers")
+        page = d.find_element(By.ID, "admin-subscribers").text
+        check("+12135550001" not in d.page_source and "beto@example.org" not in d.page_source and
+              "la-responders" in page, "the subscriber list is masked")
+        sc.look("admin-subscribers")
+        d.get(base + "/console/admin/users")
+        check("pdx-hotline" in d.find_element(By.ID, "admin-users").text, "the users screen lists accounts")
+        d.get(base + "/console/admin/audit")
+        check("/console/drafts/{id}/approve" in d.find_element(By.ID, "admin-audit").text,
+              "the audit screen shows console actions")
+        sc.look("admin-audit")
+
+        # ---- Spanish, chosen by the person ----
+        d.get(base + "/console/lang?l=es")
+        d.get(base + "/console/admin/users")
+        check("Usuarios de la consola" in d.page_source and 'lang="es"' in d.page_source,
+              "the interface switches to Spanish")
+        d.get(base + "/console/lang?l=en")
+
         # ---- the audit log names the person ----
         entries = admin(base, "GET", "/v1/audit?limit=500")["entries"]
         acts = {(e["actor"], e["route"], e["status"]) for e in entries}
