@@ -1088,12 +1088,22 @@ class SqliteStore final : public Store {
     u.created_at = s.i64(10);
     return u;
   }
-  std::optional<ConsoleUser> one_user(Stmt& s) {
-    std::optional<ConsoleUser> u;
-    if (s.step()) u = read_console_user(s);
+  // The first row of `s` read by `read` (the statement reset), or nullopt.
+  template <typename Read>
+  static auto first_row(Stmt& s, Read read) -> std::optional<decltype(read(s))> {
+    std::optional<decltype(read(s))> out;
+    if (s.step()) out = read(s);
     s.reset();
-    return u;
+    return out;
   }
+  // Every row of `s`, each read by `read`.
+  template <typename Read>
+  static auto all_rows(Stmt& s, Read read) -> std::vector<decltype(read(s))> {
+    std::vector<decltype(read(s))> out;
+    while (s.step()) out.push_back(read(s));
+    return out;
+  }
+  std::optional<ConsoleUser> one_user(Stmt& s) { return first_row(s, read_console_user); }
   int64_t insert_console_user(const ConsoleUser& u) override {
     auto& q = stmt("SELECT 1 FROM console_users WHERE name = ?");
     q.reset().bind(u.name);
@@ -1136,9 +1146,7 @@ class SqliteStore final : public Store {
   std::vector<ConsoleUser> console_users() override {
     auto& s = stmt("SELECT " CONSOLE_USER_COLUMNS " FROM console_users ORDER BY name");
     s.reset();
-    std::vector<ConsoleUser> out;
-    while (s.step()) out.push_back(read_console_user(s));
-    return out;
+    return all_rows(s, read_console_user);
   }
   void update_console_user(const ConsoleUser& u) override {
     stmt("UPDATE console_users SET role = ?, coordinator = ?, pw_hash = ?, totp_secret = ?, "
@@ -1180,10 +1188,9 @@ class SqliteStore final : public Store {
         "SELECT token_hash, user_id, csrf, created_at, last_seen FROM sessions "
         "WHERE token_hash = ?");
     s.reset().bind(token_hash);
-    std::optional<ConsoleSession> out;
-    if (s.step()) out = ConsoleSession{s.text(0), s.i64(1), s.text(2), s.i64(3), s.i64(4)};
-    s.reset();
-    return out;
+    return first_row(s, [](Stmt& r) {
+      return ConsoleSession{r.text(0), r.i64(1), r.text(2), r.i64(3), r.i64(4)};
+    });
   }
   void touch_session(const std::string& token_hash, UnixMs now) override {
     stmt("UPDATE sessions SET last_seen = ? WHERE token_hash = ?")
@@ -1252,17 +1259,12 @@ class SqliteStore final : public Store {
   std::optional<Draft> draft(int64_t id) override {
     auto& s = stmt("SELECT " DRAFT_COLUMNS " FROM drafts WHERE id = ?");
     s.reset().bind(id);
-    std::optional<Draft> out;
-    if (s.step()) out = read_draft(s);
-    s.reset();
-    return out;
+    return first_row(s, read_draft);
   }
   std::vector<Draft> waiting_drafts() override {
     auto& s = stmt("SELECT " DRAFT_COLUMNS " FROM drafts WHERE state = 'waiting' ORDER BY id");
     s.reset();
-    std::vector<Draft> out;
-    while (s.step()) out.push_back(read_draft(s));
-    return out;
+    return all_rows(s, read_draft);
   }
   void update_draft(const Draft& d) override {
     stmt("UPDATE drafts SET state = ?, decided_by = ?, incident_id = ?, decided_at = ? "
