@@ -398,7 +398,11 @@ void Console::Impl::login(const http::Request& req, const std::string& lang, Res
                   s.clear_throttle("addr:" + addr);
                 } else {
                   int64_t uf = b.user_failures + 1, af = b.addr_failures + 1;
-                  s.set_throttle("user:" + name, uf, now + delay_s(uf, kUserDelayCapS) * 1000, now);
+                  // Names that are no account get no row of their own (the
+                  // table must not grow with every guessed name): the
+                  // address's delay covers them.
+                  if (*user)
+                    s.set_throttle("user:" + name, uf, now + delay_s(uf, kUserDelayCapS) * 1000, now);
                   s.set_throttle("addr:" + addr, af, now + delay_s(af, kAddrDelayCapS) * 1000, now);
                 }
                 store::AuditEntry e{0, now, *user ? (*user)->name : "(unknown)", "POST",
