@@ -305,11 +305,17 @@ def w375_overflow(d):
 
 def go(d, element):
     """Clicks `element` and waits until the next page has replaced this one."""
-    from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.common.exceptions import WebDriverException
     old = d.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(d, 15).until(EC.staleness_of(old))
+    end = time.monotonic() + 15
+    while time.monotonic() < end:
+        try:
+            old.is_enabled()
+        except WebDriverException:  # stale, or "does not belong to the document": replaced
+            return
+        time.sleep(0.05)
+    check(False, "the click led to a new page")
 
 
 def cookie_header(d):

@@ -1,11 +1,17 @@
-// The console's pure parts: TOTP (RFC 6238 test vectors), base32, HTML
-// escaping, passphrase hashing and the console config section.
+// The console's parts below the browser: TOTP (RFC 6238 test vectors), base32,
+// HTML escaping, passphrase hashing, the console config section, and the
+// store's console tables (one use per TOTP step, migration 1 -> 2).
 #include <catch2/catch.hpp>
+
+#include <sqlite3.h>
 
 #include "app/config.h"
 #include "app/console_crypto.h"
 #include "core/html.h"
 #include "core/totp.h"
+#include "store/keyring.h"
+#include "store/store.h"
+#include "support/daemon.h"
 #include "support/keys.h"
 
 using namespace tocsin;
@@ -109,4 +115,71 @@ TEST_CASE("check-config validates the console section and approval", "[console][
   CHECK_THAT(paths, Catch::Matchers::VectorContains(std::string("console.languages[0]")));
   CHECK_THAT(paths, Catch::Matchers::VectorContains(std::string("console.colour")));
   CHECK_THAT(paths, Catch::Matchers::VectorContains(std::string("coordinators[0].approval")));
+}
+
+TEST_CASE("console accounts: a TOTP step is used once, sessions end with their user", "[console][store]") {
+  auto s = store::open_sqlite_store(":memory:", store::Keyring::generate());
+  store::ConsoleUser u;
+  u.name = "ana";
+  u.role = "coordinator";
+  u.coordinator = "la";
+  u.enrol_hash = app::token_hash("tok");
+  int64_t id = s->insert_console_user(u);
+  REQUIRE(id > 0);
+  CHECK(s->insert_console_user(u) == 0);  // the name is taken
+  CHECK(s->console_user_by_enrol(app::token_hash("tok"))->name == "ana");
+  CHECK_FALSE(s->console_user_by_enrol(""));
+  CHECK(s->use_totp_step(id, 100));
+  CHECK_FALSE(s->use_totp_step(id, 100));  // the same code again: refused
+  CHECK_FALSE(s->use_totp_step(id, 99));   // an older one too
+  CHECK(s->use_totp_step(id, 101));
+  s->insert_session({"h1", id, "c1", 1, 1});
+  s->insert_session({"h2", id, "c2", 1, 1});
+  CHECK(s->session("h1")->csrf == "c1");
+  CHECK(s->delete_user_sessions(id) == 2);
+  CHECK_FALSE(s->session("h2"));
+  s->set_throttle("addr:x", 3, 500, 1);
+  CHECK(s->throttle("addr:x") == std::pair<int64_t, UnixMs>{3, 500});
+  s->clear_throttle("addr:x");
+  CHECK(s->throttle("addr:x").first == 0);
+  store::Draft d;
+  d.coordinator = "la";
+  d.author = "ana";
+  d.report_json = "{}";
+  int64_t did = s->insert_draft(d);
+  CHECK(s->waiting_drafts().size() == 1);
+  auto got = *s->draft(did);
+  got.state = "approved";
+  s->update_draft(got);
+  CHECK(s->waiting_drafts().empty());
+}
+
+TEST_CASE("a schema-1 database is migrated to schema 2 with the console's tables", "[console][store]") {
+  test::TempDir dir("tocsin-migrate");
+  std::string path = (dir.path() / "t.db").string();
+  auto keyring = store::Keyring::generate();
+  store::open_sqlite_store(path, keyring).reset();
+  {  // make it look like a database written by schema 1
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db,
+                         "DROP TABLE console_users; DROP TABLE sessions; DROP TABLE login_throttle; "
+                         "DROP TABLE drafts; UPDATE meta SET value = '1' WHERE key = 'schema_version'",
+                         nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto s = store::open_sqlite_store(path, keyring);
+  store::ConsoleUser u;
+  u.name = "ben";
+  u.role = "verifier";
+  CHECK(s->insert_console_user(u) > 0);
+  s.reset();
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &q, nullptr);
+  REQUIRE(sqlite3_step(q) == SQLITE_ROW);
+  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(q, 0))) == "2");
+  sqlite3_finalize(q);
+  sqlite3_close(db);
 }
