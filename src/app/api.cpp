@@ -8,6 +8,7 @@
 #include <set>
 
 #include "app/api_common.h"
+#include "app/console.h"
 #include "app/ingest.h"
 #include "app/subscriber_input.h"
 #include "core/area_svg.h"
@@ -97,7 +98,11 @@ Api::Api(ConfigSource config, const Clock& clock, store::StoreWorker& store, Hoo
       clock_(clock),
       store_(store),
       hooks_(std::move(hooks)),
-      rng_(std::make_shared<std::mt19937_64>(std::random_device{}())) {}
+      rng_(std::make_shared<std::mt19937_64>(std::random_device{}())),
+      console_(std::make_unique<Console>(config_, clock_, store_, hooks_.deliveries_planned,
+                                         hooks_.io, rng_)) {}
+
+Api::~Api() = default;
 
 void Api::handle(http::Request req, Respond respond) {
   if (hooks_.refused) {
@@ -124,6 +129,8 @@ void Api::handle(http::Request req, Respond respond) {
     if (!hooks_.metrics) return respond(problem(not_found("no such resource")));
     return metrics(std::move(respond));
   }
+  if (path == "/console" || path.starts_with("/console/"))
+    return console_->handle(std::move(req), std::move(respond));
   if (path == "/v1/reports") {
     if (m != "POST") {
       count_report("refused", 405);

@@ -7,6 +7,8 @@
 #include <memory>
 #include <random>
 
+#include <boost/asio/io_context.hpp>
+
 #include "app/config.h"
 #include "app/metrics.h"
 #include "app/reload.h"
@@ -41,6 +43,8 @@ class Api {
     // the metric and the periodic summary line that replace a log line per
     // refusal (an attacker must not be able to fill the logs).
     std::function<void(std::string_view route, int status)> refused;
+    // Runs the console's passphrase hashing completions (null: inline).
+    boost::asio::io_context* io = nullptr;
   };
 
   // Paging of GET /v1/subscribers and GET /v1/audit.
@@ -48,6 +52,7 @@ class Api {
   static constexpr int kMaxPage = 500;
 
   Api(ConfigSource config, const Clock& clock, store::StoreWorker& store, Hooks hooks);
+  ~Api();
 
   // Called on the io thread for every request; answers through `respond`.
   void handle(http::Request req, std::function<void(http::Response)> respond);
@@ -99,6 +104,7 @@ class Api {
   // Draws incident codes; used only by ingest jobs, which run one at a time
   // on the store thread.
   std::shared_ptr<std::mt19937_64> rng_;
+  std::unique_ptr<class Console> console_;  // /console/ (console.h)
 };
 
 }  // namespace tocsin::app

@@ -19,6 +19,7 @@
 #include "app/log_format.h"
 #include "app/keys.h"
 #include "app/route.h"
+#include "app/users_command.h"
 #include "core/signature.h"
 #include "delivery/http_client.h"
 
@@ -259,6 +260,29 @@ int run_cli(int argc, char** argv) {
       "systemd a restart, since credentials are copied at start). See README \"Privacy\".\n"
       "Example: tocsin keys rotate /etc/tocsin/secrets/tocsin.key && systemctl restart tocsin");
 
+  UsersOptions users_opts;
+  auto* users_cmd = app.add_subcommand("users", "Console accounts (README \"Console\")");
+  users_cmd->require_subcommand(1);
+  auto* users_add = users_cmd->add_subcommand("add", "Add a person; prints a one-time enrolment link");
+  users_add->add_option("--config", users_opts.config_path, "Config file")->required();
+  users_add->add_option("NAME", users_opts.name, "Login name (1-16 letters, digits, - or _)")
+      ->required();
+  users_add->add_option("--role", users_opts.role, "coordinator, verifier or admin")->required();
+  users_add->add_option("--coordinator", users_opts.coordinator,
+                        "The configured coordinator they act for (required for a coordinator)");
+  users_add->footer("Example: tocsin users add --config /etc/tocsin/tocsin.json maria "
+                    "--role coordinator --coordinator la-hotline");
+  auto* users_list = users_cmd->add_subcommand("list", "List console users and their state");
+  users_list->add_option("--config", users_opts.config_path, "Config file")->required();
+  auto* users_disable =
+      users_cmd->add_subcommand("disable", "Disable a person and end their sessions");
+  users_disable->add_option("--config", users_opts.config_path, "Config file")->required();
+  users_disable->add_option("NAME", users_opts.name, "Login name")->required();
+  auto* users_reset = users_cmd->add_subcommand(
+      "reset", "Clear passphrase and second factor, end sessions, print a new enrolment link");
+  users_reset->add_option("--config", users_opts.config_path, "Config file")->required();
+  users_reset->add_option("NAME", users_opts.name, "Login name")->required();
+
   auto* version_cmd = app.add_subcommand("version", "Print the version");
 
   try {
@@ -271,6 +295,10 @@ int run_cli(int argc, char** argv) {
     return kOk;
   }
   if (*check_cmd) return check_config(config_path);
+  if (*users_cmd) {
+    users_opts.action = *users_add ? "add" : *users_list ? "list" : *users_disable ? "disable" : "reset";
+    return users_command(users_opts);
+  }
   if (*generate_cmd) return keys_generate(key_file);
   if (*rotate_cmd) return keys_rotate(key_file, config_path);
   if (*route_cmd) return route(config_path, route_report, route_svg);

@@ -153,7 +153,7 @@ void read_coordinators(const json& arr, const std::string& path, SecretReader& s
                        std::vector<FieldProblem>& problems, Config& c) {
   std::set<std::string> names;
   for_each_object(arr, path, problems, [&](JsonReader& r) {
-    r.reject_unknown({"name", "secret", "secret_file", "secrets", "areas"});
+    r.reject_unknown({"name", "secret", "secret_file", "secrets", "areas", "approval"});
     CoordinatorConfig co;
     if (auto n = r.string("name", Need::kRequired, 100)) {
       co.name = *n;
@@ -182,6 +182,10 @@ void read_coordinators(const json& arr, const std::string& path, SecretReader& s
         if (!valid_area((*areas)[k]))
           problems.push_back({index_path(r.child_path("areas"), k), "is not an area path"});
       co.areas = *areas;
+    }
+    if (auto a = r.string("approval", Need::kOptional, 20)) {
+      if (*a == "two_person") co.two_person = true;
+      else if (*a != "none") r.problem("approval", "must be \"none\" or \"two_person\"");
     }
     c.coordinators.push_back(std::move(co));
   });
@@ -707,6 +711,36 @@ void read_subscribers(JsonReader r, Config& c) {
   }
 }
 
+void read_console(JsonReader r, Config& c) {
+  r.reject_unknown({"enabled", "idle_timeout_s", "absolute_timeout_s", "draft_flag_after_s",
+                    "events", "languages"});
+  auto& k = c.console;
+  if (auto v = r.boolean("enabled", Need::kOptional)) k.enabled = *v;
+  if (auto v = r.integer("idle_timeout_s", Need::kOptional, 60, 86400)) k.idle_timeout_s = *v;
+  if (auto v = r.integer("absolute_timeout_s", Need::kOptional, 300, 7 * 86400))
+    k.absolute_timeout_s = *v;
+  if (k.idle_timeout_s > k.absolute_timeout_s)
+    r.problem("idle_timeout_s", "must not be longer than absolute_timeout_s");
+  if (auto v = r.integer("draft_flag_after_s", Need::kOptional, 10, 86400))
+    k.draft_flag_after_s = *v;
+  if (auto v = r.strings("events", Need::kOptional, 100); v && r.has("events")) {
+    if (v->empty()) r.problem("events", "must name at least one event");
+    for (std::size_t i = 0; i < v->size(); ++i) {
+      const auto& e = (*v)[i];
+      bool ok = !e.empty() && e.size() <= 64;
+      for (char ch : e) ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_');
+      if (!ok) r.problem(index_path("events", i), "must be lower-case word characters (a-z, 0-9, _)");
+    }
+    k.events = *v;
+  }
+  if (auto v = r.strings("languages", Need::kOptional, 20); v && r.has("languages")) {
+    if (v->empty()) r.problem("languages", "must name at least one language");
+    for (std::size_t i = 0; i < v->size(); ++i)
+      if (!valid_language((*v)[i])) r.problem(index_path("languages", i), "is not a language tag");
+    k.languages = *v;
+  }
+}
+
 }  // namespace
 
 ConfigResult parse_config(const std::string& text, const std::string& base_dir) {
@@ -722,7 +756,7 @@ ConfigResult parse_config(const std::string& text, const std::string& base_dir) 
   JsonReader root(doc, "", problems);
   root.reject_unknown({"server", "storage", "coordinators", "admin", "dedup", "gateways", "groups",
                        "templates", "sms", "delivery", "subscribers", "log", "retention",
-                       "areas_file", "areas"});
+                       "areas_file", "areas", "console"});
   if (root.has("server")) read_server(root.object("server", Need::kOptional), c);
   if (root.has("storage")) read_storage(root.object("storage", Need::kOptional), base_dir, c);
   else problems.push_back({"storage.key_file", kKeyFileRequired});
@@ -742,6 +776,11 @@ ConfigResult parse_config(const std::string& text, const std::string& base_dir) 
   if (root.has("log")) read_log(root.object("log", Need::kOptional), c);
   auto area_warnings = read_areas(root, base_dir, problems, c);
   check_safety_rules(c, problems);
+  if (root.has("console")) read_console(root.object("console", Need::kOptional), c);
+  if (c.console.enabled && c.server.public_url.empty())
+    problems.push_back({"console.enabled",
+                        "needs server.public_url: the console checks each request's Origin "
+                        "against it and writes it into enrolment links"});
   result.warnings = template_warnings(c);
   result.warnings.insert(result.warnings.end(), area_warnings.begin(), area_warnings.end());
   return result;

@@ -51,6 +51,9 @@ struct CoordinatorConfig {
   std::string name;                // appears in logs and incident records
   std::vector<std::string> keys;   // HMAC keys (decoded whsec_ secrets); several during rotation
   std::vector<std::string> areas;  // area paths this coordinator may report in
+  // "approval": "two_person": every console alert of this coordinator waits
+  // for a second person's approval (webhook reports are unaffected).
+  bool two_person = false;
   bool operator==(const CoordinatorConfig&) const = default;
 };
 
@@ -109,6 +112,17 @@ struct AreasConfig {
   }
 };
 
+// The coordinators' web console (README "Console").
+struct ConsoleConfig {
+  bool enabled = false;                // serve /console/
+  int64_t idle_timeout_s = 1800;       // a session unused this long ends
+  int64_t absolute_timeout_s = 43200;  // and every session ends this long after login
+  int64_t draft_flag_after_s = 300;    // a draft waiting longer is flagged on the board
+  std::vector<std::string> events = {"enforcement_activity"};  // the report form's events
+  std::vector<std::string> languages = {"en", "es"};  // headline/instruction fields of the form
+  bool operator==(const ConsoleConfig&) const = default;
+};
+
 struct Config {
   std::string source;  // file it was loaded from
   ServerConfig server;
@@ -125,6 +139,7 @@ struct Config {
   LogConfig log;
   RetentionConfig retention;
   AreasConfig areas;
+  ConsoleConfig console;
 
   const Group* group(std::string_view name) const;
 };

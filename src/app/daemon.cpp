@@ -180,6 +180,7 @@ class Daemon {
     };
     hooks.reload = [this](Api::ReloadDone done) { reload("POST /-/reload", std::move(done)); };
     hooks.refused = [this](std::string_view route, int status) { refused(route, status); };
+    hooks.io = &io_;
     api_ = std::make_unique<Api>([this] { return config_; }, clock_, *worker_, std::move(hooks));
     http::ServerOptions sopts;
     sopts.listen = c.server.listen;

@@ -97,6 +97,7 @@ ConfigChanges compare_configs(const Config& running, const Config& loaded) {
   applied(running.subscribers == loaded.subscribers, "subscribers");
   applied(running.log == loaded.log, "log");
   applied(running.areas == loaded.areas, "areas");
+  applied(running.console == loaded.console, "console");
   for (const auto& g : loaded.gateways) {
     const GatewayConfig* old = find_gateway(running, g.name);
     if (!old) {

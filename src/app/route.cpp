@@ -1,6 +1,7 @@
 #include "app/route.h"
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -27,6 +28,46 @@ int print_problems(const std::string& file, const std::vector<FieldProblem>& pro
   return 2;
 }
 }  // namespace
+
+DryRun dry_run(store::Store* store, const ActiveConfig& active, const Report& report, UnixMs now,
+               const std::vector<std::string>& point_areas, const std::string& incident_code) {
+  const Config& c = active.config;
+  DryRun out;
+  if (report.msg_type == MsgType::kAlert && store) {
+    auto rows = store->dedup_candidates(report, c.dedup.radius_m, now - c.dedup.window_s * 1000);
+    if (auto idx = find_duplicate(report, now, dedup_view(rows), c.dedup))
+      out.merge_into = rows[*idx].id;
+  }
+  // Safety rules (README "Safety rules"): a new incident of this report
+  // alone has its certainty and one coordinator.
+  Evidence evidence = evidence_of({{"this report", report.certainty}});
+  std::vector<const Group*> groups;
+  for (const Group* g : match_groups(c.groups, report, point_areas)) {
+    std::string waits = waiting_for(*g, evidence);
+    out.groups.push_back({g->name, g->channels, waits});
+    if (waits.empty()) groups.push_back(g);
+  }
+  std::vector<std::pair<Channel, std::string>> previews;
+  for (Channel ch : kAllChannels) {
+    auto names = groups_on_channel(groups, ch);
+    if (names.empty()) continue;
+    auto audience = store ? store->group_audience(names, ch)
+                          : std::vector<std::pair<std::string, int64_t>>{};
+    if (audience.empty()) {
+      out.audience.push_back({ch, "-", 0});
+      previews.emplace_back(ch, "en");
+    }
+    for (const auto& [lang, n] : audience) {
+      out.audience.push_back({ch, lang, n});
+      out.total += n;
+      previews.emplace_back(ch, lang);
+    }
+  }
+  MessageContext ctx{&report, incident_code, static_cast<std::size_t>(c.sms.max_segments)};
+  for (const auto& [ch, lang] : previews)
+    out.messages.push_back({ch, lang, render_message(active.templates, ch, lang, ctx)});
+  return out;
+}
 
 int route(const std::string& config_path, const std::string& report_path,
           const std::string& svg_path) {
@@ -94,36 +135,26 @@ int route(const std::string& config_path, const std::string& report_path,
   } else {
     std::printf("database: %s does not exist yet: no subscribers\n", c.storage.sqlite_path.c_str());
   }
+  DryRun run = dry_run(store.get(), active, report, SystemClock().now_ms(), place.point_areas);
   if (report.msg_type != MsgType::kAlert) {
     std::printf("a%s reaches exactly the recipients of incident %s\n",
                 report.msg_type == MsgType::kUpdate ? "n update" : " cancel",
                 report.references.c_str());
-  } else if (store) {
-    UnixMs now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                     std::chrono::system_clock::now().time_since_epoch())
-                     .count();
-    auto rows = store->dedup_candidates(report, c.dedup.radius_m,
-                                        now - c.dedup.window_s * 1000);
-    if (auto idx = find_duplicate(report, now, dedup_view(rows), c.dedup))
-      std::printf("now: a duplicate of open incident %s: it would be merged and send nothing\n",
-                  rows[*idx].id.c_str());
+  } else if (!run.merge_into.empty()) {
+    std::printf("now: a duplicate of open incident %s: it would be merged and send nothing\n",
+                run.merge_into.c_str());
   }
 
-  auto matched = match_groups(c.groups, report, place.point_areas);
-  std::printf("groups:%s\n", matched.empty() ? " none" : "");
-  // Safety rules (README "Safety rules"): a new incident of this report
-  // alone has its certainty and one coordinator.
-  Evidence evidence = evidence_of({{"this report", report.certainty}});
-  std::vector<const Group*> groups;
-  for (const Group* g : matched) {
+  std::printf("groups:%s\n", run.groups.empty() ? " none" : "");
+  for (const auto& g : run.groups) {
     std::string chans;
-    for (Channel ch : g->channels) chans += (chans.empty() ? "" : ", ") + std::string(to_string(ch));
-    std::string waits = waiting_for(*g, evidence);
-    std::printf("  %-28s %s%s\n", g->name.c_str(), chans.c_str(),
-                waits.empty() ? "" : ("  HELD: waits for " + waits).c_str());
-    if (waits.empty()) groups.push_back(g);
+    for (Channel ch : g.channels) chans += (chans.empty() ? "" : ", ") + std::string(to_string(ch));
+    std::printf("  %-28s %s%s\n", g.name.c_str(), chans.c_str(),
+                g.waits.empty() ? "" : ("  HELD: waits for " + g.waits).c_str());
   }
-  for (const Group* g : matched) {
+  for (const auto& line : run.groups) {
+    const Group* g = c.group(line.name);
+    if (!g) continue;
     if (g->escalate) {
       std::string to;
       for (const auto& t : g->escalate->to) to += (to.empty() ? "" : ", ") + t;
@@ -136,29 +167,15 @@ int route(const std::string& config_path, const std::string& report_path,
                   g->name.c_str(), g->enough_responding);
   }
   std::printf("recipients:\n");
-  int64_t total = 0;
-  std::vector<std::pair<Channel, std::string>> previews;
-  for (Channel ch : kAllChannels) {
-    auto names = groups_on_channel(groups, ch);
-    if (names.empty()) continue;
-    auto audience = store ? store->group_audience(names, ch) : std::vector<std::pair<std::string, int64_t>>{};
-    if (audience.empty()) std::printf("  %-6s %-8s %8d\n", std::string(to_string(ch)).c_str(), "-", 0);
-    for (const auto& [lang, n] : audience) {
-      std::printf("  %-6s %-8s %8lld\n", std::string(to_string(ch)).c_str(), lang.c_str(),
-                  static_cast<long long>(n));
-      total += n;
-      previews.emplace_back(ch, lang);
-    }
-    if (audience.empty()) previews.emplace_back(ch, "en");
-  }
-  std::printf("  %-15s %8lld\n", "total", static_cast<long long>(total));
+  for (const auto& a : run.audience)
+    std::printf("  %-6s %-8s %8lld\n", std::string(to_string(a.channel)).c_str(), a.language.c_str(),
+                static_cast<long long>(a.count));
+  std::printf("  %-15s %8lld\n", "total", static_cast<long long>(run.total));
 
   std::printf("messages:\n");
-  MessageContext ctx{&report, "XXXXXX", static_cast<std::size_t>(c.sms.max_segments)};
-  for (const auto& [ch, lang] : previews) {
-    auto m = render_message(active.templates, ch, lang, ctx);
+  for (const auto& [ch, lang, m] : run.messages) {
     if (ch == Channel::kSms) {
-      const char* fit = m.sms.segments > ctx.max_sms_segments
+      const char* fit = m.sms.segments > static_cast<std::size_t>(c.sms.max_segments)
                             ? ", over sms.max_segments (the headline is never cut)"
                         : m.shortened ? ", shortened to fit sms.max_segments"
                                       : "";

@@ -26,7 +26,7 @@ namespace {
 // that). Every later change is a migration (kMigrations below), applied in
 // order to a database of an older version; a new database gets kSchema and
 // all of them.
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -132,6 +132,34 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
 )sql";
 
+// Schema 4 (a migration from 3): the console's accounts, sessions, login throttle and drafts.
+constexpr const char* kConsoleSchema = R"sql(
+CREATE TABLE IF NOT EXISTS console_users (
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
+  coordinator TEXT NOT NULL, pw_hash TEXT NOT NULL, totp_secret TEXT NOT NULL,
+  totp_last_step INTEGER NOT NULL, disabled INTEGER NOT NULL, enrol_hash TEXT NOT NULL,
+  enrol_expires INTEGER NOT NULL, created_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS console_users_enrol ON console_users (enrol_hash);
+CREATE TABLE IF NOT EXISTS sessions (
+  token_hash TEXT PRIMARY KEY, user_id INTEGER NOT NULL, csrf TEXT NOT NULL,
+  created_at INTEGER NOT NULL, last_seen INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);
+CREATE TABLE IF NOT EXISTS login_throttle (
+  key TEXT PRIMARY KEY, failures INTEGER NOT NULL, next_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS drafts (
+  id INTEGER PRIMARY KEY, coordinator TEXT NOT NULL, author TEXT NOT NULL,
+  report_json TEXT NOT NULL, state TEXT NOT NULL, decided_by TEXT NOT NULL,
+  incident_id TEXT NOT NULL, created_at INTEGER NOT NULL, decided_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS drafts_state ON drafts (state);
+)sql";
+
+#define CONSOLE_USER_COLUMNS                                                                 \
+  "id, name, role, coordinator, pw_hash, totp_secret, totp_last_step, disabled, enrol_hash, " \
+  "enrol_expires, created_at"
+#define DRAFT_COLUMNS \
+  "id, coordinator, author, report_json, state, decided_by, incident_id, created_at, decided_at"
+
 // Migrations: kMigrations[i] takes a database from version i + 1 to i + 2.
 // Released versions are never edited; a change is a new entry.
 constexpr const char* kMigrations[] = {
@@ -164,6 +192,8 @@ CREATE TABLE IF NOT EXISTS provider_events (
   PRIMARY KEY (provider, event_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS provider_events_received ON provider_events (received_at);
 )sql",
+    // 3 → 4: the console's accounts, sessions, login throttle and drafts.
+    kConsoleSchema,
 };
 static_assert(std::size(kMigrations) == kSchemaVersion - 1);
 
@@ -277,7 +307,8 @@ void configure_sqlite_once() {
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(const std::string& path, std::shared_ptr<const Keyring> keyring, bool read_only = false) {
+  SqliteStore(const std::string& path, std::shared_ptr<const Keyring> keyring, bool read_only = false,
+              bool take_lock = true) {
     configure_sqlite_once();
     bool memory = path.empty() || path == ":memory:";
     if (read_only) {
@@ -290,7 +321,7 @@ class SqliteStore final : public Store {
       exec("PRAGMA busy_timeout=5000");
       return;
     }
-    if (!memory) {
+    if (!memory && take_lock) {
       auto dir = std::filesystem::path(path).parent_path();
       std::error_code ec;
       if (!dir.empty()) std::filesystem::create_directories(dir, ec);
@@ -1262,6 +1293,212 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  // ---- Console (schema 4) ----
+  static ConsoleUser read_console_user(Stmt& s) {
+    ConsoleUser u;
+    u.id = s.i64(0);
+    u.name = s.text(1);
+    u.role = s.text(2);
+    u.coordinator = s.text(3);
+    u.pw_hash = s.text(4);
+    u.totp_secret = s.text(5);
+    u.totp_last_step = s.i64(6);
+    u.disabled = s.i64(7) != 0;
+    u.enrol_hash = s.text(8);
+    u.enrol_expires = s.i64(9);
+    u.created_at = s.i64(10);
+    return u;
+  }
+  // The first row of `s` read by `read` (the statement reset), or nullopt.
+  template <typename Read>
+  static auto first_row(Stmt& s, Read read) -> std::optional<decltype(read(s))> {
+    std::optional<decltype(read(s))> out;
+    if (s.step()) out = read(s);
+    s.reset();
+    return out;
+  }
+  // Every row of `s`, each read by `read`.
+  template <typename Read>
+  static auto all_rows(Stmt& s, Read read) -> std::vector<decltype(read(s))> {
+    std::vector<decltype(read(s))> out;
+    while (s.step()) out.push_back(read(s));
+    return out;
+  }
+  std::optional<ConsoleUser> one_user(Stmt& s) { return first_row(s, read_console_user); }
+  int64_t insert_console_user(const ConsoleUser& u) override {
+    auto& q = stmt("SELECT 1 FROM console_users WHERE name = ?");
+    q.reset().bind(u.name);
+    bool taken = q.step();
+    q.reset();
+    if (taken) return 0;
+    stmt("INSERT INTO console_users (name, role, coordinator, pw_hash, totp_secret, "
+         "totp_last_step, disabled, enrol_hash, enrol_expires, created_at) "
+         "VALUES (?,?,?,?,?,?,?,?,?,?)")
+        .reset()
+        .bind(u.name)
+        .bind(u.role)
+        .bind(u.coordinator)
+        .bind(u.pw_hash)
+        .bind(u.totp_secret)
+        .bind(u.totp_last_step)
+        .bind(u.disabled ? 1 : 0)
+        .bind(u.enrol_hash)
+        .bind(u.enrol_expires)
+        .bind(u.created_at)
+        .run();
+    return sqlite3_last_insert_rowid(db_);
+  }
+  std::optional<ConsoleUser> console_user(int64_t id) override {
+    auto& s = stmt("SELECT " CONSOLE_USER_COLUMNS " FROM console_users WHERE id = ?");
+    s.reset().bind(id);
+    return one_user(s);
+  }
+  std::optional<ConsoleUser> console_user_by_name(const std::string& name) override {
+    auto& s = stmt("SELECT " CONSOLE_USER_COLUMNS " FROM console_users WHERE name = ?");
+    s.reset().bind(name);
+    return one_user(s);
+  }
+  std::optional<ConsoleUser> console_user_by_enrol(const std::string& enrol_hash) override {
+    if (enrol_hash.empty()) return std::nullopt;
+    auto& s = stmt("SELECT " CONSOLE_USER_COLUMNS " FROM console_users WHERE enrol_hash = ?");
+    s.reset().bind(enrol_hash);
+    return one_user(s);
+  }
+  std::vector<ConsoleUser> console_users() override {
+    auto& s = stmt("SELECT " CONSOLE_USER_COLUMNS " FROM console_users ORDER BY name");
+    s.reset();
+    return all_rows(s, read_console_user);
+  }
+  void update_console_user(const ConsoleUser& u) override {
+    stmt("UPDATE console_users SET role = ?, coordinator = ?, pw_hash = ?, totp_secret = ?, "
+         "totp_last_step = ?, disabled = ?, enrol_hash = ?, enrol_expires = ? WHERE id = ?")
+        .reset()
+        .bind(u.role)
+        .bind(u.coordinator)
+        .bind(u.pw_hash)
+        .bind(u.totp_secret)
+        .bind(u.totp_last_step)
+        .bind(u.disabled ? 1 : 0)
+        .bind(u.enrol_hash)
+        .bind(u.enrol_expires)
+        .bind(u.id)
+        .run();
+  }
+  bool use_totp_step(int64_t user_id, int64_t step) override {
+    stmt("UPDATE console_users SET totp_last_step = ? WHERE id = ? AND totp_last_step < ?")
+        .reset()
+        .bind(step)
+        .bind(user_id)
+        .bind(step)
+        .run();
+    return sqlite3_changes64(db_) > 0;
+  }
+  void insert_session(const ConsoleSession& se) override {
+    stmt("INSERT INTO sessions (token_hash, user_id, csrf, created_at, last_seen) "
+         "VALUES (?,?,?,?,?)")
+        .reset()
+        .bind(se.token_hash)
+        .bind(se.user_id)
+        .bind(se.csrf)
+        .bind(se.created_at)
+        .bind(se.last_seen)
+        .run();
+  }
+  std::optional<ConsoleSession> session(const std::string& token_hash) override {
+    auto& s = stmt(
+        "SELECT token_hash, user_id, csrf, created_at, last_seen FROM sessions "
+        "WHERE token_hash = ?");
+    s.reset().bind(token_hash);
+    return first_row(s, [](Stmt& r) {
+      return ConsoleSession{r.text(0), r.i64(1), r.text(2), r.i64(3), r.i64(4)};
+    });
+  }
+  void touch_session(const std::string& token_hash, UnixMs now) override {
+    stmt("UPDATE sessions SET last_seen = ? WHERE token_hash = ?")
+        .reset()
+        .bind(now)
+        .bind(token_hash)
+        .run();
+  }
+  void delete_session(const std::string& token_hash) override {
+    stmt("DELETE FROM sessions WHERE token_hash = ?").reset().bind(token_hash).run();
+  }
+  int64_t delete_user_sessions(int64_t user_id) override {
+    stmt("DELETE FROM sessions WHERE user_id = ?").reset().bind(user_id).run();
+    return sqlite3_changes64(db_);
+  }
+  std::pair<int64_t, UnixMs> throttle(const std::string& key) override {
+    auto& s = stmt("SELECT failures, next_at FROM login_throttle WHERE key = ?");
+    s.reset().bind(key);
+    std::pair<int64_t, UnixMs> out{0, 0};
+    if (s.step()) out = {s.i64(0), s.i64(1)};
+    s.reset();
+    return out;
+  }
+  void set_throttle(const std::string& key, int64_t failures, UnixMs next_at, UnixMs now) override {
+    stmt("INSERT INTO login_throttle (key, failures, next_at, updated_at) VALUES (?,?,?,?) "
+         "ON CONFLICT(key) DO UPDATE SET failures = excluded.failures, next_at = excluded.next_at, "
+         "updated_at = excluded.updated_at")
+        .reset()
+        .bind(key)
+        .bind(failures)
+        .bind(next_at)
+        .bind(now)
+        .run();
+  }
+  void clear_throttle(const std::string& key) override {
+    stmt("DELETE FROM login_throttle WHERE key = ?").reset().bind(key).run();
+  }
+  static Draft read_draft(Stmt& s) {
+    Draft d;
+    d.id = s.i64(0);
+    d.coordinator = s.text(1);
+    d.author = s.text(2);
+    d.report_json = s.text(3);
+    d.state = s.text(4);
+    d.decided_by = s.text(5);
+    d.incident_id = s.text(6);
+    d.created_at = s.i64(7);
+    d.decided_at = s.i64(8);
+    return d;
+  }
+  int64_t insert_draft(const Draft& d) override {
+    stmt("INSERT INTO drafts (coordinator, author, report_json, state, decided_by, incident_id, "
+         "created_at, decided_at) VALUES (?,?,?,?,?,?,?,?)")
+        .reset()
+        .bind(d.coordinator)
+        .bind(d.author)
+        .bind(d.report_json)
+        .bind(d.state)
+        .bind(d.decided_by)
+        .bind(d.incident_id)
+        .bind(d.created_at)
+        .bind(d.decided_at)
+        .run();
+    return sqlite3_last_insert_rowid(db_);
+  }
+  std::optional<Draft> draft(int64_t id) override {
+    auto& s = stmt("SELECT " DRAFT_COLUMNS " FROM drafts WHERE id = ?");
+    s.reset().bind(id);
+    return first_row(s, read_draft);
+  }
+  std::vector<Draft> waiting_drafts() override {
+    auto& s = stmt("SELECT " DRAFT_COLUMNS " FROM drafts WHERE state = 'waiting' ORDER BY id");
+    s.reset();
+    return all_rows(s, read_draft);
+  }
+  void update_draft(const Draft& d) override {
+    stmt("UPDATE drafts SET state = ?, decided_by = ?, incident_id = ?, decided_at = ? "
+         "WHERE id = ?")
+        .reset()
+        .bind(d.state)
+        .bind(d.decided_by)
+        .bind(d.incident_id)
+        .bind(d.decided_at)
+        .bind(d.id)
+        .run();
+  }
+
   int64_t insert_audit(const AuditEntry& e) override {
     stmt(
         "INSERT INTO audit (at, actor, method, route, object_id, status, count) "
@@ -1534,6 +1771,12 @@ std::unique_ptr<Store> open_sqlite_store(const std::string& path,
 
 std::unique_ptr<Store> open_sqlite_store_read_only(const std::string& path) {
   return std::make_unique<SqliteStore>(path, nullptr, /*read_only=*/true);
+}
+
+std::unique_ptr<Store> open_sqlite_store_beside_daemon(const std::string& path,
+                                                       std::shared_ptr<const Keyring> keyring) {
+  return std::make_unique<SqliteStore>(path, std::move(keyring), /*read_only=*/false,
+                                       /*take_lock=*/false);
 }
 
 }  // namespace tocsin::store

@@ -185,6 +185,45 @@ struct EscalationTimer {
 // responded), cancelled (all-clear), dropped (the rule left the config).
 enum class TimerEnd { kFired = 1, kNotNeeded = 2, kCancelled = 3, kDropped = 4 };
 
+
+// A person with a console account (README "Console"). Secrets are kept only
+// as hashes (passphrase: argon2id; enrolment link: BLAKE2b); the TOTP secret
+// is needed in the clear to check codes.
+struct ConsoleUser {
+  int64_t id = 0;
+  std::string name;         // unique; shown in the audit log and on drafts
+  std::string role;         // coordinator | verifier | admin
+  std::string coordinator;  // the configured coordinator they act for ("" for a verifier or admin)
+  std::string pw_hash;      // crypto_pwhash_str output; "" until enrolled
+  std::string totp_secret;  // base32; "" until enrolled
+  int64_t totp_last_step = 0;  // the last 30-s step whose code was accepted (each code once)
+  bool disabled = false;
+  std::string enrol_hash;   // hash of the one-time enrolment token; "" once used
+  UnixMs enrol_expires = 0;
+  UnixMs created_at = 0;
+};
+
+struct ConsoleSession {
+  std::string token_hash;  // hash of the cookie's token; the token itself is never stored
+  int64_t user_id = 0;
+  std::string csrf;        // per-session CSRF token (random, not a secret of the cookie)
+  UnixMs created_at = 0;
+  UnixMs last_seen = 0;
+};
+
+// A console alert waiting for a second person (two-person rule).
+struct Draft {
+  int64_t id = 0;
+  std::string coordinator;
+  std::string author;       // console user name
+  std::string report_json;  // the report as the webhook would carry it
+  std::string state = "waiting";  // waiting | approved | rejected
+  std::string decided_by;
+  std::string incident_id;  // once approved
+  UnixMs created_at = 0;
+  UnixMs decided_at = 0;
+};
+
 struct ClaimResult {
   std::vector<ClaimedDelivery> claimed;
   int64_t expired = 0;    // pending deliveries found past their deadline and expired
@@ -377,6 +416,33 @@ class Store {
   // Forgets events recorded before `before`; returns how many.
   virtual int64_t purge_events(UnixMs before) = 0;
 
+  // Console accounts, sessions, login throttle and drafts (schema 4).
+  // insert_console_user returns 0 when the name is taken.
+  virtual int64_t insert_console_user(const ConsoleUser& u) = 0;
+  virtual std::optional<ConsoleUser> console_user(int64_t id) = 0;
+  virtual std::optional<ConsoleUser> console_user_by_name(const std::string& name) = 0;
+  virtual std::optional<ConsoleUser> console_user_by_enrol(const std::string& enrol_hash) = 0;
+  virtual std::vector<ConsoleUser> console_users() = 0;
+  virtual void update_console_user(const ConsoleUser& u) = 0;
+  // Records `step` as the last accepted TOTP step when it is later than the
+  // stored one; false (a replayed or older code) otherwise.
+  virtual bool use_totp_step(int64_t user_id, int64_t step) = 0;
+  virtual void insert_session(const ConsoleSession& s) = 0;
+  virtual std::optional<ConsoleSession> session(const std::string& token_hash) = 0;
+  virtual void touch_session(const std::string& token_hash, UnixMs now) = 0;
+  virtual void delete_session(const std::string& token_hash) = 0;
+  // Ends every session of the user; returns how many.
+  virtual int64_t delete_user_sessions(int64_t user_id) = 0;
+  // Failed logins under `key` ("user:NAME" or "addr:IP") and when the next try is allowed.
+  virtual std::pair<int64_t, UnixMs> throttle(const std::string& key) = 0;
+  virtual void set_throttle(const std::string& key, int64_t failures, UnixMs next_at,
+                            UnixMs now) = 0;
+  virtual void clear_throttle(const std::string& key) = 0;
+  virtual int64_t insert_draft(const Draft& d) = 0;
+  virtual std::optional<Draft> draft(int64_t id) = 0;
+  virtual std::vector<Draft> waiting_drafts() = 0;
+  virtual void update_draft(const Draft& d) = 0;
+
   // Audit log of admin actions. Returns the new entry's id.
   virtual int64_t insert_audit(const AuditEntry& entry) = 0;
   // Entries by id, ascending, after `after_id`, at most `limit`.
@@ -398,5 +464,11 @@ std::unique_ptr<Store> open_sqlite_store(const std::string& path,
 // readers in): for `tocsin route` and other looks that change nothing and
 // read no personal data (without a keyring, reading a subscriber throws).
 std::unique_ptr<Store> open_sqlite_store_read_only(const std::string& path);
+
+// Opens the store read-write without its lock file, beside a running daemon
+// (WAL and busy_timeout let the two write in turn): for `tocsin users`,
+// which writes console accounts only, never the delivery queue.
+std::unique_ptr<Store> open_sqlite_store_beside_daemon(const std::string& path,
+                                                       std::shared_ptr<const Keyring> keyring);
 
 }  // namespace tocsin::store

@@ -1,0 +1,122 @@
+// tocsin console: the one ES module. Live progress on the board and on an
+// incident's page (polls /console/board.json every 1.5 s), and the report
+// form's preview (the server renders the SMS with the core's templates and
+// segmenter). Everything from the server is written as text, never as HTML.
+const main = document.getElementById('main');
+const csrf = main ? main.dataset.csrf || '' : '';
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined) e.textContent = text;
+  if (cls) e.className = cls;
+  return e;
+}
+
+function progress(L, p) {
+  p = p || { planned: 0, sent: 0, delivered: 0, failed: 0, expired: 0 };
+  return ['planned', 'sent', 'delivered', 'failed', 'expired']
+    .map((k) => `${p[k]} ${L['l' + k[0].toUpperCase() + k.slice(1)]}`).join(' · ');
+}
+
+function acks(L, a) {
+  return `${a.responding} ${L.lResponding} · ${a.reply} ${L.lReply}`;
+}
+
+function fill(row, L, inc) {
+  row.querySelector('.p-sms').textContent = progress(L, inc.channels.sms);
+  row.querySelector('.p-email').textContent = progress(L, inc.channels.email);
+  row.querySelector('.acks').textContent = acks(L, inc.acks);
+}
+
+function newRow(table, L, inc) {
+  const tr = el('tr');
+  tr.dataset.incident = inc.id;
+  if (inc.drill) tr.className = 'drill-row';
+  const first = el('td');
+  const a = el('a', inc.id);
+  a.href = '/console/incidents/' + encodeURIComponent(inc.id);
+  first.append(a);
+  if (inc.drill) first.append(' ', el('strong', L.lDrill, 'drill'));
+  const cells = [first, el('td', `${inc.event} · ${inc.area}`), el('td', inc.severity),
+    el('td', '', 'p-sms'), el('td', '', 'p-email'), el('td', '', 'acks')];
+  // the labels a narrow screen shows, as the server's rows have them
+  const model = table.tBodies[0].rows[0];
+  cells.forEach((c, i) => { if (model && model.cells[i]) c.dataset.label = model.cells[i].dataset.label || ''; });
+  tr.append(...cells);
+  table.tBodies[0].append(tr);
+  const none = document.getElementById('no-incidents');
+  if (none) none.remove();
+  return tr;
+}
+
+function apply(data) {
+  for (const table of document.querySelectorAll('table[data-l-planned]')) {
+    const L = table.dataset;
+    const seen = new Set();
+    for (const inc of data.incidents) {
+      seen.add(inc.id);
+      let row = [...table.tBodies[0].rows].find((r) => r.dataset.incident === inc.id);
+      if (!row && table.id === 'board') row = newRow(table, L, inc);
+      if (row) fill(row, L, inc);
+    }
+    if (table.id === 'board')
+      for (const r of [...table.tBodies[0].rows]) if (!seen.has(r.dataset.incident)) r.remove();
+  }
+}
+
+async function poll() {
+  try {
+    const r = await fetch('/console/board.json', { cache: 'no-store' });
+    if (r.status === 401) { location.href = '/console/login'; return; }
+    if (r.ok) apply(await r.json());
+  } catch (e) { /* the next poll tries again */ }
+  setTimeout(poll, 1500);
+}
+
+function renderPreview(out, data) {
+  out.replaceChildren();
+  if (data.problems) {
+    const ul = el('ul', undefined, 'error');
+    for (const p of data.problems) ul.append(el('li', `${p.field}: ${p.message}`));
+    out.append(ul);
+    return;
+  }
+  if (data.merge_into) out.append(el('p', `→ ${data.merge_into}`, 'warn'));
+  const total = data.followup_recipients !== undefined ? data.followup_recipients : data.total;
+  const t = el('table');
+  t.append(el('caption', `Σ ${total}`));
+  for (const a of data.audience || []) {
+    const tr = el('tr');
+    tr.append(el('td', a.channel), el('td', a.language), el('td', String(a.count)));
+    t.append(tr);
+  }
+  out.append(t);
+  for (const m of data.messages) {
+    const f = el('figure', undefined, 'sms');
+    const cap = m.channel === 'sms' ? `sms · ${m.language} · ${m.segments} · ${m.encoding}`
+      : `email · ${m.language}`;
+    f.append(el('figcaption', cap), el('pre', (m.subject ? m.subject + '\n' : '') + m.body));
+    out.append(f);
+  }
+}
+
+function previewForm(form) {
+  const out = document.getElementById('preview-out');
+  let timer = 0;
+  const run = async () => {
+    const body = new URLSearchParams(new FormData(form));
+    try {
+      const r = await fetch('/console/reports/preview', {
+        method: 'POST', body, headers: { 'X-CSRF-Token': csrf },
+      });
+      if (r.status === 401) { location.href = '/console/login'; return; }
+      if (r.ok) renderPreview(out, await r.json());
+    } catch (e) { /* keep the last preview */ }
+  };
+  form.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(run, 300); });
+  run();
+}
+
+if (document.querySelector('table[data-l-planned]')) poll();
+const form = document.getElementById('report-form');
+if (form) previewForm(form);

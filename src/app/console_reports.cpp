@@ -1,0 +1,585 @@
+// The console's report form (alert, update, all-clear), its live preview
+// (the core's templates and segmenter, and route.cpp's dry run), sending a
+// report through the webhook's own ingest path, and drafts under the
+// two-person rule (approve or reject by a second person).
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+#include "app/api_common.h"
+#include "app/console_crypto.h"
+#include "app/console_impl.h"
+#include "app/ingest.h"
+#include "app/route.h"
+#include "core/areas.h"
+#include "core/sms.h"
+
+namespace tocsin::app {
+
+using nlohmann::json;
+using namespace console;
+
+namespace {
+
+const CoordinatorConfig* coordinator_of(const Config& c, const std::string& name) {
+  for (const auto& co : c.coordinators)
+    if (co.name == name) return &co;
+  return nullptr;
+}
+
+bool coordinator_covers(const CoordinatorConfig* co, std::string_view area) {
+  if (!co) return false;
+  for (const auto& a : co->areas)
+    if (area_covers(a, area)) return true;
+  return false;
+}
+
+// The report a form describes, as the webhook would carry it.
+json report_json_from(const FormFields& f, const ConsoleConfig& k) {
+  json j;
+  auto put = [&](const char* key) {
+    auto v = form_value(f, key);
+    if (!v.empty()) j[key] = std::string(v.substr(0, 300));
+  };
+  put("msg_type");
+  put("status");
+  put("event");
+  put("severity");
+  put("area");
+  put("observed_at");
+  put("references");
+  auto lat = form_value(f, "lat"), lon = form_value(f, "lon");
+  if (!lat.empty() || !lon.empty()) {
+    json loc;
+    char* end = nullptr;
+    std::string la(lat), lo(lon);
+    double dlat = std::strtod(la.c_str(), &end);
+    bool lat_ok = !la.empty() && end && *end == '\0';
+    double dlon = std::strtod(lo.c_str(), &end);
+    bool lon_ok = !lo.empty() && end && *end == '\0';
+    loc["lat"] = lat_ok ? json(dlat) : json(la);
+    loc["lon"] = lon_ok ? json(dlon) : json(lo);
+    auto d = form_value(f, "loc_desc");
+    if (!d.empty()) loc["description"] = std::string(d.substr(0, 300));
+    j["location"] = loc;
+  }
+  json headline = json::object(), instruction = json::object();
+  for (const auto& l : k.languages) {
+    auto h = form_value(f, "headline_" + l);
+    auto i = form_value(f, "instruction_" + l);
+    if (!h.empty()) headline[l] = std::string(h.substr(0, 1000));
+    if (!i.empty()) instruction[l] = std::string(i.substr(0, 2000));
+  }
+  if (!headline.empty()) j["headline"] = headline;
+  if (!instruction.empty()) j["instruction"] = instruction;
+  return j;
+}
+
+// A report from the form, or the problems that keep it from being one: the
+// webhook's own parse, then the point against the areas' shapes
+// (decide_area, as api.cpp does): the area it derives when the form names
+// none, or a refusal naming `location`. `point_areas` (when given) receives
+// the areas holding the point within `co`'s scope, whose groups hear of it too.
+std::variant<Report, std::vector<FieldProblem>> report_from(
+    const json& j, const Config& c, UnixMs now, const CoordinatorConfig* co = nullptr,
+    std::vector<std::string>* point_areas = nullptr) {
+  auto parsed = parse_report(j.dump(), now);
+  if (auto* p = std::get_if<std::vector<FieldProblem>>(&parsed)) return std::move(*p);
+  if (auto* m = std::get_if<MalformedReport>(&parsed))
+    return std::vector<FieldProblem>{{m->field, m->detail}};
+  Report r = std::move(std::get<Report>(parsed));
+  AreaDecision place = decide_area(c.areas.shapes.get(), r.area, r.location, c.areas.tolerance_m);
+  if (place.problem) return std::vector<FieldProblem>{*place.problem};
+  r.area = place.area;
+  if (point_areas) {
+    std::erase_if(place.point_areas, [&](const std::string& a) { return !coordinator_covers(co, a); });
+    *point_areas = std::move(place.point_areas);
+  }
+  return r;
+}
+
+// The deliveries the incident's first alert planned: who an update or the
+// all-clear reaches (each person once per channel).
+int64_t original_recipients(store::Store& s, const std::string& code) {
+  int64_t n = 0;
+  for (const auto& r : s.incident_reports(code))
+    if (r.outcome == "new_incident") n += r.recipients;
+  return n;
+}
+
+struct Preview {
+  DryRun run;
+  int64_t followup_recipients = -1;  // follow-ups: the deliveries the first alert planned
+};
+
+Preview compute_preview(store::Store& s, const ActiveConfig& cfg, const Report& report,
+                        UnixMs now, const std::vector<std::string>& point_areas = {}) {
+  Preview p;
+  if (report.msg_type == MsgType::kAlert) {
+    p.run = dry_run(&s, cfg, report, now, point_areas);
+    return p;
+  }
+  p.followup_recipients = original_recipients(s, report.references);
+  MessageContext ctx{&report, report.references,
+                     static_cast<std::size_t>(cfg.config.sms.max_segments)};
+  for (Channel ch : kAllChannels)
+    for (const auto& lang : s.recipient_languages(report.references, ch))
+      p.run.messages.push_back({ch, lang, render_message(cfg.templates, ch, lang, ctx)});
+  return p;
+}
+
+json preview_json(const Preview& p) {
+  json messages = json::array();
+  for (const auto& m : p.run.messages)
+    messages.push_back(
+        {{"channel", to_string(m.channel)},
+         {"language", m.language},
+         {"subject", m.rendered.subject},
+         {"body", m.rendered.body},
+         {"segments", m.rendered.sms.segments},
+         {"encoding", m.rendered.sms.encoding == SmsEncoding::kGsm7 ? "GSM-7" : "UCS-2"},
+         {"shortened", m.rendered.shortened}});
+  json audience = json::array();
+  for (const auto& a : p.run.audience)
+    audience.push_back(
+        {{"channel", to_string(a.channel)}, {"language", a.language}, {"count", a.count}});
+  json groups = json::array();
+  for (const auto& g : p.run.groups) groups.push_back(g.name);
+  json j{{"messages", messages},
+         {"audience", audience},
+         {"groups", groups},
+         {"total", p.run.total},
+         {"merge_into", p.run.merge_into}};
+  if (p.followup_recipients >= 0) j["followup_recipients"] = p.followup_recipients;
+  return j;
+}
+
+std::string preview_html(const std::string& l, const Preview& p) {
+  std::string h = "<section aria-labelledby=\"pv\"><h2 id=\"pv\">" + T(l, "preview") + "</h2>";
+  if (!p.run.merge_into.empty())
+    h += "<p class=\"warn\">" + T(l, "would_merge") + " " + esc(p.run.merge_into) + "</p>";
+  h += "<table><caption>" + T(l, "recipients") + "</caption><tr><th scope=\"col\">" +
+       T(l, "channel") + "</th><th scope=\"col\">lang</th><th scope=\"col\">#</th></tr>";
+  for (const auto& a : p.run.audience)
+    h += "<tr><td>" + esc(to_string(a.channel)) + "</td><td>" + esc(a.language) + "</td><td>" +
+         std::to_string(a.count) + "</td></tr>";
+  h += "<tr><th scope=\"row\" colspan=\"2\">total</th><td>" +
+       std::to_string(p.followup_recipients >= 0 ? p.followup_recipients : p.run.total) +
+       "</td></tr></table>";
+  for (const auto& m : p.run.messages) {
+    h += "<figure class=\"sms\"><figcaption>" + esc(to_string(m.channel)) + " · " + esc(m.language);
+    if (m.channel == Channel::kSms)
+      h += " · " + std::to_string(m.rendered.sms.segments) + " " + T(l, "segments") + " · " +
+           (m.rendered.sms.encoding == SmsEncoding::kGsm7 ? "GSM-7" : "UCS-2");
+    h += "</figcaption><pre>" + esc(m.rendered.subject.empty() ? "" : m.rendered.subject + "\n") +
+         esc(m.rendered.body) + "</pre></figure>";
+  }
+  return h + "</section>";
+}
+
+std::string select(const std::string& l, const char* name, const char* label_key,
+                   const std::vector<std::pair<std::string, std::string>>& options,
+                   std::string_view chosen) {
+  std::string h = "<label for=\"" + std::string(name) + "\">" + T(l, label_key) +
+                  "</label><select id=\"" + name + "\" name=\"" + name + "\">";
+  for (const auto& [value, text] : options)
+    h += "<option value=\"" + esc(value) + "\"" + (value == chosen ? " selected" : "") + ">" +
+         esc(text) + "</option>";
+  return h + "</select>";
+}
+
+std::string input(const std::string& l, const std::string& name, const std::string& label,
+                  std::string_view value, const char* extra = "") {
+  (void)l;
+  return "<label for=\"" + name + "\">" + esc(label) + "</label><input id=\"" + name +
+         "\" name=\"" + name + "\" value=\"" + esc(value) + "\" " + extra + ">";
+}
+
+// The form, filled with `f` (a prefill or what was posted).
+std::string form_html(const std::string& l, const Who& who, const ActiveConfig& cfg,
+                      const FormFields& f, const std::vector<FieldProblem>& problems,
+                      int64_t followup_recipients, UnixMs now) {
+  const Config& c = cfg.config;
+  const CoordinatorConfig* co = coordinator_of(c, who.user.coordinator);
+  std::string type(form_value(f, "msg_type"));
+  if (type.empty()) type = "alert";
+  std::string h;
+  if (!problems.empty()) {
+    h += "<div class=\"error\" role=\"alert\"><p>" + T(l, "problems") + "</p><ul>";
+    for (const auto& p : problems) h += "<li>" + esc(p.path) + ": " + esc(p.message) + "</li>";
+    h += "</ul></div>";
+  }
+  if (co && co->two_person && type == "alert")
+    h += "<p class=\"note\">" + T(l, "two_person_note") + "</p>";
+  h += "<form method=\"post\" action=\"/console/reports\" id=\"report-form\" class=\"stack\">";
+  h += csrf_field(who);
+  std::string form_id(form_value(f, "form_id"));
+  if (form_id.empty()) form_id = random_token(12);
+  h += "<input type=\"hidden\" name=\"form_id\" value=\"" + esc(form_id) + "\">";
+  if (type != "alert") {
+    h += "<input type=\"hidden\" name=\"msg_type\" value=\"" + esc(type) + "\">";
+    h += "<input type=\"hidden\" name=\"references\" value=\"" + esc(form_value(f, "references")) +
+         "\">";
+    h += "<input type=\"hidden\" name=\"status\" value=\"" + esc(form_value(f, "status")) + "\">";
+    h += "<p><strong>" + T(l, type == "update" ? "update" : "all_clear") + "</strong> · " +
+         T(l, "references") + " <code>" + esc(form_value(f, "references")) + "</code></p>";
+    if (form_value(f, "status") != "actual")
+      h += "<p class=\"drill-banner\">" + T(l, "drill_banner") + "</p>";
+  } else {
+    h += "<input type=\"hidden\" name=\"msg_type\" value=\"alert\">";
+    h += select(
+        l, "status", "status",
+        {{"actual", tr(l, "actual")}, {"exercise", tr(l, "exercise")}, {"test", tr(l, "test")}},
+        form_value(f, "status"));
+    h += "<p class=\"drill-banner drill-when-selected\">" + T(l, "drill_banner") + "</p>";
+  }
+  std::vector<std::pair<std::string, std::string>> events;
+  for (const auto& e : c.console.events) events.emplace_back(e, e);
+  h += select(l, "event", "event", events, form_value(f, "event"));
+  h += select(
+      l, "severity", "severity",
+      {{"extreme", "extreme"}, {"severe", "severe"}, {"moderate", "moderate"}, {"minor", "minor"}},
+      form_value(f, "severity").empty() ? "severe" : form_value(f, "severity"));
+  if (type == "alert") {
+    std::vector<std::pair<std::string, std::string>> areas;
+    if (co) {
+      for (const auto& a : co->areas) areas.emplace_back(a, a);
+      for (const auto& g : c.groups)
+        for (const auto& a : g.areas)
+          if (coordinator_covers(co, a) && std::find_if(areas.begin(), areas.end(), [&](auto& x) {
+                                             return x.first == a;
+                                           }) == areas.end())
+            areas.emplace_back(a, a);
+    }
+    h += select(l, "area", "area", areas, form_value(f, "area"));
+    h += "<fieldset><legend>" + T(l, "location") + "</legend>";
+    h += input(l, "lat", tr(l, "lat"), form_value(f, "lat"), "inputmode=\"decimal\"");
+    h += input(l, "lon", tr(l, "lon"), form_value(f, "lon"), "inputmode=\"decimal\"");
+    h += input(l, "loc_desc", tr(l, "loc_desc"), form_value(f, "loc_desc"), "maxlength=\"200\"");
+    h += "</fieldset>";
+  } else {
+    h += "<input type=\"hidden\" name=\"area\" value=\"" + esc(form_value(f, "area")) + "\">";
+  }
+  std::string observed(form_value(f, "observed_at"));
+  if (observed.empty()) observed = format_rfc3339(now);
+  h += input(l, "observed_at", tr(l, "observed_at"), observed, "required");
+  for (const auto& lang : c.console.languages) {
+    h += "<fieldset lang=\"" + esc(lang) + "\"><legend>" + esc(lang) + "</legend>";
+    h += input(l, "headline_" + lang, tr(l, "headline") + " (" + lang + ")",
+               form_value(f, "headline_" + lang), "maxlength=\"200\"");
+    h += "<label for=\"instruction_" + esc(lang) + "\">" + T(l, "instruction") + " (" + esc(lang) +
+         ")</label><textarea id=\"instruction_" + esc(lang) + "\" name=\"instruction_" + esc(lang) +
+         "\" rows=\"2\">" + esc(form_value(f, "instruction_" + lang)) + "</textarea>";
+    h += "</fieldset>";
+  }
+  if (type == "cancel")
+    h += "<p><input type=\"checkbox\" id=\"confirm\" name=\"confirm\" value=\"yes\"> <label "
+         "for=\"confirm\" "
+         "class=\"inline\">" +
+         T(l, "confirm_all_clear") + " <strong id=\"confirm-count\">" +
+         std::to_string(followup_recipients) + "</strong></label></p>";
+  h += "<section id=\"live-preview\" aria-live=\"polite\" aria-labelledby=\"lp\"><h2 id=\"lp\">" +
+       T(l, "preview") + "</h2><p>" + T(l, "preview_hint") +
+       "</p><div id=\"preview-out\"></div></section>";
+  bool draft = co && co->two_person && type == "alert";
+  h += "<button type=\"submit\">" + T(l, draft ? "send_draft" : "send") + "</button></form>";
+  return h;
+}
+
+http::Response form_page(int status, const std::string& l, const Who& who, const ActiveConfig& cfg,
+                         const FormFields& f, const std::vector<FieldProblem>& problems,
+                         int64_t followup_recipients, UnixMs now) {
+  Page p;
+  p.lang = l;
+  p.who = &who;
+  p.title = tr(l, "new_report");
+  p.drill = !form_value(f, "status").empty() && form_value(f, "status") != "actual";
+  p.body = "<h1>" + T(l, "new_report") + "</h1>" +
+           form_html(l, who, cfg, f, problems, followup_recipients, now);
+  return html_response(status, render_page(p));
+}
+
+bool may_decide(const Who& who, const store::Draft& d) {
+  const auto& u = who.user;
+  if (u.role == "admin") return true;
+  if (u.role == "verifier") return u.coordinator.empty() || u.coordinator == d.coordinator;
+  return u.role == "coordinator" && u.coordinator == d.coordinator;
+}
+
+}  // namespace
+
+void Console::Impl::report_form(const http::Request& req, const Who& who, const std::string& lang,
+                                Respond respond) {
+  auto cfg = config();
+  UnixMs now = clock.now_ms();
+  if (!who.can_report())
+    return respond(message_page(403, lang, &who, "forbidden", tr(lang, "not_allowed")));
+  FormFields q = parse_form(req.query());
+  std::string type(form_value(q, "msg_type"));
+  std::string ref(form_value(q, "references").substr(0, 16));
+  if (type != "update" && type != "cancel") {
+    return respond(form_page(200, lang, who, *cfg, {{"status", "actual"}}, {}, -1, now));
+  }
+  for (auto& ch : ref) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  struct Found {
+    std::optional<store::IncidentRecord> incident;
+    int64_t recipients = 0;
+  };
+  store.call<Found>(
+      [ref](store::Store& s) {
+        Found fo;
+        fo.incident = s.incident(ref);
+        fo.recipients = original_recipients(s, ref);
+        return fo;
+      },
+      [cfg, who, lang, type, ref, now, respond](std::optional<Found> fo) {
+        if (!fo) return respond(api::problem(api::unavailable()));
+        if (!fo->incident)
+          return respond(message_page(404, lang, &who, "not_found", tr(lang, "not_found")));
+        const auto& i = *fo->incident;
+        if (!who.covers(i.area))
+          return respond(message_page(403, lang, &who, "forbidden", tr(lang, "out_of_scope")));
+        if (!i.open)
+          return respond(message_page(404, lang, &who, "not_found", tr(lang, "not_found")));
+        FormFields f = {{"msg_type", type},
+                        {"references", i.id},
+                        {"status", std::string(to_string(i.status))},
+                        {"event", i.event},
+                        {"severity", std::string(to_string(i.severity))},
+                        {"area", i.area}};
+        respond(form_page(200, lang, who, *cfg, f, {}, fo->recipients, now));
+      });
+}
+
+void Console::Impl::preview(const http::Request& req, const Who& who, const std::string&,
+                            Respond respond) {
+  auto cfg = config();
+  FormFields f = parse_form(req.body);
+  UnixMs now = clock.now_ms();
+  auto point_areas = std::make_shared<std::vector<std::string>>();
+  auto parsed = report_from(report_json_from(f, cfg->config.console), cfg->config, now,
+                            coordinator_of(cfg->config, who.user.coordinator), point_areas.get());
+  if (auto* problems = std::get_if<std::vector<FieldProblem>>(&parsed)) {
+    json list = json::array();
+    for (const auto& p : *problems) list.push_back({{"field", p.path}, {"message", p.message}});
+    return respond(http::json_response(200, json{{"problems", list}}.dump()));
+  }
+  auto report = std::make_shared<Report>(std::move(std::get<Report>(parsed)));
+  if (!who.can_report()) return respond(http::json_response(403, R"({"error":"not allowed"})"));
+  store.call<json>(
+      [cfg, report, now, point_areas](store::Store& s) {
+        return preview_json(compute_preview(s, *cfg, *report, now, *point_areas));
+      },
+      [respond](std::optional<json> j) {
+        if (!j) return respond(api::problem(api::unavailable()));
+        respond(http::json_response(200, j->dump()));
+      });
+}
+
+void Console::Impl::submit_report(const http::Request& req, const Who& who, const std::string& lang,
+                                  Respond respond) {
+  auto cfg = config();
+  UnixMs now = clock.now_ms();
+  if (!who.can_report())
+    return respond(message_page(403, lang, &who, "forbidden", tr(lang, "not_allowed")));
+  FormFields f = parse_form(req.body);
+  json body = report_json_from(f, cfg->config.console);
+  const CoordinatorConfig* co = coordinator_of(cfg->config, who.user.coordinator);
+  std::vector<std::string> point_areas;
+  auto parsed = report_from(body, cfg->config, now, co, &point_areas);
+  if (auto* problems = std::get_if<std::vector<FieldProblem>>(&parsed))
+    return respond(form_page(422, lang, who, *cfg, f, *problems, -1, now));
+  auto report = std::make_shared<Report>(std::move(std::get<Report>(parsed)));
+  if (report->msg_type == MsgType::kAlert && !coordinator_covers(co, report->area))
+    return respond(message_page(403, lang, &who, "forbidden", tr(lang, "out_of_scope")));
+  if (report->msg_type == MsgType::kCancel && form_value(f, "confirm") != "yes") {
+    return store.call<int64_t>(
+        [ref = report->references](store::Store& s) { return original_recipients(s, ref); },
+        [cfg, who, lang, f, now, respond](std::optional<int64_t> n) {
+          if (!n) return respond(api::problem(api::unavailable()));
+          respond(form_page(422, lang, who, *cfg, f, {{"confirm", tr(lang, "must_confirm")}}, *n, now));
+        });
+  }
+  std::string form_id(form_value(f, "form_id").substr(0, 32));
+  if (form_id.empty()) form_id = random_token(12);
+  auto self = shared_from_this();
+  std::string name = who.user.name, coordinator = who.user.coordinator;
+
+  if (report->msg_type == MsgType::kAlert && co->two_person) {
+    store::Draft d;
+    d.coordinator = coordinator;
+    d.author = name;
+    d.report_json = body.dump();
+    d.created_at = now;
+    return store.call<int64_t>(
+        [d, now, name](store::Store& s) {
+          int64_t id = s.insert_draft(d);
+          s.insert_audit(
+              {0, now, name, "POST", "/console/reports (draft)", std::to_string(id), 201, 0});
+          return id;
+        },
+        [who, lang, respond](std::optional<int64_t> id) {
+          if (!id) return respond(api::problem(api::unavailable()));
+          spdlog::info("console: draft {} waits for a second person", *id);
+          Page p;
+          p.lang = lang;
+          p.who = &who;
+          p.title = tr(lang, "draft");
+          p.body = "<h1>" + T(lang, "draft") + " " + std::to_string(*id) +
+                   "</h1><p role=\"status\">" + T(lang, "draft_saved") +
+                   "</p><p><a href=\"/console/drafts/" + std::to_string(*id) + "\">" +
+                   T(lang, "open") + "</a></p>";
+          respond(html_response(201, render_page(p)));
+        });
+  }
+  auto ir = std::make_shared<IngestRequest>(
+      IngestRequest{coordinator, "console-" + form_id, *report, body.dump(), now, point_areas});
+  auto draws = rng;
+  store.call<IngestResult>(
+      [cfg, ir, draws, name, now](store::Store& s) {
+        auto r = ingest_report(s, cfg->config, cfg->templates, *ir, *draws);
+        if (!r.problem)
+          s.insert_audit(
+              {0, now, name, "POST", "/console/reports", r.incident_id, r.status, r.recipients});
+        return r;
+      },
+      [self, cfg, who, lang, f, now, respond](std::optional<IngestResult> r) {
+        if (!r) return respond(api::problem(api::unavailable()));
+        if (r->problem) {
+          self->audit(who.user.name, "POST", "/console/reports", "", r->status);
+          return respond(form_page(r->status, lang, who, *cfg, f,
+                                   {{r->problem->field, r->problem->detail}}, -1, now));
+        }
+        if (!r->replayed) {
+          spdlog::info("console report {} from coordinator {}: incident {} {}, {} deliveries",
+                       r->report_id, who.user.coordinator, r->incident_id, r->outcome,
+                       r->recipients);
+          if (r->recipients > 0 && self->deliveries_planned) self->deliveries_planned();
+        }
+        auto j = json::parse(r->body, nullptr, false);
+        std::string code = j.is_object() ? j.value("incident_id", "") : "";
+        respond(redirect("/console/incidents/" + code));
+      });
+}
+
+void Console::Impl::draft_page(int64_t id, const Who& who, const std::string& lang,
+                               Respond respond) {
+  auto cfg = config();
+  UnixMs now = clock.now_ms();
+  struct Found {
+    std::optional<store::Draft> draft;
+    std::optional<Preview> preview;
+    std::string area, status;
+  };
+  store.call<Found>(
+      [cfg, id, now](store::Store& s) {
+        Found fo;
+        fo.draft = s.draft(id);
+        if (!fo.draft) return fo;
+        auto parsed = report_from(json::parse(fo.draft->report_json, nullptr, false), cfg->config, now);
+        if (auto* r = std::get_if<Report>(&parsed)) {
+          fo.preview = compute_preview(s, *cfg, *r, now);
+          fo.area = r->area;
+          fo.status = std::string(to_string(r->status));
+        }
+        return fo;
+      },
+      [who, lang, id, respond](std::optional<Found> fo) {
+        if (!fo) return respond(api::problem(api::unavailable()));
+        if (!fo->draft || !fo->preview)
+          return respond(message_page(404, lang, &who, "not_found", tr(lang, "not_found")));
+        const auto& d = *fo->draft;
+        if (!may_decide(who, d) || !who.covers(fo->area))
+          return respond(message_page(403, lang, &who, "forbidden", tr(lang, "out_of_scope")));
+        Page p;
+        p.lang = lang;
+        p.who = &who;
+        p.title = tr(lang, "draft") + std::string(" ") + std::to_string(id);
+        p.drill = fo->status != "actual";
+        std::string& b = p.body;
+        b += "<h1>" + T(lang, "draft") + " " + std::to_string(id) + "</h1>";
+        b += "<p>" + T(lang, "author") + ": <strong>" + esc(d.author) + "</strong> · " +
+             esc(d.coordinator) + " · " + T(lang, "area") + " " + esc(fo->area) + " · " +
+             esc(d.state) + "</p>";
+        b += preview_html(lang, *fo->preview);
+        if (d.state == "waiting") {
+          if (d.author == who.user.name) b += "<p class=\"note\">" + T(lang, "own_draft") + "</p>";
+          std::string base = "/console/drafts/" + std::to_string(id);
+          b += "<div class=\"actions\"><form method=\"post\" action=\"" + base + "/approve\">" +
+               csrf_field(who) + "<button type=\"submit\" id=\"approve\">" + T(lang, "approve") +
+               "</button></form><form method=\"post\" action=\"" + base + "/reject\">" +
+               csrf_field(who) + "<button type=\"submit\" id=\"reject\" class=\"secondary\">" +
+               T(lang, "reject") + "</button></form></div>";
+        } else if (!d.incident_id.empty()) {
+          b += "<p><a href=\"/console/incidents/" + esc(d.incident_id) + "\">" +
+               T(lang, "incident") + " " + esc(d.incident_id) + "</a></p>";
+        }
+        respond(html_response(200, render_page(p)));
+      });
+}
+
+void Console::Impl::decide_draft(int64_t id, bool approve, const Who& who, const std::string& lang,
+                                 Respond respond) {
+  auto cfg = config();
+  UnixMs now = clock.now_ms();
+  struct Outcome {
+    int status = 200;
+    std::string key;  // the message
+    IngestResult ingest;
+  };
+  auto draws = rng;
+  auto self = shared_from_this();
+  store.call<Outcome>(
+      [cfg, id, approve, who, now, draws](store::Store& s) {
+        Outcome o;
+        auto d = s.draft(id);
+        std::string route =
+            approve ? "/console/drafts/{id}/approve" : "/console/drafts/{id}/reject";
+        auto finish = [&](int status, const char* key) {
+          o.status = status;
+          o.key = key;
+          s.insert_audit({0, now, who.user.name, "POST", route, std::to_string(id), status,
+                          o.ingest.recipients});
+          return o;
+        };
+        if (!d) return finish(404, "not_found");
+        std::vector<std::string> point_areas;
+        auto parsed = report_from(json::parse(d->report_json, nullptr, false), cfg->config, now,
+                                  coordinator_of(cfg->config, d->coordinator), &point_areas);
+        auto* report = std::get_if<Report>(&parsed);
+        if (!report) return finish(422, "not_found");
+        if (!may_decide(who, *d) || !who.covers(report->area)) return finish(403, "out_of_scope");
+        if (d->author == who.user.name) return finish(403, "own_draft");
+        if (d->state != "waiting") return finish(409, "draft_decided");
+        d->decided_by = who.user.name;
+        d->decided_at = now;
+        if (!approve) {
+          d->state = "rejected";
+          s.update_draft(*d);
+          return finish(200, "rejected");
+        }
+        IngestRequest ir{d->coordinator, "console-draft-" + std::to_string(id), *report,
+                         d->report_json, now, point_areas};
+        o.ingest = ingest_report(s, cfg->config, cfg->templates, ir, *draws);
+        if (o.ingest.problem) return finish(o.ingest.status, "not_found");
+        d->state = "approved";
+        d->incident_id = o.ingest.incident_id;
+        s.update_draft(*d);
+        return finish(200, "approved");
+      },
+      [self, who, lang, approve, respond](std::optional<Outcome> o) {
+        if (!o) return respond(api::problem(api::unavailable()));
+        if (o->ingest.problem)
+          return respond(
+              message_page(o->status, lang, &who, "forbidden", o->ingest.problem->detail));
+        if (o->status != 200)
+          return respond(message_page(o->status, lang, &who, "forbidden", tr(lang, o->key)));
+        if (!approve) return respond(message_page(200, lang, &who, "draft", tr(lang, "rejected")));
+        spdlog::info("console: draft approved: incident {} {}, {} deliveries",
+                     o->ingest.incident_id, o->ingest.outcome, o->ingest.recipients);
+        if (o->ingest.recipients > 0 && self->deliveries_planned) self->deliveries_planned();
+        respond(redirect("/console/incidents/" + o->ingest.incident_id));
+      });
+}
+
+}  // namespace tocsin::app
