@@ -6,10 +6,13 @@
 #include <cstdint>
 #include <string_view>
 
+// A fixed "now" (2026-12-01T00:00:00Z): observed_at is checked against it.
+constexpr tocsin::UnixMs kNow = 1796083200000;
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   std::string_view body(reinterpret_cast<const char*>(data), size);
   if (tocsin::json_too_deep(body)) return 0;  // the API refuses these before parsing
-  auto parsed = tocsin::parse_report(body);
+  auto parsed = tocsin::parse_report(body, kNow);
   if (auto* r = std::get_if<tocsin::Report>(&parsed)) {
     // A report that parsed holds a time that formats and parses back.
     auto again = tocsin::parse_rfc3339(tocsin::format_rfc3339(r->observed_at_ms));

@@ -17,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     "location": {"lat": 34.0339, "lon": -118.2107, "description": "1st St & Soto St"},
     "observed_at": "2026-11-22T13:05:00Z",
     "headline": {"en": "ICE vehicles at 1st & Soto", "es": "Vehículos de ICE en 1st y Soto"},
-    "instruction": {"en": "Legal observers needed"}})"));
+    "instruction": {"en": "Legal observers needed"}})", 1796083200000));
   tocsin::MessageTemplates t;
   t.sms = {{"en", text}};
   t.email_subject = {{"en", text}};

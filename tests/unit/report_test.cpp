@@ -91,7 +91,7 @@ TEST_CASE("validation names the field at fault", "[report]") {
 TEST_CASE("a report with a location may leave out area: the shapes decide it", "[report][areas]") {
   json j = valid_report();
   j.erase("area");
-  auto r = parse_report(j.dump());
+  auto r = parse_report(j.dump(), kNow);
   REQUIRE(std::holds_alternative<Report>(r));
   CHECK(std::get<Report>(r).area.empty());
   CHECK(std::get<Report>(r).location);

@@ -9,6 +9,7 @@
 using namespace tocsin;
 
 namespace {
+constexpr UnixMs kNow = 1796083200000;  // 2026-12-01T00:00:00Z: observed_at is checked against it
 
 Group gated(std::optional<Certainty> min_certainty, int min_corroboration) {
   Group g;
@@ -36,17 +37,17 @@ TEST_CASE("certainty: CAP names, ordered, default observed", "[safety]") {
 
   auto body = R"({"msg_type":"alert","status":"actual","event":"enforcement_activity",
     "severity":"severe","area":"la","observed_at":"2026-11-22T13:05:00Z","headline":{"en":"x"}})";
-  auto plain = parse_report(body);
+  auto plain = parse_report(body, kNow);
   REQUIRE(std::holds_alternative<Report>(plain));
   CHECK(std::get<Report>(plain).certainty == Certainty::kObserved);
   std::string possible = std::string(body);
   possible.insert(1, R"("certainty":"possible",)");
-  auto p = parse_report(possible);
+  auto p = parse_report(possible, kNow);
   REQUIRE(std::holds_alternative<Report>(p));
   CHECK(std::get<Report>(p).certainty == Certainty::kPossible);
   std::string bad = std::string(body);
   bad.insert(1, R"("certainty":"sure",)");
-  auto b = parse_report(bad);
+  auto b = parse_report(bad, kNow);
   REQUIRE(std::holds_alternative<std::vector<FieldProblem>>(b));
   CHECK(std::get<std::vector<FieldProblem>>(b).front().path == "certainty");
 }
