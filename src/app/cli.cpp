@@ -48,9 +48,12 @@ int check_config(const std::string& path) {
   for (const auto& w : result.warnings)
     std::fprintf(stdout, "%s: %s: warning: %s\n", path.c_str(), w.path.c_str(), w.message.c_str());
   if (!result.ok()) return kUsage;
-  std::fprintf(stdout, "%s: ok (%zu coordinators, %zu groups, %zu gateways)\n", path.c_str(),
+  std::string areas;
+  if (const auto& shapes = result.config.areas.shapes)
+    areas = ", " + std::to_string(shapes->areas().size()) + " area shapes";
+  std::fprintf(stdout, "%s: ok (%zu coordinators, %zu groups, %zu gateways%s)\n", path.c_str(),
                result.config.coordinators.size(), result.config.groups.size(),
-               result.config.gateways.size());
+               result.config.gateways.size(), areas.c_str());
   return kOk;
 }
 

@@ -314,6 +314,7 @@ AreaSet::Load AreaSet::load(std::string_view geojson, const std::string& file_pa
   std::shared_ptr<AreaSet> set(new AreaSet());
   auto& areas = set->areas_;
   auto& shapes = set->index_->shapes;
+  std::vector<std::pair<std::string, std::string>> defined;  // (name, JSON path) of each definition
 
   if (!geojson.empty()) {
     json doc = json::parse(geojson, nullptr, /*allow_exceptions=*/false);
@@ -345,6 +346,7 @@ AreaSet::Load AreaSet::load(std::string_view geojson, const std::string& file_pa
                                 area_label(name) + " is not an area path (lower-case segments "
                                                    "joined by '/', e.g. \"la/boyle-heights\")"});
         }
+        if (!name.empty()) defined.emplace_back(name, at);
         std::string who = "feature " + std::to_string(i) + " " + area_label(name);
         std::string gpath = join_path(at, "geometry");
         const json* g = f.contains("geometry") ? &f["geometry"] : nullptr;
@@ -426,6 +428,7 @@ AreaSet::Load AreaSet::load(std::string_view geojson, const std::string& file_pa
           r.problem("name", area_label(*name) + " is not an area path");
           name.reset();
         }
+        if (name) defined.emplace_back(*name, r.path());
         JsonReader c = r.object("center", Need::kRequired);
         std::optional<double> lat, lon;
         if (c.ok()) {
@@ -451,16 +454,15 @@ AreaSet::Load AreaSet::load(std::string_view geojson, const std::string& file_pa
     }
   }
 
-  // Names unique.
-  auto& by_name = set->by_name_;
-  for (std::size_t i = 0; i < areas.size(); ++i) {
-    auto [it, fresh] = by_name.emplace(areas[i].name, i);
-    if (!fresh)
-      problems.push_back({areas[i].defined_at, area_label(areas[i].name) +
-                                                   ": the name is already used by " +
-                                                   areas[it->second].defined_at});
-  }
+  // Names unique, among every definition (a broken one too: fixing it must
+  // not reveal a second problem).
+  std::map<std::string, std::string, std::less<>> first_at;
+  for (const auto& [name, at] : defined)
+    if (auto [it, fresh] = first_at.emplace(name, at); !fresh)
+      problems.push_back({at, area_label(name) + ": the name is already used by " + it->second});
   if (!problems.empty()) return out;
+  auto& by_name = set->by_name_;
+  for (std::size_t i = 0; i < areas.size(); ++i) by_name.emplace(areas[i].name, i);
 
   // Each shape inside its nearest ancestor's, within the tolerance.
   for (std::size_t i = 0; i < areas.size(); ++i) {

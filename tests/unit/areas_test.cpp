@@ -216,6 +216,13 @@ TEST_CASE("areas: names are unique and children lie inside their parents", "[are
     CHECK(l.problems[0].path == "areas.circles[0]");
     CHECK_THAT(l.problems[0].message, Catch::Contains("areas_file.features[0]"));
   }
+  SECTION("a duplicate is found even when one of the two is broken") {
+    auto l = load({feature("la", polygon({box(0, 0, 1, 1)})),
+                   feature("la", polygon({json::array({{0, 0}, {1, 1}, {1, 0}, {0, 1}, {0, 0}})}))});
+    REQUIRE(l.problems.size() == 2);
+    CHECK(l.problems[1].path == "areas_file.features[1]");
+    CHECK_THAT(l.problems[1].message, Catch::Contains("already used by areas_file.features[0]"));
+  }
   SECTION("a child reaching out of its parent beyond the tolerance") {
     // 0.01° of latitude beyond la's north edge: ≈ 1.1 km.
     auto l = load({feature("la", polygon({box(-118.3, 34.0, -118.1, 34.1)})),
