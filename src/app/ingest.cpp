@@ -149,8 +149,9 @@ IngestResult ingest_report(store::Store& store, const Config& config,
 
   int64_t recipients = 0;
   if (plan_new) {
-    auto groups = gate_new_incident(store, config, incident.id, match_groups(config.groups, report, req.point_areas),
-                                    report, req.coordinator, req.now, result.safety);
+    auto groups = gate_new_incident(store, incident.id,
+                                    match_groups(config.groups, report, req.point_areas), report,
+                                    req.coordinator, req.now, result.safety);
     for (Channel ch : kAllChannels) {
       auto names = groups_on_channel(groups, ch);
       if (names.empty()) continue;

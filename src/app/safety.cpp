@@ -136,8 +136,7 @@ void mark_held(store::Store& store, const std::string& incident_id, const Group&
 
 }  // namespace
 
-std::vector<const Group*> gate_new_incident(store::Store& store, const Config&,
-                                            const std::string& incident_id,
+std::vector<const Group*> gate_new_incident(store::Store& store, const std::string& incident_id,
                                             const std::vector<const Group*>& groups,
                                             const Report& report, const std::string& reporter,
                                             UnixMs now, SafetySteps& steps) {

@@ -30,8 +30,7 @@ struct SafetySteps {
 // A new incident matched `groups`: returns those it may be sent now; the
 // others are stored as held. Stores the sent ones as sent (at `now`) and
 // starts their escalation timers.
-std::vector<const Group*> gate_new_incident(store::Store& store, const Config& config,
-                                            const std::string& incident_id,
+std::vector<const Group*> gate_new_incident(store::Store& store, const std::string& incident_id,
                                             const std::vector<const Group*>& groups,
                                             const Report& report, const std::string& reporter,
                                             UnixMs now, SafetySteps& steps);

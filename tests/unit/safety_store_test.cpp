@@ -1,6 +1,8 @@
 // The safety rules carried out on a real SQLite store in memory (app/safety
 // through ingest_report): held groups, release on corroboration, stored
 // escalation timers, covered. No sockets, no clock: `now` is passed in.
+#include <sqlite3.h>
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -10,6 +12,7 @@
 #include "app/safety.h"
 #include "store/keyring.h"
 #include "store/store.h"
+#include "support/daemon.h"
 #include "support/keys.h"
 
 using namespace tocsin;
@@ -216,4 +219,42 @@ TEST_CASE("store: an all-clear ends the stored escalation timer", "[safety][inge
   CHECK(f.whats(a.incident_id) ==
         std::vector<std::string>{"held citywide", "escalation_cancelled east"});
   CHECK(f.store->due_escalations(200'000, 10).empty());
+}
+
+TEST_CASE("store: a schema 1 database is migrated to schema 2", "[safety][store]") {
+  test::TempDir dir{"tocsin-migrate"};
+  const std::string path = (dir.path() / "t.db").string();
+  auto keyring = store::Keyring::generate();
+  {
+    auto s = store::open_sqlite_store(path, keyring);
+  }
+  // Back to what version 1 was: no certainty, none of the safety tables.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db,
+                       "ALTER TABLE reports DROP COLUMN certainty; DROP TABLE incident_groups; "
+                       "DROP TABLE escalations; DROP TABLE safety_events; INSERT INTO reports "
+                       "(incident_id, coordinator, webhook_id, msg_type, outcome, status, event, "
+                       "severity, area, body, received_at) VALUES ('ABCDEF', 'c1', 'w', 'alert', "
+                       "'new_incident', 'actual', 'e', 'severe', 'la', '{}', 1); UPDATE meta SET "
+                       "value = '1' WHERE key = 'schema_version'",
+                       nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  auto s = store::open_sqlite_store(path, keyring);
+  // The old report reads as observed (what it meant), the new tables work.
+  auto evidence = s->incident_evidence("ABCDEF");
+  REQUIRE(evidence.size() == 1);
+  CHECK(evidence[0] == std::make_pair(std::string("c1"), Certainty::kObserved));
+  s->begin();
+  s->insert_escalation("ABCDEF", "east", 1, 2);
+  s->commit();
+  CHECK(s->due_escalations(2, 10).size() == 1);
+  s.reset();
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st, nullptr);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, 0))) == "2");
+  sqlite3_finalize(st);
+  sqlite3_close(db);
 }
