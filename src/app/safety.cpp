@@ -58,7 +58,9 @@ std::vector<Reply> replies_of(store::Store& store, const std::string& incident_i
 // texts sent later (escalation, covered); the incident's own fields when
 // retention purged the body.
 Report latest_report(store::Store& store, const store::IncidentRecord& incident) {
-  auto parsed = parse_report(store.latest_report_body(incident.id));
+  // Parsed as of the incident's last report: the body was accepted then, so
+  // its observed_at passes the same range check again.
+  auto parsed = parse_report(store.latest_report_body(incident.id), incident.last_report_at);
   if (auto* r = std::get_if<Report>(&parsed)) return *r;
   Report r;
   r.event = incident.event;
