@@ -42,31 +42,6 @@ json incident_json(const store::IncidentRecord& i) {
   return j;
 }
 
-std::string xml_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
-// TwiML: an empty answer, or one message back to the sender.
-http::Response twiml(std::string_view message = {}) {
-  http::Response r;
-  r.status = 200;
-  r.set("Content-Type", "text/xml");
-  r.body = message.empty() ? "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>"
-                           : "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>" +
-                                 xml_escape(message) + "</Message></Response>";
-  return r;
-}
-
 }  // namespace
 
 Api::Api(ConfigSource config, const Clock& clock, store::StoreWorker& store, Hooks hooks)
@@ -108,6 +83,19 @@ void Api::handle(http::Request req, Respond respond) {
   if (path == "/v1/inbound/twilio") {
     if (m != "POST") return respond(problem(method_not_allowed()));
     return inbound_twilio(req, std::move(respond));
+  }
+  if (path == "/v1/inbound/twilio/voice/gather" || path == "/v1/inbound/twilio/voice/status") {
+    if (m != "POST") return respond(problem(method_not_allowed()));
+    if (path.ends_with("/gather")) return voice_gather(req, std::move(respond));
+    return voice_status(req, std::move(respond));
+  }
+  if (path == "/v1/receipts/sendgrid") {
+    if (m != "POST") return respond(problem(method_not_allowed()));
+    return receipt_sendgrid(req, std::move(respond));
+  }
+  if (path.starts_with("/u/")) {
+    if (m != "GET" && m != "HEAD" && m != "POST") return respond(problem(method_not_allowed()));
+    return unsubscribe(req, path.substr(3), std::move(respond));
   }
   if (path == "/v1/subscribers" || path.starts_with("/v1/subscribers/") ||
       path == "/v1/incidents" || path.starts_with("/v1/incidents/") || path == "/v1/audit" ||
@@ -226,7 +214,8 @@ bool Api::twilio_verified(const http::Request& req, const ActiveConfig& cfg,
   auto offered = req.header("x-twilio-signature");
   bool valid = false;
   for (const auto& g : c.gateways)
-    if (g.type == GatewayType::kTwilio && !g.auth_token.empty())
+    if ((g.type == GatewayType::kTwilio || g.type == GatewayType::kTwilioVoice) &&
+        !g.auth_token.empty())
       valid = constant_time_equal(offered, twilio_signature(g.auth_token, url, fields)) || valid;
   if (!valid) {
     spdlog::warn("Twilio callback {} refused: bad X-Twilio-Signature from {}", req.path(), req.remote);
@@ -266,6 +255,13 @@ void Api::inbound_twilio(http::Request& req, Respond respond) {
   if (!twilio_verified(req, *cfg, fields, respond)) return;
   auto from = normalize_phone(form_value(fields, "From"), c.subscribers.default_region);
   if (!from) return respond(twiml());
+  if (inbound_join(cfg, *from, fields, respond)) return;
+  inbound_reply(cfg, *from, fields, std::move(respond));
+}
+
+void Api::inbound_reply(const std::shared_ptr<const ActiveConfig>& cfg, const std::string& from,
+                        const FormFields& fields, Respond respond) {
+  const Config& c = cfg->config;
   InboundIntent intent = classify_sms_reply(form_value(fields, "Body"));
   UnixMs now = clock_.now_ms();
   UnixMs since = now - c.dedup.window_s * 1000;
@@ -276,14 +272,18 @@ void Api::inbound_twilio(http::Request& req, Respond respond) {
     std::string language = "en";
   };
   store_.call<Outcome>(
-      [from = *from, intent, now, since](store::Store& s) {
+      [from, intent, now, since](store::Store& s) {
         Outcome o;
+        // STOP also ends a join request the number has not confirmed.
+        if (intent.action == InboundAction::kOptOut) s.close_join_requests(from);
         auto ids = s.subscribers_by_phone(from);
         o.subscribers = ids.size();
         for (int64_t id : ids) {
           if (auto sub = s.subscriber(id)) o.language = sub->language;
           switch (intent.action) {
-            case InboundAction::kOptOut: o.cancelled += s.set_sms_opt_out(id, true, now); break;
+            case InboundAction::kOptOut:
+              o.cancelled += s.set_sms_opt_out(id, true, now);
+              break;
             case InboundAction::kOptIn: s.set_sms_opt_out(id, false, now); break;
             case InboundAction::kHelp: break;
             case InboundAction::kAcknowledge:

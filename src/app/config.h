@@ -53,17 +53,20 @@ struct AdminToken {
   bool operator==(const AdminToken&) const = default;
 };
 
-enum class GatewayType { kTwilio, kSendgrid, kSmtp, kWebhook, kFile };
+enum class GatewayType { kTwilio, kSendgrid, kSmtp, kWebhook, kFile, kSignal, kTwilioVoice };
 
 struct GatewayConfig {
   std::string name;          // unique; appears in logs and metrics
   GatewayType type = GatewayType::kFile;
   Channel channel = Channel::kSms;
-  std::string base_url;      // twilio, sendgrid: API root (an emulator's in tests)
-  std::string account_sid;   // twilio
-  std::string auth_token;    // twilio (secret)
+  std::string base_url;      // twilio, twilio_voice, sendgrid, signal: API root (an emulator's in tests)
+  std::string account_sid;   // twilio, twilio_voice
+  std::string auth_token;    // twilio, twilio_voice (secret)
   std::string api_key;       // sendgrid (secret)
-  std::string from;          // sender phone number (E.164) or email address
+  std::string from;          // sender phone number (E.164; signal: the bridge's registered number) or email address
+  // sendgrid: the Event Webhook's verification key, base64 DER
+  // SubjectPublicKeyInfo (ECDSA P-256) as SendGrid shows it ("" = no receipts)
+  std::string event_webhook_public_key;
   std::string from_name;     // sendgrid, smtp: display name of the sender
   std::string url;           // smtp: smtp://host:port or smtps://host:port; webhook: POST target
   std::string username;      // smtp: AUTH user ("" = no AUTH)
@@ -102,6 +105,15 @@ struct SubscribersConfig {
   bool operator==(const SubscribersConfig&) const = default;
 };
 
+// Limits on join-by-text prompts: each prompt is an SMS tocsin pays for, and
+// a flood of keyword texts from spoofed numbers must not become a bill.
+struct JoinConfig {
+  int max_prompts_per_number = 3;  // confirmation prompts to one number in 24 hours
+  int max_prompts_per_hour = 100;  // confirmation prompts to all numbers in one hour
+  int64_t confirm_window_s = 86400;  // a prompt may be confirmed within this long
+  bool operator==(const JoinConfig&) const = default;
+};
+
 struct LogConfig {
   bool json = false;  // "format": "json": one JSON object per line (for log shippers); else text
   bool operator==(const LogConfig&) const = default;
@@ -120,6 +132,7 @@ struct Config {
   SmsConfig sms;
   DeliveryConfig delivery;
   SubscribersConfig subscribers;
+  JoinConfig join;
   LogConfig log;
   RetentionConfig retention;
 
@@ -134,6 +147,11 @@ struct ConfigResult {
   std::vector<FieldProblem> warnings;
   bool ok() const { return problems.empty(); }
 };
+
+// The key of email unsubscribe tokens (core/unsubscribe.h): a keyed hash of
+// a constant under the key file's hash key, so it needs no new secret and
+// never changes (the hash key cannot). "" without a keyring.
+std::string unsubscribe_key(const Config& config);
 
 // Loads and validates the file at `path`. Relative paths inside it (the
 // database, `*_file` secrets, file gateways) resolve against the working

@@ -12,8 +12,13 @@ namespace tocsin {
 // Milliseconds since the Unix epoch: the one time unit stored and compared.
 using UnixMs = int64_t;
 
-enum class Channel { kSms, kEmail };
-inline constexpr Channel kAllChannels[] = {Channel::kSms, Channel::kEmail};
+// The numbers are stored (deliveries.channel, messages.channel): append only.
+// sms, signal and voice reach a subscriber's phone number; email their address.
+enum class Channel { kSms = 0, kEmail = 1, kSignal = 2, kVoice = 3 };
+inline constexpr Channel kAllChannels[] = {Channel::kSms, Channel::kEmail, Channel::kSignal,
+                                           Channel::kVoice};
+// Whether the channel's address is the subscriber's phone number.
+constexpr bool uses_phone(Channel c) { return c != Channel::kEmail; }
 
 enum class MsgType { kAlert, kUpdate, kCancel };
 enum class ReportStatus { kActual, kExercise, kTest };

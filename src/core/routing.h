@@ -17,6 +17,11 @@ struct Group {
   std::optional<Severity> min_severity;  // absent: every severity
   std::vector<Channel> channels;
   bool drills = false;                 // exercise/test reports reach only groups that opt in
+  // Self-service by SMS (double opt-in): keywords texted to the alert number
+  // (upper case; empty: the group cannot be joined that way) and the
+  // language of the confirmation prompt and of who joins.
+  std::vector<std::string> join_keywords;
+  std::string join_language = "en";
   bool operator==(const Group&) const = default;
 };
 

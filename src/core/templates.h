@@ -25,6 +25,7 @@ struct MessageTemplates {
   TemplateMap email_subject;
   TemplateMap email_body;
   TemplateMap help;  // the answer to an SMS "HELP" (plain text, no variables)
+  TemplateMap voice;  // what a call says (read twice, then "press 1" is gathered)
   bool operator==(const MessageTemplates&) const = default;
 };
 
@@ -66,7 +67,9 @@ struct MessageContext {
   std::size_t max_sms_segments = 0;  // SMS: shorten to fit this many segments (0: no limit)
 };
 
-// Renders the message for `channel` in `language` (a subscriber's tag).
+// Renders the message for `channel` in `language` (a subscriber's tag):
+// sms and signal from templates.sms (signal never shortened: it has no
+// segments), email from templates.email, voice from templates.voice.
 // Report texts (headline, instruction) follow the same language fallback.
 //
 // An SMS longer than ctx.max_sms_segments is shortened, rendering the same
@@ -106,7 +109,7 @@ SmsWorstCase sms_worst_case(const std::string& sms_template);
 // A language that one template set has and another lacks: subscribers in
 // `language` get `fallback` from that set ("" when the set is empty).
 struct LanguageGap {
-  std::string_view set;  // "sms", "email.subject", "email.body" or "help"
+  std::string_view set;  // "sms", "email.subject", "email.body", "help" or "voice"
   std::string language;
   std::string fallback;
 };

@@ -90,17 +90,28 @@ HttpResult post_report(const std::string& base_url, const std::string& body,
 }
 
 HttpResult inbound_sms(const std::string& base_url, const Gateways& gw, const std::string& from,
-                       const std::string& body, bool forged) {
+                       const std::string& body, bool forged, const std::string& message_sid) {
   std::vector<std::pair<std::string, std::string>> fields = {
       {"AccountSid", gw.twilio.options().account_sid},
       {"Body", body},
       {"From", from},
-      {"MessageSid", "SM" + std::string(32, '1')},
+      {"MessageSid", message_sid},
       {"To", "+12135550100"}};
   tocsin::FormFields ff(fields.begin(), fields.end());
   std::string sig = tocsin::twilio_signature(forged ? "not-the-token" : gw.twilio.options().auth_token,
                                              std::string(kPublicUrl) + "/v1/inbound/twilio", ff);
   return request("POST", base_url + "/v1/inbound/twilio",
+                 {{"Content-Type", "application/x-www-form-urlencoded"}, {"X-Twilio-Signature", sig}},
+                 form_encode(fields));
+}
+
+HttpResult twilio_callback(const std::string& base_url, const std::string& auth_token,
+                           const std::string& path,
+                           std::vector<std::pair<std::string, std::string>> fields, bool forged) {
+  tocsin::FormFields ff(fields.begin(), fields.end());
+  std::string sig = tocsin::twilio_signature(forged ? "not-the-token" : auth_token,
+                                             std::string(kPublicUrl) + path, ff);
+  return request("POST", base_url + path,
                  {{"Content-Type", "application/x-www-form-urlencoded"}, {"X-Twilio-Signature", sig}},
                  form_encode(fields));
 }

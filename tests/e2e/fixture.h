@@ -50,7 +50,15 @@ HttpResult post_report(const std::string& base_url, const std::string& body,
 // An inbound SMS as Twilio would post it (signed with the emulator's auth
 // token unless `forged`).
 HttpResult inbound_sms(const std::string& base_url, const Gateways& gw, const std::string& from,
-                       const std::string& body, bool forged = false);
+                       const std::string& body, bool forged = false,
+                       const std::string& message_sid = "SM" + std::string(32, '1'));
+
+// A Twilio voice callback (Gather or status) to `path` (with its query),
+// form `fields`, signed like Twilio's unless `forged`.
+HttpResult twilio_callback(const std::string& base_url, const std::string& auth_token,
+                           const std::string& path,
+                           std::vector<std::pair<std::string, std::string>> fields,
+                           bool forged = false);
 
 // A Twilio delivery receipt (StatusCallback) for message `sid`.
 HttpResult twilio_receipt(const std::string& base_url, const Gateways& gw, const std::string& sid,
