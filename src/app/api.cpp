@@ -227,17 +227,25 @@ bool Api::twilio_verified(const http::Request& req, const ActiveConfig& cfg,
 }
 
 void Api::receipt_twilio(http::Request& req, Respond respond) {
+  twilio_status(req, std::move(respond), "MessageSid", "MessageStatus", [](std::string_view status) {
+    std::optional<DeliveryState> target;
+    if (status == "delivered" || status == "read") target = DeliveryState::kDelivered;
+    else if (status == "undelivered" || status == "failed") target = DeliveryState::kUndelivered;
+    return target;
+  });
+}
+
+void Api::twilio_status(http::Request& req, Respond respond, std::string_view sid_field,
+                        std::string_view status_field,
+                        std::optional<DeliveryState> (*target_of)(std::string_view)) {
   auto cfg = config_();
   FormFields fields = parse_form(req.body);
   if (!twilio_verified(req, *cfg, fields, respond)) return;
-  std::string sid(form_value(fields, "MessageSid"));
-  std::string_view status = form_value(fields, "MessageStatus");
-  std::optional<DeliveryState> target;
-  if (status == "delivered" || status == "read") target = DeliveryState::kDelivered;
-  else if (status == "undelivered" || status == "failed") target = DeliveryState::kUndelivered;
+  std::string sid(form_value(fields, sid_field));
+  std::optional<DeliveryState> target = target_of(form_value(fields, status_field));
   http::Response ok;
   ok.status = 204;
-  if (!target || sid.empty()) return respond(std::move(ok));  // queued, sending, sent: nothing new
+  if (!target || sid.empty()) return respond(std::move(ok));  // queued, sent, ringing: nothing new
   UnixMs now = clock_.now_ms();
   store_.call<bool>(
       [sid, state = *target, now](store::Store& s) { return s.apply_receipt(sid, state, now); },

@@ -92,6 +92,11 @@ class Api {
   // POST /v1/receipts/sendgrid: the Event Webhook, ECDSA-verified.
   void receipt_sendgrid(http::Request& req, Respond respond);
   void receipt_twilio(http::Request& req, Respond respond);
+  // A Twilio status callback: the provider id in `sid_field` moves from sent
+  // to what `target_of` makes of `status_field` (nullopt: nothing new).
+  void twilio_status(http::Request& req, Respond respond, std::string_view sid_field,
+                     std::string_view status_field,
+                     std::optional<DeliveryState> (*target_of)(std::string_view));
   // Checks X-Twilio-Signature of a form POST against server.public_url and
   // the Twilio gateways' auth tokens; answers 403 itself when it fails.
   bool twilio_verified(const http::Request& req, const ActiveConfig& cfg, const FormFields& fields,

@@ -145,25 +145,13 @@ void Api::voice_gather(http::Request& req, Respond respond) {
 }
 
 void Api::voice_status(http::Request& req, Respond respond) {
-  auto cfg = config_();
-  FormFields fields = parse_form(req.body);
-  if (!twilio_verified(req, *cfg, fields, respond)) return;
-  std::string sid(form_value(fields, "CallSid"));
-  std::string_view status = form_value(fields, "CallStatus");
-  std::optional<DeliveryState> target;
-  if (status == "completed") target = DeliveryState::kDelivered;
-  else if (status == "no-answer" || status == "busy" || status == "failed" || status == "canceled")
-    target = DeliveryState::kUndelivered;
-  http::Response ok;
-  ok.status = 204;
-  if (!target || sid.empty()) return respond(std::move(ok));  // queued, ringing, in-progress
-  const UnixMs now = clock_.now_ms();
-  store_.call<bool>(
-      [sid, state = *target, now](store::Store& s) { return s.apply_receipt(sid, state, now); },
-      [respond = std::move(respond), ok](std::optional<bool> changed) {
-        if (!changed) return respond(problem(unavailable()));
-        respond(ok);
-      });
+  twilio_status(req, std::move(respond), "CallSid", "CallStatus", [](std::string_view status) {
+    std::optional<DeliveryState> target;
+    if (status == "completed") target = DeliveryState::kDelivered;
+    else if (status == "no-answer" || status == "busy" || status == "failed" || status == "canceled")
+      target = DeliveryState::kUndelivered;
+    return target;  // queued, ringing, in-progress: nothing new
+  });
 }
 
 namespace {

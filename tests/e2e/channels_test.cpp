@@ -29,6 +29,14 @@ json voice_gateway(const GatewayEmulator& em) {
           {"timeout_ms", 5000}};  // rate_per_s: the type's default, 1 call per second
 }
 
+// test_config plus `gateway`, with the eastside group alerted on its channel too.
+json config_with(const Gateways& gw, json gateway) {
+  json cfg = test_config(gw);
+  cfg["groups"][0]["channels"] = {"sms", "email", gateway["channel"]};
+  cfg["gateways"].push_back(std::move(gateway));
+  return cfg;
+}
+
 json incident(const std::string& base, const std::string& code) {
   return admin("GET", base + "/v1/incidents/" + code).json();
 }
@@ -50,10 +58,7 @@ TEST_CASE("signal gateway: every subscriber reached once, 5xx retried, unregiste
           "[e2e][reach]") {
   Gateways gw;
   GatewayEmulator signal;
-  json cfg = test_config(gw);
-  cfg["gateways"].push_back(signal_gateway(signal));
-  cfg["groups"][0]["channels"] = {"sms", "email", "signal"};
-  Daemon d(cfg);
+  Daemon d(config_with(gw, signal_gateway(signal)));
   d.start();
   const int n = 20;
   std::vector<json> subs;
@@ -89,14 +94,11 @@ TEST_CASE("signal gateway: every subscriber reached once, 5xx retried, unregiste
   CHECK(d.log().find(phone_for(0).substr(2)) == std::string::npos);
 }
 
-TEST_CASE("voice gateway: paced calls with TwiML in the language; Gather acknowledges once",
+TEST_CASE("voice gateway: paced calls with TwiML in the language, Gather acknowledges once",
           "[e2e][reach]") {
   Gateways gw;
   GatewayEmulator voice;
-  json cfg = test_config(gw);
-  cfg["gateways"].push_back(voice_gateway(voice));
-  cfg["groups"][0]["channels"] = {"sms", "email", "voice"};
-  Daemon d(cfg);
+  Daemon d(config_with(gw, voice_gateway(voice)));
   d.start();
   auto ids = add_subscribers(
       d.url(), {{{"phone", phone_for(1)}, {"language", "es-MX"}, {"groups", {"eastside"}}, {"channels", {"voice"}}},

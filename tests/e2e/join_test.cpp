@@ -32,7 +32,7 @@ bool has_message(const HttpResult& r) { return r.body.find("<Message>") != std::
 
 }  // namespace
 
-TEST_CASE("join by text: keyword, confirmation, LEAVE; nobody stored without a confirmation",
+TEST_CASE("join by text: keyword, confirmation, LEAVE, and nobody stored without a confirmation",
           "[e2e][reach]") {
   Gateways gw;
   Daemon d(join_config(gw, 3, 100));

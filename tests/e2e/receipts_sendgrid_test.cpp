@@ -57,7 +57,7 @@ HttpResult post_events(const std::string& base, const TestKey& key, const json& 
 
 }  // namespace
 
-TEST_CASE("sendgrid events: signed receipts and bounces; forged refused; repeats once",
+TEST_CASE("sendgrid events: signed receipts and bounces, forged refused, repeats once",
           "[e2e][reach]") {
   Gateways gw;
   TestKey key;

@@ -68,7 +68,7 @@ json subscriber(const std::string& base, int64_t id) {
 
 }  // namespace
 
-TEST_CASE("unsubscribe: alert email carries one-click links; GET changes nothing, POST opts out",
+TEST_CASE("unsubscribe: alert email carries one-click links, GET changes nothing, POST opts out",
           "[e2e][reach]") {
   Gateways gw;
   SmtpSink sink;

@@ -55,16 +55,22 @@ std::optional<Outcome> transient(const OutboundResponse& r) {
   return std::nullopt;
 }
 
+// A form POST to the account's `resource` ("Messages.json", "Calls.json").
+OutboundRequest twilio_post(const app::GatewayConfig& gw, std::string_view resource) {
+  OutboundRequest req;
+  req.method = "POST";
+  req.url = gw.base_url + "/2010-04-01/Accounts/" + gw.account_sid + "/" + std::string(resource);
+  req.basic_auth = gw.account_sid + ":" + gw.auth_token;
+  req.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+  req.timeout = milliseconds(gw.timeout_ms);
+  return req;
+}
+
 }  // namespace
 
 OutboundRequest twilio_request(const app::GatewayConfig& gw, const Outgoing& m,
                                const std::string& status_callback, UnixMs now) {
-  OutboundRequest req;
-  req.method = "POST";
-  req.url = gw.base_url + "/2010-04-01/Accounts/" + gw.account_sid + "/Messages.json";
-  req.basic_auth = gw.account_sid + ":" + gw.auth_token;
-  req.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
-  req.timeout = milliseconds(gw.timeout_ms);
+  OutboundRequest req = twilio_post(gw, "Messages.json");
   std::string& b = req.body;
   b = "To=" + form_encode(m.to) + "&From=" + form_encode(gw.from) + "&Body=" + form_encode(*m.body);
   if (!status_callback.empty()) b += "&StatusCallback=" + form_encode(status_callback);
@@ -494,12 +500,7 @@ std::string voice_twiml(const Outgoing& m, const std::string& public_url) {
 
 OutboundRequest voice_request(const app::GatewayConfig& gw, const Outgoing& m,
                               const std::string& public_url) {
-  OutboundRequest req;
-  req.method = "POST";
-  req.url = gw.base_url + "/2010-04-01/Accounts/" + gw.account_sid + "/Calls.json";
-  req.basic_auth = gw.account_sid + ":" + gw.auth_token;
-  req.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
-  req.timeout = milliseconds(gw.timeout_ms);
+  OutboundRequest req = twilio_post(gw, "Calls.json");
   req.body = "To=" + form_encode(m.to) + "&From=" + form_encode(gw.from) +
              "&Twiml=" + form_encode(voice_twiml(m, public_url));
   if (!public_url.empty())
