@@ -94,6 +94,39 @@ TEST_CASE("signal gateway: every subscriber reached once, 5xx retried, unregiste
   CHECK(d.log().find(phone_for(0).substr(2)) == std::string::npos);
 }
 
+TEST_CASE("signal gateway: a failover chain, and STOP by SMS stops Signal too", "[e2e][reach]") {
+  Gateways gw;
+  GatewayEmulator primary, backup;
+  json first = signal_gateway(primary), second = signal_gateway(backup);
+  second["name"] = "signal-backup";
+  json cfg = config_with(gw, first);
+  cfg["gateways"].push_back(second);
+  cfg["delivery"]["breaker_threshold"] = 2;
+  Daemon d(cfg);
+  d.start();
+  primary.set_down(true);
+  const int n = 12;
+  std::vector<json> subs;
+  for (int i = 0; i < n; ++i)
+    subs.push_back({{"phone", phone_for(i)}, {"groups", {"eastside"}}, {"channels", {"signal"}}});
+  add_subscribers(d.url(), subs);
+  auto r = post_report(d.url(), report_body().dump());
+  REQUIRE(r.json()["recipients"] == n);
+  REQUIRE(backup.wait_for(distinct_recipients(n), 30s));
+  CHECK(primary.message_count() == 0);
+  CHECK(repeated_messages(count_by_recipient(backup.messages())) == 0);
+  // STOP texted to the alert number: no more Signal messages to that number.
+  CHECK(inbound_sms(d.url(), gw, phone_for(0), "STOP").status == 200);
+  backup.reset();
+  auto next = post_report(  // 1.1 km away: a new incident
+      d.url(),
+      report_body({{"location", {{"lat", 34.0439}, {"lon", -118.2107}, {"description", "Soto St"}}}})
+          .dump());
+  CHECK(next.json()["recipients"] == n - 1);
+  REQUIRE(backup.wait_for(distinct_recipients(n - 1), 30s));
+  CHECK(count_by_recipient(backup.messages()).count(phone_for(0)) == 0);
+}
+
 TEST_CASE("voice gateway: paced calls with TwiML in the language, Gather acknowledges once",
           "[e2e][reach]") {
   Gateways gw;
