@@ -316,8 +316,7 @@ bool Api::inbound_join(const std::shared_ptr<const ActiveConfig>& cfg, const std
           case JoinAction::kConfirm: {
             r.keyword = pending->keyword;
             int64_t id = ids.empty() ? 0 : ids.front();
-            if (id) {
-              auto sub = s.subscriber(id);
+            if (auto sub = id ? s.subscriber(id) : std::nullopt) {
               if (std::find(sub->groups.begin(), sub->groups.end(), pending->group) ==
                   sub->groups.end())
                 sub->groups.push_back(pending->group);
@@ -327,12 +326,12 @@ bool Api::inbound_join(const std::shared_ptr<const ActiveConfig>& cfg, const std
               s.update_subscriber(*sub);
               s.set_sms_opt_out(id, false, now);  // confirming is asking for texts
             } else {
-              store::Subscriber sub;
-              sub.phone = from;
-              sub.language = intent.language;
-              sub.groups = {pending->group};
-              sub.channels = {Channel::kSms};
-              id = s.insert_subscriber(sub, now);
+              store::Subscriber fresh;
+              fresh.phone = from;
+              fresh.language = intent.language;
+              fresh.groups = {pending->group};
+              fresh.channels = {Channel::kSms};
+              id = s.insert_subscriber(fresh, now);
             }
             s.insert_consent({id, pending->group, pending->keyword, pending->provider_message_id, sid,
                               pending->created_at, now});
