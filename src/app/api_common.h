@@ -14,6 +14,7 @@
 
 #include "core/json_reader.h"
 #include "core/problem.h"
+#include "http/problem_response.h"
 #include "core/report.h"
 #include "delivery/gateways/providers.h"
 #include "store/store.h"

@@ -12,7 +12,8 @@ namespace tocsin {
 // Milliseconds since the Unix epoch: the one time unit stored and compared.
 using UnixMs = int64_t;
 
-// The numbers are stored (deliveries.channel, messages.channel): append only.
+// Enums stored in the database carry explicit numbers: SQL compares them
+// (`state = 0`, indexes `WHERE state = 0`), so a value never changes meaning.
 // sms, signal and voice reach a subscriber's phone number; email their address.
 enum class Channel { kSms = 0, kEmail = 1, kSignal = 2, kVoice = 3 };
 inline constexpr Channel kAllChannels[] = {Channel::kSms, Channel::kEmail, Channel::kSignal,
@@ -20,15 +21,23 @@ inline constexpr Channel kAllChannels[] = {Channel::kSms, Channel::kEmail, Chann
 // Whether the channel's address is the subscriber's phone number.
 constexpr bool uses_phone(Channel c) { return c != Channel::kEmail; }
 
-enum class MsgType { kAlert, kUpdate, kCancel };
-enum class ReportStatus { kActual, kExercise, kTest };
+enum class MsgType { kAlert = 0, kUpdate = 1, kCancel = 2 };
+enum class ReportStatus { kActual = 0, kExercise = 1, kTest = 2 };
 // Ordered: a higher value is more severe.
 enum class Severity { kMinor = 0, kModerate = 1, kSevere = 2, kExtreme = 3 };
 
 // A delivery's life: pending (waiting or retrying) → sent (a gateway accepted
 // it) → delivered/undelivered (receipt); or failed (permanent error),
 // expired (deadline passed), cancelled (recipient erased or opted out).
-enum class DeliveryState { kPending, kSent, kDelivered, kUndelivered, kFailed, kExpired, kCancelled };
+enum class DeliveryState {
+  kPending = 0,
+  kSent = 1,
+  kDelivered = 2,
+  kUndelivered = 3,
+  kFailed = 4,
+  kExpired = 5,
+  kCancelled = 6,
+};
 
 std::string_view to_string(Channel c);
 std::string_view to_string(MsgType t);

@@ -1,11 +1,10 @@
 // RFC 9457 problem details: every refused request gets one, naming the field
-// at fault, so a coordinator's system can tell what to fix.
+// at fault, so a coordinator's system can tell what to fix. The HTTP
+// rendering is http/problem_response.h.
 #pragma once
 
 #include <string>
 #include <vector>
-
-#include "http/message.h"
 
 namespace tocsin {
 
@@ -24,9 +23,6 @@ struct Problem {
   };
   std::vector<FieldError> errors;
 };
-
-// application/problem+json rendering of `p`.
-http::Response to_response(const Problem& p);
 
 // Shorthands for the common cases.
 Problem bad_request(std::string detail, std::string field = {});

@@ -329,7 +329,7 @@ void Dispatcher::on_outcomes(Lane& lane, Slot& slot, std::vector<store::ClaimedD
   // refused connections, rejected credentials); a 429 is our pace, and a
   // permanent error is about one recipient, not the gateway.
   bool gateway_failed = std::any_of(outcomes.begin(), outcomes.end(), [](const Outcome& o) {
-    return o.kind == OutcomeKind::kRetry && o.error != "http 429";
+    return o.kind == OutcomeKind::kRetry;
   });
   if (gateway_failed) {
     if (slot.breaker.on_failure(steady_now())) {

@@ -31,9 +31,11 @@ struct Outgoing {
 };
 
 enum class OutcomeKind {
-  kAccepted,  // the provider took it
-  kRetry,     // transient: 5xx, 429, timeout, connection failure
-  kFailed,    // permanent for this message: invalid number, refused content
+  kAccepted = 0,   // the provider took it
+  kRetry = 1,      // transient, the gateway is failing: 5xx, timeout, connection failure
+  kFailed = 2,     // permanent for this message: invalid number, refused content
+  kThrottled = 3,  // transient, the provider asks us to slow down (429): retried
+                   // later, but the gateway is healthy (its circuit stays closed)
 };
 
 struct Outcome {

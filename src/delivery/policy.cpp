@@ -18,7 +18,8 @@ store::DeliveryUpdate decide(const store::ClaimedDelivery& d, const Outcome& o,
       u.state = DeliveryState::kFailed;
       u.opt_out = o.opt_out;
       break;
-    case OutcomeKind::kRetry: {
+    case OutcomeKind::kRetry:
+    case OutcomeKind::kThrottled: {
       auto delay = retry_delay(policy, d.attempts + 1, unit_random, o.retry_after);
       u.next_attempt_at = now + delay.count();
       if (u.next_attempt_at > d.deadline_at) {

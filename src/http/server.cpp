@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/problem.h"
+#include "http/problem_response.h"
 
 namespace tocsin::http {
 

@@ -159,7 +159,7 @@ delivery::OutboundResponse run_request(delivery::OutboundRequest req) {
 
 TEST_CASE("the curl client sends the smtp gateway's message through the sink", "[support]") {
   SmtpSink sink(SmtpSink::Options{.username = "tocsin", .password = "pa:ss"});
-  app::GatewayConfig g;
+  delivery::GatewayConfig g;
   g.url = sink.url();
   g.username = "tocsin";
   g.password = "pa:ss";
@@ -210,7 +210,7 @@ TEST_CASE(
     "on a stalled server",
     "[support]") {
   SmtpSink sink;  // offers no STARTTLS
-  app::GatewayConfig g;
+  delivery::GatewayConfig g;
   g.url = sink.url();
   g.from = "alerts@example.org";
   g.starttls = true;

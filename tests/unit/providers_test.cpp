@@ -11,10 +11,10 @@ using namespace tocsin::delivery;
 using nlohmann::json;
 
 namespace {
-app::GatewayConfig twilio_cfg() {
-  app::GatewayConfig g;
+delivery::GatewayConfig twilio_cfg() {
+  delivery::GatewayConfig g;
   g.name = "tw";
-  g.type = app::GatewayType::kTwilio;
+  g.type = delivery::GatewayType::kTwilio;
   g.base_url = "http://127.0.0.1:9";
   g.account_sid = "AC123";
   g.auth_token = "secret";
@@ -68,7 +68,7 @@ TEST_CASE("twilio: answers classified as the provider documents them", "[provide
   CHECK(ok.kind == OutcomeKind::kAccepted);
   CHECK(ok.provider_id == "SM0123");
   auto limited = twilio_outcome(response(429, R"({"code":20429})", {{"Retry-After", "7"}}), 0);
-  CHECK(limited.kind == OutcomeKind::kRetry);
+  CHECK(limited.kind == OutcomeKind::kThrottled);
   CHECK(limited.retry_after == std::chrono::milliseconds(7000));
   CHECK(twilio_outcome(response(503), 0).kind == OutcomeKind::kRetry);
   CHECK(twilio_outcome(response(0), 0).kind == OutcomeKind::kRetry);
@@ -84,7 +84,7 @@ TEST_CASE("twilio: answers classified as the provider documents them", "[provide
 }
 
 TEST_CASE("sendgrid: one personalization per recipient sharing the text", "[providers]") {
-  app::GatewayConfig g;
+  delivery::GatewayConfig g;
   g.base_url = "http://127.0.0.1:9";
   g.api_key = "SG.k";
   g.from = "alerts@example.org";
@@ -102,7 +102,7 @@ TEST_CASE("sendgrid: one personalization per recipient sharing the text", "[prov
 
   CHECK(sendgrid_outcome(response(202, "", {{"X-Message-Id", "abc"}}), 0).provider_id == "abc");
   auto limited = sendgrid_outcome(response(429, "", {{"X-RateLimit-Reset", "100"}}), 95'000);
-  CHECK(limited.kind == OutcomeKind::kRetry);
+  CHECK(limited.kind == OutcomeKind::kThrottled);
   CHECK(limited.retry_after == std::chrono::milliseconds(5000));
   CHECK(sendgrid_outcome(response(400, R"({"errors":[]})"), 0).kind == OutcomeKind::kFailed);
   CHECK(sendgrid_outcome(response(502), 0).kind == OutcomeKind::kRetry);
@@ -132,10 +132,10 @@ TEST_CASE("policy: sent, failed, retried with backoff, expired at the deadline",
 }
 
 namespace {
-app::GatewayConfig smtp_cfg() {
-  app::GatewayConfig g;
+delivery::GatewayConfig smtp_cfg() {
+  delivery::GatewayConfig g;
   g.name = "mail";
-  g.type = app::GatewayType::kSmtp;
+  g.type = delivery::GatewayType::kSmtp;
   g.channel = Channel::kEmail;
   g.url = "smtp://127.0.0.1:2525";
   g.username = "tocsin";
@@ -253,8 +253,8 @@ TEST_CASE("smtp: replies classified: 2xx accepted, 4xx retried, 5xx failed", "[p
 }
 
 TEST_CASE("webhook: a Standard Webhooks signed JSON POST, one id per delivery", "[providers]") {
-  app::GatewayConfig g;
-  g.type = app::GatewayType::kWebhook;
+  delivery::GatewayConfig g;
+  g.type = delivery::GatewayType::kWebhook;
   g.channel = Channel::kSms;
   g.url = "http://127.0.0.1:9/hook";
   g.webhook_key = "0123456789abcdef0123";
@@ -282,7 +282,7 @@ TEST_CASE("webhook: a Standard Webhooks signed JSON POST, one id per delivery", 
 
   CHECK(webhook_outcome(response(204)).kind == OutcomeKind::kAccepted);
   auto limited = webhook_outcome(response(429, "", {{"Retry-After", "3"}}));
-  CHECK(limited.kind == OutcomeKind::kRetry);
+  CHECK(limited.kind == OutcomeKind::kThrottled);
   CHECK(limited.retry_after == std::chrono::milliseconds(3000));
   CHECK(webhook_outcome(response(503)).kind == OutcomeKind::kRetry);
   CHECK(webhook_outcome(response(0)).kind == OutcomeKind::kRetry);

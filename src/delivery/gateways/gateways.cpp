@@ -15,7 +15,7 @@ namespace {
 
 class HttpGateway : public Gateway {
  public:
-  HttpGateway(app::GatewayConfig config, GatewayContext ctx)
+  HttpGateway(GatewayConfig config, GatewayContext ctx)
       : config_(std::move(config)), ctx_(std::move(ctx)) {}
   const std::string& name() const override { return config_.name; }
   Channel channel() const override { return config_.channel; }
@@ -31,7 +31,7 @@ class HttpGateway : public Gateway {
                             unsubscribe_token(ctx_.unsubscribe_key, m.subscriber_id, Channel::kEmail);
   }
 
-  app::GatewayConfig config_;
+  GatewayConfig config_;
   GatewayContext ctx_;
 };
 
@@ -142,7 +142,7 @@ class WebhookGateway final : public HttpGateway {
 // not a log, and is created readable by its owner only.
 class FileGateway final : public Gateway {
  public:
-  FileGateway(app::GatewayConfig config, GatewayContext ctx)
+  FileGateway(GatewayConfig config, GatewayContext ctx)
       : config_(std::move(config)), io_(ctx.io), clock_(ctx.clock) {
     auto dir = std::filesystem::path(config_.path).parent_path();
     std::error_code ec;
@@ -186,7 +186,7 @@ class FileGateway final : public Gateway {
   struct Closer {
     void operator()(std::FILE* f) const { std::fclose(f); }
   };
-  app::GatewayConfig config_;
+  GatewayConfig config_;
   boost::asio::io_context& io_;
   const Clock& clock_;
   std::unique_ptr<std::FILE, Closer> file_;
@@ -194,21 +194,21 @@ class FileGateway final : public Gateway {
 
 }  // namespace
 
-std::unique_ptr<Gateway> make_gateway(const app::GatewayConfig& config, GatewayContext ctx) {
+std::unique_ptr<Gateway> make_gateway(const GatewayConfig& config, GatewayContext ctx) {
   switch (config.type) {
-    case app::GatewayType::kTwilio:
+    case GatewayType::kTwilio:
       return std::make_unique<TwilioGateway>(config, std::move(ctx));
-    case app::GatewayType::kSendgrid:
+    case GatewayType::kSendgrid:
       return std::make_unique<SendgridGateway>(config, std::move(ctx));
-    case app::GatewayType::kSmtp:
+    case GatewayType::kSmtp:
       return std::make_unique<SmtpGateway>(config, std::move(ctx));
-    case app::GatewayType::kWebhook:
+    case GatewayType::kWebhook:
       return std::make_unique<WebhookGateway>(config, std::move(ctx));
-    case app::GatewayType::kFile:
+    case GatewayType::kFile:
       return std::make_unique<FileGateway>(config, std::move(ctx));
-    case app::GatewayType::kSignal:
+    case GatewayType::kSignal:
       return std::make_unique<SignalGateway>(config, std::move(ctx));
-    case app::GatewayType::kTwilioVoice:
+    case GatewayType::kTwilioVoice:
       return std::make_unique<TwilioVoiceGateway>(config, std::move(ctx));
   }
   throw std::runtime_error("unknown gateway type");

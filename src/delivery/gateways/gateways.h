@@ -4,7 +4,7 @@
 #include <boost/asio/io_context.hpp>
 #include <memory>
 
-#include "app/config.h"
+#include "delivery/gateway_config.h"
 #include "core/clock.h"
 #include "delivery/gateway.h"
 #include "delivery/http_client.h"
@@ -16,12 +16,12 @@ struct GatewayContext {
   HttpClient& http;
   const Clock& clock;
   std::string public_url;  // server.public_url, for provider callbacks ("" = none)
-  // Key of the email unsubscribe tokens (app::unsubscribe_key); "" = no links.
+  // Key of the email unsubscribe tokens (the app derives it from the key file); "" = no links.
   std::string unsubscribe_key;
 };
 
 // Builds the gateway `config` describes. Throws std::runtime_error at
 // start-up when it cannot (e.g. a file gateway's file cannot be opened).
-std::unique_ptr<Gateway> make_gateway(const app::GatewayConfig& config, GatewayContext ctx);
+std::unique_ptr<Gateway> make_gateway(const GatewayConfig& config, GatewayContext ctx);
 
 }  // namespace tocsin::delivery

@@ -56,7 +56,7 @@ std::optional<Outcome> transient(const OutboundResponse& r) {
 }
 
 // A form POST to the account's `resource` ("Messages.json", "Calls.json").
-OutboundRequest twilio_post(const app::GatewayConfig& gw, std::string_view resource) {
+OutboundRequest twilio_post(const GatewayConfig& gw, std::string_view resource) {
   OutboundRequest req;
   req.method = "POST";
   req.url = gw.base_url + "/2010-04-01/Accounts/" + gw.account_sid + "/" + std::string(resource);
@@ -68,7 +68,7 @@ OutboundRequest twilio_post(const app::GatewayConfig& gw, std::string_view resou
 
 }  // namespace
 
-OutboundRequest twilio_request(const app::GatewayConfig& gw, const Outgoing& m,
+OutboundRequest twilio_request(const GatewayConfig& gw, const Outgoing& m,
                                const std::string& status_callback, UnixMs now) {
   OutboundRequest req = twilio_post(gw, "Messages.json");
   std::string& b = req.body;
@@ -147,7 +147,7 @@ Outcome twilio_outcome(const OutboundResponse& r, UnixMs) {
     return Outcome{.kind = OutcomeKind::kAccepted, .provider_id = std::move(sid.value)};
   }
   if (r.status == 429) {
-    return Outcome{.kind = OutcomeKind::kRetry,
+    return Outcome{.kind = OutcomeKind::kThrottled,
                    .retry_after = parse_retry_after(r.header("retry-after")),
                    .error = "http 429"};
   }
@@ -160,7 +160,7 @@ Outcome twilio_outcome(const OutboundResponse& r, UnixMs) {
   return o;
 }
 
-OutboundRequest sendgrid_request(const app::GatewayConfig& gw, const std::vector<Outgoing>& batch) {
+OutboundRequest sendgrid_request(const GatewayConfig& gw, const std::vector<Outgoing>& batch) {
   const Outgoing& first = batch.front();
   // The text is shared; what differs per person (the unsubscribe link, the
   // thread, tocsin's delivery id for the Event Webhook) goes in each
@@ -213,7 +213,7 @@ Outcome sendgrid_outcome(const OutboundResponse& r, UnixMs now) {
     if (auto [end, ec] = std::from_chars(reset.data(), reset.data() + reset.size(), at);
         ec == std::errc{} && !reset.empty())
       wait = milliseconds(std::clamp<int64_t>(at * 1000 - now, 0, 3'600'000));
-    return Outcome{.kind = OutcomeKind::kRetry, .retry_after = wait, .error = "http 429"};
+    return Outcome{.kind = OutcomeKind::kThrottled, .retry_after = wait, .error = "http 429"};
   }
   if (auto t = transient(r)) return *t;
   return Outcome{.kind = OutcomeKind::kFailed, .error = "http " + std::to_string(r.status)};
@@ -329,12 +329,12 @@ std::string rfc5322_date(UnixMs at) {
   return buf;
 }
 
-std::string email_thread_id(const app::GatewayConfig& gw, const Outgoing& m) {
+std::string email_thread_id(const GatewayConfig& gw, const Outgoing& m) {
   return "<tocsin." + one_line(m.incident_id) + "." + std::to_string(m.subscriber_id) + "@" +
          one_line(address_domain(gw.from)) + ">";
 }
 
-std::string smtp_message_id(const app::GatewayConfig& gw, const Outgoing& m) {
+std::string smtp_message_id(const GatewayConfig& gw, const Outgoing& m) {
   if (m.subscriber_id && !m.followup) return email_thread_id(gw, m);
   if (m.subscriber_id)
     return "<tocsin." + one_line(m.incident_id) + "." + std::to_string(m.subscriber_id) + "." +
@@ -343,7 +343,7 @@ std::string smtp_message_id(const app::GatewayConfig& gw, const Outgoing& m) {
          one_line(address_domain(gw.from)) + ">";
 }
 
-std::string smtp_message(const app::GatewayConfig& gw, const Outgoing& m, UnixMs now) {
+std::string smtp_message(const GatewayConfig& gw, const Outgoing& m, UnixMs now) {
   std::string from = one_line(gw.from);
   if (!gw.from_name.empty()) {
     std::string name = one_line(gw.from_name);
@@ -397,7 +397,7 @@ std::string smtp_message(const app::GatewayConfig& gw, const Outgoing& m, UnixMs
   return msg;
 }
 
-OutboundRequest smtp_request(const app::GatewayConfig& gw, const Outgoing& m, UnixMs now) {
+OutboundRequest smtp_request(const GatewayConfig& gw, const Outgoing& m, UnixMs now) {
   OutboundRequest req;
   req.url = gw.url;
   req.smtp = SmtpEnvelope{.mail_from = gw.from, .rcpt = {m.to}, .require_tls = gw.starttls};
@@ -425,7 +425,7 @@ Outcome smtp_outcome(const OutboundResponse& r) {
 
 // ---- Signal (signal-cli-rest-api) -------------------------------------------------
 
-OutboundRequest signal_request(const app::GatewayConfig& gw, const Outgoing& m) {
+OutboundRequest signal_request(const GatewayConfig& gw, const Outgoing& m) {
   OutboundRequest req;
   req.method = "POST";
   req.url = gw.base_url + "/v2/send";
@@ -446,7 +446,7 @@ Outcome signal_outcome(const OutboundResponse& r) {
     return Outcome{.kind = OutcomeKind::kAccepted, .provider_id = ts.empty() ? "" : "signal-" + ts};
   }
   if (r.status == 429)
-    return Outcome{.kind = OutcomeKind::kRetry,
+    return Outcome{.kind = OutcomeKind::kThrottled,
                    .retry_after = parse_retry_after(r.header("retry-after")),
                    .error = "http 429"};
   if (auto t = transient(r)) return *t;
@@ -498,7 +498,7 @@ std::string voice_twiml(const Outgoing& m, const std::string& public_url) {
          xml_escape(action) + "\">" + say + "<Pause length=\"1\"/>" + say + "</Gather></Response>";
 }
 
-OutboundRequest voice_request(const app::GatewayConfig& gw, const Outgoing& m,
+OutboundRequest voice_request(const GatewayConfig& gw, const Outgoing& m,
                               const std::string& public_url) {
   OutboundRequest req = twilio_post(gw, "Calls.json");
   req.body = "To=" + form_encode(m.to) + "&From=" + form_encode(gw.from) +
@@ -510,7 +510,7 @@ OutboundRequest voice_request(const app::GatewayConfig& gw, const Outgoing& m,
 
 // ---- Standard Webhooks ---------------------------------------------------------
 
-OutboundRequest webhook_request(const app::GatewayConfig& gw, const Outgoing& m, int64_t now_unix) {
+OutboundRequest webhook_request(const GatewayConfig& gw, const Outgoing& m, int64_t now_unix) {
   json body = {{"channel", to_string(gw.channel)},
                {"to", m.to},
                {"body", *m.body},
@@ -534,7 +534,7 @@ OutboundRequest webhook_request(const app::GatewayConfig& gw, const Outgoing& m,
 Outcome webhook_outcome(const OutboundResponse& r) {
   if (r.status >= 200 && r.status < 300) return Outcome{.kind = OutcomeKind::kAccepted};
   if (r.status == 429) {
-    return Outcome{.kind = OutcomeKind::kRetry,
+    return Outcome{.kind = OutcomeKind::kThrottled,
                    .retry_after = parse_retry_after(r.header("retry-after")),
                    .error = "http 429"};
   }

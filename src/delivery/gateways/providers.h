@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "app/config.h"
+#include "delivery/gateway_config.h"
 #include "delivery/gateway.h"
 #include "delivery/http_client.h"
 
@@ -14,7 +14,7 @@ namespace tocsin::delivery {
 // Twilio Programmable Messaging: POST {base}/2010-04-01/Accounts/{sid}/Messages.json,
 // basic auth sid:token, form fields To, From, Body (+ StatusCallback when
 // `status_callback` is set, + ValidityPeriod from the deadline).
-OutboundRequest twilio_request(const app::GatewayConfig& gw, const Outgoing& message,
+OutboundRequest twilio_request(const GatewayConfig& gw, const Outgoing& message,
                                const std::string& status_callback, UnixMs now);
 // 201 accepted (sid); 429/5xx/401/403/transport retried; 21610 opt-out;
 // other 4xx permanent.
@@ -32,7 +32,7 @@ inline constexpr std::string_view kSendgridUnsubscribeTag = "-tocsin-unsubscribe
 // message has an unsubscribe URL, headers List-Unsubscribe (and for a
 // follow-up In-Reply-To/References) and a substitution of the footer's tag;
 // the request's headers are Auto-Submitted and List-Unsubscribe-Post.
-OutboundRequest sendgrid_request(const app::GatewayConfig& gw, const std::vector<Outgoing>& batch);
+OutboundRequest sendgrid_request(const GatewayConfig& gw, const std::vector<Outgoing>& batch);
 // 202 accepted; 429 (X-RateLimit-Reset) / 5xx / 401 / 403 / transport retried;
 // other 4xx permanent.
 Outcome sendgrid_outcome(const OutboundResponse& response, UnixMs now);
@@ -40,7 +40,7 @@ Outcome sendgrid_outcome(const OutboundResponse& response, UnixMs now);
 // SMTP through libcurl: one transaction per recipient, MAIL FROM the
 // gateway's `from`, RCPT TO the recipient, the message of smtp_message().
 // `now` dates the message.
-OutboundRequest smtp_request(const app::GatewayConfig& gw, const Outgoing& message, UnixMs now);
+OutboundRequest smtp_request(const GatewayConfig& gw, const Outgoing& message, UnixMs now);
 // The RFC 5322 message for one recipient, CRLF line endings: From (with
 // from_name, RFC 2047-encoded when not ASCII), To, Subject (RFC 2047 UTF-8
 // base64 words when not plain ASCII), Date, Message-ID (smtp_message_id),
@@ -50,15 +50,15 @@ OutboundRequest smtp_request(const app::GatewayConfig& gw, const Outgoing& messa
 // MIME-Version, Content-Type text/plain UTF-8 and a transfer encoding: 7bit
 // for short-lined ASCII, else quoted-printable. CR/LF in header values
 // cannot start new headers.
-std::string smtp_message(const app::GatewayConfig& gw, const Outgoing& message, UnixMs now);
+std::string smtp_message(const GatewayConfig& gw, const Outgoing& message, UnixMs now);
 // The Message-ID, the same on every retry (a mailbox recognises a repeat):
 // the alert to subscriber S of incident I is "<tocsin.I.S@domain-of-from>"
 // (email_thread_id), a follow-up "<tocsin.I.S.D@…>" for delivery D; without
 // a subscriber id "<tocsin.D.I@…>".
-std::string smtp_message_id(const app::GatewayConfig& gw, const Outgoing& message);
+std::string smtp_message_id(const GatewayConfig& gw, const Outgoing& message);
 // "<tocsin.I.S@domain-of-from>": the alert's Message-ID, which follow-ups
 // name in In-Reply-To and References.
-std::string email_thread_id(const app::GatewayConfig& gw, const Outgoing& message);
+std::string email_thread_id(const GatewayConfig& gw, const Outgoing& message);
 // 2xx accepted; 4xx, transport failures and timeouts retried; rejected
 // credentials (530, 534, 535, 538) retried after 30 s like HTTP 401/403;
 // other 5xx permanent ("smtp 550").
@@ -68,7 +68,7 @@ Outcome smtp_outcome(const OutboundResponse& response);
 // same on every retry, so receivers can drop repeats), webhook-timestamp
 // `now_unix`, webhook-signature over the body with the gateway's key; body
 // {"channel","to","subject" (email only),"body","incident","delivery_id"}.
-OutboundRequest webhook_request(const app::GatewayConfig& gw, const Outgoing& message,
+OutboundRequest webhook_request(const GatewayConfig& gw, const Outgoing& message,
                                 int64_t now_unix);
 // 2xx accepted; 429 (Retry-After) / 5xx / 401 / 403 / transport retried;
 // other 4xx permanent.
@@ -76,7 +76,7 @@ Outcome webhook_outcome(const OutboundResponse& response);
 
 // signal-cli-rest-api: POST {base}/v2/send, JSON {"message", "number" (the
 // bridge's registered sender), "recipients": [to]}.
-OutboundRequest signal_request(const app::GatewayConfig& gw, const Outgoing& message);
+OutboundRequest signal_request(const GatewayConfig& gw, const Outgoing& message);
 // 201 (or 200) accepted ("signal-<timestamp>"); 429/5xx/401/403/transport
 // retried; a 400 naming an unregistered recipient fails that delivery
 // ("signal unregistered"); other 4xx permanent.
@@ -85,7 +85,7 @@ Outcome signal_outcome(const OutboundResponse& response);
 // Twilio Programmable Voice: POST {base}/2010-04-01/Accounts/{sid}/Calls.json,
 // basic auth, form To, From, Twiml (voice_twiml), StatusCallback
 // {public_url}/v1/inbound/twilio/voice/status. Answers as twilio_outcome.
-OutboundRequest voice_request(const app::GatewayConfig& gw, const Outgoing& message,
+OutboundRequest voice_request(const GatewayConfig& gw, const Outgoing& message,
                               const std::string& public_url);
 // <Response><Gather numDigits="1" action="{public_url}/v1/inbound/twilio/
 // voice/gather?d=DELIVERY"> with the text said twice in `language`
