@@ -146,6 +146,19 @@ void Api::handle(http::Request req, Respond respond) {
     if (m != "POST") return respond(problem(method_not_allowed()));
     return inbound_twilio(req, std::move(respond));
   }
+  if (path == "/v1/inbound/twilio/voice/gather" || path == "/v1/inbound/twilio/voice/status") {
+    if (m != "POST") return respond(problem(method_not_allowed()));
+    if (path.ends_with("/gather")) return voice_gather(req, std::move(respond));
+    return voice_status(req, std::move(respond));
+  }
+  if (path == "/v1/receipts/sendgrid") {
+    if (m != "POST") return respond(problem(method_not_allowed()));
+    return receipt_sendgrid(req, std::move(respond));
+  }
+  if (path.starts_with("/u/")) {
+    if (m != "GET" && m != "HEAD" && m != "POST") return respond(problem(method_not_allowed()));
+    return unsubscribe(req, path.substr(3), std::move(respond));
+  }
   if (path == "/v1/subscribers" || path.starts_with("/v1/subscribers/") ||
       path == "/v1/incidents" || path.starts_with("/v1/incidents/") || path == "/v1/audit" ||
       (path == "/-/reload" && hooks_.reload))
@@ -291,7 +304,8 @@ bool Api::twilio_verified(const http::Request& req, const ActiveConfig& cfg,
   auto offered = req.header("x-twilio-signature");
   bool valid = false;
   for (const auto& g : c.gateways)
-    if (g.type == GatewayType::kTwilio && !g.auth_token.empty())
+    if ((g.type == GatewayType::kTwilio || g.type == GatewayType::kTwilioVoice) &&
+        !g.auth_token.empty())
       valid = constant_time_equal(offered, twilio_signature(g.auth_token, url, fields)) || valid;
   if (!valid) {
     // No log line: anyone can send these (see Api::Hooks::refused).
@@ -303,18 +317,27 @@ bool Api::twilio_verified(const http::Request& req, const ActiveConfig& cfg,
 }
 
 void Api::receipt_twilio(http::Request& req, Respond respond) {
+  twilio_status(req, std::move(respond), "MessageSid", "MessageStatus", [](std::string_view status) {
+    std::optional<DeliveryState> target;
+    if (status == "delivered" || status == "read") target = DeliveryState::kDelivered;
+    else if (status == "undelivered" || status == "failed") target = DeliveryState::kUndelivered;
+    return target;
+  });
+}
+
+void Api::twilio_status(http::Request& req, Respond respond, std::string_view sid_field,
+                        std::string_view status_field,
+                        std::optional<DeliveryState> (*target_of)(std::string_view)) {
   auto cfg = config_();
   FormFields fields = parse_form(req.body);
   if (!twilio_verified(req, *cfg, fields, respond)) return;
   respond = trusted(std::move(respond));
-  std::string sid(form_value(fields, "MessageSid"));
-  std::string_view status = form_value(fields, "MessageStatus");
-  std::optional<DeliveryState> target;
-  if (status == "delivered" || status == "read") target = DeliveryState::kDelivered;
-  else if (status == "undelivered" || status == "failed") target = DeliveryState::kUndelivered;
+  std::string sid(form_value(fields, sid_field));
+  std::string_view status = form_value(fields, status_field);
+  std::optional<DeliveryState> target = target_of(status);
   http::Response ok;
   ok.status = 204;
-  if (!target || sid.empty()) return respond(std::move(ok));  // queued, sending, sent: nothing new
+  if (!target || sid.empty()) return respond(std::move(ok));  // queued, sent, ringing: nothing new
   UnixMs now = clock_.now_ms();
   // Each (message, status) once: a replayed receipt changes nothing.
   std::string event = "receipt:" + sid.substr(0, 64) + ":" + std::string(status);
@@ -345,6 +368,14 @@ void Api::inbound_twilio(http::Request& req, Respond respond) {
     spdlog::info("inbound SMS without a MessageSid: ignored");
     return respond(twiml());
   }
+  if (inbound_join(cfg, *from, fields, respond)) return;
+  inbound_reply(cfg, *from, fields, std::move(respond));
+}
+
+void Api::inbound_reply(const std::shared_ptr<const ActiveConfig>& cfg, const std::string& from,
+                        const FormFields& fields, Respond respond) {
+  const Config& c = cfg->config;
+  std::string sid(form_value(fields, "MessageSid").substr(0, 64));
   InboundIntent intent = classify_sms_reply(form_value(fields, "Body"));
   UnixMs now = clock_.now_ms();
   UnixMs since = now - c.dedup.window_s * 1000;
@@ -357,18 +388,22 @@ void Api::inbound_twilio(http::Request& req, Respond respond) {
     bool replayed = false;  // this MessageSid was applied before
   };
   store_.call<Outcome>(
-      [cfg, from = *from, sid, intent, now, since](store::Store& s) {
+      [cfg, from, sid, intent, now, since](store::Store& s) {
         Outcome o;
         if (!s.first_event("twilio", "sms:" + sid, now)) {
           o.replayed = true;
           return o;
         }
+        // STOP also ends a join request the number has not confirmed.
+        if (intent.action == InboundAction::kOptOut) s.close_join_requests(from);
         auto ids = s.subscribers_by_phone(from);
         o.subscribers = ids.size();
         for (int64_t id : ids) {
           if (auto sub = s.subscriber(id)) o.language = sub->language;
           switch (intent.action) {
-            case InboundAction::kOptOut: o.cancelled += s.set_sms_opt_out(id, true, now); break;
+            case InboundAction::kOptOut:
+              o.cancelled += s.set_sms_opt_out(id, true, now);
+              break;
             case InboundAction::kOptIn: s.set_sms_opt_out(id, false, now); break;
             case InboundAction::kHelp: break;
             case InboundAction::kAcknowledge:

@@ -88,7 +88,27 @@ class Api {
   void audit_log(http::Request& req, const Audit& audit, Respond respond);
   void incidents(http::Request& req, std::string_view rest, const Audit& audit, Respond respond);
   void inbound_twilio(http::Request& req, Respond respond);
+  // Join by text (reach_api.cpp): a keyword, its confirmation, LEAVE.
+  // Answers and returns true when `body` is one of those.
+  bool inbound_join(const std::shared_ptr<const ActiveConfig>& cfg, const std::string& from,
+                    const FormFields& fields, Respond& respond);
+  // STOP, START, HELP and acknowledgements from `from` (E.164).
+  void inbound_reply(const std::shared_ptr<const ActiveConfig>& cfg, const std::string& from,
+                     const FormFields& fields, Respond respond);
+  // Reach (reach_api.cpp): GET|POST /u/{token}, the email unsubscribe link.
+  void unsubscribe(http::Request& req, std::string_view token, Respond respond);
+  // POST /v1/inbound/twilio/voice/gather?d=DELIVERY (a key pressed during an
+  // alert call) and /v1/inbound/twilio/voice/status (the call's end).
+  void voice_gather(http::Request& req, Respond respond);
+  void voice_status(http::Request& req, Respond respond);
+  // POST /v1/receipts/sendgrid: the Event Webhook, ECDSA-verified.
+  void receipt_sendgrid(http::Request& req, Respond respond);
   void receipt_twilio(http::Request& req, Respond respond);
+  // A Twilio status callback: the provider id in `sid_field` moves from sent
+  // to what `target_of` makes of `status_field` (nullopt: nothing new).
+  void twilio_status(http::Request& req, Respond respond, std::string_view sid_field,
+                     std::string_view status_field,
+                     std::optional<DeliveryState> (*target_of)(std::string_view));
   // Checks X-Twilio-Signature of a form POST against server.public_url and
   // the Twilio gateways' auth tokens; answers 403 itself when it fails.
   bool twilio_verified(const http::Request& req, const ActiveConfig& cfg, const FormFields& fields,

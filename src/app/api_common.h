@@ -16,9 +16,21 @@
 #include "core/problem.h"
 #include "http/problem_response.h"
 #include "core/report.h"
+#include "delivery/gateways/providers.h"
 #include "store/store.h"
 
 namespace tocsin::app::api {
+
+// TwiML: an empty answer, or one message back to the sender.
+inline http::Response twiml(std::string_view message = {}) {
+  http::Response r;
+  r.status = 200;
+  r.set("Content-Type", "text/xml");
+  r.body = message.empty() ? "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>"
+                           : "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>" +
+                                 delivery::xml_escape(message) + "</Message></Response>";
+  return r;
+}
 
 inline http::Response problem(const Problem& p) {
   return to_response(p);
@@ -117,6 +129,7 @@ inline nlohmann::json subscriber_json(const store::Subscriber& s) {
               {"groups", s.groups},
               {"channels", channels},
               {"sms_opted_out", s.sms_opted_out},
+              {"email_opted_out", s.email_opted_out},
               {"created_at", format_rfc3339(s.created_at)}};
 }
 

@@ -9,6 +9,8 @@
 #include "app/files.h"
 #include "core/templates.h"
 #include "core/report.h"
+#include "core/ecdsa.h"
+#include "core/join.h"
 #include "core/safety.h"
 #include "core/signature.h"
 
@@ -21,6 +23,11 @@ const Group* Config::group(std::string_view name) const {
   for (const auto& g : groups)
     if (g.name == name) return &g;
   return nullptr;
+}
+
+std::string unsubscribe_key(const Config& config) {
+  return config.storage.keyring ? config.storage.keyring->hash("tocsin unsubscribe-link key v1")
+                                : std::string();
 }
 
 namespace {
@@ -349,16 +356,33 @@ void read_gateways(const json& arr, const std::string& path, SecretReader& secre
     else if (type == "smtp") g.type = GatewayType::kSmtp;
     else if (type == "webhook") g.type = GatewayType::kWebhook;
     else if (type == "file") g.type = GatewayType::kFile;
+    else if (type == "signal") g.type = GatewayType::kSignal;
+    else if (type == "twilio_voice") g.type = GatewayType::kTwilioVoice;
     else if (type) {
-      r.problem("type", "must be one of twilio, sendgrid, smtp, webhook, file");
+      r.problem("type", "must be one of twilio, twilio_voice, sendgrid, smtp, signal, webhook, file");
       return;
     } else {
       return;
     }
     if (auto ch = r.string("channel", Need::kRequired)) {
       if (auto p = parse_channel(*ch)) g.channel = *p;
-      else r.problem("channel", "must be sms or email");
+      else r.problem("channel", "must be sms, email, signal or voice");
     }
+    if (g.type == GatewayType::kSignal && g.channel != Channel::kSignal)
+      r.problem("channel", "a signal gateway sends signal");
+    if (g.type == GatewayType::kTwilioVoice && g.channel != Channel::kVoice)
+      r.problem("channel", "a twilio_voice gateway sends voice");
+    if ((g.channel == Channel::kSignal && g.type != GatewayType::kSignal &&
+         g.type != GatewayType::kFile) ||
+        (g.channel == Channel::kVoice && g.type != GatewayType::kTwilioVoice &&
+         g.type != GatewayType::kFile))
+      r.problem("channel", "only a " +
+                               std::string(g.channel == Channel::kSignal ? "signal" : "twilio_voice") +
+                               " or file gateway sends " + std::string(to_string(g.channel)));
+    if (g.type == GatewayType::kWebhook && g.channel != Channel::kSms && g.channel != Channel::kEmail)
+      r.problem("channel", "a webhook gateway sends sms or email");
+    // Twilio accepts one new call per second per account unless raised.
+    if (g.type == GatewayType::kTwilioVoice) g.rate_per_s = 1;
     if (g.type == GatewayType::kTwilio && g.channel != Channel::kSms)
       r.problem("channel", "a twilio gateway sends sms");
     if (g.type == GatewayType::kSendgrid && g.channel != Channel::kEmail)
@@ -371,6 +395,7 @@ void read_gateways(const json& arr, const std::string& path, SecretReader& secre
     if (auto v = r.integer("timeout_ms", Need::kOptional, 100, 300000)) g.timeout_ms = *v;
     switch (g.type) {
       case GatewayType::kTwilio:
+      case GatewayType::kTwilioVoice:
         r.reject_unknown({"name", "type", "channel", "rate_per_s", "max_in_flight", "timeout_ms",
                           "base_url", "account_sid", "auth_token", "auth_token_file", "from", "ca_file"});
         g.base_url = r.string("base_url", Need::kOptional).value_or("https://api.twilio.com");
@@ -387,8 +412,14 @@ void read_gateways(const json& arr, const std::string& path, SecretReader& secre
         break;
       case GatewayType::kSendgrid:
         r.reject_unknown({"name", "type", "channel", "rate_per_s", "max_in_flight", "timeout_ms",
-                          "base_url", "api_key", "api_key_file", "from", "from_name", "ca_file"});
+                          "base_url", "api_key", "api_key_file", "from", "from_name", "ca_file",
+                          "event_webhook_public_key"});
         g.base_url = r.string("base_url", Need::kOptional).value_or("https://api.sendgrid.com");
+        g.event_webhook_public_key =
+            r.string("event_webhook_public_key", Need::kOptional, 1000).value_or("");
+        if (!g.event_webhook_public_key.empty() && !ecdsa_p256_public_key(g.event_webhook_public_key))
+          r.problem("event_webhook_public_key",
+                    "must be the base64 DER ECDSA P-256 public key SendGrid shows");
         g.api_key = secrets.read(r, "api_key", Need::kRequired).value_or("");
         if (!g.api_key.empty() && !sendgrid_api_key(g.api_key))
           r.problem(r.has("api_key_file") ? "api_key_file" : "api_key",
@@ -417,6 +448,14 @@ void read_gateways(const json& arr, const std::string& path, SecretReader& secre
             r.problem(key, "must hold at least 16 bytes of base64 after whsec_");
           }
         }
+        break;
+      case GatewayType::kSignal:
+        r.reject_unknown({"name", "type", "channel", "rate_per_s", "max_in_flight", "timeout_ms",
+                          "base_url", "from", "ca_file"});
+        g.base_url = r.string("base_url", Need::kRequired).value_or("");
+        g.from = r.string("from", Need::kRequired, 64).value_or("");
+        if (!g.from.empty() && !g.from.starts_with('+'))
+          r.problem("from", "must be the bridge's registered number in E.164, like +12135550100");
         break;
       case GatewayType::kFile:
         r.reject_unknown({"name", "type", "channel", "rate_per_s", "max_in_flight", "timeout_ms",
@@ -510,11 +549,42 @@ void check_safety_rules(const Config& c, std::vector<FieldProblem>& problems) {
   }
 }
 
+// A group's "join": {"keywords": [...], "language": "es"}. Keywords are one
+// or two words, unique across groups, and none of the words tocsin answers
+// itself (STOP, HELP, YES, LEAVE ...).
+void read_join(JsonReader r, std::set<std::string>& taken, Group& g) {
+  if (!r.ok()) return;
+  r.reject_unknown({"keywords", "language"});
+  static const std::set<std::string> kReserved = {
+      "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "START", "UNSTOP", "HELP",
+      "INFO", "YES", "SI", "S\xc3\x8d", "LEAVE", "SALIR", "1", "Y", "OK"};
+  if (auto keywords = r.strings("keywords", Need::kRequired, 20)) {
+    if (keywords->empty()) r.problem("keywords", "must name at least one keyword");
+    for (std::size_t i = 0; i < keywords->size(); ++i) {
+      std::string k = normalize_keyword((*keywords)[i]);
+      std::string at = index_path("keywords", i);
+      if (k.empty() || k.size() > 30 || k.find_first_of("\r\n") != std::string::npos)
+        r.problem(at, "must be a word of 1 to 30 characters");
+      else if (kReserved.count(k))
+        r.problem(at, "is a word tocsin answers itself (STOP, HELP, YES, LEAVE...)");
+      else if (!taken.insert(k).second)
+        r.problem(at, "is already another group's keyword");
+      else
+        g.join_keywords.push_back(k);
+    }
+  }
+  if (auto lang = r.string("language", Need::kOptional, 35)) {
+    if (valid_language(*lang)) g.join_language = *lang;
+    else r.problem("language", "must be a language tag like en or es");
+  }
+}
+
 void read_groups(const json& arr, const std::string& path, std::vector<FieldProblem>& problems,
                  Config& c) {
   std::set<std::string> names;
+  std::set<std::string> keywords;
   for_each_object(arr, path, problems, [&](JsonReader& r) {
-    r.reject_unknown({"name", "match", "channels", "drills", "escalate", "enough_responding"});
+    r.reject_unknown({"name", "match", "channels", "drills", "escalate", "enough_responding", "join"});
     Group g;
     if (auto n = r.string("name", Need::kRequired, 100)) {
       g.name = *n;
@@ -543,7 +613,7 @@ void read_groups(const json& arr, const std::string& path, std::vector<FieldProb
         auto ch = parse_channel((*chans)[k]);
         std::string at = index_path(r.child_path("channels"), k);
         if (!ch) {
-          problems.push_back({at, "must be sms or email"});
+          problems.push_back({at, "must be sms, email, signal or voice"});
           continue;
         }
         bool served = std::any_of(c.gateways.begin(), c.gateways.end(),
@@ -554,6 +624,7 @@ void read_groups(const json& arr, const std::string& path, std::vector<FieldProb
     }
     if (auto d = r.boolean("drills", Need::kOptional)) g.drills = *d;
     read_response_rules(r, g);
+    if (r.has("join")) read_join(r.object("join", Need::kOptional), keywords, g);
     c.groups.push_back(std::move(g));
   });
 }
@@ -585,8 +656,9 @@ void read_template_set(JsonReader& r, std::string_view key, TemplateMap& out,
 }
 
 void read_templates(JsonReader r, std::vector<FieldProblem>& problems, Config& c) {
-  r.reject_unknown({"sms", "email", "help", "covered"});
+  r.reject_unknown({"sms", "email", "help", "covered", "voice"});
   read_template_set(r, "sms", c.templates.sms, problems);
+  read_template_set(r, "voice", c.templates.voice, problems);
   read_template_set(r, "help", c.templates.help, problems);
   read_template_set(r, "covered", c.templates.covered, problems);
   JsonReader e = r.object("email", Need::kOptional);
@@ -690,6 +762,16 @@ std::vector<FieldProblem> read_areas(JsonReader& root, const std::string& base_d
   return std::move(loaded.warnings);
 }
 
+void read_join_limits(JsonReader r, Config& c) {
+  r.reject_unknown({"max_prompts_per_number", "max_prompts_per_hour", "confirm_window_s"});
+  if (auto v = r.integer("max_prompts_per_number", Need::kOptional, 1, 20))
+    c.join.max_prompts_per_number = static_cast<int>(*v);
+  if (auto v = r.integer("max_prompts_per_hour", Need::kOptional, 1, 100000))
+    c.join.max_prompts_per_hour = static_cast<int>(*v);
+  if (auto v = r.integer("confirm_window_s", Need::kOptional, 60, 86400))
+    c.join.confirm_window_s = *v;
+}
+
 void read_log(JsonReader r, Config& c) {
   r.reject_unknown({"format", "refused_summary_s"});
   if (auto v = r.string("format", Need::kOptional)) {
@@ -756,7 +838,7 @@ ConfigResult parse_config(const std::string& text, const std::string& base_dir) 
   JsonReader root(doc, "", problems);
   root.reject_unknown({"server", "storage", "coordinators", "admin", "dedup", "gateways", "groups",
                        "templates", "sms", "delivery", "subscribers", "log", "retention",
-                       "areas_file", "areas", "console"});
+                       "areas_file", "areas", "console", "join"});
   if (root.has("server")) read_server(root.object("server", Need::kOptional), c);
   if (root.has("storage")) read_storage(root.object("storage", Need::kOptional), base_dir, c);
   else problems.push_back({"storage.key_file", kKeyFileRequired});
@@ -774,6 +856,7 @@ ConfigResult parse_config(const std::string& text, const std::string& base_dir) 
   if (root.has("subscribers")) read_subscribers(root.object("subscribers", Need::kOptional), c);
   if (root.has("retention")) read_retention(root.object("retention", Need::kOptional), c);
   if (root.has("log")) read_log(root.object("log", Need::kOptional), c);
+  if (root.has("join")) read_join_limits(root.object("join", Need::kOptional), c);
   auto area_warnings = read_areas(root, base_dir, problems, c);
   check_safety_rules(c, problems);
   if (root.has("console")) read_console(root.object("console", Need::kOptional), c);
@@ -783,6 +866,13 @@ ConfigResult parse_config(const std::string& text, const std::string& base_dir) 
                         "against it and writes it into enrolment links"});
   result.warnings = template_warnings(c);
   result.warnings.insert(result.warnings.end(), area_warnings.begin(), area_warnings.end());
+  bool email = std::any_of(c.gateways.begin(), c.gateways.end(), [](const GatewayConfig& g) {
+    return g.type == GatewayType::kSendgrid || g.type == GatewayType::kSmtp;
+  });
+  if (email && c.server.public_url.empty())
+    result.warnings.push_back(
+        {"server.public_url", "not set: alert emails go out without an unsubscribe link "
+                              "(List-Unsubscribe), which Gmail and Yahoo require of bulk senders"});
   return result;
 }
 

@@ -93,6 +93,15 @@ struct SubscribersConfig {
   bool operator==(const SubscribersConfig&) const = default;
 };
 
+// Limits on join-by-text prompts: each prompt is an SMS tocsin pays for, and
+// a flood of keyword texts from spoofed numbers must not become a bill.
+struct JoinConfig {
+  int max_prompts_per_number = 3;  // confirmation prompts to one number in 24 hours
+  int max_prompts_per_hour = 100;  // confirmation prompts to all numbers in one hour
+  int64_t confirm_window_s = 86400;  // a prompt may be confirmed within this long
+  bool operator==(const JoinConfig&) const = default;
+};
+
 struct LogConfig {
   bool json = false;  // "format": "json": one JSON object per line (for log shippers); else text
   // Refused requests (4xx) are summarised in one line per this many seconds.
@@ -136,6 +145,7 @@ struct Config {
   SmsConfig sms;
   DeliveryConfig delivery;
   SubscribersConfig subscribers;
+  JoinConfig join;
   LogConfig log;
   RetentionConfig retention;
   AreasConfig areas;
@@ -152,6 +162,11 @@ struct ConfigResult {
   std::vector<FieldProblem> warnings;
   bool ok() const { return problems.empty(); }
 };
+
+// The key of email unsubscribe tokens (core/unsubscribe.h): a keyed hash of
+// a constant under the key file's hash key, so it needs no new secret and
+// never changes (the hash key cannot). "" without a keyring.
+std::string unsubscribe_key(const Config& config);
 
 // Loads and validates the file at `path`. Relative paths inside it (the
 // database, `*_file` secrets, file gateways) resolve against the working

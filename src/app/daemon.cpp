@@ -34,6 +34,8 @@ namespace {
 constexpr auto kDrainBound = std::chrono::seconds(10);
 constexpr int64_t kIdempotencyKeepMs = 5LL * 24 * 3600 * 1000;  // webhook-ids remembered 5 days
 constexpr int64_t kAuditKeepMs = 366LL * 24 * 3600 * 1000;  // audit entries kept a year (README)
+constexpr int64_t kProviderEventKeepMs = 30LL * 24 * 3600 * 1000;  // provider event ids (README)
+constexpr int64_t kJoinRequestKeepMs = 2LL * 24 * 3600 * 1000;  // join prompts: the limits look back 24 h
 // Background store chores run in small batches, each its own store job, so
 // reports and sends queued meanwhile go between them.
 constexpr int kReencryptBatch = 200;
@@ -146,6 +148,7 @@ class Daemon {
       s.purge_answers(clock_.now_ms() - kIdempotencyKeepMs);
       s.purge_audit(clock_.now_ms() - kAuditKeepMs);
       s.purge_events(clock_.now_ms() - events_keep_ms());
+      s.purge_join_requests(clock_.now_ms() - kJoinRequestKeepMs);
     });
     if (released)
       spdlog::warn("recovered {} deliveries leased by a previous run; sending them again", released);
@@ -290,7 +293,8 @@ class Daemon {
         for (const auto& r : running->gateways)
           keep = keep || (r.name == g.name && same_gateway(r, g, running->server.public_url,
                                                            next.server.public_url));
-      if (!keep) spec.gateway = delivery::make_gateway(g, {io_, *http_, clock_, next.server.public_url});
+      if (!keep) spec.gateway = delivery::make_gateway(
+          g, {io_, *http_, clock_, next.server.public_url, unsubscribe_key(next)});
       specs.push_back(std::move(spec));
     }
     return specs;
@@ -501,6 +505,7 @@ class Daemon {
             s.purge_answers(now - kIdempotencyKeepMs);
             s.purge_audit(now - kAuditKeepMs);
             s.purge_events(now - events_keep);
+            s.purge_join_requests(now - kJoinRequestKeepMs);
           },
           [](bool) {});
       purge_expired();

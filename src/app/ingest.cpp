@@ -16,7 +16,8 @@ using nlohmann::json;
 namespace {
 
 UnixMs deadline_for(const Config& config, Channel ch, UnixMs now) {
-  int64_t s = ch == Channel::kSms ? config.delivery.sms_deadline_s : config.delivery.email_deadline_s;
+  // Signal and calls are as urgent as a text.
+  int64_t s = ch == Channel::kEmail ? config.delivery.email_deadline_s : config.delivery.sms_deadline_s;
   return now + s * 1000;
 }
 

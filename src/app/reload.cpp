@@ -58,7 +58,9 @@ bool same_gateway(const GatewayConfig& running, const GatewayConfig& loaded,
   a.rate_per_s = loaded.rate_per_s;
   a.max_in_flight = loaded.max_in_flight;
   if (!(a == loaded)) return false;
-  return loaded.type != GatewayType::kTwilio || running_public_url == loaded_public_url;
+  // Twilio's callbacks and the email unsubscribe links name the public URL.
+  return loaded.type == GatewayType::kFile || loaded.type == GatewayType::kWebhook ||
+         running_public_url == loaded_public_url;
 }
 
 ConfigChanges compare_configs(const Config& running, const Config& loaded) {
@@ -98,6 +100,7 @@ ConfigChanges compare_configs(const Config& running, const Config& loaded) {
   applied(running.log == loaded.log, "log");
   applied(running.areas == loaded.areas, "areas");
   applied(running.console == loaded.console, "console");
+  applied(running.join == loaded.join, "join");
   for (const auto& g : loaded.gateways) {
     const GatewayConfig* old = find_gateway(running, g.name);
     if (!old) {

@@ -181,8 +181,11 @@ int route(const std::string& config_path, const std::string& report_path,
                                       : "";
       std::printf("--- sms, %s: %zu segment(s), %s%s\n%s\n", lang.c_str(), m.sms.segments,
                   m.sms.encoding == SmsEncoding::kGsm7 ? "GSM-7" : "UCS-2", fit, m.body.c_str());
-    } else {
+    } else if (ch == Channel::kEmail) {
       std::printf("--- email, %s\nSubject: %s\n%s", lang.c_str(), m.subject.c_str(), m.body.c_str());
+    } else {  // signal, voice (what the call says)
+      std::printf("--- %s, %s\n%s\n", std::string(to_string(ch)).c_str(), lang.c_str(),
+                  m.body.c_str());
     }
   }
   return 0;

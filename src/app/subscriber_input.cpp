@@ -117,13 +117,14 @@ ParsedSubscriber validate_subscriber(const json& doc, const Config& config) {
     return p.path == "phone" || p.path == "email";
   });
   if (r.has("channels")) {
-    if (auto chans = r.strings("channels", Need::kRequired, 2)) {
+    if (auto chans = r.strings("channels", Need::kRequired, 4)) {
       for (std::size_t i = 0; i < chans->size(); ++i) {
         auto ch = parse_channel((*chans)[i]);
         if (!ch) {
-          problems.push_back({index_path("channels", i), "must be sms or email"});
-        } else if (*ch == Channel::kSms && s.phone.empty() && !had_contact_error) {
-          problems.push_back({index_path("channels", i), "sms needs a phone number"});
+          problems.push_back({index_path("channels", i), "must be sms, email, signal or voice"});
+        } else if (uses_phone(*ch) && s.phone.empty() && !had_contact_error) {
+          problems.push_back({index_path("channels", i),
+                              std::string(to_string(*ch)) + " needs a phone number"});
         } else if (*ch == Channel::kEmail && s.email.empty() && !had_contact_error) {
           problems.push_back({index_path("channels", i), "email needs an email address"});
         } else if (std::find(s.channels.begin(), s.channels.end(), *ch) == s.channels.end()) {

@@ -13,7 +13,7 @@ std::optional<E> parse_from(const std::array<std::string_view, N>& names, std::s
   return std::nullopt;
 }
 
-constexpr std::array<std::string_view, 2> kChannels = {"sms", "email"};
+constexpr std::array<std::string_view, 4> kChannels = {"sms", "email", "signal", "voice"};
 constexpr std::array<std::string_view, 3> kMsgTypes = {"alert", "update", "cancel"};
 constexpr std::array<std::string_view, 3> kStatuses = {"actual", "exercise", "test"};
 constexpr std::array<std::string_view, 4> kSeverities = {"minor", "moderate", "severe", "extreme"};

@@ -14,8 +14,12 @@ using UnixMs = int64_t;
 
 // Enums stored in the database carry explicit numbers: SQL compares them
 // (`state = 0`, indexes `WHERE state = 0`), so a value never changes meaning.
-enum class Channel { kSms = 0, kEmail = 1 };
-inline constexpr Channel kAllChannels[] = {Channel::kSms, Channel::kEmail};
+// sms, signal and voice reach a subscriber's phone number; email their address.
+enum class Channel { kSms = 0, kEmail = 1, kSignal = 2, kVoice = 3 };
+inline constexpr Channel kAllChannels[] = {Channel::kSms, Channel::kEmail, Channel::kSignal,
+                                           Channel::kVoice};
+// Whether the channel's address is the subscriber's phone number.
+constexpr bool uses_phone(Channel c) { return c != Channel::kEmail; }
 
 enum class MsgType { kAlert = 0, kUpdate = 1, kCancel = 2 };
 enum class ReportStatus { kActual = 0, kExercise = 1, kTest = 2 };

@@ -20,4 +20,17 @@ std::optional<std::string> normalize_phone(std::string_view input,
   return out;
 }
 
+bool may_text_back(std::string_view e164) {
+  using i18n::phonenumbers::PhoneNumber;
+  using i18n::phonenumbers::PhoneNumberUtil;
+  const PhoneNumberUtil* util = PhoneNumberUtil::GetInstance();
+  PhoneNumber number;
+  if (e164.empty() || e164.size() > 64 ||
+      util->Parse(std::string(e164), "ZZ", &number) != PhoneNumberUtil::NO_PARSING_ERROR ||
+      !util->IsValidNumber(number))
+    return false;
+  auto type = util->GetNumberType(number);
+  return type == PhoneNumberUtil::MOBILE || type == PhoneNumberUtil::FIXED_LINE_OR_MOBILE;
+}
+
 }  // namespace tocsin

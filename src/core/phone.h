@@ -11,4 +11,10 @@ namespace tocsin {
 // nullopt when the number is not a valid number for its region.
 std::optional<std::string> normalize_phone(std::string_view input, std::string_view default_region);
 
+// Whether tocsin may text an unsolicited answer (a join prompt) to `e164`:
+// libphonenumber says MOBILE or FIXED_LINE_OR_MOBILE (where it cannot tell,
+// as in the US). Not landlines, VoIP, toll-free, shared-cost or premium-rate
+// numbers: texting those is how SMS-pumping fraud bills a sender.
+bool may_text_back(std::string_view e164);
+
 }  // namespace tocsin

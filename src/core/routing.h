@@ -34,6 +34,11 @@ struct Group {
   int min_corroboration = 1;               // 1: one coordinator's report suffices
   std::optional<EscalateRule> escalate;    // absent: never escalates
   int enough_responding = 0;               // > 0: "covered" to the rest at this many responding
+  // Self-service by SMS (double opt-in): keywords texted to the alert number
+  // (upper case; empty: the group cannot be joined that way) and the
+  // language of the confirmation prompt and of who joins.
+  std::vector<std::string> join_keywords;
+  std::string join_language = "en";
   bool operator==(const Group&) const = default;
 };
 

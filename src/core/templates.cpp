@@ -47,6 +47,20 @@ MessageTemplates make_defaults() {
       "{{headline}}\n\n{{#instruction}}{{instruction}}\n\n{{/instruction}}"
       "Zona: {{area}}\n{{#location}}Lugar: {{location}}\n{{/location}}"
       "Observado: {{observed_at}}\nIncidente: #{{incident}}\n";
+  t.voice["en"] =
+      "{{#drill}}This is a drill. Nothing is happening. {{/drill}}"
+      "{{#cancel}}All clear for incident {{incident}}. {{/cancel}}"
+      "{{#update}}Update. {{/update}}{{^cancel}}Alert. {{/cancel}}{{headline}}. "
+      "{{#location}}Location: {{location}}. {{/location}}"
+      "{{#instruction}}{{instruction}}. {{/instruction}}"
+      "{{^cancel}}Press 1 if you are responding.{{/cancel}}";
+  t.voice["es"] =
+      "{{#drill}}Esto es un simulacro. No está pasando nada. {{/drill}}"
+      "{{#cancel}}Fin de alerta del incidente {{incident}}. {{/cancel}}"
+      "{{#update}}Actualización. {{/update}}{{^cancel}}Alerta. {{/cancel}}{{headline}}. "
+      "{{#location}}Lugar: {{location}}. {{/location}}"
+      "{{#instruction}}{{instruction}}. {{/instruction}}"
+      "{{^cancel}}Marque 1 si va a responder.{{/cancel}}";
   t.help["en"] = "Rapid-response alerts. Reply STOP to opt out, START to opt back in.";
   t.help["es"] = "Alertas de respuesta rapida. Responda STOP para salir, START para volver.";
   t.covered["en"] =
@@ -96,6 +110,7 @@ MessageTemplates with_defaults(MessageTemplates t) {
   if (t.email_body.empty()) t.email_body = d.email_body;
   if (t.help.empty()) t.help = d.help;
   if (t.covered.empty()) t.covered = d.covered;
+  if (t.voice.empty()) t.voice = d.voice;
   return t;
 }
 
@@ -298,8 +313,11 @@ RenderedMessage render_message(const MessageTemplates& templates, Channel channe
     return lang.empty() ? nullptr : &map.at(lang);
   };
   RenderedMessage out;
-  if (channel == Channel::kSms) {
-    if (const auto* t = text_of(templates.sms)) out = render_sms(*t, vars, ctx.max_sms_segments);
+  if (channel == Channel::kSms || channel == Channel::kSignal) {
+    if (const auto* t = text_of(templates.sms))
+      out = render_sms(*t, vars, channel == Channel::kSms ? ctx.max_sms_segments : 0);
+  } else if (channel == Channel::kVoice) {
+    if (const auto* t = text_of(templates.voice)) out.body = Renderer(*t).render(vars);
   } else {
     if (const auto* t = text_of(templates.email_subject)) out.subject = Renderer(*t).render(vars);
     if (const auto* t = text_of(templates.email_body)) out.body = Renderer(*t).render(vars);
@@ -350,7 +368,7 @@ SmsWorstCase sms_worst_case(const std::string& sms_template) {
 std::vector<LanguageGap> language_gaps(const MessageTemplates& t) {
   const std::pair<std::string_view, const TemplateMap*> sets[] = {
       {"sms", &t.sms}, {"email.subject", &t.email_subject}, {"email.body", &t.email_body},
-      {"help", &t.help}, {"covered", &t.covered}};
+      {"help", &t.help}, {"covered", &t.covered}, {"voice", &t.voice}};
   std::vector<std::string> languages;
   for (const auto& [name, map] : sets)
     for (const auto& entry : *map) {

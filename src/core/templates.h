@@ -28,6 +28,7 @@ struct MessageTemplates {
   // "Covered, stand down": to a group's non-responders once enough respond
   // (SMS body, email subject and body alike); the alert's variables.
   TemplateMap covered;
+  TemplateMap voice;  // what a call says (read twice, then "press 1" is gathered)
   bool operator==(const MessageTemplates&) const = default;
 };
 
@@ -71,7 +72,9 @@ struct MessageContext {
   bool confirmed = false;  // the {{#confirmed}} section: released after being held
 };
 
-// Renders the message for `channel` in `language` (a subscriber's tag).
+// Renders the message for `channel` in `language` (a subscriber's tag):
+// sms and signal from templates.sms (signal never shortened: it has no
+// segments), email from templates.email, voice from templates.voice.
 // Report texts (headline, instruction) follow the same language fallback.
 //
 // An SMS longer than ctx.max_sms_segments is shortened, rendering the same
@@ -118,7 +121,7 @@ SmsWorstCase sms_worst_case(const std::string& sms_template);
 // A language that one template set has and another lacks: subscribers in
 // `language` get `fallback` from that set ("" when the set is empty).
 struct LanguageGap {
-  std::string_view set;  // "sms", "email.subject", "email.body", "help" or "covered"
+  std::string_view set;  // "sms", "email.subject", "email.body", "help", "covered" or "voice"
   std::string language;
   std::string fallback;
 };

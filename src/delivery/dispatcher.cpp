@@ -242,10 +242,11 @@ void Dispatcher::drain(Lane& lane) {
       std::vector<Outgoing> out;
       const auto body = lane.ready.front().body;
       const auto subject = lane.ready.front().subject;
+      const std::string language = lane.ready.front().language;  // email footers, voice
       const std::size_t max = slot.gateway->max_batch();
       auto same_text = [&](const store::ClaimedDelivery& d) {
         auto eq = [](const auto& a, const auto& b) { return a == b || (a && b && *a == *b); };
-        return eq(d.body, body) && eq(d.subject, subject);
+        return eq(d.body, body) && eq(d.subject, subject) && d.language == language;
       };
       // Recipients of one text may be interleaved with others (languages):
       // gather them from the whole queue, keeping the rest in order.
@@ -253,7 +254,15 @@ void Dispatcher::drain(Lane& lane) {
       while (!lane.ready.empty()) {
         auto& d = lane.ready.front();
         if (batch.size() < max && same_text(d)) {
-          out.push_back(Outgoing{d.id, d.to, d.subject, d.body, d.incident_id, d.deadline_at});
+          out.push_back(Outgoing{.delivery_id = d.id,
+                                 .to = d.to,
+                                 .subject = d.subject,
+                                 .body = d.body,
+                                 .incident_id = d.incident_id,
+                                 .deadline_at = d.deadline_at,
+                                 .subscriber_id = d.subscriber_id,
+                                 .language = d.language,
+                                 .followup = d.followup});
           batch.push_back(std::move(d));
         } else if (max == 1) {
           break;

@@ -22,6 +22,12 @@ struct Outgoing {
   std::shared_ptr<const std::string> body;
   std::string incident_id;
   UnixMs deadline_at = 0;  // after this the message is worthless (Twilio ValidityPeriod)
+  int64_t subscriber_id = 0;  // 0: unknown (tests); email threading and unsubscribe need it
+  std::string language;       // the subscriber's tag: email footer, voice <Say language>
+  bool followup = false;      // email: an update or all-clear, threaded under the alert
+  // Email: {public_url}/u/TOKEN, filled in by the email gateways ("" = none:
+  // no server.public_url).
+  std::string unsubscribe_url;
 };
 
 enum class OutcomeKind {

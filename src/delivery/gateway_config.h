@@ -10,17 +10,20 @@
 
 namespace tocsin::delivery {
 
-enum class GatewayType { kTwilio, kSendgrid, kSmtp, kWebhook, kFile };
+enum class GatewayType { kTwilio, kSendgrid, kSmtp, kWebhook, kFile, kSignal, kTwilioVoice };
 
 struct GatewayConfig {
   std::string name;          // unique; appears in logs and metrics
   GatewayType type = GatewayType::kFile;
   Channel channel = Channel::kSms;
-  std::string base_url;      // twilio, sendgrid: API root (an emulator's in tests)
-  std::string account_sid;   // twilio
-  std::string auth_token;    // twilio (secret)
+  std::string base_url;      // twilio, twilio_voice, sendgrid, signal: API root (an emulator's in tests)
+  std::string account_sid;   // twilio, twilio_voice
+  std::string auth_token;    // twilio, twilio_voice (secret)
   std::string api_key;       // sendgrid (secret)
-  std::string from;          // sender phone number (E.164) or email address
+  std::string from;          // sender phone number (E.164; signal: the bridge's registered number) or email address
+  // sendgrid: the Event Webhook's verification key, base64 DER
+  // SubjectPublicKeyInfo (ECDSA P-256) as SendGrid shows it ("" = no receipts)
+  std::string event_webhook_public_key;
   std::string from_name;     // sendgrid, smtp: display name of the sender
   std::string url;           // smtp: smtp://host:port or smtps://host:port; webhook: POST target
   std::string username;      // smtp: AUTH user ("" = no AUTH)

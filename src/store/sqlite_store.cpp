@@ -72,7 +72,9 @@ CREATE TABLE IF NOT EXISTS subscribers (
   id INTEGER PRIMARY KEY AUTOINCREMENT, key_id INTEGER NOT NULL,
   name BLOB, phone BLOB, email BLOB, phone_hash BLOB, email_hash BLOB,
   language TEXT NOT NULL, sms INTEGER NOT NULL, email_on INTEGER NOT NULL,
-  sms_opted_out INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);
+  sms_opted_out INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,
+  signal_on INTEGER NOT NULL DEFAULT 0, voice_on INTEGER NOT NULL DEFAULT 0,
+  email_opted_out INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS subscribers_phone ON subscribers (phone_hash) WHERE phone_hash IS NOT NULL;
 CREATE INDEX IF NOT EXISTS subscribers_email ON subscribers (email_hash) WHERE email_hash IS NOT NULL;
 CREATE INDEX IF NOT EXISTS subscribers_key ON subscribers (key_id);
@@ -130,6 +132,24 @@ CREATE TABLE IF NOT EXISTS audit (
   id INTEGER PRIMARY KEY, at INTEGER NOT NULL, actor TEXT NOT NULL, method TEXT NOT NULL,
   route TEXT NOT NULL, object_id TEXT NOT NULL, status INTEGER NOT NULL, count INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
+
+-- Join by text: each confirmation prompt sent (they count against the abuse
+-- limits), by the number's keyed hash; group_name is '' once confirmed or
+-- left. Kept two days (the limits look back one).
+CREATE TABLE IF NOT EXISTS join_requests (
+  id INTEGER PRIMARY KEY, phone_hash BLOB NOT NULL, group_name TEXT NOT NULL,
+  language TEXT NOT NULL, keyword TEXT NOT NULL, message_id TEXT NOT NULL,
+  created_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS join_requests_phone ON join_requests (phone_hash, created_at);
+CREATE INDEX IF NOT EXISTS join_requests_at ON join_requests (created_at);
+-- Proof of consent of self-service subscribers: ids and times, never texts.
+-- Erased with the subscriber.
+CREATE TABLE IF NOT EXISTS consents (
+  id INTEGER PRIMARY KEY,
+  subscriber_id INTEGER NOT NULL REFERENCES subscribers ON DELETE CASCADE,
+  group_name TEXT NOT NULL, keyword TEXT NOT NULL, request_message_id TEXT NOT NULL,
+  confirm_message_id TEXT NOT NULL, requested_at INTEGER NOT NULL, confirmed_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS consents_subscriber ON consents (subscriber_id);
 )sql";
 
 // Schema 4 (a migration from 3): the console's accounts, sessions, login throttle and drafts.
@@ -204,18 +224,21 @@ static_assert(std::size(kMigrations) == kSchemaVersion - 1);
 // The first five are what read_personal decrypts.
 #define SUBSCRIBER_COLUMNS                                                                   \
   "s.id, s.key_id, s.name, s.phone, s.email, s.language, s.sms, s.email_on, s.sms_opted_out, " \
-  "s.created_at"
+  "s.created_at, s.signal_on, s.voice_on, s.email_opted_out"
 // The 0.01-degree (1.1 km) band of latitude an incident's place lies in, as
 // the incidents_open_place index has it (the expression must match verbatim).
 #define LAT_BAND "CAST((lat + 90) * 100 AS INTEGER)"
 #define INCIDENT_COLUMNS                                                                \
   "id, event, area, lat, lon, location, dedup_key, severity, status, open, opened_at, " \
   "last_report_at, closed_at, report_count, spread_m"
-// A subscriber is reachable on channel CH (0 sms, 1 email) when subscribed to
-// it, has the address, and (for SMS) has not opted out.
-#define REACHABLE_ON(CH)                                                                   \
-  "((" CH " = 0 AND s.sms = 1 AND s.phone IS NOT NULL AND s.sms_opted_out = 0) OR (" CH \
-  " = 1 AND s.email_on = 1 AND s.email IS NOT NULL))"
+// A subscriber is reachable on channel CH (0 sms, 1 email, 2 signal, 3 voice)
+// when subscribed to it, has the address and has not opted out: STOP to the
+// alert number (sms_opted_out) stops everything sent to that number (SMS,
+// Signal, calls); the email link (or a bounce) stops email.
+#define REACHABLE_ON(CH)                                                                        \
+  "((" CH " <> 1 AND s.phone IS NOT NULL AND s.sms_opted_out = 0 AND ((" CH " = 0 AND s.sms = " \
+  "1) OR (" CH " = 2 AND s.signal_on = 1) OR (" CH " = 3 AND s.voice_on = 1))) OR (" CH         \
+  " = 1 AND s.email_on = 1 AND s.email IS NOT NULL AND s.email_opted_out = 0))"
 
 class Stmt {
  public:
@@ -588,7 +611,7 @@ class SqliteStore final : public Store {
   int64_t requeue_failed(const std::string& id, UnixMs now, UnixMs sms_deadline,
                          UnixMs email_deadline) override {
     stmt("UPDATE deliveries SET state = 0, next_attempt_at = ?1, lease_until = 0, "
-         "deadline_at = CASE channel WHEN 0 THEN ?2 ELSE ?3 END, updated_at = ?1 "
+         "deadline_at = CASE channel WHEN 1 THEN ?3 ELSE ?2 END, updated_at = ?1 "
          "WHERE incident_id = ?4 AND state IN (4, 5)")
         .reset()
         .bind(now)
@@ -736,7 +759,11 @@ class SqliteStore final : public Store {
     auto& s = stmt(
         "SELECT d.id, d.incident_id, d.language, d.attempts, d.deadline_at, d.report_id, "
         "s.id IS NOT NULL AND " REACHABLE_ON("d.channel") ", "
-        "CASE WHEN d.channel = 0 THEN s.phone ELSE s.email END, s.id, s.key_id, d.created_at "
+        "CASE WHEN d.channel = 1 THEN s.email ELSE s.phone END, s.id, s.key_id, d.created_at, "
+        // An email follow-up threads under the alert: is this not the
+        // incident's first report?
+        "d.channel = 1 AND d.report_id > (SELECT min(r.id) FROM reports r WHERE "
+        "r.incident_id = d.incident_id) "
         "FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id "
         "WHERE d.state = 0 AND d.channel = ?1 AND max(d.next_attempt_at, d.lease_until) <= ?2 "
         "ORDER BY max(d.next_attempt_at, d.lease_until), d.id LIMIT ?3");
@@ -766,8 +793,10 @@ class SqliteStore final : public Store {
       d.deadline_at = s.i64(4);
       d.report_id = s.i64(5);
       d.planned_at = s.i64(10);
+      d.subscriber_id = s.i64(8);
+      d.followup = s.i64(11) != 0;
       try {
-        d.to = decrypt(s.i64(9), channel == Channel::kSms ? kPhone : kEmail, s.i64(8), s.blob(7));
+        d.to = decrypt(s.i64(9), uses_phone(channel) ? kPhone : kEmail, s.i64(8), s.blob(7));
       } catch (const StoreError&) {  // one altered row must not stop the queue
         spdlog::error("delivery {}: the subscriber's address does not decrypt; cancelled", id);
         to_cancel.push_back(id);
@@ -809,7 +838,7 @@ class SqliteStore final : public Store {
         "deliveries WHERE id = ?)");
     auto& cancel_rest = stmt(
         "UPDATE deliveries SET state = 6, last_error = 'opted out', updated_at = ?1 WHERE state = "
-        "0 AND channel = 0 AND subscriber_id = (SELECT subscriber_id FROM deliveries WHERE id = ?2)");
+        "0 AND channel <> 1 AND subscriber_id = (SELECT subscriber_id FROM deliveries WHERE id = ?2)");
     for (const auto& u : updates) {
       s.reset()
           .bind(static_cast<int>(u.state))
@@ -877,11 +906,12 @@ class SqliteStore final : public Store {
     // The row id is part of the ciphertexts' associated data, so the
     // personal data is written once the row has its id.
     auto& ins = stmt(
-        "INSERT INTO subscribers (key_id, language, sms, email_on, sms_opted_out, created_at) "
-        "VALUES (0,?,?,?,?,?)")
+        "INSERT INTO subscribers (key_id, language, sms, email_on, signal_on, voice_on, "
+        "sms_opted_out, email_opted_out, created_at) VALUES (0,?,?,?,?,?,?,?,?)")
         .reset();
     bind_subscriber(ins, sub)
         .bind(sub.sms_opted_out ? 1 : 0)
+        .bind(sub.email_opted_out ? 1 : 0)
         .bind(now)
         .run();
     int64_t id = sqlite3_last_insert_rowid(db_);
@@ -900,7 +930,9 @@ class SqliteStore final : public Store {
   }
 
   bool update_subscriber(const Subscriber& sub) override {
-    auto& upd = stmt("UPDATE subscribers SET language=?, sms=?, email_on=? WHERE id=?").reset();
+    auto& upd = stmt(
+        "UPDATE subscribers SET language=?, sms=?, email_on=?, signal_on=?, voice_on=? WHERE id=?")
+        .reset();
     bind_subscriber(upd, sub).bind(sub.id).run();
     if (sqlite3_changes64(db_) == 0) return false;
     write_personal(sub.id, {sub.name, sub.phone, sub.email});
@@ -1061,13 +1093,147 @@ class SqliteStore final : public Store {
         .run();
     if (!opted_out) return 0;
     stmt("UPDATE deliveries SET state = 6, last_error = 'opted out', updated_at = ? WHERE "
-         "subscriber_id = ? AND channel = 0 AND state = 0")
+         "subscriber_id = ? AND channel <> 1 AND state = 0")
         .reset()
         .bind(now)
         .bind(subscriber_id)
         .run();
     return sqlite3_changes64(db_);
   }
+
+  std::optional<int64_t> set_email_opt_out(int64_t subscriber_id, UnixMs now) override {
+    stmt("UPDATE subscribers SET email_opted_out = 1 WHERE id = ?").reset().bind(subscriber_id).run();
+    if (sqlite3_changes64(db_) == 0) return std::nullopt;
+    stmt("UPDATE deliveries SET state = 6, last_error = 'opted out', updated_at = ? WHERE "
+         "subscriber_id = ? AND channel = 1 AND state = 0")
+        .reset()
+        .bind(now)
+        .bind(subscriber_id)
+        .run();
+    return sqlite3_changes64(db_);
+  }
+
+  std::optional<std::string> subscriber_language(int64_t id) override {
+    auto& s = stmt("SELECT language FROM subscribers WHERE id = ?");
+    s.reset().bind(id);
+    if (!s.step()) return std::nullopt;
+    auto lang = s.text(0);
+    s.reset();
+    return lang;
+  }
+
+  std::optional<DeliveryTarget> delivery_target(int64_t delivery_id) override {
+    auto& s = stmt(
+        "SELECT incident_id, coalesce(subscriber_id, 0), channel, state, language FROM deliveries "
+        "WHERE id = ?");
+    s.reset().bind(delivery_id);
+    if (!s.step()) return std::nullopt;
+    DeliveryTarget t{s.text(0), s.i64(1), static_cast<Channel>(s.i64(2)),
+                     static_cast<DeliveryState>(s.i64(3)), s.text(4)};
+    s.reset();
+    return t;
+  }
+
+  bool apply_receipt_to(int64_t delivery_id, DeliveryState state, UnixMs now) override {
+    stmt("UPDATE deliveries SET state = ?, updated_at = ? WHERE id = ? AND state = 1")
+        .reset()
+        .bind(static_cast<int>(state))
+        .bind(now)
+        .bind(delivery_id)
+        .run();
+    return sqlite3_changes64(db_) > 0;
+  }
+
+
+
+  int64_t join_prompts_since(const std::string& e164, UnixMs since) override {
+    auto& s = stmt("SELECT count(*) FROM join_requests WHERE phone_hash = ? AND created_at >= ?");
+    s.reset().bind_blob(phone_hash(e164)).bind(since);
+    int64_t n = s.step() ? s.i64(0) : 0;
+    s.reset();
+    return n;
+  }
+
+  int64_t all_join_prompts_since(UnixMs since) override {
+    auto& s = stmt("SELECT count(*) FROM join_requests WHERE created_at >= ?");
+    s.reset().bind(since);
+    int64_t n = s.step() ? s.i64(0) : 0;
+    s.reset();
+    return n;
+  }
+
+  void insert_join_request(const std::string& e164, const JoinRequest& r) override {
+    stmt("INSERT INTO join_requests (phone_hash, group_name, language, keyword, message_id, "
+         "created_at) VALUES (?,?,?,?,?,?)")
+        .reset()
+        .bind_blob(phone_hash(e164))
+        .bind(r.group)
+        .bind(r.language)
+        .bind(r.keyword)
+        .bind(r.provider_message_id)
+        .bind(r.created_at)
+        .run();
+  }
+
+  std::optional<JoinRequest> pending_join(const std::string& e164, UnixMs since) override {
+    auto& s = stmt(
+        "SELECT group_name, language, keyword, message_id, created_at FROM join_requests WHERE "
+        "phone_hash = ? AND created_at >= ? AND group_name <> '' ORDER BY id DESC LIMIT 1");
+    s.reset().bind_blob(phone_hash(e164)).bind(since);
+    if (!s.step()) return std::nullopt;
+    JoinRequest r{s.text(0), s.text(1), s.text(2), s.text(3), s.i64(4)};
+    s.reset();
+    return r;
+  }
+
+  void close_join_requests(const std::string& e164) override {
+    stmt("UPDATE join_requests SET group_name = '', keyword = '', message_id = '' WHERE "
+         "phone_hash = ? AND group_name <> ''")
+        .reset()
+        .bind_blob(phone_hash(e164))
+        .run();
+  }
+
+  void insert_consent(const Consent& c) override {
+    stmt("INSERT INTO consents (subscriber_id, group_name, keyword, request_message_id, "
+         "confirm_message_id, requested_at, confirmed_at) VALUES (?,?,?,?,?,?,?)")
+        .reset()
+        .bind(c.subscriber_id)
+        .bind(c.group)
+        .bind(c.keyword)
+        .bind(c.request_message_id)
+        .bind(c.confirm_message_id)
+        .bind(c.requested_at)
+        .bind(c.confirmed_at)
+        .run();
+  }
+
+  std::vector<Consent> consents(int64_t subscriber_id) override {
+    auto& s = stmt(
+        "SELECT subscriber_id, group_name, keyword, request_message_id, confirm_message_id, "
+        "requested_at, confirmed_at FROM consents WHERE subscriber_id = ? ORDER BY id");
+    s.reset().bind(subscriber_id);
+    std::vector<Consent> out;
+    while (s.step())
+      out.push_back({s.i64(0), s.text(1), s.text(2), s.text(3), s.text(4), s.i64(5), s.i64(6)});
+    return out;
+  }
+
+  bool leave_group(int64_t subscriber_id, const std::string& group) override {
+    stmt("DELETE FROM subscriber_groups WHERE subscriber_id = ? AND group_name = ?")
+        .reset()
+        .bind(subscriber_id)
+        .bind(group)
+        .run();
+    return sqlite3_changes64(db_) > 0;
+  }
+
+  int64_t purge_join_requests(UnixMs before) override {
+    stmt("DELETE FROM join_requests WHERE created_at < ?").reset().bind(before).run();
+    return sqlite3_changes64(db_);
+  }
+
+
 
   std::optional<std::string> last_sms_incident(int64_t subscriber_id, UnixMs since) override {
     auto& s = stmt(
@@ -1558,11 +1724,13 @@ class SqliteStore final : public Store {
   }
 
   // Binds the editable plain columns, in this order: language, sms,
-  // email_on. Name, phone and email go through write_personal (encrypted).
+  // email_on, signal_on, voice_on. Name, phone and email go through write_personal (encrypted).
   static Stmt& bind_subscriber(Stmt& s, const Subscriber& sub) {
     return s.bind(sub.language)
         .bind(has_channel(sub, Channel::kSms))
-        .bind(has_channel(sub, Channel::kEmail));
+        .bind(has_channel(sub, Channel::kEmail))
+        .bind(has_channel(sub, Channel::kSignal))
+        .bind(has_channel(sub, Channel::kVoice));
   }
 
   void insert_groups(int64_t id, const std::vector<std::string>& groups) {
@@ -1583,8 +1751,11 @@ class SqliteStore final : public Store {
     sub.language = s.text(5);
     if (s.i64(6)) sub.channels.push_back(Channel::kSms);
     if (s.i64(7)) sub.channels.push_back(Channel::kEmail);
+    if (s.i64(10)) sub.channels.push_back(Channel::kSignal);
+    if (s.i64(11)) sub.channels.push_back(Channel::kVoice);
     sub.sms_opted_out = s.i64(8) != 0;
     sub.created_at = s.i64(9);
+    sub.email_opted_out = s.i64(12) != 0;
     auto& g = stmt("SELECT group_name FROM subscriber_groups WHERE subscriber_id = ? ORDER BY 1");
     g.reset().bind(sub.id);
     while (g.step()) sub.groups.push_back(g.text(0));
@@ -1709,6 +1880,7 @@ class SqliteStore final : public Store {
     exec("BEGIN IMMEDIATE");
     try {
       exec(kSchema);
+      add_missing_columns();
       auto& s = stmt("SELECT value FROM meta WHERE key = 'schema_version'");
       s.reset();
       int v = 1;  // a new database: kSchema is version 1, migrated below
@@ -1734,6 +1906,22 @@ class SqliteStore final : public Store {
       rollback();
       throw;
     }
+  }
+
+  // The signal, voice and email opt-out columns came into kSchema's
+  // subscribers table without a version of their own (before the migration
+  // list): a database made before them gets them here, idempotently. A new
+  // change is a migration, never another column here.
+  void add_missing_columns() {
+    std::set<std::string> have;
+    auto& info = stmt("SELECT name FROM pragma_table_info('subscribers')");
+    info.reset();
+    while (info.step()) have.insert(info.text(0));
+    info.reset();
+    for (const char* column : {"signal_on", "voice_on", "email_opted_out"})
+      if (!have.count(column))
+        exec(("ALTER TABLE subscribers ADD COLUMN " + std::string(column) +
+              " INTEGER NOT NULL DEFAULT 0").c_str());
   }
 
   static IncidentRecord read_incident(Stmt& s) {

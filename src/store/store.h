@@ -84,8 +84,40 @@ struct Subscriber {
   std::string language = "en";
   std::vector<std::string> groups;
   std::vector<Channel> channels;
-  bool sms_opted_out = false;
+  bool sms_opted_out = false;    // STOP to the alert number: no SMS, Signal or calls
+  bool email_opted_out = false;  // the email's unsubscribe link, a hard bounce or spam report
   UnixMs created_at = 0;
+};
+
+// A keyword texted to the alert number, waiting for its confirmation. The
+// number is kept only as a keyed hash (found again when YES comes from it).
+struct JoinRequest {
+  std::string group;
+  std::string language;
+  std::string keyword;
+  std::string provider_message_id;  // Twilio's MessageSid of the keyword text
+  UnixMs created_at = 0;
+};
+
+// Proof of a self-service subscription: when, which keyword, and the
+// provider's ids of the keyword and confirmation texts; never the texts.
+struct Consent {
+  int64_t subscriber_id = 0;
+  std::string group;
+  std::string keyword;
+  std::string request_message_id;
+  std::string confirm_message_id;
+  UnixMs requested_at = 0;
+  UnixMs confirmed_at = 0;
+};
+
+// Whom one delivery was for (a provider callback names the delivery).
+struct DeliveryTarget {
+  std::string incident_id;
+  int64_t subscriber_id = 0;  // 0 once erased
+  Channel channel = Channel::kSms;
+  DeliveryState state = DeliveryState::kPending;
+  std::string language;  // of the message
 };
 
 // A pending delivery leased to a sender, with everything needed to send it.
@@ -101,6 +133,8 @@ struct ClaimedDelivery {
   UnixMs deadline_at = 0;
   int64_t report_id = 0;  // the report that planned it
   UnixMs planned_at = 0;  // when it was planned: when that report was accepted
+  int64_t subscriber_id = 0;
+  bool followup = false;  // email: not the incident's first report (threads under the alert)
 };
 
 // The result of one attempt, written back in batches.
@@ -343,6 +377,37 @@ class Store {
   // them, so a fan-out in progress stops for them at once) or back in.
   // Returns how many deliveries were cancelled.
   virtual int64_t set_sms_opt_out(int64_t subscriber_id, bool opted_out, UnixMs now) = 0;
+  // Opts the subscriber out of email (their unsubscribe link, a hard bounce,
+  // a spam report), cancelling their pending email. nullopt when there is
+  // no such subscriber; else how many deliveries were cancelled.
+  virtual std::optional<int64_t> set_email_opt_out(int64_t subscriber_id, UnixMs now) = 0;
+  // The subscriber's language tag, without decrypting anything.
+  virtual std::optional<std::string> subscriber_language(int64_t id) = 0;
+
+
+  // Provider callbacks (replays are refused by first_event below).
+  virtual std::optional<DeliveryTarget> delivery_target(int64_t delivery_id) = 0;
+  // apply_receipt for a delivery known by its id (SendGrid custom_args, a
+  // call's status callback): sent → delivered or undelivered, never back.
+  virtual bool apply_receipt_to(int64_t delivery_id, DeliveryState state, UnixMs now) = 0;
+
+  // Join by text (double opt-in).
+  // Confirmation prompts sent since `since`: to this number, and to all.
+  virtual int64_t join_prompts_since(const std::string& e164, UnixMs since) = 0;
+  virtual int64_t all_join_prompts_since(UnixMs since) = 0;
+  // Records a prompt sent to `e164` (which counts against the limits).
+  virtual void insert_join_request(const std::string& e164, const JoinRequest& request) = 0;
+  // The latest request from this number since `since`, if any.
+  virtual std::optional<JoinRequest> pending_join(const std::string& e164, UnixMs since) = 0;
+  // Ends this number's pending requests (confirmed, or left); the rows stay
+  // (without a group) to count against the limits until purged.
+  virtual void close_join_requests(const std::string& e164) = 0;
+  virtual void insert_consent(const Consent& consent) = 0;
+  virtual std::vector<Consent> consents(int64_t subscriber_id) = 0;
+  // Removes the subscriber from `group`; false when they were not in it.
+  virtual bool leave_group(int64_t subscriber_id, const std::string& group) = 0;
+  // Forgets join requests older than `before`.
+  virtual int64_t purge_join_requests(UnixMs before) = 0;
 
   // Keys and retention.
   // Uses `keyring` from now on (a reload). Throws StoreError, keeping the

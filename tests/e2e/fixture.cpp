@@ -115,6 +115,17 @@ HttpResult inbound_sms(const std::string& base_url, const Gateways& gw, const st
                  form_encode(fields));
 }
 
+HttpResult twilio_callback(const std::string& base_url, const std::string& auth_token,
+                           const std::string& path,
+                           std::vector<std::pair<std::string, std::string>> fields, bool forged) {
+  tocsin::FormFields ff(fields.begin(), fields.end());
+  std::string sig = tocsin::twilio_signature(forged ? "not-the-token" : auth_token,
+                                             std::string(kPublicUrl) + path, ff);
+  return request("POST", base_url + path,
+                 {{"Content-Type", "application/x-www-form-urlencoded"}, {"X-Twilio-Signature", sig}},
+                 form_encode(fields));
+}
+
 HttpResult twilio_receipt(const std::string& base_url, const Gateways& gw, const std::string& sid,
                           const std::string& status, bool forged) {
   std::vector<std::pair<std::string, std::string>> fields = {

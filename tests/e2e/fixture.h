@@ -54,6 +54,13 @@ HttpResult inbound_sms(const std::string& base_url, const Gateways& gw, const st
                        const std::string& body, bool forged = false,
                        const std::string& message_sid = "");
 
+// A Twilio voice callback (Gather or status) to `path` (with its query),
+// form `fields`, signed like Twilio's unless `forged`.
+HttpResult twilio_callback(const std::string& base_url, const std::string& auth_token,
+                           const std::string& path,
+                           std::vector<std::pair<std::string, std::string>> fields,
+                           bool forged = false);
+
 // A Twilio delivery receipt (StatusCallback) for message `sid`.
 HttpResult twilio_receipt(const std::string& base_url, const Gateways& gw, const std::string& sid,
                           const std::string& status, bool forged = false);

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -176,10 +177,11 @@ http::Response sendgrid_errors(int status, const std::vector<SendgridError>& err
   return http::json_response(status, json{{"errors", list}}.dump());
 }
 
-enum class Provider { kNone, kTwilio, kSendgrid, kWebhook };
+enum class Provider { kNone, kTwilio, kSendgrid, kWebhook, kSignal };
 
 Provider provider_of(std::string_view path) {
   if (path == "/hook") return Provider::kWebhook;
+  if (path == "/v2/send") return Provider::kSignal;
   if (path.rfind("/2010-04-01/", 0) == 0) return Provider::kTwilio;
   if (path.rfind("/v3/", 0) == 0) return Provider::kSendgrid;
   return Provider::kNone;
@@ -187,12 +189,13 @@ Provider provider_of(std::string_view path) {
 
 http::Response unavailable(Provider p) {
   if (p == Provider::kTwilio) return twilio_error(503, 20503, "Service Unavailable");
-  if (p == Provider::kWebhook) return http::json_response(503, R"({"error":"unavailable"})");
+  if (p == Provider::kWebhook || p == Provider::kSignal)
+    return http::json_response(503, R"({"error":"unavailable"})");
   return sendgrid_errors(503, {{"Service Unavailable", std::nullopt}});
 }
 
 http::Response too_many(Provider p, int retry_after_s, int limit) {
-  if (p == Provider::kWebhook) {
+  if (p == Provider::kWebhook || p == Provider::kSignal) {
     http::Response r = http::json_response(429, R"({"error":"too many requests"})");
     r.set("Retry-After", std::to_string(retry_after_s));
     return r;
@@ -330,6 +333,23 @@ std::vector<SendgridError> validate_sendgrid(const json& mail) {
       }
     }
   }
+  // custom_args, headers and substitutions (top level and per
+  // personalization) are objects of strings, as SendGrid requires.
+  auto string_map = [&](const json& obj, const char* key, const std::string& at) {
+    if (!obj.is_object() || !obj.contains(key)) return;
+    const json& v = obj[key];
+    bool ok = v.is_object();
+    if (ok)
+      for (const auto& item : v.items()) ok = ok && item.value().is_string();
+    if (!ok)
+      errors.push_back({std::string("The ") + key + " parameter must be an object of strings.",
+                        at + key});
+  };
+  for (const char* key : {"custom_args", "headers"}) string_map(mail, key, "");
+  if (ps && ps->is_array())
+    for (std::size_t i = 0; i < ps->size(); ++i)
+      for (const char* key : {"custom_args", "headers", "substitutions"})
+        string_map((*ps)[i], key, "personalizations." + std::to_string(i) + ".");
   return errors;
 }
 
@@ -365,6 +385,7 @@ struct GatewayEmulator::Impl {
   bool stopping = false;
   Faults faults;
   std::map<std::string, int> twilio_errors;
+  std::set<std::string> signal_unregistered;
   Observations obs;
   std::deque<Clock::time_point> window;  // strict rate limit: recent admissions
   std::mt19937_64 fault_rng;
@@ -397,6 +418,8 @@ struct GatewayEmulator::Impl {
   // Under mu:
   http::Response decide_locked(const http::Request& req);
   http::Response twilio_locked(const http::Request& req);
+  http::Response signal_locked(const http::Request& req);
+  http::Response call_locked(std::map<std::string, std::string> fields);
   http::Response sendgrid_locked(const http::Request& req);
   http::Response webhook_locked(const http::Request& req);
   std::string random_hex(std::size_t n);
@@ -594,6 +617,7 @@ http::Response GatewayEmulator::Impl::decide_locked(const http::Request& req) {
                     faults.rate_limit_per_s > 0 ? faults.rate_limit_per_s : 600);
   }
   if (provider == Provider::kWebhook) return webhook_locked(req);
+  if (provider == Provider::kSignal) return signal_locked(req);
   return provider == Provider::kTwilio ? twilio_locked(req) : sendgrid_locked(req);
 }
 
@@ -646,10 +670,42 @@ std::string GatewayEmulator::Impl::random_token(std::size_t n) {
   return s;
 }
 
+http::Response GatewayEmulator::Impl::signal_locked(const http::Request& req) {
+  if (req.method != "POST") return http::json_response(405, R"({"error":"method not allowed"})");
+  json j = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  const bool valid = j.is_object() && non_empty_string(j, "message") &&
+                     non_empty_string(j, "number") && j.contains("recipients") &&
+                     j["recipients"].is_array() && !j["recipients"].empty();
+  if (!valid) return http::json_response(400, R"({"error":"Couldn't process request - invalid request"})");
+  if (str_or(j, "number") != options.signal_number)
+    return http::json_response(400, json{{"error", "User " + str_or(j, "number") +
+                                                       " is not registered."}}.dump());
+  for (const auto& r : j["recipients"])
+    if (!r.is_string() || signal_unregistered.count(r.get<std::string>()))
+      return http::json_response(
+          400, json{{"error", "Failed to send message: " +
+                                  (r.is_string() ? r.get<std::string>() : std::string("?")) +
+                                  ": Unregistered user"}}.dump());
+  const std::string ts = std::to_string(unix_now() * 1000 + static_cast<int64_t>(id_rng() % 1000));
+  for (const auto& r : j["recipients"]) {
+    ReceivedMessage m;
+    m.provider = "signal";
+    m.id = ts;
+    m.to = r.get<std::string>();
+    m.from = str_or(j, "number");
+    m.body = str_or(j, "message");
+    m.raw = req.body;
+    m.accepted_at = Clock::now();
+    obs.messages.push_back(std::move(m));
+  }
+  return http::json_response(201, json{{"timestamp", ts}}.dump());
+}
+
 http::Response GatewayEmulator::Impl::twilio_locked(const http::Request& req) {
   const std::string_view path = req.path();
   constexpr std::string_view kPrefix = "/2010-04-01/Accounts/";
-  constexpr std::string_view kSuffix = "/Messages.json";
+  const bool calls = path.ends_with("/Calls.json");
+  const std::string_view kSuffix = calls ? "/Calls.json" : "/Messages.json";
   const bool messages_path = path.size() > kPrefix.size() + kSuffix.size() &&
                              path.substr(0, kPrefix.size()) == kPrefix &&
                              path.substr(path.size() - kSuffix.size()) == kSuffix;
@@ -682,6 +738,7 @@ http::Response GatewayEmulator::Impl::twilio_locked(const http::Request& req) {
     return it == fields.end() ? std::string() : it->second;
   };
   const std::string to = field("To"), from = field("From"), body = field("Body");
+  if (calls) return call_locked(fields);
   if (to.empty()) return twilio_error(400, 21604, "A 'To' phone number is required.");
   if (from.empty() && field("MessagingServiceSid").empty()) {
     return twilio_error(400, 21603, "A 'From' phone number is required.");
@@ -734,6 +791,36 @@ http::Response GatewayEmulator::Impl::twilio_locked(const http::Request& req) {
   return http::json_response(201, answer.dump());
 }
 
+http::Response GatewayEmulator::Impl::call_locked(std::map<std::string, std::string> fields) {
+  const std::string to = fields["To"], from = fields["From"], twiml = fields["Twiml"];
+  if (to.empty()) return twilio_error(400, 21201, "No 'To' number is specified");
+  if (from.empty()) return twilio_error(400, 21213, "No 'From' number is specified");
+  if (twiml.empty() && fields["Url"].empty())
+    return twilio_error(400, 21205, "Url or Twiml is required");
+  if (twiml.size() > 4000) return twilio_error(400, 13000, "Twiml exceeds 4000 characters");
+  if (auto it = twilio_errors.find(to); it != twilio_errors.end())
+    return twilio_error(400, it->second, *twilio_recipient_error(it->second, to, from));
+  ReceivedMessage m;
+  m.provider = "twilio_voice";
+  m.id = "CA" + random_hex(32);
+  m.to = to;
+  m.from = from;
+  m.body = twiml;
+  m.fields = fields;
+  m.accepted_at = Clock::now();
+  json answer = {{"sid", m.id}, {"status", "queued"}, {"to", to}, {"from", from},
+                 {"account_sid", options.account_sid}, {"direction", "outbound-api"}};
+  obs.messages.push_back(std::move(m));
+  return http::json_response(201, answer.dump());
+}
+
+void GatewayEmulator::set_signal_unregistered(const std::string& number) {
+  std::lock_guard lock(impl_->mu);
+  impl_->signal_unregistered.insert(number);
+}
+
+std::string GatewayEmulator::signal_url() const { return base_url(); }
+
 http::Response GatewayEmulator::Impl::sendgrid_locked(const http::Request& req) {
   if (req.path() != "/v3/mail/send") {
     return sendgrid_errors(404, {{"resource not found", std::nullopt}});
@@ -775,6 +862,24 @@ http::Response GatewayEmulator::Impl::sendgrid_locked(const http::Request& req) 
         m.from = str_or(from, "email");
         m.subject = str_or(p, "subject", str_or(mail, "subject"));
         m.body = text;
+        // Substitutions apply to the text, as SendGrid applies them; custom
+        // args and headers are recorded as "custom_args.K" and "header.K"
+        // (the request's headers first, a personalization's override).
+        if (p.contains("substitutions"))
+          for (const auto& sub : p["substitutions"].items()) {
+            const std::string value = sub.value().get<std::string>();
+            for (std::size_t at = m.body.find(sub.key()); at != std::string::npos;
+                 at = m.body.find(sub.key(), at + value.size()))
+              m.body.replace(at, sub.key().size(), value);
+          }
+        for (const json* holder : {static_cast<const json*>(&mail), &p}) {
+          if (holder->contains("headers"))
+            for (const auto& h : (*holder)["headers"].items())
+              m.fields["header." + h.key()] = h.value().get<std::string>();
+          if (holder->contains("custom_args"))
+            for (const auto& a : (*holder)["custom_args"].items())
+              m.fields["custom_args." + a.key()] = a.value().get<std::string>();
+        }
         m.fields["personalization"] = std::to_string(i);
         m.fields["kind"] = kind;
         if (r.contains("name")) m.fields["to_name"] = str_or(r, "name");

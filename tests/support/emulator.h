@@ -11,6 +11,14 @@
 //            Authorization: Bearer <api_key>; JSON v3 mail body validated as
 //            SendGrid does; 202 with X-Message-Id; errors are
 //            {"errors":[{"message","field","help"}]}.
+//   Twilio voice POST /2010-04-01/Accounts/{AccountSid}/Calls.json: form To,
+//            From, Twiml (or Url) required; 201 {"sid":"CA<32 hex>",...};
+//            each call is one ReceivedMessage (provider "twilio_voice",
+//            body = the TwiML, fields = the form).
+//   Signal   POST /v2/send (signal-cli-rest-api): JSON {"message","number",
+//            "recipients":[...]}; "number" must be Options::signal_number;
+//            201 {"timestamp"}; an unregistered recipient is 400 {"error"}.
+//            One ReceivedMessage (provider "signal") per recipient.
 //   Webhook  POST /hook (tocsin's webhook gateway, as a Signal/ntfy/Matrix
 //            bridge would receive it): Standard Webhooks headers verified
 //            with Options::webhook_secret (401 otherwise, also when stale),
@@ -52,7 +60,10 @@ struct ReceivedMessage {
   std::string body;      // SMS text, or the email's text/plain (else first) content
   // Twilio: every decoded form field (To, From, Body, StatusCallback,
   // ValidityPeriod, ...). SendGrid: "to_name", "from_name", "html" when
-  // present, and "personalization" (its index in the request). Webhook:
+  // present, "personalization" (its index in the request), "header.NAME"
+  // and "custom_args.KEY" (the request's, overridden by the
+  // personalization's), and `body` has the personalization's substitutions
+  // applied. Webhook:
   // "channel", "incident", "delivery_id", and the three webhook-* headers.
   std::map<std::string, std::string> fields;
   std::string raw;  // the raw request body, exactly as received
@@ -105,6 +116,7 @@ class GatewayEmulator {
     std::string auth_token = "5f4dcc3b5aa765d61d8327deb882cf99";  // 32 hex, as Twilio's
     std::string api_key = "SG.tocsin-emulator-key-0.tocsin-emulator-secret-00000000000000000000";  // SendGrid's form
     std::string webhook_secret = "whsec_dGVzdC13ZWJob29rLXJlY2VpdmVyLWtleS0wMDAx";
+    std::string signal_number = "+12135550199";  // the bridge's registered number
     uint64_t seed = 42;
   };
 
@@ -142,6 +154,11 @@ class GatewayEmulator {
   // enabled), 21612 (not reachable). Throws std::invalid_argument otherwise.
   void set_twilio_error(const std::string& to, int code);
   void clear_twilio_errors();
+  // signal-cli-rest-api answers a message to `number` with 400 "...:
+  // Unregistered user" (the recipient has no Signal account).
+  void set_signal_unregistered(const std::string& number);
+  // base_url(): the base_url of a signal gateway.
+  std::string signal_url() const;
 
   // Observations.
   Observations observations() const;

@@ -215,3 +215,20 @@ TEST_CASE("parse_import refuses malformed batches", "[unit][admin]") {
   CHECK(std::get<ImportBatch>(ok).rows[0].line == 9);
   CHECK_FALSE(std::get<ImportBatch>(ok).rows[0].data.contains("line"));
 }
+
+TEST_CASE("subscribers: signal and voice channels need a phone, and are never implied",
+          "[unit][admin][reach]") {
+  auto c = config();
+  auto ok = parse_subscriber(
+      R"({"phone": "213-555-0142", "groups": ["east"], "channels": ["signal", "voice", "sms"]})", c);
+  REQUIRE(std::holds_alternative<store::Subscriber>(ok));
+  CHECK(std::get<store::Subscriber>(ok).channels ==
+        std::vector<Channel>{Channel::kSignal, Channel::kVoice, Channel::kSms});
+  auto bad = parse_subscriber(
+      R"({"email": "a@example.org", "groups": ["east"], "channels": ["email", "signal"]})", c);
+  REQUIRE(std::holds_alternative<std::vector<FieldProblem>>(bad));
+  CHECK(std::get<std::vector<FieldProblem>>(bad).front().path == "channels[1]");
+  CHECK(std::get<std::vector<FieldProblem>>(bad).front().message == "signal needs a phone number");
+  auto implied = parse_subscriber(R"({"phone": "213-555-0142", "groups": ["east"]})", c);
+  CHECK(std::get<store::Subscriber>(implied).channels == std::vector<Channel>{Channel::kSms});
+}

@@ -15,7 +15,7 @@ namespace {
 
 const std::string kValid = R"({
   // comments are allowed
-  "server": {"listen": "127.0.0.1:0", "max_body_bytes": 65536},
+  "server": {"listen": "127.0.0.1:0", "max_body_bytes": 65536, "public_url": "https://a.example.org"},
   "storage": {"sqlite": {"path": "var/t.db"}, "key_file": ")" + tocsin::test::shared_key_file() + R"("},
   "coordinators": [{"name": "la-hotline", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "areas": ["la"]}],
   "admin": {"tokens": ["0123456789abcdef0123"]},
@@ -246,7 +246,7 @@ TEST_CASE("smtp and webhook gateway problems name their paths", "[config]") {
   CHECK(has("gateways[1].password: is required"));
   CHECK(has("gateways[1].from: "));
   CHECK(has("gateways[2].starttls: must be true"));  // a password in clear over a network
-  CHECK(has("gateways[3].type: must be one of twilio, sendgrid, smtp, webhook, file"));
+  CHECK(has("gateways[3].type: must be one of twilio, twilio_voice, sendgrid, smtp, signal, webhook, file"));
   CHECK(has("gateways[4].starttls: "));
   CHECK(has("gateways[5].secret: is required"));
 }
@@ -291,7 +291,8 @@ TEST_CASE("template warnings: languages missing from a set, SMS over max_segment
                  R"(templates.email.body: no "ar" template; subscribers in "ar" get the "en" one (fallback ar → en))",
                  R"(templates.email.body: no "es" template; subscribers in "es" get the "en" one (fallback es → en))",
                  R"(templates.help: no "ar" template; subscribers in "ar" get the "en" one (fallback ar → en))",
-                 R"(templates.covered: no "ar" template; subscribers in "ar" get the "en" one (fallback ar → en))"});
+                 R"(templates.covered: no "ar" template; subscribers in "ar" get the "en" one (fallback ar → en))",
+                 R"(templates.voice: no "ar" template; subscribers in "ar" get the "en" one (fallback ar → en))"});
 
   // A template whose worst case exceeds the limit, and a built-in one once
   // the limit is lowered.
@@ -424,4 +425,45 @@ TEST_CASE("ca_file: a readable PEM file, resolved against the config's directory
   CHECK(lines(with_ca("not.pem").problems) ==
         std::vector<std::string>{"gateways[1].ca_file: must hold PEM certificates (-----BEGIN CERTIFICATE-----)"});
   fs::remove_all(dir);
+
+TEST_CASE("reach: signal and twilio_voice gateways, join keywords, the public_url warning",
+          "[config][reach]") {
+  std::string text = kValid;
+  auto gateways = text.find("\"gateways\": [");
+  REQUIRE(gateways != std::string::npos);
+  text.insert(gateways + 13, R"(
+    {"name": "sig", "type": "signal", "channel": "signal", "base_url": "http://127.0.0.1:8081",
+     "from": "+12135550199"},
+    {"name": "calls", "type": "twilio_voice", "channel": "voice", "account_sid": "AC1",
+     "auth_token": "t", "from": "+12135550100"},)");
+  auto r = parse_config(text, "");
+  INFO((r.problems.empty() ? "" : r.problems.front().path + ": " + r.problems.front().message));
+  REQUIRE(r.ok());
+  CHECK(r.config.gateways[0].type == tocsin::app::GatewayType::kSignal);
+  CHECK(r.config.gateways[1].rate_per_s == 1);  // one call per second unless raised
+  std::string bad = text;
+  bad.replace(bad.find("\"channel\": \"voice\""), 18, "\"channel\": \"sms\"");
+  CHECK_FALSE(parse_config(bad, "").ok());
+  std::string no_url = text;
+  const std::string url_key = R"(, "public_url": "https://a.example.org")";
+  no_url.replace(no_url.find(url_key), url_key.size(), "");
+  auto w = parse_config(no_url, "").warnings;
+  CHECK(std::any_of(w.begin(), w.end(), [](const auto& p) { return p.path == "server.public_url"; }));
+
+  const std::string group_end = R"("channels": ["sms", "email"]}],)";
+  REQUIRE(text.find(group_end) != std::string::npos);
+  auto with_join = [&](const std::string& join) {
+    std::string t = text;
+    t.replace(t.find(group_end), group_end.size(),
+              R"("channels": ["sms", "email"], "join": )" + join + "}],");
+    return t;
+  };
+  r = parse_config(with_join(R"({"keywords": ["este", " Eastside "], "language": "es"})"), "");
+  INFO((r.problems.empty() ? "" : r.problems.front().path + ": " + r.problems.front().message));
+  REQUIRE(r.ok());
+  CHECK(r.config.groups[0].join_keywords == std::vector<std::string>{"ESTE", "EASTSIDE"});
+  CHECK(r.config.groups[0].join_language == "es");
+  auto refused = parse_config(with_join(R"({"keywords": ["stop"]})"), "");
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.problems.front().path == "groups[0].join.keywords[0]");
 }

@@ -289,3 +289,30 @@ TEST_CASE("webhook: a Standard Webhooks signed JSON POST, one id per delivery", 
   CHECK(webhook_outcome(response(400)).kind == OutcomeKind::kFailed);
   CHECK(webhook_outcome(response(404)).kind == OutcomeKind::kFailed);
 }
+
+TEST_CASE("smtp: unsubscribe headers and footer, auto-generated, threaded follow-ups",
+          "[providers][unsubscribe]") {
+  Outgoing m = email("Alert", "Hi");
+  m.subscriber_id = 7;
+  m.language = "es";
+  m.unsubscribe_url = "https://alerts.example.org/u/TOKEN";
+  auto [headers, body] = split_message(smtp_message(smtp_cfg(), m, 0));
+  CHECK(headers.find("Message-ID: <tocsin.K7Q2M9.7@example.org>\r\n") != std::string::npos);
+  CHECK(headers.find("In-Reply-To:") == std::string::npos);
+  CHECK(headers.find("Auto-Submitted: auto-generated\r\n") != std::string::npos);
+  CHECK(headers.find("List-Unsubscribe: <https://alerts.example.org/u/TOKEN>\r\n") !=
+        std::string::npos);
+  CHECK(headers.find("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n") != std::string::npos);
+  CHECK(body.find("https://alerts.example.org/u/TOKEN\r\n") != std::string::npos);
+  CHECK(body.find("Para no recibir") != std::string::npos);  // quoted-printable keeps ASCII words
+  m.followup = true;
+  auto [fheaders, fbody] = split_message(smtp_message(smtp_cfg(), m, 0));
+  CHECK(fheaders.find("Message-ID: <tocsin.K7Q2M9.7.42@example.org>\r\n") != std::string::npos);
+  CHECK(fheaders.find("In-Reply-To: <tocsin.K7Q2M9.7@example.org>\r\n") != std::string::npos);
+  CHECK(fheaders.find("References: <tocsin.K7Q2M9.7@example.org>\r\n") != std::string::npos);
+  // Without a public URL: no link, still auto-generated.
+  m.unsubscribe_url.clear();
+  auto bare = smtp_message(smtp_cfg(), m, 0);
+  CHECK(bare.find("List-Unsubscribe") == std::string::npos);
+  CHECK(bare.find("Auto-Submitted: auto-generated\r\n") != std::string::npos);
+}

@@ -109,14 +109,16 @@ TEST_CASE("reload: a gateway keeps running unless how it connects changed", "[re
   CHECK_FALSE(same_gateway(g, slower, "https://x", "https://x"));
   // Twilio's receipts go to server.public_url: a new one rebuilds it.
   CHECK_FALSE(same_gateway(g, g, "https://x", "https://y"));
-  CHECK(same_gateway(a.gateways[2], a.gateways[2], "https://x", "https://y"));
+  // So do email unsubscribe links.
+  CHECK_FALSE(same_gateway(a.gateways[2], a.gateways[2], "https://x", "https://y"));
   auto c = compare_configs(a, [&] {
     Config b = a;
     b.server.public_url = "https://y.example.org";
     return b;
   }());
   CHECK(c.applied == std::vector<std::string>{"server.public_url", "gateways.sms-a: server.public_url",
-                                              "gateways.sms-b: server.public_url"});
+                                              "gateways.sms-b: server.public_url",
+                                              "gateways.mail: server.public_url"});
 }
 
 TEST_CASE("log.format is text or json", "[reload][config]") {

@@ -308,5 +308,6 @@ TEST_CASE("language gaps between template sets", "[templates]") {
     seen.push_back(std::string(g.set) + " " + g.language + "→" + g.fallback);
   CHECK(seen == std::vector<std::string>{"email.subject ar→en", "email.subject es-MX→es",
                                          "email.body ar→en", "email.body es-MX→es", "help ar→en",
-                                         "help es-MX→es", "covered ar→en", "covered es-MX→es"});
+                                         "help es-MX→es", "covered ar→en", "covered es-MX→es",
+                                         "voice ar→en", "voice es-MX→es"});
 }

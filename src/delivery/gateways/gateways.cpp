@@ -7,6 +7,7 @@
 
 #include "core/report.h"
 #include "core/sms.h"
+#include "core/unsubscribe.h"
 #include "delivery/gateways/providers.h"
 
 namespace tocsin::delivery {
@@ -20,6 +21,16 @@ class HttpGateway : public Gateway {
   Channel channel() const override { return config_.channel; }
 
  protected:
+  // Email: each message's {public_url}/u/TOKEN (RFC 8058), when the
+  // daemon has a public URL to put in it.
+  void add_unsubscribe_links(std::vector<Outgoing>& batch) const {
+    if (ctx_.public_url.empty() || ctx_.unsubscribe_key.empty()) return;
+    for (auto& m : batch)
+      if (m.subscriber_id)
+        m.unsubscribe_url = ctx_.public_url + "/u/" +
+                            unsubscribe_token(ctx_.unsubscribe_key, m.subscriber_id, Channel::kEmail);
+  }
+
   GatewayConfig config_;
   GatewayContext ctx_;
 };
@@ -51,6 +62,7 @@ class SendgridGateway final : public HttpGateway {
   double cost(const std::vector<Outgoing>&) const override { return 1; }
 
   void send(std::vector<Outgoing> batch, std::function<void(std::vector<Outcome>)> done) override {
+    add_unsubscribe_links(batch);
     auto req = sendgrid_request(config_, batch);
     std::size_t n = batch.size();
     ctx_.http.send(std::move(req), [this, n, done = std::move(done)](OutboundResponse r) {
@@ -68,6 +80,7 @@ class SmtpGateway final : public HttpGateway {
   double cost(const std::vector<Outgoing>&) const override { return 1; }
 
   void send(std::vector<Outgoing> batch, std::function<void(std::vector<Outcome>)> done) override {
+    add_unsubscribe_links(batch);
     const Outgoing& m = batch.front();
     auto req = smtp_request(config_, m, ctx_.clock.now_ms());
     std::string message_id = smtp_message_id(config_, m);
@@ -76,6 +89,36 @@ class SmtpGateway final : public HttpGateway {
       Outcome o = smtp_outcome(r);
       if (o.kind == OutcomeKind::kAccepted) o.provider_id = message_id;
       done({std::move(o)});
+    });
+  }
+};
+
+// One message per request to signal-cli-rest-api: an unregistered number's
+// 400 is about that recipient (failed), not the bridge (no breaker).
+class SignalGateway final : public HttpGateway {
+ public:
+  using HttpGateway::HttpGateway;
+
+  double cost(const std::vector<Outgoing>&) const override { return 1; }
+
+  void send(std::vector<Outgoing> batch, std::function<void(std::vector<Outcome>)> done) override {
+    auto req = signal_request(config_, batch.front());
+    ctx_.http.send(std::move(req),
+                   [done = std::move(done)](OutboundResponse r) { done({signal_outcome(r)}); });
+  }
+};
+
+// One call per request; Twilio counts calls per second (rate_per_s).
+class TwilioVoiceGateway final : public HttpGateway {
+ public:
+  using HttpGateway::HttpGateway;
+
+  double cost(const std::vector<Outgoing>&) const override { return 1; }
+
+  void send(std::vector<Outgoing> batch, std::function<void(std::vector<Outcome>)> done) override {
+    auto req = voice_request(config_, batch.front(), ctx_.public_url);
+    ctx_.http.send(std::move(req), [this, done = std::move(done)](OutboundResponse r) {
+      done({twilio_outcome(r, ctx_.clock.now_ms())});
     });
   }
 };
@@ -163,6 +206,10 @@ std::unique_ptr<Gateway> make_gateway(const GatewayConfig& config, GatewayContex
       return std::make_unique<WebhookGateway>(config, std::move(ctx));
     case GatewayType::kFile:
       return std::make_unique<FileGateway>(config, std::move(ctx));
+    case GatewayType::kSignal:
+      return std::make_unique<SignalGateway>(config, std::move(ctx));
+    case GatewayType::kTwilioVoice:
+      return std::make_unique<TwilioVoiceGateway>(config, std::move(ctx));
   }
   throw std::runtime_error("unknown gateway type");
 }

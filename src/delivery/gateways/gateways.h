@@ -16,6 +16,8 @@ struct GatewayContext {
   HttpClient& http;
   const Clock& clock;
   std::string public_url;  // server.public_url, for provider callbacks ("" = none)
+  // Key of the email unsubscribe tokens (the app derives it from the key file); "" = no links.
+  std::string unsubscribe_key;
 };
 
 // Builds the gateway `config` describes. Throws std::runtime_error at

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/signature.h"
+#include "core/unsubscribe.h"
 
 namespace tocsin::delivery {
 
@@ -54,17 +55,23 @@ std::optional<Outcome> transient(const OutboundResponse& r) {
   return std::nullopt;
 }
 
-}  // namespace
-
-OutboundRequest twilio_request(const GatewayConfig& gw, const Outgoing& m,
-                               const std::string& status_callback, UnixMs now) {
+// A form POST to the account's `resource` ("Messages.json", "Calls.json").
+OutboundRequest twilio_post(const GatewayConfig& gw, std::string_view resource) {
   OutboundRequest req;
   req.method = "POST";
-  req.url = gw.base_url + "/2010-04-01/Accounts/" + gw.account_sid + "/Messages.json";
+  req.url = gw.base_url + "/2010-04-01/Accounts/" + gw.account_sid + "/" + std::string(resource);
   req.basic_auth = gw.account_sid + ":" + gw.auth_token;
   req.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
   req.timeout = milliseconds(gw.timeout_ms);
   req.ca_file = gw.ca_file;
+  return req;
+}
+
+}  // namespace
+
+OutboundRequest twilio_request(const GatewayConfig& gw, const Outgoing& m,
+                               const std::string& status_callback, UnixMs now) {
+  OutboundRequest req = twilio_post(gw, "Messages.json");
   std::string& b = req.body;
   b = "To=" + form_encode(m.to) + "&From=" + form_encode(gw.from) + "&Body=" + form_encode(*m.body);
   if (!status_callback.empty()) b += "&StatusCallback=" + form_encode(status_callback);
@@ -155,15 +162,38 @@ Outcome twilio_outcome(const OutboundResponse& r, UnixMs) {
 }
 
 OutboundRequest sendgrid_request(const GatewayConfig& gw, const std::vector<Outgoing>& batch) {
+  const Outgoing& first = batch.front();
+  // The text is shared; what differs per person (the unsubscribe link, the
+  // thread, tocsin's delivery id for the Event Webhook) goes in each
+  // personalization, so one request still carries up to 1000 recipients.
+  const bool links = !first.unsubscribe_url.empty();
   json personalizations = json::array();
-  for (const auto& m : batch) personalizations.push_back({{"to", json::array({{{"email", m.to}}})}});
+  for (const auto& m : batch) {
+    json p = {{"to", json::array({{{"email", m.to}}})},
+              {"custom_args", {{std::string(kSendgridDeliveryArg), std::to_string(m.delivery_id)}}}};
+    json headers = json::object();
+    if (!m.unsubscribe_url.empty()) {
+      headers["List-Unsubscribe"] = "<" + m.unsubscribe_url + ">";
+      p["substitutions"] = {{std::string(kSendgridUnsubscribeTag), m.unsubscribe_url}};
+    }
+    if (m.followup && m.subscriber_id) {
+      headers["In-Reply-To"] = email_thread_id(gw, m);
+      headers["References"] = email_thread_id(gw, m);
+    }
+    if (!headers.empty()) p["headers"] = std::move(headers);
+    personalizations.push_back(std::move(p));
+  }
   json from = {{"email", gw.from}};
   if (!gw.from_name.empty()) from["name"] = gw.from_name;
-  const Outgoing& first = batch.front();
+  std::string text = *first.body;
+  if (links) text += unsubscribe_footer(first.language, kSendgridUnsubscribeTag);
+  json headers = {{"Auto-Submitted", "auto-generated"}};
+  if (links) headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click";
   json body = {{"personalizations", std::move(personalizations)},
                {"from", std::move(from)},
                {"subject", first.subject ? *first.subject : std::string()},
-               {"content", json::array({{{"type", "text/plain"}, {"value", *first.body}}})}};
+               {"headers", std::move(headers)},
+               {"content", json::array({{{"type", "text/plain"}, {"value", std::move(text)}}})}};
   OutboundRequest req;
   req.method = "POST";
   req.url = gw.base_url + "/v3/mail/send";
@@ -301,7 +331,16 @@ std::string rfc5322_date(UnixMs at) {
   return buf;
 }
 
+std::string email_thread_id(const GatewayConfig& gw, const Outgoing& m) {
+  return "<tocsin." + one_line(m.incident_id) + "." + std::to_string(m.subscriber_id) + "@" +
+         one_line(address_domain(gw.from)) + ">";
+}
+
 std::string smtp_message_id(const GatewayConfig& gw, const Outgoing& m) {
+  if (m.subscriber_id && !m.followup) return email_thread_id(gw, m);
+  if (m.subscriber_id)
+    return "<tocsin." + one_line(m.incident_id) + "." + std::to_string(m.subscriber_id) + "." +
+           std::to_string(m.delivery_id) + "@" + one_line(address_domain(gw.from)) + ">";
   return "<tocsin." + std::to_string(m.delivery_id) + "." + one_line(m.incident_id) + "@" +
          one_line(address_domain(gw.from)) + ">";
 }
@@ -322,7 +361,9 @@ std::string smtp_message(const GatewayConfig& gw, const Outgoing& m, UnixMs now)
     }
     from = name + " <" + from + ">";
   }
-  std::string body = crlf_lines(*m.body);
+  std::string body =
+      crlf_lines(m.unsubscribe_url.empty() ? *m.body
+                                           : *m.body + unsubscribe_footer(m.language, m.unsubscribe_url));
   // 7bit needs ASCII in lines of at most 998 octets (RFC 5322 2.1.1).
   bool seven_bit = true;
   for (std::size_t k = 0, line = 0; k < body.size(); ++k) {
@@ -338,6 +379,17 @@ std::string smtp_message(const GatewayConfig& gw, const Outgoing& m, UnixMs now)
   msg += "Subject: " + rfc2047_encode(one_line(m.subject ? *m.subject : std::string())) + "\r\n";
   msg += "Date: " + rfc5322_date(now) + "\r\n";
   msg += "Message-ID: " + smtp_message_id(gw, m) + "\r\n";
+  if (m.followup && m.subscriber_id) {
+    msg += "In-Reply-To: " + email_thread_id(gw, m) + "\r\n";
+    msg += "References: " + email_thread_id(gw, m) + "\r\n";
+  }
+  // RFC 3834: no vacation auto-replies to an alert; RFC 8058: one click
+  // leaves (the URL is ours: base URL and a base64url token).
+  msg += "Auto-Submitted: auto-generated\r\n";
+  if (!m.unsubscribe_url.empty()) {
+    msg += "List-Unsubscribe: <" + one_line(m.unsubscribe_url) + ">\r\n";
+    msg += "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n";
+  }
   msg += "MIME-Version: 1.0\r\n";
   msg += "Content-Type: text/plain; charset=UTF-8\r\n";
   msg += seven_bit ? "Content-Transfer-Encoding: 7bit\r\n"
@@ -372,6 +424,92 @@ Outcome smtp_outcome(const OutboundResponse& r) {
                    .retry_after = milliseconds(30'000),
                    .error = error + " (credentials)"};
   return Outcome{.kind = OutcomeKind::kFailed, .error = error};
+}
+
+// ---- Signal (signal-cli-rest-api) -------------------------------------------------
+
+OutboundRequest signal_request(const GatewayConfig& gw, const Outgoing& m) {
+  OutboundRequest req;
+  req.method = "POST";
+  req.url = gw.base_url + "/v2/send";
+  req.headers.emplace_back("Content-Type", "application/json");
+  req.timeout = milliseconds(gw.timeout_ms);
+  req.ca_file = gw.ca_file;
+  req.body = json{{"message", *m.body}, {"number", gw.from}, {"recipients", json::array({m.to})}}.dump();
+  return req;
+}
+
+Outcome signal_outcome(const OutboundResponse& r) {
+  if (r.status == 200 || r.status == 201) {
+    json j = json::parse(r.body, nullptr, false);
+    std::string ts;
+    if (j.is_object() && j.contains("timestamp")) {
+      const json& t = j["timestamp"];
+      ts = t.is_string() ? t.get<std::string>() : t.is_number() ? t.dump() : "";
+    }
+    return Outcome{.kind = OutcomeKind::kAccepted, .provider_id = ts.empty() ? "" : "signal-" + ts};
+  }
+  if (r.status == 429)
+    return Outcome{.kind = OutcomeKind::kThrottled,
+                   .retry_after = parse_retry_after(r.header("retry-after")),
+                   .error = "http 429"};
+  if (auto t = transient(r)) return *t;
+  // The error text names the number: only what it means is kept.
+  std::string lower = r.body;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (r.status == 400 && (lower.find("unregistered") != std::string::npos ||
+                          lower.find("not registered") != std::string::npos))
+    return Outcome{.kind = OutcomeKind::kFailed, .error = "signal unregistered"};
+  return Outcome{.kind = OutcomeKind::kFailed, .error = "http " + std::to_string(r.status)};
+}
+
+// ---- Twilio voice ----------------------------------------------------------------
+
+std::string xml_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 16);
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&apos;"; break;
+      default:
+        // Control characters are not allowed in XML 1.0.
+        out += static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' ? ' ' : c;
+    }
+  }
+  return out;
+}
+
+std::string voice_language(std::string_view tag) {
+  std::string t(tag);
+  if (t.find('-') != std::string::npos) return t;
+  std::string lower = t;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "es") return "es-MX";
+  if (lower == "en" || lower.empty()) return "en-US";
+  return t;
+}
+
+std::string voice_twiml(const Outgoing& m, const std::string& public_url) {
+  const std::string say =
+      "<Say language=\"" + xml_escape(voice_language(m.language)) + "\">" + xml_escape(*m.body) + "</Say>";
+  const std::string action =
+      public_url + "/v1/inbound/twilio/voice/gather?d=" + std::to_string(m.delivery_id);
+  return "<Response><Gather numDigits=\"1\" timeout=\"8\" method=\"POST\" action=\"" +
+         xml_escape(action) + "\">" + say + "<Pause length=\"1\"/>" + say + "</Gather></Response>";
+}
+
+OutboundRequest voice_request(const GatewayConfig& gw, const Outgoing& m,
+                              const std::string& public_url) {
+  OutboundRequest req = twilio_post(gw, "Calls.json");
+  req.body = "To=" + form_encode(m.to) + "&From=" + form_encode(gw.from) +
+             "&Twiml=" + form_encode(voice_twiml(m, public_url));
+  if (!public_url.empty())
+    req.body += "&StatusCallback=" + form_encode(public_url + "/v1/inbound/twilio/voice/status");
+  return req;
 }
 
 // ---- Standard Webhooks ---------------------------------------------------------

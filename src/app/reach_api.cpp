@@ -1,0 +1,377 @@
+// The HTTP side of reaching people beyond admin-added SMS and email: the
+// email unsubscribe link (GET|POST /u/{token}, RFC 8058), alert calls'
+// callbacks (/v1/inbound/twilio/voice/...) and SendGrid's Event Webhook
+// (/v1/receipts/sendgrid).
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+#include "app/api.h"
+#include "app/api_common.h"
+#include "core/form.h"
+#include "core/problem.h"
+#include "core/ecdsa.h"
+#include "core/join.h"
+#include "core/phone.h"
+#include "core/unsubscribe.h"
+#include "delivery/gateways/providers.h"
+
+namespace tocsin::app {
+
+using namespace api;
+
+namespace {
+
+http::Response html(int status, std::string body) {
+  http::Response r;
+  r.status = status;
+  r.set("Content-Type", "text/html; charset=utf-8");
+  // A page of our own text with one form posting back to itself.
+  r.set("Content-Security-Policy", "default-src 'none'; form-action 'self'; frame-ancestors 'none'");
+  r.set("Referrer-Policy", "no-referrer");
+  r.set("Cache-Control", "no-store");
+  r.body = std::move(body);
+  return r;
+}
+
+// RFC 8058: the POST body holds List-Unsubscribe=One-Click, form-urlencoded
+// (as Gmail and our page send it) or multipart/form-data (the RFC's example).
+bool one_click(const http::Request& req) {
+  std::string_view type = req.header("content-type");
+  if (type.starts_with("multipart/form-data"))
+    return req.body.find("name=\"List-Unsubscribe\"") != std::string::npos &&
+           req.body.find("One-Click") != std::string::npos;
+  return form_value(parse_form(req.body), "List-Unsubscribe") == "One-Click";
+}
+
+}  // namespace
+
+void Api::unsubscribe(http::Request& req, std::string_view token, Respond respond) {
+  auto cfg = config_();
+  // Authenticated before anything touches the store: a forged or altered
+  // token costs one MAC.
+  auto target = parse_unsubscribe_token(unsubscribe_key(cfg->config), token);
+  if (!target || target->channel != Channel::kEmail)
+    return respond(problem(not_found("no such unsubscribe link")));
+  const bool post = req.method == "POST";
+  if (post && !one_click(req))
+    return respond(problem(bad_request("the body must be List-Unsubscribe=One-Click",
+                                       "List-Unsubscribe")));
+  const std::string action = "/u/" + std::string(token);
+  const int64_t id = target->subscriber_id;
+  const UnixMs now = clock_.now_ms();
+  struct Result {
+    std::optional<std::string> language;
+    std::optional<int64_t> cancelled;
+  };
+  store_.call<Result>(
+      [id, post, now](store::Store& s) {
+        Result r;
+        r.language = s.subscriber_language(id);
+        if (post && r.language) r.cancelled = s.set_email_opt_out(id, now);
+        return r;
+      },
+      [id, post, action, respond = std::move(respond)](std::optional<Result> r) {
+        if (!r) return respond(problem(unavailable()));
+        // An erased subscriber's link answers as done: there is nobody to mail.
+        std::string language = r->language.value_or("en");
+        if (post) {
+          if (r->cancelled)
+            spdlog::info("unsubscribe: subscriber {} opted out of email ({} pending cancelled)", id,
+                         *r->cancelled);
+          return respond(html(200, unsubscribe_page(language, action, true)));
+        }
+        respond(html(200, unsubscribe_page(language, action, !r->language)));
+      });
+}
+
+namespace {
+
+http::Response twiml_say(std::string_view language, std::string_view text) {
+  http::Response r;
+  r.status = 200;
+  r.set("Content-Type", "text/xml");
+  r.body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>";
+  if (!text.empty())
+    r.body += "<Say language=\"" + delivery::xml_escape(delivery::voice_language(language)) +
+              "\">" + delivery::xml_escape(text) + "</Say>";
+  r.body += "</Response>";
+  return r;
+}
+
+std::optional<int64_t> query_id(std::string_view query, std::string_view name) {
+  for (const auto& [k, v] : parse_form(query))
+    if (k == name) return parse_id(v);
+  return std::nullopt;
+}
+
+}  // namespace
+
+void Api::voice_gather(http::Request& req, Respond respond) {
+  auto cfg = config_();
+  FormFields fields = parse_form(req.body);
+  if (!twilio_verified(req, *cfg, fields, respond)) return;
+  auto delivery = query_id(req.query(), "d");
+  std::string call(form_value(fields, "CallSid"));
+  const bool responding = form_value(fields, "Digits") == "1";
+  if (!delivery || call.empty() || !responding) return respond(twiml_say("en", ""));
+  const UnixMs now = clock_.now_ms();
+  struct Result {
+    bool counted = false;
+    std::string incident, language = "en";
+  };
+  store_.call<Result>(
+      [id = *delivery, call, now](store::Store& s) {
+        Result r;
+        auto t = s.delivery_target(id);
+        if (!t || t->channel != Channel::kVoice) return r;
+        r.language = t->language;
+        // One acknowledgement per call, however often Twilio (or a replay)
+        // posts its Gather.
+        if (!s.first_event("twilio-voice-gather", call, now)) return r;
+        s.insert_ack({t->incident_id, t->subscriber_id, "responding", now});
+        r.counted = true;
+        r.incident = t->incident_id;
+        return r;
+      },
+      [respond = std::move(respond)](std::optional<Result> r) {
+        if (!r) return respond(problem(unavailable()));
+        if (r->counted)
+          spdlog::info("inbound call: acknowledgement (responding) on incident {}", r->incident);
+        bool es = r->language.starts_with("es");
+        respond(twiml_say(r->language, es ? "Gracias." : "Thank you."));
+      });
+}
+
+void Api::voice_status(http::Request& req, Respond respond) {
+  twilio_status(req, std::move(respond), "CallSid", "CallStatus", [](std::string_view status) {
+    std::optional<DeliveryState> target;
+    if (status == "completed") target = DeliveryState::kDelivered;
+    else if (status == "no-answer" || status == "busy" || status == "failed" || status == "canceled")
+      target = DeliveryState::kUndelivered;
+    return target;  // queued, ringing, in-progress: nothing new
+  });
+}
+
+namespace {
+
+// What one SendGrid event does to tocsin's delivery.
+struct EmailEvent {
+  std::string event_id;
+  int64_t delivery_id = 0;
+  std::optional<DeliveryState> state;
+  bool opt_out = false;  // hard bounce, spam report, unsubscribe
+};
+
+std::optional<EmailEvent> email_event(const nlohmann::json& e) {
+  auto text = [&](const char* key) {
+    return e.contains(key) && e[key].is_string() ? e[key].get<std::string>() : std::string();
+  };
+  EmailEvent out;
+  out.event_id = text("sg_event_id");
+  // custom_args come back as top-level fields of the event.
+  auto id = parse_id(text(std::string(delivery::kSendgridDeliveryArg).c_str()));
+  if (out.event_id.empty() || !id) return std::nullopt;
+  out.delivery_id = *id;
+  const std::string kind = text("event");
+  if (kind == "delivered") out.state = DeliveryState::kDelivered;
+  else if (kind == "dropped") out.state = DeliveryState::kUndelivered;
+  else if (kind == "bounce") {
+    out.state = DeliveryState::kUndelivered;
+    // "blocked" is a soft bounce (the receiver refused now); "bounce" is hard.
+    out.opt_out = text("type") != "blocked";
+  } else if (kind == "spamreport" || kind == "unsubscribe" || kind == "group_unsubscribe") {
+    out.opt_out = true;
+  } else if (kind != "deferred") {
+    return std::nullopt;  // processed, open, click...: nothing to record
+  }
+  return out;
+}
+
+}  // namespace
+
+void Api::receipt_sendgrid(http::Request& req, Respond respond) {
+  auto cfg = config_();
+  std::string_view signature = req.header("x-twilio-email-event-webhook-signature");
+  std::string_view timestamp = req.header("x-twilio-email-event-webhook-timestamp");
+  bool keyed = false, valid = false;
+  if (!signature.empty() && !timestamp.empty()) {
+    const std::string message = std::string(timestamp) + req.body;
+    for (const auto& g : cfg->config.gateways)
+      if (g.type == GatewayType::kSendgrid && !g.event_webhook_public_key.empty()) {
+        keyed = true;
+        valid = valid || verify_ecdsa_p256(g.event_webhook_public_key, message, signature);
+      }
+  } else {
+    for (const auto& g : cfg->config.gateways)
+      keyed = keyed || (g.type == GatewayType::kSendgrid && !g.event_webhook_public_key.empty());
+  }
+  if (!valid) {
+    if (!keyed)
+      spdlog::error("SendGrid event webhook refused: no sendgrid gateway has an "
+                    "event_webhook_public_key");
+    else
+      spdlog::warn("SendGrid event webhook refused: bad signature from {}", req.remote);
+    return respond(problem(Problem{.status = 403, .type = "bad-signature", .title = "Bad signature",
+                                   .detail = "X-Twilio-Email-Event-Webhook-Signature does not verify",
+                                   .field = "X-Twilio-Email-Event-Webhook-Signature"}));
+  }
+  auto doc = nlohmann::json::parse(req.body, nullptr, false);
+  if (!doc.is_array()) return respond(problem(bad_request("the body must be a JSON array of events")));
+  auto events = std::make_shared<std::vector<EmailEvent>>();
+  for (const auto& e : doc)
+    if (e.is_object())
+      if (auto ev = email_event(e)) events->push_back(std::move(*ev));
+  const UnixMs now = clock_.now_ms();
+  struct Result {
+    int64_t applied = 0, repeats = 0, opted_out = 0;
+  };
+  store_.call<Result>(
+      [events, now](store::Store& s) {
+        Result r;
+        for (const auto& e : *events) {
+          if (!s.first_event("sendgrid", e.event_id, now)) {
+            ++r.repeats;
+            continue;
+          }
+          ++r.applied;
+          auto t = s.delivery_target(e.delivery_id);
+          if (!t || t->channel != Channel::kEmail) continue;
+          if (e.state) s.apply_receipt_to(e.delivery_id, *e.state, now);
+          if (e.opt_out && t->subscriber_id && s.set_email_opt_out(t->subscriber_id, now))
+            ++r.opted_out;
+        }
+        return r;
+      },
+      [respond = std::move(respond)](std::optional<Result> r) {
+        if (!r) return respond(problem(unavailable()));
+        if (r->applied || r->repeats)
+          spdlog::info("SendGrid events: {} applied, {} repeats ignored, {} email opt-outs",
+                       r->applied, r->repeats, r->opted_out);
+        http::Response ok;
+        ok.status = 200;
+        respond(std::move(ok));
+      });
+}
+
+bool Api::inbound_join(const std::shared_ptr<const ActiveConfig>& cfg, const std::string& from,
+                       const FormFields& fields, Respond& respond) {
+  const Config& c = cfg->config;
+  JoinIntent intent = classify_join(form_value(fields, "Body"), c.groups);
+  if (intent.action == JoinAction::kNone) return false;
+  // Prompts are the one unsolicited text tocsin sends: never to a number
+  // that cannot be a phone in someone's hand (SMS pumping runs on premium
+  // and VoIP ranges). Such a keyword text gets no answer at all.
+  if (intent.action == JoinAction::kJoin && !may_text_back(from)) {
+    spdlog::info("join: keyword from a number that is not mobile: no answer");
+    respond(twiml());
+    return true;
+  }
+  std::string sid(form_value(fields, "MessageSid"));
+  const UnixMs now = clock_.now_ms();
+  const JoinConfig limits = c.join;
+  const std::string group = intent.group ? intent.group->name : "";
+  enum class Did { kNothing, kPrompted, kLimited, kMember, kConfirmed, kLeft, kNotJoining };
+  struct Result {
+    Did did = Did::kNothing;
+    std::string language, keyword;
+    int64_t subscriber = 0;
+  };
+  store_.call<Result>(
+      [intent, group, from, sid, now, limits](store::Store& s) {
+        Result r;
+        r.language = intent.language;
+        r.keyword = intent.keyword;
+        // A replayed callback (same MessageSid) is applied once; a YES with
+        // no request pending is an ordinary reply and is not recorded here.
+        std::optional<store::JoinRequest> pending;
+        if (intent.action == JoinAction::kConfirm) {
+          pending = s.pending_join(from, now - limits.confirm_window_s * 1000);
+          if (!pending) {
+            r.did = Did::kNotJoining;  // e.g. "yes" to an alert
+            return r;
+          }
+        }
+        if (!sid.empty() && !s.first_event("twilio-join", sid, now)) return r;
+        auto ids = s.subscribers_by_phone(from);
+        switch (intent.action) {
+          case JoinAction::kNone: break;
+          case JoinAction::kJoin: {
+            for (int64_t id : ids)
+              if (auto sub = s.subscriber(id); sub && !sub->sms_opted_out &&
+                  std::find(sub->groups.begin(), sub->groups.end(), group) != sub->groups.end()) {
+                r.did = Did::kMember;
+                return r;
+              }
+            if (s.join_prompts_since(from, now - 86'400'000) >= limits.max_prompts_per_number ||
+                s.all_join_prompts_since(now - 3'600'000) >= limits.max_prompts_per_hour) {
+              r.did = Did::kLimited;
+              return r;
+            }
+            s.insert_join_request(from, {group, intent.language, intent.keyword, sid, now});
+            r.did = Did::kPrompted;
+            return r;
+          }
+          case JoinAction::kConfirm: {
+            r.keyword = pending->keyword;
+            int64_t id = ids.empty() ? 0 : ids.front();
+            if (auto sub = id ? s.subscriber(id) : std::nullopt) {
+              if (std::find(sub->groups.begin(), sub->groups.end(), pending->group) ==
+                  sub->groups.end())
+                sub->groups.push_back(pending->group);
+              if (std::find(sub->channels.begin(), sub->channels.end(), Channel::kSms) ==
+                  sub->channels.end())
+                sub->channels.push_back(Channel::kSms);
+              s.update_subscriber(*sub);
+              s.set_sms_opt_out(id, false, now);  // confirming is asking for texts
+            } else {
+              store::Subscriber fresh;
+              fresh.phone = from;
+              fresh.language = intent.language;
+              fresh.groups = {pending->group};
+              fresh.channels = {Channel::kSms};
+              id = s.insert_subscriber(fresh, now);
+            }
+            s.insert_consent({id, pending->group, pending->keyword, pending->provider_message_id, sid,
+                              pending->created_at, now});
+            s.close_join_requests(from);
+            r.did = Did::kConfirmed;
+            r.subscriber = id;
+            return r;
+          }
+          case JoinAction::kLeave:
+            for (int64_t id : ids)
+              if (s.leave_group(id, group)) r.did = Did::kLeft;
+            if (!ids.empty())
+              if (auto lang = s.subscriber_language(ids.front())) r.language = *lang;
+            return r;
+        }
+        return r;
+      },
+      [this, cfg, from, fields, respond](std::optional<Result> r) mutable {
+        if (!r) return respond(problem(unavailable()));
+        switch (r->did) {
+          case Did::kPrompted:
+            spdlog::info("join: confirmation prompt for keyword {}", r->keyword);
+            return respond(twiml(join_prompt(r->language, r->keyword)));
+          case Did::kLimited:
+            spdlog::warn("join: prompt limit reached (join.max_prompts_*): no answer");
+            return respond(twiml());
+          case Did::kConfirmed:
+            spdlog::info("join: subscriber {} joined by text (keyword {})", r->subscriber, r->keyword);
+            return respond(twiml(join_confirmed(r->language, r->keyword)));
+          case Did::kLeft:
+            spdlog::info("join: a subscriber left the group of keyword {} by text", r->keyword);
+            return respond(twiml(join_left(r->language, r->keyword)));
+          case Did::kNotJoining:
+            return inbound_reply(cfg, from, fields, std::move(respond));
+          case Did::kMember:
+          case Did::kNothing:
+            return respond(twiml());
+        }
+      });
+  return true;
+}
+
+}  // namespace tocsin::app

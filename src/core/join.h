@@ -1,0 +1,41 @@
+// Join by text: what a text to the alert number means for self-service
+// groups (double opt-in), and what tocsin answers. Pure.
+//
+//   KEYWORD            → a prompt in the group's language asking to confirm
+//                        (YES / SÍ / SI), offering the other language;
+//   YES | SI | SÍ      → confirms the number's pending request, in English
+//                        (YES) or Spanish (SI, SÍ); without one it is an
+//                        ordinary reply to an alert;
+//   LEAVE KEYWORD      → leaves that group (SALIR KEYWORD too).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/routing.h"
+
+namespace tocsin {
+
+enum class JoinAction { kNone, kJoin, kConfirm, kLeave };
+
+struct JoinIntent {
+  JoinAction action = JoinAction::kNone;
+  const Group* group = nullptr;  // kJoin, kLeave
+  std::string keyword;           // kJoin, kLeave: as configured (upper case)
+  std::string language;          // kJoin: the group's; kConfirm: "en" (YES) or "es" (SI)
+};
+
+// Matches the whole message, ignoring case, surrounding spaces and trailing
+// punctuation, against the keywords of `groups`.
+JoinIntent classify_join(std::string_view body, const std::vector<Group>& groups);
+
+// The texts tocsin answers, in `language` (es, else en). Plain GSM-7.
+std::string join_prompt(std::string_view language, std::string_view keyword);
+std::string join_confirmed(std::string_view language, std::string_view keyword);
+std::string join_left(std::string_view language, std::string_view keyword);
+
+// A keyword as stored and matched: trimmed, upper case (ASCII).
+std::string normalize_keyword(std::string_view keyword);
+
+}  // namespace tocsin
