@@ -61,17 +61,6 @@ void add_shape_fields(json& j, const store::IncidentRecord& i, const AreasConfig
                   {"edge_m", std::round(d.shape->edge_m)}};
 }
 
-// TwiML: an empty answer, or one message back to the sender.
-http::Response twiml(std::string_view message = {}) {
-  http::Response r;
-  r.status = 200;
-  r.set("Content-Type", "text/xml");
-  r.body = message.empty() ? "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>"
-                           : "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>" +
-                                 xml_escape(message) + "</Message></Response>";
-  return r;
-}
-
 // The upper-cased incident code of `rest` ("/a72wym/retry") without the
 // leading '/' and `suffix` characters ("/retry").
 std::string incident_code(std::string_view rest, std::size_t suffix) {
