@@ -372,6 +372,7 @@ TEST_CASE("areas_file and areas.circles load, resolved against base_dir, checked
         std::vector<std::string>{"areas_file: cannot read " + (dir.path() / "missing.geojson").string()});
   // Without areas, nothing changes.
   CHECK_FALSE(parse_config(kValid, "").config.areas.shapes);
+}
 
 TEST_CASE("gateway credentials must have the provider's form", "[config]") {
   auto with = [](const std::string& from, const std::string& to) {
