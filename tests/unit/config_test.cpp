@@ -426,6 +426,7 @@ TEST_CASE("ca_file: a readable PEM file, resolved against the config's directory
   CHECK(lines(with_ca("not.pem").problems) ==
         std::vector<std::string>{"gateways[1].ca_file: must hold PEM certificates (-----BEGIN CERTIFICATE-----)"});
   fs::remove_all(dir);
+}
 
 TEST_CASE("reach: signal and twilio_voice gateways, join keywords, the public_url warning",
           "[config][reach]") {
