@@ -17,6 +17,21 @@ std::optional<std::string> normalize_phone(std::string_view input,
   if (!util->IsValidNumber(number)) return std::nullopt;
   std::string out;
   util->Format(number, PhoneNumberUtil::E164, &out);
+  // libphonenumber's E.164 is not always a fixed point: from some national
+  // inputs a Mexican mobile number keeps the old "1" after +52 and loses it
+  // when parsed again (found by fuzz/phone.cpp). A stored number must equal
+  // the same number normalised later (an inbound STOP's From, an import's
+  // upsert), so normalise until nothing changes.
+  for (int i = 0; i < 3; ++i) {
+    PhoneNumber again;
+    if (util->Parse(out, "ZZ", &again) != PhoneNumberUtil::NO_PARSING_ERROR ||
+        !util->IsValidNumber(again))
+      break;
+    std::string next;
+    util->Format(again, PhoneNumberUtil::E164, &next);
+    if (next == out) break;
+    out = std::move(next);
+  }
   return out;
 }
 

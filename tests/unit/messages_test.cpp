@@ -110,6 +110,10 @@ TEST_CASE("SMS segments: GSM-7, extension characters, UCS-2", "[sms]") {
 TEST_CASE("phones normalise to E.164 or are refused", "[phone]") {
   CHECK(normalize_phone("(213) 555-0123", "US") == std::optional<std::string>("+12135550123"));
   CHECK(normalize_phone("+52 55 1234 5678", "US") == std::optional<std::string>("+525512345678"));
+  // E.164 is a fixed point, also for a Mexican mobile number written with
+  // the old "1" (fuzz/phone.cpp found "+521..." normalising to "+52...").
+  CHECK(normalize_phone("1 1 55 1234 5678", "MX") == std::optional<std::string>("+525512345678"));
+  CHECK(normalize_phone("+52 1 55 1234 5678", "MX") == std::optional<std::string>("+525512345678"));
   CHECK_FALSE(normalize_phone("12345", "US"));
   CHECK_FALSE(normalize_phone("not a number", "US"));
   CHECK_FALSE(normalize_phone("", "US"));
