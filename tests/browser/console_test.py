@@ -17,6 +17,7 @@ import http.server
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import sqlite3
@@ -56,7 +57,7 @@ TOCSIN = os.path.join(BUILD, "tocsin")
 AXE = next((p for p in (os.path.join(b, "npm", "node_modules", "axe-core", "axe.min.js") for b in
             (BUILD, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build")))
             if os.path.exists(p)), "")
-AUTH_TOKEN = "emulator-auth-token"
+AUTH_TOKEN = "0123456789abcdef0123456789abcdef"  # 32 hex digits, as check-config wants
 ADMIN = "browser-test-admin-token-0123456789"
 PASS = {"ana": "ana passphrase 2026", "ben": "ben passphrase 2026", "pat": "pat passphrase 2026",
         "ops": "ops passphrase 2026"}
@@ -169,9 +170,9 @@ def main():
         "admin": {"tokens": [ADMIN]},
         "gateways": [
             {"name": "twilio", "type": "twilio", "channel": "sms", "base_url": emu_url,
-             "account_sid": "AC0123", "auth_token": AUTH_TOKEN, "from": "+12135550100", "rate_per_s": 50},
+             "account_sid": "AC0123456789abcdef0123456789abcdef", "auth_token": AUTH_TOKEN, "from": "+12135550100", "rate_per_s": 50},
             {"name": "sendgrid", "type": "sendgrid", "channel": "email", "base_url": emu_url,
-             "api_key": "SG.test", "from": "alerts@example.org"},
+             "api_key": "SG.test-key.test-secret", "from": "alerts@example.org"},
         ],
         "groups": [
             {"name": "la-responders", "match": {"areas": ["la"]}, "channels": ["sms", "email"], "drills": True},
@@ -456,7 +457,7 @@ def run(base, cfg_path, config, links, emu, tmp):
         d.execute_script("window.__noreload = 1")
         sid = [m for m in emu.sms if m[1] == "+12135550001"][0][3]
         twilio_post(base, "/v1/receipts/twilio", {"MessageSid": sid, "MessageStatus": "delivered"})
-        twilio_post(base, "/v1/inbound/twilio", {"From": "+12135550001", "Body": "YES"})
+        twilio_post(base, "/v1/inbound/twilio", {"From": "+12135550001", "Body": "YES", "MessageSid": "SM" + secrets.token_hex(16)})
         row = "tr[data-incident='%s']" % code
         wait_for(lambda: "1 delivered" in d.find_element(By.CSS_SELECTOR, row + " .p-sms").text and
                  "1 responding" in d.find_element(By.CSS_SELECTOR, row + " .acks").text,

@@ -159,7 +159,8 @@ TEST_CASE("admission, replay and refusal-summary settings: defaults and bounds",
   auto with = [](const std::string& section, const std::string& body) {
     std::string text = kValid;
     if (section == "server") {
-      text.replace(text.find(R"("max_body_bytes": 65536})"), 24, R"("max_body_bytes": 65536, )" + body + "}");
+      const std::string at = R"("max_body_bytes": 65536)";
+      text.replace(text.find(at), at.size(), at + ", " + body);
     } else {
       text.insert(text.rfind('}'), ", \"" + section + "\": {" + body + "}");
     }
@@ -436,8 +437,9 @@ TEST_CASE("reach: signal and twilio_voice gateways, join keywords, the public_ur
   text.insert(gateways + 13, R"(
     {"name": "sig", "type": "signal", "channel": "signal", "base_url": "http://127.0.0.1:8081",
      "from": "+12135550199"},
-    {"name": "calls", "type": "twilio_voice", "channel": "voice", "account_sid": "AC1",
-     "auth_token": "t", "from": "+12135550100"},)");
+    {"name": "calls", "type": "twilio_voice", "channel": "voice",
+     "account_sid": "AC0123456789abcdef0123456789abcdef",
+     "auth_token": "0123456789abcdef0123456789abcdef", "from": "+12135550100"},)");
   auto r = parse_config(text, "");
   INFO((r.problems.empty() ? "" : r.problems.front().path + ": " + r.problems.front().message));
   REQUIRE(r.ok());
