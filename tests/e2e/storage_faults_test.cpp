@@ -1,12 +1,12 @@
 // Storage faults injected under the real daemon: the database on a small
-// Hidden ([.]) until it is fixed: in the first full run on the merged tree
-// each case hung until CTest's 600 s timeout (a cause not yet found); run by
-// hand with `build/tocsin_tests "[faults]"`. The older fault tests (write lock
-// held by another process, SIGKILL rounds) still run in the suite.
 // filesystem that fills up (tmpfs, root only), and fdatasync/pwrite calls
 // that fail at random (libfiu's fiu-run/fiu-ctrl). Either way, a report
 // answered 202 reaches every subscriber once the fault is gone, and one
 // answered 503 left nothing behind: posted again, it makes a new incident.
+// Hidden ([.]) until it is fixed: in the first full run on the merged tree
+// each case hung until CTest's 600 s timeout (a cause not yet found); run by
+// hand with `build/tocsin_tests "[faults]"`. The older fault tests (write lock
+// held by another process, SIGKILL rounds) still run in the suite.
 #include <sys/mount.h>
 #include <unistd.h>
 
