@@ -144,7 +144,8 @@ json preview_json(const Preview& p) {
     audience.push_back(
         {{"channel", to_string(a.channel)}, {"language", a.language}, {"count", a.count}});
   json groups = json::array();
-  for (const auto& g : p.run.groups) groups.push_back(g.name);
+  // Each group, and what the safety rules hold it for ("" = sent at once).
+  for (const auto& g : p.run.groups) groups.push_back({{"name", g.name}, {"waits", g.waits}});
   json j{{"messages", messages},
          {"audience", audience},
          {"groups", groups},

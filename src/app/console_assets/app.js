@@ -82,6 +82,10 @@ function renderPreview(out, data) {
     return;
   }
   if (data.merge_into) out.append(el('p', `→ ${data.merge_into}`, 'warn'));
+  // Groups the safety rules hold until the incident is confirmed enough.
+  for (const g of data.groups || []) {
+    if (g.waits) out.append(el('p', `${g.name}: ⏸ ${g.waits}`, 'warn'));
+  }
   const total = data.followup_recipients !== undefined ? data.followup_recipients : data.total;
   const t = el('table');
   t.append(el('caption', `Σ ${total}`));
