@@ -138,7 +138,12 @@ std::string area_svg(const AreaSet& areas, std::string_view area,
           for (std::size_t i = 0; i + 1 < ring->size(); ++i) {
             double x = px((*ring)[i].lon), y = py((*ring)[i].lat);
             if (i > 0 && std::abs(x - lx) < 0.5 && std::abs(y - ly) < 0.5) continue;
-            d += (i == 0 ? "M" : "L") + num(x) + " " + num(y);
+            // Appended piece by piece: GCC 12 at -O3 sees a false overlap
+            // (-Wrestrict) in "literal" + std::string&&.
+            d += i == 0 ? 'M' : 'L';
+            d += num(x);
+            d += ' ';
+            d += num(y);
             lx = x, ly = y;
           }
           d += "Z";
