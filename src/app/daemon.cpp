@@ -34,7 +34,6 @@ namespace {
 constexpr auto kDrainBound = std::chrono::seconds(10);
 constexpr int64_t kIdempotencyKeepMs = 5LL * 24 * 3600 * 1000;  // webhook-ids remembered 5 days
 constexpr int64_t kAuditKeepMs = 366LL * 24 * 3600 * 1000;  // audit entries kept a year (README)
-constexpr int64_t kProviderEventKeepMs = 30LL * 24 * 3600 * 1000;  // provider event ids (README)
 constexpr int64_t kJoinRequestKeepMs = 2LL * 24 * 3600 * 1000;  // join prompts: the limits look back 24 h
 // Background store chores run in small batches, each its own store job, so
 // reports and sends queued meanwhile go between them.
