@@ -8,6 +8,7 @@
 
 #include "app/api_common.h"
 #include "app/console_impl.h"
+#include "core/area_svg.h"
 
 namespace tocsin::app {
 
@@ -210,7 +211,9 @@ void Console::Impl::incident_page(const std::string& code, const Who& who, const
     std::optional<Row> row;
     std::vector<store::ReportSummary> reports;
     std::vector<store::Acknowledgement> acks;
+    std::vector<store::SafetyEvent> safety;  // held, released, escalated, covered...
   };
+  auto cfg = config();
   store.call<Found>(
       [code](store::Store& s) {
         Found f;
@@ -218,10 +221,11 @@ void Console::Impl::incident_page(const std::string& code, const Who& who, const
           f.row = row_of(s, *i);
           f.reports = s.incident_reports(code);
           f.acks = s.incident_acks(code);
+          f.safety = s.safety_events(code);
         }
         return f;
       },
-      [who, lang, code, respond](std::optional<Found> f) {
+      [cfg, who, lang, code, respond](std::optional<Found> f) {
         if (!f) return respond(api::problem(api::unavailable()));
         if (!f->row)
           return respond(message_page(404, lang, &who, "not_found", tr(lang, "not_found")));
@@ -245,6 +249,12 @@ void Console::Impl::incident_page(const std::string& code, const Who& who, const
         if (i.location)
           h += "<dt>" + T(l, "location") + "</dt><dd>" + esc(i.location->description) + "</dd>";
         h += "<dt>state</dt><dd>" + std::string(i.open ? "open" : "closed") + "</dd></dl>";
+        // The area shapes with the incident's point (areas as shapes): an
+        // inline SVG whose texts area_svg escapes; it holds no script.
+        if (cfg->config.areas.shapes && i.location)
+          h += "<figure class=\"map\" id=\"incident-map\">" +
+               area_svg(*cfg->config.areas.shapes, i.area, i.location, i.id + ": " + i.area) +
+               "</figure>";
         h += "<h2>" + T(l, "progress") + "</h2><p class=\"hint\">" + T(l, "live") + "</p>";
         h +=
             "<div class=\"scroll\" tabindex=\"0\"><table id=\"incident-progress\"" +
@@ -276,6 +286,9 @@ void Console::Impl::incident_page(const std::string& code, const Who& who, const
         for (const auto& a : f->acks)
           ev.push_back(
               {a.received_at, std::string(tr(l, a.kind == "responding" ? "responding" : "reply"))});
+        for (const auto& e : f->safety)
+          ev.push_back({e.at, e.what + " · " + e.group + (e.detail.empty() ? "" : " · " + e.detail) +
+                                  (e.recipients > 0 ? " · " + std::to_string(e.recipients) : "")});
         std::stable_sort(ev.begin(), ev.end(),
                          [](const Ev& a, const Ev& b) { return a.at < b.at; });
         for (const auto& e : ev)

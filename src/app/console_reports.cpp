@@ -11,6 +11,7 @@
 #include "app/console_impl.h"
 #include "app/ingest.h"
 #include "app/route.h"
+#include "core/area_svg.h"
 #include "core/areas.h"
 #include "core/sms.h"
 
@@ -109,12 +110,16 @@ int64_t original_recipients(store::Store& s, const std::string& code) {
 
 struct Preview {
   DryRun run;
+  std::string map_svg;  // the area shapes with the report's point ("" without shapes or point)
   int64_t followup_recipients = -1;  // follow-ups: the deliveries the first alert planned
 };
 
 Preview compute_preview(store::Store& s, const ActiveConfig& cfg, const Report& report,
                         UnixMs now, const std::vector<std::string>& point_areas = {}) {
   Preview p;
+  if (cfg.config.areas.shapes && report.location)
+    p.map_svg = area_svg(*cfg.config.areas.shapes, report.area, report.location,
+                         "preview: " + report.area);
   if (report.msg_type == MsgType::kAlert) {
     p.run = dry_run(&s, cfg, report, now, point_areas);
     return p;
@@ -146,7 +151,8 @@ json preview_json(const Preview& p) {
   json groups = json::array();
   // Each group, and what the safety rules hold it for ("" = sent at once).
   for (const auto& g : p.run.groups) groups.push_back({{"name", g.name}, {"waits", g.waits}});
-  json j{{"messages", messages},
+  json j{{"map_svg", p.map_svg},
+         {"messages", messages},
          {"audience", audience},
          {"groups", groups},
          {"total", p.run.total},

@@ -179,6 +179,10 @@ def main():
             {"name": "la-east", "match": {"areas": ["la/east-la"]}, "channels": ["sms"]},
             {"name": "pdx-responders", "match": {"areas": ["pdx"]}, "channels": ["sms"]},
         ],
+        # One shape (areas as shapes): "la" as a 60-km circle, so the console
+        # shows the report's point on it.
+        "areas": {"circles": [{"name": "la", "center": {"lat": 34.05, "lon": -118.25},
+                               "radius_m": 60000}]},
         "console": {"enabled": True, "events": ["enforcement_activity", "checkpoint"],
                     "languages": ["en", "es"], "draft_flag_after_s": 10},
     }
@@ -393,6 +397,9 @@ def run(base, cfg_path, config, links, emu, tmp):
         check("ICE vehicles at 1st & Soto" in pv and "Vehículos de ICE" in pv and "GSM-7" in pv,
               "preview shows each language's SMS with its encoding")
         check("Σ 3" in pv, "preview's dry run counts 2 SMS + 1 email recipients")
+        wait_for(lambda: d.find_elements(By.ID, "preview-map"), "preview shows the area map")
+        check(d.execute_script("return document.getElementById('preview-map').naturalWidth") > 0,
+              "the preview's map (an SVG image of the shapes and the point) loads")
         sc.look("report-form")
         go(d, d.find_element(By.CSS_SELECTOR, "#report-form button[type=submit]"))
         check("Saved as a draft" in d.page_source, "a two-person alert becomes a draft")
@@ -451,6 +458,8 @@ def run(base, cfg_path, config, links, emu, tmp):
         check("+15035550003" not in by_to, "pdx is not alerted by an la alert")
         code = re.search(r"/console/incidents/([A-Z0-9]+)", d.current_url).group(1)
         sc.look("incident")
+        check(d.find_elements(By.CSS_SELECTOR, "#incident-map svg circle"),
+              "the incident page shows the area shapes with the incident's point")
 
         # ---- board: progress and acks without a reload ----
         d.get(base + "/console/")

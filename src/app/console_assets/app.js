@@ -82,6 +82,15 @@ function renderPreview(out, data) {
     return;
   }
   if (data.merge_into) out.append(el('p', `→ ${data.merge_into}`, 'warn'));
+  // The area shapes with the point, as an image (an SVG in an <img> runs
+  // nothing; CSP allows data: images only).
+  if (data.map_svg) {
+    const img = el('img', undefined, 'map');
+    img.id = 'preview-map';
+    img.alt = 'map';
+    img.src = 'data:image/svg+xml;charset=utf-8,' + encodeURIComponent(data.map_svg);
+    out.append(img);
+  }
   // Groups the safety rules hold until the incident is confirmed enough.
   for (const g of data.groups || []) {
     if (g.waits) out.append(el('p', `${g.name}: ⏸ ${g.waits}`, 'warn'));
