@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/html.h"
 #include "core/json_reader.h"
 #include "core/problem.h"
 #include "http/problem_response.h"
@@ -28,7 +29,7 @@ inline http::Response twiml(std::string_view message = {}) {
   r.set("Content-Type", "text/xml");
   r.body = message.empty() ? "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>"
                            : "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>" +
-                                 delivery::xml_escape(message) + "</Message></Response>";
+                                 xml_escape(message) + "</Message></Response>";
   return r;
 }
 

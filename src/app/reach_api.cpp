@@ -10,6 +10,7 @@
 #include "app/api.h"
 #include "app/api_common.h"
 #include "core/form.h"
+#include "core/html.h"
 #include "core/problem.h"
 #include "core/ecdsa.h"
 #include "core/join.h"
@@ -94,8 +95,8 @@ http::Response twiml_say(std::string_view language, std::string_view text) {
   r.set("Content-Type", "text/xml");
   r.body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>";
   if (!text.empty())
-    r.body += "<Say language=\"" + delivery::xml_escape(delivery::voice_language(language)) +
-              "\">" + delivery::xml_escape(text) + "</Say>";
+    r.body += "<Say language=\"" + xml_escape(delivery::voice_language(language)) +
+              "\">" + xml_escape(text) + "</Say>";
   r.body += "</Response>";
   return r;
 }

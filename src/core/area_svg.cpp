@@ -1,6 +1,8 @@
 // Drawing area shapes and a report's point as SVG (see area_svg.h).
 #include "core/area_svg.h"
 
+#include "core/html.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -27,33 +29,6 @@ std::string num(double v) {
 }
 
 }  // namespace
-
-std::string xml_escape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 std::string area_svg(const AreaSet& areas, std::string_view area,
                      const std::optional<Location>& point, std::string_view caption) {

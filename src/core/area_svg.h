@@ -22,7 +22,4 @@ namespace tocsin {
 std::string area_svg(const AreaSet& areas, std::string_view area,
                      const std::optional<Location>& point, std::string_view caption);
 
-// `s` with &, <, >, " and ' as XML entities.
-std::string xml_escape(std::string_view s);
-
 }  // namespace tocsin

@@ -4,6 +4,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "core/html.h"
 #include "core/signature.h"
 #include "core/unsubscribe.h"
 
@@ -464,24 +465,6 @@ Outcome signal_outcome(const OutboundResponse& r) {
 }
 
 // ---- Twilio voice ----------------------------------------------------------------
-
-std::string xml_escape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 16);
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default:
-        // Control characters are not allowed in XML 1.0.
-        out += static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' ? ' ' : c;
-    }
-  }
-  return out;
-}
 
 std::string voice_language(std::string_view tag) {
   std::string t(tag);

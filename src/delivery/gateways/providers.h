@@ -89,12 +89,11 @@ OutboundRequest voice_request(const GatewayConfig& gw, const Outgoing& message,
                               const std::string& public_url);
 // <Response><Gather numDigits="1" action="{public_url}/v1/inbound/twilio/
 // voice/gather?d=DELIVERY"> with the text said twice in `language`
-// (voice_language), then a closing <Say>; XML-escaped.
+// (voice_language), then a closing <Say>; XML-escaped (core/html.h).
 std::string voice_twiml(const Outgoing& message, const std::string& public_url);
 // The <Say language> of a subscriber's tag: es → es-MX, en → en-US, a tag
 // with a region as it is, others as they are.
 std::string voice_language(std::string_view tag);
-std::string xml_escape(std::string_view text);
 
 // RFC 2047 encoding of a header text: as is when printable ASCII, else
 // "=?UTF-8?B?...?=" words of whole UTF-8 characters, folded with CRLF SP.
