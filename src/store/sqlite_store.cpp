@@ -240,6 +240,19 @@ static_assert(std::size(kMigrations) == kSchemaVersion - 1);
   "1) OR (" CH " = 2 AND s.signal_on = 1) OR (" CH " = 3 AND s.voice_on = 1))) OR (" CH         \
   " = 1 AND s.email_on = 1 AND s.email IS NOT NULL AND s.email_opted_out = 0))"
 
+// The head of every statement that plans deliveries: one pending row per
+// (report, subscriber, channel), bound ?1 report, ?2 incident, ?3 channel,
+// ?4 now, ?5 deadline.
+#define PLAN_INSERT                                                                      \
+  "INSERT OR IGNORE INTO deliveries (report_id, incident_id, subscriber_id, channel, "  \
+  "language, state, next_attempt_at, deadline_at, created_at, updated_at) "
+// ...for the members of group ?6 reachable on ?3 (plan_each binds ?6).
+#define PLAN_GROUP_MEMBERS                                                                \
+  PLAN_INSERT                                                                             \
+  "SELECT ?1, ?2, s.id, ?3, s.language, 0, ?4, ?5, ?4, ?4 FROM subscriber_groups g "      \
+  "JOIN subscribers s ON s.id = g.subscriber_id WHERE g.group_name = ?6 AND " REACHABLE_ON( \
+      "?3")
+
 class Stmt {
  public:
   Stmt(sqlite3* db, const char* sql) : db_(db) {
@@ -719,19 +732,14 @@ class SqliteStore final : public Store {
                                 const std::vector<std::string>& groups, Channel channel,
                                 UnixMs now, UnixMs deadline) override {
     auto& s = stmt(
-        "INSERT OR IGNORE INTO deliveries (report_id, incident_id, subscriber_id, channel, "
-        "language, state, next_attempt_at, deadline_at, created_at, updated_at) "
-        "SELECT ?1, ?2, s.id, ?3, s.language, 0, ?4, ?5, ?4, ?4 FROM subscriber_groups g "
-        "JOIN subscribers s ON s.id = g.subscriber_id WHERE g.group_name = ?6 AND " REACHABLE_ON(
-            "?3") " ORDER BY g.subscriber_id");  // the group's key order: no sort of the whole group
+        PLAN_GROUP_MEMBERS " ORDER BY g.subscriber_id");  // the group's key order: no sort of the whole group
     return plan_each(s, report_id, incident_id, groups, channel, now, deadline);
   }
 
   int64_t plan_followup_deliveries(int64_t report_id, const std::string& incident_id,
                                    Channel channel, UnixMs now, UnixMs deadline) override {
     auto& s = stmt(
-        "INSERT OR IGNORE INTO deliveries (report_id, incident_id, subscriber_id, channel, "
-        "language, state, next_attempt_at, deadline_at, created_at, updated_at) "
+        PLAN_INSERT
         "SELECT DISTINCT ?1, ?2, s.id, ?3, s.language, 0, ?4, ?5, ?4, ?4 FROM deliveries d "
         "JOIN subscribers s ON s.id = d.subscriber_id WHERE d.incident_id = ?2 AND d.channel = ?3 "
         "AND d.report_id <> ?1 AND " REACHABLE_ON("?3") " ORDER BY s.id");
@@ -1329,11 +1337,7 @@ class SqliteStore final : public Store {
                                         const std::vector<std::string>& groups, Channel channel,
                                         UnixMs now, UnixMs deadline) override {
     auto& s = stmt(
-        "INSERT OR IGNORE INTO deliveries (report_id, incident_id, subscriber_id, channel, "
-        "language, state, next_attempt_at, deadline_at, created_at, updated_at) "
-        "SELECT ?1, ?2, s.id, ?3, s.language, 0, ?4, ?5, ?4, ?4 FROM subscriber_groups g "
-        "JOIN subscribers s ON s.id = g.subscriber_id WHERE g.group_name = ?6 AND " REACHABLE_ON(
-            "?3") " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.subscriber_id = s.id AND "
+        PLAN_GROUP_MEMBERS " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.subscriber_id = s.id AND "
                   "d.channel = ?3 AND d.incident_id = ?2) ORDER BY g.subscriber_id");
     return plan_each(s, report_id, incident_id, groups, channel, now, deadline);
   }
@@ -1354,8 +1358,7 @@ class SqliteStore final : public Store {
                              const std::vector<int64_t>& subscribers, Channel channel, UnixMs now,
                              UnixMs deadline) override {
     auto& s = stmt(
-        "INSERT OR IGNORE INTO deliveries (report_id, incident_id, subscriber_id, channel, "
-        "language, state, next_attempt_at, deadline_at, created_at, updated_at) "
+        PLAN_INSERT
         "SELECT ?1, ?2, s.id, ?3, s.language, 0, ?4, ?5, ?4, ?4 FROM subscribers s WHERE s.id = "
         "?6 AND " REACHABLE_ON("?3") " AND EXISTS (SELECT 1 FROM deliveries d WHERE "
                                      "d.subscriber_id = s.id AND d.channel = ?3 AND "
