@@ -436,6 +436,20 @@ def run(base, cfg_path, config, links, emu, tmp):
         check(st == 403 and st2 == 403, "cross-site POST and a POST without a CSRF token are refused (%d, %d)" % (st, st2))
         check(len(admin(base, "GET", "/v1/incidents")["incidents"]) == before, "the refused POSTs changed nothing")
 
+        # ---- a point 300 km from its named area: refused, nothing stored ----
+        now_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        csrf = d.find_element(By.ID, "main").get_attribute("data-csrf")
+        far = urllib.parse.urlencode({
+            "csrf": csrf, "form_id": "far-point", "msg_type": "alert", "status": "actual",
+            "event": "enforcement_activity", "severity": "severe", "area": "la/east-la",
+            "lat": "36.75", "lon": "-118.21", "observed_at": now_iso, "headline_en": "far away"}).encode()
+        st, body = raw(base, "POST", "/console/reports", cookie_header(d),
+                       {"Origin": base, "Sec-Fetch-Site": "same-origin"}, far)
+        check(st == 422 and "location" in body,
+              "a console report whose point lies far outside its area is refused (%d)" % st)
+        check(len(admin(base, "GET", "/v1/incidents")["incidents"]) == before and "far away" not in
+              raw(base, "GET", "/console/", cookie_header(d))[1], "the refused report stored nothing")
+
         # ---- ben approves; time from approve to the first message ----
         login(d, base, "ben")
         wait_for(lambda: "Drafts waiting" in d.page_source, "the board lists the drafts")
