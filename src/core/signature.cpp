@@ -19,16 +19,23 @@ std::string base64_encode(std::string_view bytes) {
 
 std::optional<std::string> base64_decode(std::string_view text) {
   if (text.empty() || text.size() % 4 != 0) return std::nullopt;
+  // EVP_DecodeBlock trims surrounding whitespace and reads '=' anywhere as
+  // zero bits, so "    " would decode to nothing and "QQ==  " to three bytes.
+  // Accept only the strict form: alphabet characters, then at most two '='.
+  std::size_t pad = text.ends_with("==") ? 2 : text.ends_with('=') ? 1 : 0;
+  for (std::size_t i = 0; i < text.size() - pad; ++i) {
+    char c = text[i];
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '+' || c == '/';
+    if (!ok) return std::nullopt;
+  }
   std::string out(3 * (text.size() / 4), '\0');
   int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
                           reinterpret_cast<const unsigned char*>(text.data()),
                           static_cast<int>(text.size()));
   if (n < 0) return std::nullopt;
   // EVP_DecodeBlock counts padding as zero bytes; drop them.
-  std::size_t len = static_cast<std::size_t>(n);
-  if (text.ends_with("==")) len -= 2;
-  else if (text.ends_with('=')) len -= 1;
-  out.resize(len);
+  out.resize(static_cast<std::size_t>(n) - pad);
   return out;
 }
 

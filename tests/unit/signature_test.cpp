@@ -72,3 +72,18 @@ TEST_CASE("secrets decode only with valid base64", "[signature]") {
   CHECK(base64_decode(base64_encode("hello!?")) == std::string("hello!?"));
   CHECK(base64_decode(base64_encode("ab")) == std::string("ab"));
 }
+
+TEST_CASE("base64 decodes only the strict padded form", "[signature]") {
+  // OpenSSL's block decoder trims whitespace and reads '=' anywhere; ours
+  // must not (the fuzzer found "    " decoding to an empty key).
+  CHECK_FALSE(base64_decode("    "));
+  CHECK_FALSE(base64_decode("\n\n\n\n"));
+  CHECK_FALSE(base64_decode("QQ==    "));
+  CHECK_FALSE(base64_decode("  QQ=="));
+  CHECK_FALSE(base64_decode("Q=Q="));
+  CHECK_FALSE(base64_decode("===="));
+  CHECK_FALSE(base64_decode("A==="));
+  CHECK(base64_decode("QQ==") == std::string("A"));
+  CHECK(base64_decode("QUI=") == std::string("AB"));
+  CHECK(base64_decode("QUJD") == std::string("ABC"));
+}
