@@ -7,6 +7,17 @@
 
 namespace tocsin::store {
 
+namespace {
+
+// "src/app/api.cpp" of a call site's full path: names the job in a log line.
+std::string_view short_file(const std::source_location& where) {
+  std::string_view f = where.file_name();
+  auto at = f.rfind("src/");
+  return at == std::string_view::npos ? f : f.substr(at);
+}
+
+}  // namespace
+
 StoreWorker::StoreWorker(std::unique_ptr<Store> store, boost::asio::io_context& io,
                          std::size_t max_batch)
     : store_(std::move(store)), io_(io), max_batch_(max_batch), thread_([this] { loop(); }) {}
@@ -23,14 +34,19 @@ void StoreWorker::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void StoreWorker::submit(Job job, Done done) {
+void StoreWorker::submit(Job job, Done done, std::source_location where) {
+  submit(std::move(job),
+         DoneWhy([done = std::move(done)](JobFailure f) { done(f == JobFailure::kNone); }), where);
+}
+
+void StoreWorker::submit(Job job, DoneWhy done, std::source_location where) {
   {
     std::lock_guard lock(mu_);
     if (stopping_) {
-      boost::asio::post(io_, [done = std::move(done)] { done(false); });
+      boost::asio::post(io_, [done = std::move(done)] { done(JobFailure::kUnavailable); });
       return;
     }
-    queue_.push_back({std::move(job), std::move(done)});
+    queue_.push_back({std::move(job), std::move(done), where});
   }
   cv_.notify_one();
 }
@@ -48,7 +64,7 @@ void StoreWorker::run_sync(const std::function<void(Store&)>& fn) {
                           finished.set_exception(std::current_exception());
                         }
                       },
-                      nullptr});
+                      nullptr, std::source_location::current()});
   }
   cv_.notify_one();
   result.get();
@@ -66,7 +82,7 @@ bool StoreWorker::healthy() const {
 
 void StoreWorker::loop() {
   std::vector<Item> batch;
-  std::vector<bool> ok;
+  std::vector<JobFailure> failed;
   for (;;) {
     {
       std::unique_lock lock(mu_);
@@ -85,18 +101,25 @@ void StoreWorker::loop() {
         queue_.pop_front();
       }
     }
-    ok.assign(batch.size(), false);
+    failed.assign(batch.size(), JobFailure::kNone);
     bool committed = false;
     try {
       store_->begin();
       for (std::size_t i = 0; i < batch.size(); ++i) {
         store_->savepoint();
+        // Either way only this job rolls back; the others commit.
         try {
           batch[i].job(*store_);
           store_->release_savepoint();
-          ok[i] = true;
-        } catch (const std::exception& e) {  // StoreError, or a bug: roll back this job only
-          spdlog::error("store job failed and was rolled back: {}", e.what());
+        } catch (const StoreError& e) {
+          spdlog::error("store job ({}:{}) failed and was rolled back: {}",
+                        short_file(batch[i].where), batch[i].where.line(), e.what());
+          failed[i] = JobFailure::kUnavailable;
+          store_->rollback_to_savepoint();
+        } catch (const std::exception& e) {
+          spdlog::error("store job ({}:{}) has a bug and was rolled back: {}",
+                        short_file(batch[i].where), batch[i].where.line(), e.what());
+          failed[i] = JobFailure::kBug;
           store_->rollback_to_savepoint();
         }
       }
@@ -111,8 +134,9 @@ void StoreWorker::loop() {
       healthy_ = committed;
     }
     for (std::size_t i = 0; i < batch.size(); ++i) {
-      bool good = committed && ok[i];
-      boost::asio::post(io_, [done = std::move(batch[i].done), good] { done(good); });
+      // A failed commit loses every job's writes: retryable, whatever the job did.
+      JobFailure f = committed ? failed[i] : JobFailure::kUnavailable;
+      boost::asio::post(io_, [done = std::move(batch[i].done), f] { done(f); });
     }
     batch.clear();
   }

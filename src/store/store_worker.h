@@ -14,17 +14,33 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <source_location>
 #include <thread>
 
 #include "store/store.h"
 
 namespace tocsin::store {
 
+// Why a job gave no value. kUnavailable: the database could not take it now
+// (busy, full, an I/O error, a failed commit, shutting down): the caller
+// answers 503 + Retry-After, and a retry may succeed. kBug: the job itself
+// threw something that is not a StoreError (a programming error): the caller
+// answers 500, and the log line names the job's call site.
+enum class JobFailure { kNone = 0, kUnavailable = 1, kBug = 2 };
+
+// What a typed job gives its caller: the value, or nullopt and the failure.
+// It is an optional, so `if (!r)` and `*r` read as before.
+template <typename T>
+struct JobResult : std::optional<T> {
+  JobFailure failure = JobFailure::kNone;
+};
+
 class StoreWorker {
  public:
   using Job = std::function<void(Store&)>;
   // `committed` is false when the job threw or its transaction failed to commit.
   using Done = std::function<void(bool committed)>;
+  using DoneWhy = std::function<void(JobFailure)>;
 
   StoreWorker(std::unique_ptr<Store> store, boost::asio::io_context& io,
               std::size_t max_batch = 512);
@@ -34,16 +50,23 @@ class StoreWorker {
   StoreWorker& operator=(const StoreWorker&) = delete;
 
   // Thread-safe. `job` runs on the store thread; `done` on the io_context.
-  void submit(Job job, Done done);
+  // `where` names the job in the log line when it fails.
+  void submit(Job job, Done done, std::source_location where = std::source_location::current());
+  void submit(Job job, DoneWhy done, std::source_location where);
 
-  // Typed convenience: `done` gets the job's value, or nullopt on failure.
+  // Typed convenience: `done` gets the job's value, or nullopt and why.
   template <typename T>
-  void call(std::function<T(Store&)> job, std::function<void(std::optional<T>)> done) {
+  void call(std::function<T(Store&)> job, std::function<void(JobResult<T>)> done,
+            std::source_location where = std::source_location::current()) {
     auto slot = std::make_shared<std::optional<T>>();
     submit([job = std::move(job), slot](Store& s) { *slot = job(s); },
-           [done = std::move(done), slot](bool ok) {
-             done(ok ? std::move(*slot) : std::optional<T>{});
-           });
+           DoneWhy([done = std::move(done), slot](JobFailure failure) {
+             JobResult<T> r;
+             if (failure == JobFailure::kNone) static_cast<std::optional<T>&>(r) = std::move(*slot);
+             r.failure = failure;
+             done(std::move(r));
+           }),
+           where);
   }
 
   // Runs `fn` on the store thread outside any transaction and waits for it
@@ -59,7 +82,8 @@ class StoreWorker {
  private:
   struct Item {
     Job job;
-    Done done;
+    DoneWhy done;  // empty for a run_sync chore
+    std::source_location where;
   };
   void loop();
 
