@@ -20,12 +20,7 @@ using namespace console;
 
 namespace console {
 
-bool Who::covers(std::string_view area) const {
-  if (all_areas) return true;
-  for (const auto& a : areas)
-    if (area_covers(a, area)) return true;
-  return false;
-}
+bool Who::covers(std::string_view area) const { return all_areas || any_area_covers(areas, area); }
 
 Hasher::Hasher(boost::asio::io_context* io) : io_(io) {
   if (io_) thread_ = std::thread([this] {

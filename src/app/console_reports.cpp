@@ -29,10 +29,7 @@ const CoordinatorConfig* coordinator_of(const Config& c, const std::string& name
 }
 
 bool coordinator_covers(const CoordinatorConfig* co, std::string_view area) {
-  if (!co) return false;
-  for (const auto& a : co->areas)
-    if (area_covers(a, area)) return true;
-  return false;
+  return co && any_area_covers(co->areas, area);
 }
 
 // The report a form describes, as the webhook would carry it.

@@ -117,14 +117,9 @@ IngestResult ingest_report(store::Store& store, const Config& config,
                                                 std::string(to_string(incident.status)) + ")"));
     bool in_scope = false;
     for (const auto& c : config.coordinators)
-      if (c.name == req.coordinator)
-        for (const auto& a : c.areas) in_scope = in_scope || area_covers(a, incident.area);
+      in_scope = in_scope || (c.name == req.coordinator && any_area_covers(c.areas, incident.area));
     if (!in_scope)
-      return refuse(Problem{.status = 403,
-                            .type = "out-of-scope",
-                            .title = "Area outside the coordinator's scope",
-                            .detail = "incident " + incident.id + " is outside your areas",
-                            .field = "references"});
+      return refuse(out_of_scope("incident " + incident.id + " is outside your areas", "references"));
     incident.last_report_at = req.now;
     incident.report_count += 1;
     if (report.msg_type == MsgType::kUpdate) {

@@ -27,5 +27,7 @@ struct Problem {
 // Shorthands for the common cases.
 Problem bad_request(std::string detail, std::string field = {});
 Problem unprocessable(std::string field, std::string detail);
+// 403: the area (of `field`) lies outside the sender's areas.
+Problem out_of_scope(std::string detail, std::string field);
 
 }  // namespace tocsin

@@ -1,5 +1,6 @@
 #include "core/report.h"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <ctime>
@@ -45,6 +46,11 @@ bool valid_area(std::string_view area) {
 bool area_covers(std::string_view scope, std::string_view area) {
   if (!area.starts_with(scope)) return false;
   return area.size() == scope.size() || area[scope.size()] == '/';
+}
+
+bool any_area_covers(const std::vector<std::string>& scopes, std::string_view area) {
+  return std::any_of(scopes.begin(), scopes.end(),
+                     [&](const std::string& scope) { return area_covers(scope, area); });
 }
 
 bool valid_language(std::string_view tag) {

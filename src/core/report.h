@@ -72,6 +72,9 @@ bool json_too_deep(std::string_view body, int max_depth = kMaxJsonDepth);
 bool valid_area(std::string_view area);
 // True when `scope` equals `area` or is one of its ancestors ("la" covers "la/east-la").
 bool area_covers(std::string_view scope, std::string_view area);
+// The one scope check: whether any of `scopes` (a coordinator's or a console
+// person's areas) covers `area`.
+bool any_area_covers(const std::vector<std::string>& scopes, std::string_view area);
 
 // Language tags: "en", "es-MX" (2-3 letters, optional subtags of 2-8 alphanumerics).
 bool valid_language(std::string_view tag);
