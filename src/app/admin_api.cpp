@@ -91,7 +91,7 @@ std::optional<std::string> Api::admin_identity(const http::Request& req,
   return who;
 }
 
-void Api::admin(http::Request& req, Respond respond) {
+void Api::admin(http::Request& req, const Route& route, std::string_view rest, Respond respond) {
   auto cfg = config_();
   auto who = admin_identity(req, *cfg);
   if (!who) {
@@ -123,23 +123,10 @@ void Api::admin(http::Request& req, Respond respond) {
                     respond(std::move(r));
                   });
   };
-  std::string_view path = req.path();
-  if (path == "/-/reload") {
-    audit->route = "/-/reload";
-    if (req.method != "POST") return audited(problem(method_not_allowed()));
-    return reload(std::move(audited));
-  }
-  if (path == "/v1/audit") {
-    audit->route = "/v1/audit";
-    return audit_log(req, audit, std::move(audited));
-  }
-  if (path.starts_with("/v1/subscribers")) {
-    audit->route = "/v1/subscribers";
-    return subscribers(req, path.substr(std::string_view("/v1/subscribers").size()), audit,
-                       std::move(audited));
-  }
-  audit->route = "/v1/incidents";
-  incidents(req, path.substr(std::string_view("/v1/incidents").size()), audit, std::move(audited));
+  audit->route = std::string(route.path);
+  if (!route.methods.empty() && !route.takes(req.method))
+    return audited(problem(method_not_allowed()));
+  route.serve(*this, req, rest, audit, std::move(audited));
 }
 
 void Api::admin_job(const Audit& audit, std::function<http::Response(store::Store&)> job,
@@ -152,10 +139,10 @@ void Api::admin_job(const Audit& audit, std::function<http::Response(store::Stor
         audit->id = s.insert_audit(*audit);
         return r;
       },
-      [audit, after = std::move(after), respond = std::move(respond)](std::optional<http::Response> r) {
+      [audit, after = std::move(after), respond = std::move(respond)](store::JobResult<http::Response> r) {
         if (!r) {
-          audit->id = 0;  // rolled back with the job: the 503 is audited on its own
-          return respond(problem(unavailable()));
+          audit->id = 0;  // rolled back with the job: the 503 (or 500) is audited on its own
+          return respond(problem(store_failure(r.failure)));
         }
         if (after) after(*r);
         respond(std::move(*r));

@@ -59,19 +59,24 @@ class Api {
 
  private:
   using Respond = std::function<void(http::Response)>;
+  // The audit entry of the admin request being answered: handlers fill in
+  // the route template, object id and count; the answer, its status.
+  using Audit = std::shared_ptr<store::AuditEntry>;
+  // The route table (api.cpp): every path, its methods, who may call it.
+  struct Route;
+  static const std::vector<Route>& routes();
+  // The route `path` goes to, and what follows the route's path (`rest`).
+  static const Route* route_of(std::string_view path, std::string_view& rest);
   void post_report(http::Request& req, Respond respond);
   void metrics(Respond respond);
   void reload(Respond respond);
   void count_report(std::string_view outcome, int status);
   // Safety-rule steps of one report or reply: metrics and a log line.
   void count_safety(const std::string& incident, const SafetySteps& steps);
-  // The audit entry of the admin request being answered: handlers fill in
-  // the route template, object id and count; the answer, its status.
-  using Audit = std::shared_ptr<store::AuditEntry>;
   // Admin routes (admin_api.cpp): authenticates the bearer token, then
   // answers through a responder that writes the audit entry first, unless
   // the answer's own store job (admin_job) has.
-  void admin(http::Request& req, Respond respond);
+  void admin(http::Request& req, const Route& route, std::string_view rest, Respond respond);
   // Answers an admin request from one store job: `job` reads or writes and
   // returns the answer; the request's audit entry, with that answer's
   // status, is inserted by the same job, so it commits in the same

@@ -1,5 +1,6 @@
 // Answers and helpers shared by the HTTP API's translation units (api.cpp:
-// reports, callbacks, incidents; admin_api.cpp: subscribers, import, audit).
+// the route table; one file per resource: reports_api, incidents_api,
+// inbound_api, reach_api, admin_api), and the route table's row type.
 // Internal to src/app.
 #pragma once
 
@@ -12,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "app/api.h"
 #include "core/html.h"
 #include "core/json_reader.h"
 #include "core/problem.h"
@@ -19,6 +21,7 @@
 #include "core/report.h"
 #include "delivery/gateways/providers.h"
 #include "store/store.h"
+#include "store/store_worker.h"
 
 namespace tocsin::app::api {
 
@@ -60,6 +63,18 @@ inline Problem unavailable() {
                  .title = "Storage unavailable",
                  .detail = "the request could not be stored durably; nothing was accepted, retry",
                  .retry_after_s = 2};
+}
+
+// The answer to a store job that gave no value: a bug in the job is a 500
+// (its log line names the job), anything else the database could not take
+// now is a 503 with Retry-After.
+inline Problem store_failure(store::JobFailure failure) {
+  if (failure == store::JobFailure::kBug)
+    return Problem{.status = 500,
+                   .type = "internal",
+                   .title = "Internal error",
+                   .detail = "the request failed on a defect; nothing was accepted; it is logged"};
+  return unavailable();
 }
 
 inline Problem field_problems(const std::vector<FieldProblem>& problems) {
@@ -153,3 +168,29 @@ inline std::string audit_object(std::string_view s) {
 }
 
 }  // namespace tocsin::app::api
+
+namespace tocsin::app {
+
+// A row of the API's route table (Api::routes(), api.cpp): where a path
+// goes, which methods it takes, who may call it.
+// Authentication of a signed route (a report, a provider callback) is its
+// handler's first step, over the raw body; an admin route's is admin()'s.
+struct Api::Route {
+  enum class Match {
+    kExact,  // the path itself
+    kTree,   // the path, or below it ("/v1/incidents", "/v1/incidents/X")
+    kUnder,  // strictly below it ("/u/TOKEN"); `rest` is after the slash
+  };
+  std::string_view path;
+  Match match;
+  // Space-separated methods the route takes; empty: the handler decides
+  // (for admin routes, after authentication, so a stranger learns nothing).
+  std::string_view methods;
+  bool admin;  // bearer token and an audit entry (admin())
+  bool (*enabled)(const Api&);  // nullptr: always; else the route 404s when false
+  void (*serve)(Api&, http::Request&, std::string_view rest, const Audit& audit, Respond);
+
+  bool takes(std::string_view method) const;
+};
+
+}  // namespace tocsin::app
