@@ -210,7 +210,8 @@ TEST_CASE("audit log: every admin read and write, by token identity, without per
   CHECK(request("GET", sub_url(d, id)).status == 401);  // no token: refused, not an admin action
   CHECK(admin("DELETE", sub_url(d, id)).status == 204);
   d.signal(SIGHUP);
-  std::this_thread::sleep_for(300ms);
+  // Read as another process would: a GET /v1/audit would be audited itself.
+  REQUIRE(eventually([&] { return query_db(d, "SELECT count(*) FROM audit WHERE actor = 'signal'")[0] == "1"; }));
 
   auto entries = audit_entries(d);
   auto r = admin("GET", d.url() + "/v1/audit?limit=2");
@@ -445,6 +446,7 @@ TEST_CASE("kill -9 during admin writes: every subscriber kept has its audit entr
               {{"phone", phone_for(t * 2500 + i)}, {"groups", {"eastside"}}});
     });
   std::mt19937 rng(std::random_device{}());
+  // The crash comes at a random moment of the writes: the test's input, not a wait.
   std::this_thread::sleep_for(std::chrono::milliseconds(
       std::uniform_int_distribution<int>(400, 900)(rng)));
   d.kill9();

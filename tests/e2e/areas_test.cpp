@@ -167,7 +167,7 @@ TEST_CASE("areas: a point 300 km from its named area is refused and nothing is s
   // refused one has had every chance to have been sent too.
   REQUIRE(post_report(d.url(), report_body().dump()).status == 202);
   REQUIRE(gw.twilio.wait_for(1, 10s));
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(settled(d));
   CHECK(gw.twilio.message_count() == 1);
   CHECK(gw.sendgrid.message_count() == 0);
   CHECK(reports_stored(d) == 1);
@@ -201,7 +201,7 @@ TEST_CASE("areas: a coordinator of pdx cannot report a point in la by leaving ou
   auto ok = post_report(d.url(), only_location(45.52, -122.68), kPdxSecret);
   REQUIRE(ok.status == 202);
   REQUIRE(gw.twilio.wait_for(1, 10s));
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(settled(d));
   CHECK(count_by_recipient(gw.twilio.messages()) == std::map<std::string, int>{{phone_for(1), 1}});
 }
 

@@ -44,12 +44,12 @@ json incident(const std::string& base, const std::string& code) {
 // Waits until the incident's `channel` deliveries have `state` `n` times.
 bool wait_deliveries(const std::string& base, const std::string& code, const std::string& channel,
                      const std::string& state, int n) {
-  for (int i = 0; i < 300; ++i) {
-    auto d = incident(base, code)["deliveries"];
-    if (d.contains(channel) && d[channel].value(state, 0) == n) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return false;
+  return eventually(
+      [&] {
+        auto d = incident(base, code)["deliveries"];
+        return d.contains(channel) && d[channel].value(state, 0) == n;
+      },
+      30s);
 }
 
 }  // namespace

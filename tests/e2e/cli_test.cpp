@@ -111,7 +111,7 @@ TEST_CASE("route: a dry run beside the running daemon, sending nothing", "[e2e][
         std::string::npos);
   // Nothing was sent by the dry runs: only the one real report's messages.
   REQUIRE(gw.twilio.wait_for(3, 5s));
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(settled(d));
   CHECK(gw.twilio.message_count() == 3);
   // An invalid report is refused with its field.
   std::ofstream(d.path("bad.json")) << report_body({{"severity", "huge"}}).dump();

@@ -234,6 +234,33 @@ OutsideWriteLock::OutsideWriteLock(const Daemon& d) {
   REQUIRE(sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
 }
 
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds within) {
+  const auto until = std::chrono::steady_clock::now() + within;
+  for (;;) {
+    if (pred()) return true;
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+double metric(const std::string& base_url, const std::string& series) {
+  auto r = get(base_url + "/metrics");
+  auto pos = ("\n" + r.body).find("\n" + series + " ");
+  if (r.status != 200 || pos == std::string::npos) return -1;
+  return std::stod(r.body.substr(pos + series.size() + 1));
+}
+
+bool settled(const std::string& base_url, std::chrono::milliseconds within) {
+  return eventually(
+      [&] {
+        return metric(base_url, "tocsin_deliveries_pending") == 0 &&
+               metric(base_url, "tocsin_deliveries_in_flight") == 0;
+      },
+      within);
+}
+
+bool settled(const Daemon& d, std::chrono::milliseconds within) { return settled(d.url(), within); }
+
 OutsideWriteLock::~OutsideWriteLock() { release(); }
 
 void OutsideWriteLock::release() {

@@ -86,6 +86,23 @@ int repeated_messages(const std::map<std::string, int>& counts);
 // A wait_for predicate: `n` distinct recipients have had a message.
 std::function<bool(const Observations&)> distinct_recipients(std::size_t n);
 
+// Polls `pred` every 20 ms until it holds or `within` passes; returns
+// whether it held. The way a test waits: on a condition, with a deadline.
+bool eventually(const std::function<bool()>& pred,
+                std::chrono::milliseconds within = std::chrono::seconds(10));
+
+// The value of the metric line `series` ("name" or "name{labels}") at the
+// daemon's /metrics, or -1 when there is none.
+double metric(const std::string& base_url, const std::string& series);
+
+// Waits until the daemon has no delivery pending (due or waiting for a
+// retry) and none in flight: every planned message has been sent and its
+// result recorded, so no further message reaches a gateway until something
+// new is planned. What a test waits for before it asserts that nothing
+// more (a duplicate, a refused report's message) was sent.
+bool settled(const Daemon& d, std::chrono::milliseconds within = std::chrono::seconds(15));
+bool settled(const std::string& base_url, std::chrono::milliseconds within = std::chrono::seconds(15));
+
 // A valid fictional US number, distinct for each i < 10,000.
 std::string phone_for(int i);
 

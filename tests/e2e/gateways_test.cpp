@@ -72,7 +72,7 @@ TEST_CASE("smtp gateway: each recipient gets one message with its subject and bo
   REQUIRE(r.json()["recipients"] == n);
   const std::string code = r.json()["incident_id"];
   REQUIRE(sink.wait_for(n, 15s));
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(settled(d));
   auto msgs = sink.messages();
   REQUIRE(msgs.size() == static_cast<std::size_t>(n));
   auto counts = per_recipient(msgs);
@@ -100,11 +100,10 @@ TEST_CASE("smtp gateway: each recipient gets one message with its subject and bo
     CHECK(m.data.find("\n") == m.data.find("\r\n") + 1);  // CRLF lines
   }
   json deliveries;
-  for (int i = 0; i < 40; ++i) {
+  eventually([&] {
     deliveries = admin("GET", d.url() + "/v1/incidents/" + code).json()["deliveries"];
-    if (deliveries["email"].value("sent", 0) == n) break;
-    std::this_thread::sleep_for(100ms);
-  }
+    return deliveries["email"].value("sent", 0) == n;
+  });
   CHECK(deliveries["email"]["sent"] == n);
   // Addresses stay out of the log.
   CHECK(d.log().find("@example.org") == std::string::npos);
@@ -121,7 +120,7 @@ TEST_CASE("smtp gateway: 451 on 30% of DATA still delivers each message exactly 
   add_subscribers(d.url(), email_subscribers(n));
   REQUIRE(post_report(d.url(), report_body().dump()).json()["recipients"] == n);
   REQUIRE(sink.wait_for(n, 30s));
-  std::this_thread::sleep_for(1s);
+  REQUIRE(settled(d, 30s));
   auto counts = per_recipient(sink.messages());
   CHECK(counts.size() == static_cast<std::size_t>(n));
   for (const auto& [to, k] : counts) {
@@ -146,13 +145,11 @@ TEST_CASE("smtp gateway: 550 for one recipient fails that delivery, the others a
   const std::string code = r.json()["incident_id"];
   REQUIRE(sink.wait_for(n - 1, 15s));
   json deliveries;
-  for (int i = 0; i < 50; ++i) {
+  eventually([&] {
     deliveries = admin("GET", d.url() + "/v1/incidents/" + code).json()["deliveries"];
-    if (deliveries["email"].value("sent", 0) == n - 1 &&
-        deliveries["email"].value("failed", 0) == 1)
-      break;
-    std::this_thread::sleep_for(100ms);
-  }
+    return deliveries["email"].value("sent", 0) == n - 1 &&
+           deliveries["email"].value("failed", 0) == 1;
+  });
   INFO(deliveries.dump());
   CHECK(deliveries["email"]["sent"] == n - 1);
   CHECK(deliveries["email"]["failed"] == 1);
@@ -187,7 +184,7 @@ TEST_CASE("webhook gateway: signed JSON per message, retried on 503, each delive
   REQUIRE(r.json()["recipients"] == n);
   const std::string code = r.json()["incident_id"];
   REQUIRE(bridge.wait_for(n, 30s));
-  std::this_thread::sleep_for(500ms);
+  REQUIRE(settled(d));
   auto msgs = bridge.messages();
   CHECK(bridge.count(503) > 0);
   CHECK(bridge.count(401) == 0);

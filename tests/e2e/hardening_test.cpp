@@ -97,12 +97,7 @@ class ConnectionFlood {
   uint64_t reopened() const { return reopened_; }
   // Waits until all n are open at once; false after `within`.
   bool wait_open(std::chrono::seconds within) const {
-    const auto deadline = SteadyClock::now() + within;
-    while (SteadyClock::now() < deadline) {
-      if (open_ >= n_) return true;
-      std::this_thread::sleep_for(50ms);
-    }
-    return false;
+    return eventually([&] { return open_ >= n_; }, within);
   }
 
  private:
@@ -218,14 +213,6 @@ Figures signed_reports(const std::string& url, int n = 20) {
   return f;
 }
 
-// The value of the metric line starting with `series` ("name{labels}"), or -1.
-double metric(const std::string& url, const std::string& series) {
-  auto r = get(url + "/metrics");
-  auto pos = r.body.find("\n" + series + " ");
-  if (pos == std::string::npos) return -1;
-  return std::stod(r.body.substr(pos + series.size() + 2));
-}
-
 std::size_t count_lines_with(const std::string& log, const std::string& needle) {
   std::size_t n = 0;
   for (std::size_t pos = 0; (pos = log.find(needle, pos)) != std::string::npos;
@@ -269,7 +256,7 @@ TEST_CASE("signed reports get through 10,000 idle or partial connections and an 
   const auto t0 = SteadyClock::now();
   if (unsigned_flood) {
     UnsignedFlood flood(d.url(), 4);
-    std::this_thread::sleep_for(500ms);  // at full speed before the first report
+    REQUIRE(eventually([&] { return flood.refused() > 100; }));  // at full speed before the first report
     f = signed_reports(d.url());
     flood.stop();
     flood_refused = flood.refused();
@@ -336,7 +323,7 @@ TEST_CASE("a replayed Twilio request changes nothing, and responding counts peop
   REQUIRE(next.status == 202);
   CHECK(next.json()["recipients"] == 1);
   REQUIRE(gw.twilio.wait_for(1, 5s));
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(settled(d));
   for (const auto& m : gw.twilio.messages()) CHECK(m.to == phone_for(1));
 
   // A receipt is remembered too (by message and status), and a replay of
@@ -361,10 +348,7 @@ TEST_CASE("remembered MessageSids are purged after retention.provider_events_day
   d.start();
   REQUIRE(inbound_sms(d.url(), gw, phone_for(1), "1").status == 200);
   CHECK(query_db(d, "SELECT count(*) FROM provider_events") == std::vector<std::string>{"1"});
-  const auto deadline = SteadyClock::now() + 15s;
-  while (query_db(d, "SELECT count(*) FROM provider_events")[0] != "0" &&
-         SteadyClock::now() < deadline)
-    std::this_thread::sleep_for(200ms);
+  eventually([&] { return query_db(d, "SELECT count(*) FROM provider_events")[0] == "0"; }, 15s);
   CHECK(query_db(d, "SELECT count(*) FROM provider_events") == std::vector<std::string>{"0"});
 }
 
@@ -376,8 +360,7 @@ TEST_CASE(
   Daemon d(test_config(gw));
   d.start();
   UnsignedFlood flood(d.url(), 4);
-  const auto deadline = SteadyClock::now() + 10s;
-  while (flood.refused() < 2000 && SteadyClock::now() < deadline) std::this_thread::sleep_for(50ms);
+  eventually([&] { return flood.refused() >= 2000; }, 10s);
   flood.stop();
   const uint64_t sent = flood.refused();
   REQUIRE(sent >= 500);

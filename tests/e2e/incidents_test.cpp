@@ -44,7 +44,7 @@ TEST_CASE("five reports from two coordinators within 150 m make one incident and
   CHECK(incidents.size() == 1);
   CHECK(merged == 4);
   REQUIRE(gw.twilio.wait_for(10, 10s));
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(settled(d));
   CHECK(gw.twilio.message_count() == 10);
 
   auto inc = admin("GET", d.url() + "/v1/incidents/" + *incidents.begin()).json();
@@ -92,7 +92,7 @@ TEST_CASE("update and cancel reach exactly the original 20 recipients, not 5 who
   CHECK(update.json()["incident_id"] == code);
   CHECK(update.json()["recipients"] == 20);
   REQUIRE(gw.twilio.wait_for(20, 10s));
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(settled(d));
   auto got = recipients(gw.twilio.messages());
   CHECK(got == std::multiset<std::string>(original_phones.begin(), original_phones.end()));
   for (const auto& m : gw.twilio.messages())
@@ -104,7 +104,7 @@ TEST_CASE("update and cancel reach exactly the original 20 recipients, not 5 who
   REQUIRE(cancel.status == 202);
   CHECK(cancel.json()["outcome"] == "cancel");
   REQUIRE(gw.twilio.wait_for(20, 10s));
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(settled(d));
   got = recipients(gw.twilio.messages());
   CHECK(got == std::multiset<std::string>(original_phones.begin(), original_phones.end()));
   for (const auto& m : gw.twilio.messages())
@@ -135,7 +135,7 @@ TEST_CASE("a duplicate that raises the severity updates the same recipients", "[
   CHECK(worse.json()["recipients"] == 1);  // the original recipient, not the lawyers
   REQUIRE(gw.twilio.wait_for(2, 5s));
   CHECK(gw.twilio.messages()[1].body.rfind("UPDATE ALERT", 0) == 0);
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(settled(d));
   CHECK(gw.sendgrid.message_count() == 0);
 }
 
@@ -192,7 +192,7 @@ TEST_CASE("two-way SMS: STOP, forged STOP, START, HELP, acknowledgements", "[e2e
   auto next2 = post_report(d.url(), report_body({{"location", at(34.0339, -118.1565)}}).dump());
   CHECK(next2.json()["recipients"] == 1);
   REQUIRE(gw.twilio.wait_for(1, 5s));
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(settled(d));
   CHECK(recipients(gw.twilio.messages()) == std::multiset<std::string>{phone_for(2)});
   // START opts back in.
   CHECK(inbound_sms(d.url(), gw, phone_for(1), "START").status == 200);
@@ -214,7 +214,7 @@ TEST_CASE("STOP in the middle of a 1,000-recipient fan-out stops the rest to tha
   const std::string quitter = phone_for(999);
   CHECK(inbound_sms(d.url(), gw, quitter, "STOP").status == 200);
   REQUIRE(gw.twilio.wait_for(999, 30s));
-  std::this_thread::sleep_for(500ms);
+  REQUIRE(settled(d));
   auto got = recipients(gw.twilio.messages());
   CHECK(got.count(quitter) == 0);
   CHECK(got.size() == 999);

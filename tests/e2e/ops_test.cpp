@@ -173,7 +173,7 @@ TEST_CASE("the store waits for a short write lock held by another process instea
   // Warm: a report accepted and sent, so the store's statements have run.
   REQUIRE(post_report(d.url(), report_body().dump()).status == 202);
   REQUIRE(gw.twilio.wait_for(2, 10s));
-  std::this_thread::sleep_for(300ms);  // its results recorded; the dispatcher idle
+  REQUIRE(settled(d));  // its results recorded; the dispatcher idle
 
   // Another process holds the write lock for 300 ms while a report arrives.
   OutsideWriteLock lock(d);
@@ -255,12 +255,13 @@ TEST_CASE("/metrics: report outcomes and deliveries match what the emulators rec
 
   // Every planned delivery ends (sent or failed) and its result is recorded.
   Scrape m("");
-  for (auto until = std::chrono::steady_clock::now() + 20s;
-       std::chrono::steady_clock::now() < until; std::this_thread::sleep_for(100ms)) {
-    m = scrape(d.url());
-    if (m.sum("tocsin_deliveries_total") >= planned && m.get("tocsin_deliveries_pending") == 0.0)
-      break;
-  }
+  eventually(
+      [&] {
+        m = scrape(d.url());
+        return m.sum("tocsin_deliveries_total") >= planned &&
+               m.get("tocsin_deliveries_pending") == 0.0;
+      },
+      20s);
   CHECK(m.sum("tocsin_deliveries_total") == planned);
   CHECK(m.get("tocsin_deliveries_pending") == 0.0);
   CHECK(m.get("tocsin_deliveries_in_flight") == 0.0);
@@ -312,14 +313,6 @@ json reload_config(const Gateways& gw, const std::string& tag = "OLD") {
 }
 
 HttpResult post_reload(const std::string& url) { return admin("POST", url + "/-/reload"); }
-
-// Polls `pred` every 50 ms until it holds or `within` passes; returns whether it held.
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds within) {
-  for (auto until = std::chrono::steady_clock::now() + within;; std::this_thread::sleep_for(50ms)) {
-    if (pred()) return true;
-    if (std::chrono::steady_clock::now() >= until) return false;
-  }
-}
 
 // A report at its own place (`i` steps of ~1.1 km north), so it opens its own incident.
 std::string distinct_report(int i) {
@@ -376,9 +369,10 @@ TEST_CASE("reload under load: a group and a template change, nothing is lost", "
         }
         std::lock_guard lock(mu);
         sent.push_back({r.json()["incident_id"], r.json()["recipients"].get<int>(), posted, answered});
-        std::this_thread::sleep_for(20ms);
+        std::this_thread::sleep_for(20ms);  // a steady stream, not a flood
       }
     });
+  // Reports flow for a while before and after the reload: the test's input.
   std::this_thread::sleep_for(700ms);
   d.config() = reload_config(gw, "NEW");
   d.config()["groups"][1]["match"]["areas"].push_back("la/boyle-heights");
@@ -399,7 +393,7 @@ TEST_CASE("reload under load: a group and a template change, nothing is lost", "
   std::size_t planned = 0, before = 0, after = 0;
   for (const auto& s : sent) planned += static_cast<std::size_t>(s.recipients);
   REQUIRE(gw.twilio.wait_for(planned, 30s));
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(settled(d));
   auto messages = gw.twilio.messages();
   for (const auto& s : sent) {
     INFO("incident " << s.incident);
@@ -478,7 +472,7 @@ TEST_CASE("reload: a gateway's base_url and rate change take effect, restart-onl
   REQUIRE(post_report(old_url, distinct_report(1)).status == 202);  // still on its address
   REQUIRE(second.wait_for(16, 15s));
   auto took = std::chrono::steady_clock::now() - start;
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(settled(old_url));
   CHECK(gw.twilio.message_count() == 4);  // nothing more went to the old address
   CHECK(second.message_count() == 16);
   CHECK(second.count(429) == 0);
@@ -712,7 +706,8 @@ TEST_CASE("log.format json: every line is one JSON object, with ids and no perso
   d.config()["templates"]["sms"]["e\"n\\"] = "x";
   d.write_config();
   CHECK(post_reload(d.url()).status == 422);
-  std::this_thread::sleep_for(500ms);
+  REQUIRE(settled(d));
+  REQUIRE(eventually([&] { return d.log().find("failed at gateway") != std::string::npos; }));
 
   std::istringstream log(d.log());
   std::size_t lines = 0;

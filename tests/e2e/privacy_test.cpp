@@ -36,12 +36,7 @@ std::size_t occurrences(const std::string& text, const std::string& needle) {
 // Waits until the log holds `needle` `times` times.
 bool wait_log(const Daemon& d, const std::string& needle, std::size_t times = 1,
               std::chrono::milliseconds timeout = 15s) {
-  auto end = std::chrono::steady_clock::now() + timeout;
-  while (occurrences(d.log(), needle) < times) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::sleep_for(50ms);
-  }
-  return true;
+  return eventually([&] { return occurrences(d.log(), needle) >= times; }, timeout);
 }
 
 json person(int i) {
@@ -192,17 +187,14 @@ TEST_CASE("privacy: retention purges texts and bodies, the incident keeps its co
   };
   // Deliveries are recorded just after the gateways answer.
   json first;
-  for (int i = 0; i < 100; ++i) {
+  eventually([&] {
     first = detail();
-    if (first["deliveries"].dump().find("pending") == std::string::npos) break;
-    std::this_thread::sleep_for(50ms);
-  }
+    return first["deliveries"].dump().find("pending") == std::string::npos;
+  });
   REQUIRE(first["deliveries"]["sms"]["sent"] == 3);
   REQUIRE(raw_db(d).find("Zyxwvheadline") != std::string::npos);
 
-  auto end = std::chrono::steady_clock::now() + 20s;
-  while (raw_db(d).find("Zyxwvheadline") != std::string::npos && std::chrono::steady_clock::now() < end)
-    std::this_thread::sleep_for(200ms);
+  eventually([&] { return raw_db(d).find("Zyxwvheadline") == std::string::npos; }, 20s);
   CHECK(raw_db(d).find("Zyxwvheadline") == std::string::npos);
   CHECK(query_db(d, "SELECT count(*) FROM deliveries").at(0) == "0");
   CHECK(query_db(d, "SELECT count(*) FROM messages").at(0) == "0");

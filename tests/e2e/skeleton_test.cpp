@@ -71,7 +71,7 @@ TEST_CASE("40 subscribers in English and Spanish across three groups get exactly
 
   REQUIRE(gw.twilio.wait_for(want.sms.size(), 10s));
   REQUIRE(gw.sendgrid.wait_for(want.email.size(), 10s));
-  std::this_thread::sleep_for(300ms);  // anything extra would arrive now
+  REQUIRE(settled(d));  // anything extra would have been sent by now
   auto sms = gw.twilio.messages();
   auto mail = gw.sendgrid.messages();
   CHECK(sms.size() == want.sms.size());
@@ -114,7 +114,7 @@ TEST_CASE("40 subscribers in English and Spanish across three groups get exactly
   REQUIRE(inc.status == 200);
   CHECK(inc.json()["report_count"] == 2);
   CHECK(inc.json()["reports"].size() == 2);
-  std::this_thread::sleep_for(200ms);
+  REQUIRE(settled(d));
   inc = admin("GET", d.url() + "/v1/incidents/" + incident);
   CHECK(inc.json()["deliveries"]["sms"]["sent"] == want.sms.size());
   CHECK(inc.json()["deliveries"]["email"]["sent"] == want.email.size());
@@ -154,7 +154,7 @@ TEST_CASE("a repeated webhook-id gets the first answer and sends nothing", "[e2e
   d.start();
   auto third = post_report(d.url(), body, kCoordinatorSecret, "msg_repeat");
   CHECK(third.body == first.body);
-  std::this_thread::sleep_for(500ms);
+  REQUIRE(settled(d));
   CHECK(gw.twilio.message_count() == 1);
   CHECK(incidents_count(d.url()) == 1);
 }
@@ -252,7 +252,7 @@ TEST_CASE("bad requests get the right problem, store nothing, send nothing", "[e
   }
 
   // Nothing was stored or sent, and the daemon still serves.
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(settled(d));
   CHECK(incidents_count(url) == 0);
   CHECK(gw.twilio.requests() == 0);
   CHECK(gw.sendgrid.requests() == 0);
@@ -281,7 +281,7 @@ TEST_CASE("subscribers: E.164 storage, read back, erasure", "[e2e]") {
   CHECK(admin("DELETE", d.url() + "/v1/subscribers/" + std::to_string(id)).status == 404);
   // Erased people get nothing.
   REQUIRE(post_report(d.url(), report_body().dump()).status == 202);
-  std::this_thread::sleep_for(500ms);
+  REQUIRE(settled(d));
   CHECK(gw.twilio.requests() == 0);
   CHECK(gw.sendgrid.requests() == 0);
   CHECK(d.log().find("555-0142") == std::string::npos);
@@ -345,7 +345,7 @@ TEST_CASE("kill -9 during a 600-recipient fan-out: after restart every recipient
   CHECK(at_crash < 600);
   d.start();
   REQUIRE(gw.twilio.wait_for(distinct_recipients(phones.size()), 30s));
-  std::this_thread::sleep_for(500ms);
+  REQUIRE(settled(d));
   auto counts = count_by_recipient(gw.twilio.messages());
   for (const auto& [to, n] : counts) CHECK(phones.count(to) == 1);
   int duplicates = repeated_messages(counts);
@@ -369,7 +369,7 @@ TEST_CASE("a report whose commit fails gets 503 with Retry-After, never 202, and
   CHECK(refused.header("content-type") == "application/problem+json");
   CHECK(get(d.url() + "/readyz").status == 503);
   lock.release();
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(settled(d));
   CHECK(gw.twilio.requests() == 0);
   // The coordinator retries with the same webhook-id: now it is accepted, once.
   auto retried = post_report(d.url(), body, kCoordinatorSecret, "msg_locked");

@@ -209,7 +209,7 @@ TEST_CASE("measure: how long a request sent during a restart waits for its answe
   std::vector<double> waits_ms;
   for (int i = 0; i < 10; ++i) {
     d.terminate();
-    std::this_thread::sleep_for(5ms);
+    std::this_thread::sleep_for(5ms);  // the client comes while the daemon stops: the test's input
     OwnedFd client = connect_to(port);
     const auto sent = std::chrono::steady_clock::now();
     const std::string request =

@@ -161,7 +161,7 @@ TEST_CASE("unsubscribe: alert email carries one-click links, GET changes nothing
   REQUIRE(other.status == 202);
   CHECK(other.json()["recipients"] == 1);
   REQUIRE(sink.wait_for(1, 15s));
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(settled(d));
   for (const auto& msg : sink.messages()) CHECK(msg.rcpts.at(0) == "bo@example.org");
   CHECK(d.log().find("@example.org") == std::string::npos);
 }
