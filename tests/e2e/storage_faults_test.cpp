@@ -32,6 +32,13 @@ std::string round_report(int i) {
   return report_body({{"location", {{"lat", 33.5 + 0.02 * i}, {"lon", -118.2}}}}).dump();
 }
 
+// Round i's webhook-id, msg_fault_<i> (appended: GCC 12 -O3 warns on "literal" + std::string&&).
+std::string round_id(int i) {
+  std::string id = "msg_fault_";
+  id += std::to_string(i);
+  return id;
+}
+
 struct Answers {
   int rounds = 0;
   std::vector<std::string> delivered_codes;  // incidents of reports answered 202
@@ -44,8 +51,7 @@ Answers post_rounds(Daemon& d, int rounds, std::size_t enough_refusals) {
   Answers a;
   for (int i = 0; i < rounds && a.refused.size() < enough_refusals; ++i) {
     ++a.rounds;
-    auto r =
-        post_report(d.url(), round_report(i), kCoordinatorSecret, "msg_fault_" + std::to_string(i));
+    auto r = post_report(d.url(), round_report(i), kCoordinatorSecret, round_id(i));
     INFO("round " << i << ": " << r.status << " " << r.body);
     REQUIRE((r.status == 202 || r.status == 503));
     if (r.status == 202) {
@@ -76,8 +82,7 @@ std::map<std::string, int64_t> stored_incidents(const Daemon& d) {
 // answered 202, one report each; and every one reaches every subscriber.
 void check_nothing_lost(Daemon& d, Gateways& gw, Answers a) {
   for (int i : a.refused) {
-    auto r =
-        post_report(d.url(), round_report(i), kCoordinatorSecret, "msg_fault_" + std::to_string(i));
+    auto r = post_report(d.url(), round_report(i), kCoordinatorSecret, round_id(i));
     INFO("round " << i << " again: " << r.status << " " << r.body);
     REQUIRE(r.status == 202);
     CHECK(r.json()["outcome"] == "new_incident");
@@ -165,9 +170,18 @@ std::string asan_runtime() {
 // daemon's libfiu thread without a deadline, and exits 0 when it finds no
 // fifo for the pid (it only says so), so its output is checked too.
 void fiu_ctrl(const std::string& fifo, pid_t pid, const std::vector<std::string>& commands) {
-  std::string cmd = "timeout 10 /usr/bin/fiu-ctrl -f '" + fifo + "'";
-  for (const auto& c : commands) cmd += " -c '" + c + "'";
-  cmd += " " + std::to_string(pid) + " 2>&1";
+  // Appended piece by piece: GCC 12 -O3 warns (-Wrestrict) on "literal" + std::string&&.
+  std::string cmd = "timeout 10 /usr/bin/fiu-ctrl -f '";
+  cmd += fifo;
+  cmd += "'";
+  for (const auto& c : commands) {
+    cmd += " -c '";
+    cmd += c;
+    cmd += "'";
+  }
+  cmd += " ";
+  cmd += std::to_string(pid);
+  cmd += " 2>&1";
   std::string out;
   FILE* p = ::popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
@@ -225,8 +239,9 @@ TEST_CASE("random fdatasync and pwrite failures: every 202 is delivered, every 5
   const char* posix_preload = "/usr/lib/fiu/fiu_posix_preload.so";
   if (::access(fiu_ctrl_bin, X_OK) != 0 || ::access(run_preload, R_OK) != 0 ||
       ::access(posix_preload, R_OK) != 0) {
-    WARN("skipped: libfiu's fiu-ctrl and preload libraries (Debian fiu-utils, "
-         "scripts/install-deps) are not installed");
+    WARN(
+        "skipped: libfiu's fiu-ctrl and preload libraries (Debian fiu-utils, "
+        "scripts/install-deps) are not installed");
     return;
   }
   Gateways gw;
@@ -237,7 +252,10 @@ TEST_CASE("random fdatasync and pwrite failures: every 202 is delivered, every 5
   // when there is one to keep first.
   Daemon::Options opts;
   std::string preload = asan_runtime();
-  preload += (preload.empty() ? "" : " ") + std::string(run_preload) + " " + posix_preload;
+  if (!preload.empty()) preload += " ";
+  preload += run_preload;
+  preload += " ";
+  preload += posix_preload;
   opts.env = {{"LD_PRELOAD", preload}, {"FIU_CTRL_FIFO", fifo}, {"FIU_ENABLE", ""}};
   Daemon d(test_config(gw), opts);
   d.start();
@@ -247,9 +265,10 @@ TEST_CASE("random fdatasync and pwrite failures: every 202 is delivered, every 5
            {"enable_random name=posix/io/sync/fdatasync,probability=0.3",
             "enable_random name=posix/io/rw/pwrite,probability=0.02"});
   auto answers = post_rounds(d, 40, 40);
-  fiu_ctrl(fifo, d.pid(), {"disable name=posix/io/sync/fdatasync", "disable name=posix/io/rw/pwrite"});
+  fiu_ctrl(fifo, d.pid(),
+           {"disable name=posix/io/sync/fdatasync", "disable name=posix/io/rw/pwrite"});
   INFO(answers.refused.size() << " of " << answers.rounds << " refused while writes failed");
-  CHECK_FALSE(answers.refused.empty());         // the fault did happen
+  CHECK_FALSE(answers.refused.empty());          // the fault did happen
   CHECK_FALSE(answers.delivered_codes.empty());  // and commits still got through
   check_nothing_lost(d, gw, answers);
   CHECK(d.running());
