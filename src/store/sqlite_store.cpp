@@ -417,6 +417,7 @@ class SqliteStore final : public Store {
   // by sqlite3_exec (that parse was 8% of a report's instructions).
   void begin() override {
     end_reads();
+    if (wal_full_) checkpoint_after_full();
     stmt("BEGIN IMMEDIATE").reset().run();
   }
   void commit() override {
@@ -427,6 +428,8 @@ class SqliteStore final : public Store {
     if (scrub_pending_) scrub();
   }
   void rollback() override {
+    // Read before ROLLBACK replaces it: the error that ended the transaction.
+    if (sqlite3_errcode(db_) == SQLITE_FULL) wal_full_ = true;
     if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
   }
   void savepoint() override { stmt("SAVEPOINT job").reset().run(); }
@@ -1866,6 +1869,29 @@ class SqliteStore final : public Store {
       scrub_pending_ = false;
   }
 
+  // The disk filled up while the WAL grew: SQLite checkpoints only after a
+  // commit succeeds, and only once the WAL holds wal_autocheckpoint pages
+  // (4 MB), so on a disk with less room than that every commit failed for
+  // good, space back or not (a 2 MB filesystem: 50 of 50 reports refused with
+  // 12 stored, a 4 KB database and a 2 MB WAL). So before each transaction,
+  // until one succeeds, copy the WAL into the database: the next commit then
+  // writes the WAL from its start, in space it already has. And since only
+  // that much WAL fit, checkpoint at half of it from then on.
+  void checkpoint_after_full() {
+    int frames = 0, copied = 0;
+    if (sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied) !=
+            SQLITE_OK ||
+        copied < frames)
+      return;  // still no room for the database to grow, or a reader holds the WAL
+    wal_full_ = false;
+    const int pages = std::max(16, frames / 2);
+    if (pages < wal_autocheckpoint_) {
+      wal_autocheckpoint_ = pages;
+      sqlite3_wal_autocheckpoint(db_, pages);
+      spdlog::warn("the disk filled up: WAL checkpointed, and from now on every {} pages", pages);
+    }
+  }
+
   // Resets every statement left on a row: each keeps the connection in a
   // read transaction (a snapshot of the WAL) until it is reset.
   void end_reads() {
@@ -1949,6 +1975,8 @@ class SqliteStore final : public Store {
   int lock_fd_ = -1;
   std::shared_ptr<const Keyring> keyring_;  // null only in a read-only store
   bool scrub_pending_ = false;              // an erasure or purge awaits scrub()
+  bool wal_full_ = false;                   // a transaction failed for want of space
+  int wal_autocheckpoint_ = 1000;           // SQLite's default, lowered by checkpoint_after_full()
   // Prepared once, reused: keyed by the SQL literal's address.
   std::unordered_map<const char*, std::unique_ptr<Stmt>> stmts_;
 };
