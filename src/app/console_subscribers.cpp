@@ -251,6 +251,7 @@ void Console::Impl::admin_subscriber(const http::Request& req, const std::string
   UnixMs now = clock.now_ms();
   const std::string name = who.user.name;
   FormFields f = post ? parse_form(req.body) : FormFields{};
+  const bool saved = form_value(parse_form(req.query()), "saved") == "1";
   auto unavailable = [respond] { respond(api::problem(api::unavailable())); };
 
   if (action == "new")
@@ -355,7 +356,7 @@ void Console::Impl::admin_subscriber(const http::Request& req, const std::string
         s.insert_audit({0, now, name, method, route, std::to_string(id), o.status, o.sub ? 1 : 0});
         return o;
       },
-      [l, who, id = *id, action, post, f, cfg, respond, unavailable](std::optional<Outcome> o) {
+      [l, who, id = *id, action, post, saved, f, cfg, respond, unavailable](std::optional<Outcome> o) {
         if (!o) return unavailable();
         std::string sid = std::to_string(id);
         if (o->status == 404)
@@ -379,7 +380,10 @@ void Console::Impl::admin_subscriber(const http::Request& req, const std::string
           spdlog::info("console: subscriber {} updated", id);
           return respond(redirect(self_url + "?saved=1"));
         }
-        respond(page(200, l, who, title, detail_html(l, who, *o->sub)));
+        respond(page(200, l, who, title,
+                     (saved ? "<p class=\"message\" role=\"status\" id=\"saved\">" + T(l, "sub_saved") + "</p>"
+                            : std::string()) +
+                         detail_html(l, who, *o->sub)));
       });
 }
 
