@@ -125,6 +125,7 @@ const std::map<std::string_view, Text>& texts() {
       {"sub_phone", {"Phone number", "Número de teléfono"}},
       {"sub_email", {"Email address", "Correo electrónico"}},
       {"sub_language", {"Language (en, es, es-MX…)", "Idioma (en, es, es-MX…)"}},
+      {"sub_lang", {"Language", "Idioma"}},
       {"sub_groups", {"Groups", "Grupos"}},
       {"sub_channels", {"Channels", "Canales"}},
       {"sub_channels_hint", {"None ticked: every channel the person has an address for.", "Ninguno marcado: todos los canales para los que la persona tiene dirección."}},

@@ -163,7 +163,7 @@ std::string detail_html(const std::string& l, const Who& who, const store::Subsc
   h += "<dl class=\"facts\" id=\"subscriber\"><dt>id</dt><dd>" + id + "</dd><dt>" + T(l, "sub_name") +
        "</dt><dd>" + esc(s.name) + "</dd><dt>" + T(l, "sub_phone") + "</dt><dd>" + esc(s.phone) +
        "</dd><dt>" + T(l, "sub_email") + "</dt><dd>" + esc(s.email) + "</dd><dt>" +
-       T(l, "sub_language") + "</dt><dd id=\"s-lang\">" + esc(s.language) + "</dd><dt>" +
+       T(l, "sub_lang") + "</dt><dd id=\"s-lang\">" + esc(s.language) + "</dd><dt>" +
        T(l, "sub_groups") + "</dt><dd>" + esc(join(s.groups)) + "</dd><dt>" + T(l, "sub_channels") +
        "</dt><dd>" + esc(channels_text(s)) + "</dd><dt>" + T(l, "sub_opted_out") + "</dt><dd>" +
        (s.sms_opted_out ? "SMS " : "") + (s.email_opted_out ? "email" : "") + "</dd><dt>" +

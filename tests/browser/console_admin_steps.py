@@ -179,7 +179,7 @@ def run(t, d, sc, base, config, emu, tmp, ben_cookie):
     summary = d.find_element(By.ID, "import-summary").text
     bad = d.find_element(By.ID, "import-refused").text
     check("1 created" in summary and "1 refused" in summary, "the upload's report gives the totals: " + summary)
-    check(re.search(r"^3 phone .*valid phone number", bad, re.M), "the report names the bad line and field: " + bad)
+    check(re.search(r"^3 phone .*valid phone number", bad, re.M), "the report names the bad line and field: " + bad.replace("\n", " | "))
     now_subs = subs()
     check(len(now_subs) == n_before + 1, "only the good line was stored")
     check(any(s.get("language") == "es" and s["groups"] == ["pdx-responders"] and s["id"] > nia for s in now_subs),

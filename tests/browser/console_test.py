@@ -168,7 +168,8 @@ def main():
                     "key_file": os.path.join(tmp, "tocsin.key")},
         "coordinators": [
             {"name": "la-hotline", "secret": secret, "areas": ["la"], "approval": "two_person"},
-            {"name": "pdx-hotline", "secret": secret.replace("browser", "pdxtest"), "areas": ["pdx"]},
+            {"name": "pdx-hotline", "secret": "whsec_" + base64.b64encode(b"pdxtest-test-secret-0123456789").decode(),
+             "areas": ["pdx"]},
         ],
         "admin": {"tokens": [ADMIN]},
         "gateways": [
