@@ -264,6 +264,9 @@ void Console::Impl::handle(http::Request req, Respond raw_respond) {
       if (id && post && (rest.substr(slash + 1) == "approve" || rest.substr(slash + 1) == "reject"))
         return self->decide_draft(*id, rest.substr(slash + 1) == "approve", *who, lang, respond);
     }
+    if (path.starts_with("/console/admin/subscribers/") ||
+        (path == "/console/admin/subscribers" && post))
+      return self->admin_subscriber(rq, path.substr(26), post, *who, lang, respond);
     if (path.starts_with("/console/admin/") && !post)
       return self->admin_page(path.substr(15),
                               api::parse_id(form_value(parse_form(rq.query()), "after")).value_or(0),

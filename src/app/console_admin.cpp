@@ -1,8 +1,8 @@
 // The console's admin screens (role admin only): subscribers as a masked
 // list (numbers, addresses and names masked, as GET /v1/subscribers gives
 // them; the list is audited), console users and their state, and the audit
-// log. Read-only: adding, editing, erasing and importing subscribers stay
-// with the admin API and `tocsin subscribers import`.
+// log. Each subscriber links to its full view; adding, editing, erasing and
+// the CSV upload are in console_subscribers.cpp.
 #include <spdlog/spdlog.h>
 
 #include "app/api_common.h"
@@ -65,14 +65,21 @@ void Console::Impl::admin_page(const std::string& what, int64_t after, const Who
         h += "<h1>" + T(l, "admin_" + what) + "</h1><p><a href=\"/console/admin/subscribers\">" +
              T(l, "admin_subscribers") + "</a> · <a href=\"/console/admin/users\">" +
              T(l, "admin_users") + "</a> · <a href=\"/console/admin/audit\">" + T(l, "admin_audit") +
-             "</a></p><div class=\"scroll\" tabindex=\"0\"><table id=\"admin-" + esc(what) + "\">";
+             "</a></p>";
+        if (what == "subscribers")
+          h += "<p class=\"actions\"><a class=\"button\" id=\"add-subscriber\" "
+               "href=\"/console/admin/subscribers/new\">" + T(l, "sub_new") + "</a> <a class=\"button\" "
+               "id=\"import-subscribers\" href=\"/console/admin/subscribers/import\">" +
+               T(l, "sub_import") + "</a></p>";
+        h += "<div class=\"scroll\" tabindex=\"0\"><table id=\"admin-" + esc(what) + "\">";
         if (what == "subscribers") {
           h += "<caption>" + T(l, "masked") + "</caption><tr><th scope=\"col\">id</th><th scope=\"col\">" +
                T(l, "name") + "</th><th scope=\"col\">phone</th><th scope=\"col\">email</th><th "
                "scope=\"col\">lang</th><th scope=\"col\">groups</th><th scope=\"col\">" +
                T(l, "channel") + "</th></tr>";
           for (const auto& s : a->subscribers)
-            h += "<tr><td>" + std::to_string(s.id) + "</td><td>" + esc(mask_name(s.name)) + "</td><td>" +
+            h += "<tr><td><a href=\"/console/admin/subscribers/" + std::to_string(s.id) + "\">" +
+                 std::to_string(s.id) + "</a></td><td>" + esc(mask_name(s.name)) + "</td><td>" +
                  esc(s.phone.empty() ? "" : mask_phone(s.phone)) + "</td><td>" +
                  esc(s.email.empty() ? "" : mask_email(s.email)) + "</td><td>" + esc(s.language) +
                  "</td><td>" + esc(join(s.groups)) + "</td><td>" + esc(channels_of(s)) +

@@ -1,7 +1,8 @@
 // Internals shared by the console's translation units: console.cpp
 // (routing, security checks, sessions, login, enrolment), console_html.cpp
 // (layout, texts in English and Spanish, QR code), console_reports.cpp (the
-// report form, preview, drafts), console_board.cpp (board, incidents) and
+// report form, preview, drafts), console_board.cpp (board, incidents),
+// console_admin.cpp and console_subscribers.cpp (admin screens) and
 // console_assets.cpp (CSS and the ES module). Internal to src/app.
 #pragma once
 
@@ -145,6 +146,12 @@ struct Console::Impl : std::enable_shared_from_this<Console::Impl> {
   // The audit log is paged oldest first from ?after=ID, 200 a page.
   void admin_page(const std::string& what, int64_t after, const Who& who, const std::string& lang,
                   Respond respond);
+  // console_subscribers.cpp: one subscriber in full (audited), add, edit,
+  // erase, CSV upload; admins only. `rest` is the path after
+  // /console/admin/subscribers ("", "/new", "/import", "/{id}", "/{id}/edit",
+  // "/{id}/erase").
+  void admin_subscriber(const http::Request& req, const std::string& rest, bool post,
+                        const Who& who, const std::string& lang, Respond respond);
 };
 
 }  // namespace tocsin::app

@@ -10,34 +10,13 @@
 #include <thread>
 
 #include "app/files.h"
-#include "core/csv.h"
+#include "app/subscriber_import.h"
 #include "delivery/http_client.h"
 
 namespace tocsin::app {
 namespace {
 
 using nlohmann::json;
-
-constexpr const char* kColumns[] = {"name", "phone", "email", "language", "groups", "channels"};
-constexpr char kListSeparator = ';';  // inside groups and channels cells: "eastside;lawyers"
-
-std::string lower_trimmed(std::string s) {
-  s = trim(std::move(s));
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-json split_list(const std::string& cell) {
-  json out = json::array();
-  std::size_t start = 0;
-  while (start <= cell.size()) {
-    auto end = cell.find(kListSeparator, start);
-    if (end == std::string::npos) end = cell.size();
-    if (auto item = trim(cell.substr(start, end - start)); !item.empty()) out.push_back(item);
-    start = end + 1;
-  }
-  return out;
-}
 
 // Sends batches over one connection, one at a time.
 class Client {
@@ -104,60 +83,23 @@ int import_subscribers(const ImportOptions& o) {
   if (!token || trim(*token).empty()) return fail("cannot read a token from " + o.token_file, 2);
   auto text = read_file(o.csv_path);
   if (!text) return fail("cannot read " + o.csv_path, 2);
-  auto csv = parse_csv(*text);
-  if (csv.error)
-    return fail(o.csv_path + ":" + std::to_string(csv.error->line) + ": " + csv.error->message, 2);
-  if (csv.records.empty()) return fail(o.csv_path + ": no header row", 2);
-
-  // The header names the columns, in any order; unknown names are refused
-  // (a typo must not silently drop a column).
-  const auto& header = csv.records.front();
-  std::vector<std::string> columns;
-  for (std::size_t i = 0; i < header.fields.size(); ++i) {
-    auto name = lower_trimmed(header.fields[i]);
-    if (std::find(std::begin(kColumns), std::end(kColumns), name) == std::end(kColumns))
-      return fail(o.csv_path + ":" + std::to_string(header.line) + ": unknown column \"" +
-                      header.fields[i] +
-                      "\" (columns: name, phone, email, language, groups, channels)",
-                  2);
-    if (std::find(columns.begin(), columns.end(), name) != columns.end())
-      return fail(o.csv_path + ":" + std::to_string(header.line) + ": column " + name + " twice",
-                  2);
-    columns.push_back(name);
-  }
-  auto has = [&](const char* c) {
-    return std::find(columns.begin(), columns.end(), c) != columns.end();
-  };
-  if (!has("groups") || (!has("phone") && !has("email")))
-    return fail(o.csv_path + ":" + std::to_string(header.line) +
-                    ": the header needs a groups column and a phone or email column",
-                2);
+  auto csv = rows_from_csv(*text);
+  if (!csv.error.empty())
+    return fail(o.csv_path + ":" + std::to_string(csv.error_line) + ": " + csv.error, 2);
 
   Totals totals;
   auto report = [&](int64_t line, const std::string& field, const std::string& detail) {
     std::printf("%s:%lld: %s%s%s\n", o.csv_path.c_str(), static_cast<long long>(line),
                 field.c_str(), field.empty() ? "" : ": ", detail.c_str());
   };
+  for (const auto& r : csv.refused) {
+    for (const auto& p : r.problems) report(r.line, p.path, p.message);
+    ++totals.refused;
+  }
   std::vector<json> rows;
-  for (std::size_t r = 1; r < csv.records.size(); ++r) {
-    const auto& rec = csv.records[r];
-    if (rec.fields.size() != columns.size()) {
-      report(static_cast<int64_t>(rec.line), "",
-             "has " + std::to_string(rec.fields.size()) + " fields, the header " +
-                 std::to_string(columns.size()));
-      ++totals.refused;
-      continue;
-    }
-    json row{{"line", rec.line}};
-    for (std::size_t i = 0; i < columns.size(); ++i) {
-      std::string cell = trim(rec.fields[i]);
-      if (cell.empty()) continue;
-      if (columns[i] == "groups" || columns[i] == "channels")
-        row[columns[i]] = split_list(cell);
-      else
-        row[columns[i]] = cell;
-    }
-    if (!row.contains("groups")) row["groups"] = json::array();  // the daemon says it is required
+  for (auto& r : csv.rows) {
+    json row = std::move(r.data);
+    row["line"] = r.line;
     rows.push_back(std::move(row));
   }
 

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <map>
 
+#include "app/files.h"
+#include "core/csv.h"
+
 namespace tocsin::app {
 
 using nlohmann::json;
@@ -44,6 +47,85 @@ std::variant<ImportBatch, MalformedBody, std::vector<FieldProblem>> parse_import
   }
   if (!problems.empty()) return problems;
   return batch;
+}
+
+namespace {
+
+constexpr const char* kColumns[] = {"name", "phone", "email", "language", "groups", "channels"};
+constexpr char kListSeparator = ';';  // inside groups and channels cells: "eastside;lawyers"
+
+std::string lower_trimmed(std::string s) {
+  s = trim(std::move(s));
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+json split_list(const std::string& cell) {
+  json out = json::array();
+  std::size_t start = 0;
+  while (start <= cell.size()) {
+    auto end = cell.find(kListSeparator, start);
+    if (end == std::string::npos) end = cell.size();
+    if (auto item = trim(cell.substr(start, end - start)); !item.empty()) out.push_back(item);
+    start = end + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+CsvImport rows_from_csv(std::string_view text) {
+  CsvImport out;
+  auto fail = [&](std::size_t line, std::string why) {
+    out.error_line = static_cast<int64_t>(line);
+    out.error = std::move(why);
+    out.rows.clear();
+    out.refused.clear();
+    return out;
+  };
+  auto csv = parse_csv(text);
+  if (csv.error) return fail(csv.error->line, csv.error->message);
+  if (csv.records.empty()) return fail(1, "no header row");
+  // The header names the columns, in any order; unknown names are refused
+  // (a typo must not silently drop a column).
+  const auto& header = csv.records.front();
+  std::vector<std::string> columns;
+  for (std::size_t i = 0; i < header.fields.size(); ++i) {
+    auto name = lower_trimmed(header.fields[i]);
+    if (std::find(std::begin(kColumns), std::end(kColumns), name) == std::end(kColumns))
+      return fail(header.line, "unknown column \"" + header.fields[i] +
+                                   "\" (columns: name, phone, email, language, groups, channels)");
+    if (std::find(columns.begin(), columns.end(), name) != columns.end())
+      return fail(header.line, "column " + name + " twice");
+    columns.push_back(name);
+  }
+  auto has = [&](const char* c) {
+    return std::find(columns.begin(), columns.end(), c) != columns.end();
+  };
+  if (!has("groups") || (!has("phone") && !has("email")))
+    return fail(header.line, "the header needs a groups column and a phone or email column");
+  for (std::size_t r = 1; r < csv.records.size(); ++r) {
+    const auto& rec = csv.records[r];
+    auto line = static_cast<int64_t>(rec.line);
+    if (rec.fields.size() != columns.size()) {
+      out.refused.push_back({line, "refused", 0,
+                             {{"", "has " + std::to_string(rec.fields.size()) +
+                                       " fields, the header " + std::to_string(columns.size())}}});
+      continue;
+    }
+    json row = json::object();
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+      std::string cell = trim(rec.fields[i]);
+      if (cell.empty()) continue;
+      if (columns[i] == "groups" || columns[i] == "channels")
+        row[columns[i]] = split_list(cell);
+      else
+        row[columns[i]] = cell;
+    }
+    if (!row.contains("groups")) row["groups"] = json::array();  // validation says it is required
+    out.rows.push_back({line, std::move(row)});
+  }
+  return out;
 }
 
 namespace {

@@ -1,5 +1,6 @@
 // Bulk upsert of subscribers (POST /v1/subscribers/import, fed by
-// `tocsin subscribers import`). Each row is checked like a POST body; a valid
+// `tocsin subscribers import`, and the console's CSV upload), and the CSV
+// file's reading into rows, shared by both. Each row is checked like a POST body; a valid
 // row updates the subscriber with the same phone or email, or creates one.
 // One batch runs as one store job: all its rows commit together.
 #pragma once
@@ -45,6 +46,19 @@ struct ImportResult {
 
   nlohmann::json to_json(bool dry_run) const;
 };
+
+// A CSV file of subscribers as rows: a header naming the columns (name,
+// phone, email, language, groups, channels, in any order; groups and channels
+// cells list items separated by ';'), then one subscriber a line. Lines with
+// the wrong number of fields are refused here; the rest are checked by
+// import_rows. `error` refuses the whole file (bad CSV, bad header).
+struct CsvImport {
+  std::vector<ImportBatch::Row> rows;
+  std::vector<ImportRowResult> refused;  // outcome "refused", line and why
+  int64_t error_line = 0;
+  std::string error;  // "" when the file could be read
+};
+CsvImport rows_from_csv(std::string_view text);
 
 // Runs on the store thread, inside the batch's job. A row matching an
 // existing subscriber by phone (E.164) or email is merged into it: fields the

@@ -31,6 +31,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import console_admin_steps  # noqa: E402  (the admin's subscriber screens)
+
 SKIP = 77
 DEADLINE = time.monotonic() + 280  # the whole test stays under 5 minutes
 
@@ -165,7 +168,8 @@ def main():
                     "key_file": os.path.join(tmp, "tocsin.key")},
         "coordinators": [
             {"name": "la-hotline", "secret": secret, "areas": ["la"], "approval": "two_person"},
-            {"name": "pdx-hotline", "secret": secret.replace("browser", "pdxtest"), "areas": ["pdx"]},
+            {"name": "pdx-hotline", "secret": "whsec_" + base64.b64encode(b"pdxtest-test-secret-0123456789").decode(),
+             "areas": ["pdx"]},
         ],
         "admin": {"tokens": [ADMIN]},
         "gateways": [
@@ -575,6 +579,8 @@ def run(base, cfg_path, config, links, emu, tmp):
         check("/console/drafts/{id}/approve" in d.find_element(By.ID, "admin-audit").text,
               "the audit screen shows console actions")
         sc.look("admin-audit")
+        # ---- admin: one subscriber in full, add, edit, erase, CSV upload ----
+        console_admin_steps.run(sys.modules[__name__], d, sc, base, config, emu, tmp, BEN_COOKIE[0])
 
         # ---- Spanish, chosen by the person ----
         d.get(base + "/console/lang?l=es")

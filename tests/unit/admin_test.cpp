@@ -232,3 +232,26 @@ TEST_CASE("subscribers: signal and voice channels need a phone, and are never im
   auto implied = parse_subscriber(R"({"phone": "213-555-0142", "groups": ["east"]})", c);
   CHECK(std::get<store::Subscriber>(implied).channels == std::vector<Channel>{Channel::kSms});
 }
+
+TEST_CASE("csv import rows: header in any order, ';' lists, short lines and bad headers refused",
+          "[unit][admin]") {
+  auto ok = rows_from_csv("Groups,PHONE,name\r\n\"a; b\",+12135550001,Ann\n+12135550002,Ben\nb,,\n");
+  REQUIRE(ok.error.empty());
+  REQUIRE(ok.rows.size() == 2);
+  CHECK(ok.rows[0].line == 2);
+  CHECK(ok.rows[0].data == json{{"groups", {"a", "b"}}, {"phone", "+12135550001"}, {"name", "Ann"}});
+  CHECK(ok.rows[1].line == 4);
+  CHECK(ok.rows[1].data == json{{"groups", {"b"}}});  // empty cells are left out
+  REQUIRE(ok.refused.size() == 1);
+  CHECK(ok.refused[0].line == 3);
+  CHECK(ok.refused[0].outcome == "refused");
+  CHECK(ok.refused[0].problems.at(0).message == "has 2 fields, the header 3");
+
+  auto typo = rows_from_csv("name,phone,grups\nAnn,+12135550001,a\n");
+  CHECK(typo.error_line == 1);
+  CHECK(typo.error.find("unknown column \"grups\"") != std::string::npos);
+  CHECK(typo.rows.empty());
+  CHECK(rows_from_csv("name,phone\nAnn,+1\n").error.find("groups column") != std::string::npos);
+  CHECK(rows_from_csv("").error == "no header row");
+  CHECK(rows_from_csv("groups,phone\n\"a,1\n").error_line == 2);  // unterminated quote
+}

@@ -1,7 +1,7 @@
 // tocsin console: the one ES module. Live progress on the board and on an
 // incident's page (polls /console/board.json every 1.5 s), and the report
 // form's preview (the server renders the SMS with the core's templates and
-// segmenter). Everything from the server is written as text, never as HTML.
+// segmenter), and the CSV upload's file reading. Everything from the server is written as text, never as HTML.
 const main = document.getElementById('main');
 const csrf = main ? main.dataset.csrf || '' : '';
 
@@ -133,3 +133,14 @@ function previewForm(form) {
 if (document.querySelector('table[data-l-planned]')) poll();
 const form = document.getElementById('report-form');
 if (form) previewForm(form);
+
+// The CSV upload: the chosen file's text goes into the form's textarea (the
+// console's forms are all form-urlencoded; the textarea also takes a paste).
+const csvFile = document.getElementById('csv-file');
+const csvText = document.getElementById('csv');
+if (csvFile && csvText) {
+  csvFile.addEventListener('change', () => {
+    const file = csvFile.files && csvFile.files[0];
+    if (file) file.text().then((t) => { csvText.value = t; });
+  });
+}
