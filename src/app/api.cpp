@@ -73,7 +73,8 @@ std::string incident_code(std::string_view rest, std::size_t suffix) {
 // path (a label per path would let anyone grow the metrics without bound).
 std::string_view refused_route(std::string_view path) {
   for (std::string_view r : {"/v1/reports", "/v1/inbound/twilio", "/v1/receipts/twilio",
-                             "/v1/audit", "/-/reload", "/healthz", "/readyz", "/metrics"})
+                             "/v1/receipts/sendgrid", "/v1/audit", "/-/reload", "/healthz",
+                             "/readyz", "/metrics"})
     if (path == r) return r;
   if (path == "/v1/subscribers" || path.starts_with("/v1/subscribers/")) return "/v1/subscribers";
   if (path == "/v1/incidents" || path.starts_with("/v1/incidents/")) return "/v1/incidents";

@@ -873,6 +873,21 @@ ConfigResult parse_config(const std::string& text, const std::string& base_dir) 
     result.warnings.push_back(
         {"server.public_url", "not set: alert emails go out without an unsubscribe link "
                               "(List-Unsubscribe), which Gmail and Yahoo require of bulk senders"});
+  // Said once here (check-config, start, reload) rather than per refused
+  // request: POST /v1/receipts/sendgrid verifies with any sendgrid gateway's key.
+  std::optional<std::size_t> sendgrid;
+  bool sendgrid_keyed = false;
+  for (std::size_t i = 0; i < c.gateways.size(); ++i)
+    if (c.gateways[i].type == GatewayType::kSendgrid) {
+      if (!sendgrid) sendgrid = i;
+      sendgrid_keyed = sendgrid_keyed || !c.gateways[i].event_webhook_public_key.empty();
+    }
+  if (sendgrid && !sendgrid_keyed)
+    result.warnings.push_back(
+        {index_path("gateways", *sendgrid) + ".event_webhook_public_key",
+         "not set: SendGrid's Event Webhook (POST /v1/receipts/sendgrid: delivery receipts, "
+         "bounces and spam reports that opt an address out) cannot be verified and is "
+         "answered 403"});
   return result;
 }
 
