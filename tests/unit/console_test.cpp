@@ -179,7 +179,7 @@ TEST_CASE("a schema 3 database is migrated to schema 4 with the console's tables
   sqlite3_stmt* q = nullptr;
   sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &q, nullptr);
   REQUIRE(sqlite3_step(q) == SQLITE_ROW);
-  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(q, 0))) == "4");
+  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(q, 0))) == "5");
   sqlite3_finalize(q);
   sqlite3_close(db);
 }

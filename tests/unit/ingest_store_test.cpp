@@ -456,7 +456,7 @@ TEST_CASE("a schema 2 database is migrated to schema 3 (provider_events) and on 
   sqlite3_stmt* st = nullptr;
   REQUIRE(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st, nullptr) == SQLITE_OK);
   REQUIRE(sqlite3_step(st) == SQLITE_ROW);
-  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, 0))) == "4");  // and on through the later migrations
+  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, 0))) == "5");  // and on through the later migrations
   sqlite3_finalize(st);
   sqlite3_close(db);
 }
