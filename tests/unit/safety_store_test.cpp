@@ -264,7 +264,8 @@ TEST_CASE("store: a schema 1 database is migrated to schema 2 and on", "[safety]
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
   REQUIRE(sqlite3_exec(db,
-                       "ALTER TABLE reports DROP COLUMN certainty; DROP TABLE incident_groups; "
+                       "ALTER TABLE reports DROP COLUMN certainty; ALTER TABLE reports DROP "
+                       "COLUMN person; DROP TABLE incident_groups; "
                        "DROP TABLE escalations; DROP TABLE safety_events; INSERT INTO reports "
                        "(incident_id, coordinator, webhook_id, msg_type, outcome, status, event, "
                        "severity, area, body, received_at) VALUES ('ABCDEF', 'c1', 'w', 'alert', "
