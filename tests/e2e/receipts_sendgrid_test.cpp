@@ -120,7 +120,9 @@ TEST_CASE("sendgrid events: signed receipts and bounces, forged refused, repeats
   CHECK(email()["sent"] == 3);
   CHECK(opted_out(1) == false);
 
-  CHECK(post_events(d.url(), key, events).status == 200);
+  auto applied = post_events(d.url(), key, events);
+  INFO(applied.body);
+  CHECK(applied.status == 200);
   auto e = email();
   CHECK(e["delivered"] == 2);
   CHECK(e["undelivered"] == 1);
