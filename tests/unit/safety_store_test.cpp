@@ -111,7 +111,7 @@ struct Fixture {
 
 }  // namespace
 
-TEST_CASE("two console people of one coordinator release a held group; one person twice does not",
+TEST_CASE("two console people of one coordinator release a held group, one person twice does not",
           "[safety][ingest]") {
   Fixture f;
   f.subscribe(1, "east");
