@@ -482,7 +482,7 @@ void read_gates(JsonReader& m, Group& g) {
   }
   if (m.has("min_corroboration")) {
     if (const json* v = m.get("min_corroboration"); v->is_number_integer() && v->get<int64_t>() < 1)
-      m.problem("min_corroboration", "must be at least 1 (1: one coordinator's report suffices)");
+      m.problem("min_corroboration", "must be at least 1 (1: one report suffices)");
     else if (auto v2 = m.integer("min_corroboration", Need::kOptional, 1, 1000))
       g.min_corroboration = static_cast<int>(*v2);
   }
@@ -516,8 +516,12 @@ void read_response_rules(JsonReader& r, Group& g) {
 }
 
 // Checks across groups and coordinators: escalate targets exist, no cycle,
-// and min_corroboration is reachable by the coordinators who can report in
-// the group's areas.
+// and min_corroboration is reachable by those who can report in the group's
+// areas. Without the console that is one reporter per coordinator whose
+// areas overlap the group's; with it, several people of one such
+// coordinator count apart (core/safety.h evidence_of), and how many people
+// a coordinator has is in the database, not the config: any such
+// coordinator makes the threshold reachable.
 void check_safety_rules(const Config& c, std::vector<FieldProblem>& problems) {
   std::vector<std::vector<std::string>> reporter_areas;
   for (const auto& co : c.coordinators) reporter_areas.push_back(co.areas);
@@ -526,10 +530,15 @@ void check_safety_rules(const Config& c, std::vector<FieldProblem>& problems) {
     std::string at = index_path("groups", i);
     if (g.min_corroboration > 1) {
       int n = possible_reporters(g, reporter_areas);
-      if (g.min_corroboration > n)
+      if (n == 0)
         problems.push_back({at + ".match.min_corroboration",
-                            "can never be met: only " + std::to_string(n) +
-                                " coordinator(s) may report in the group's areas"});
+                            "can never be met: no coordinator may report in the group's areas"});
+      else if (g.min_corroboration > n && !c.console.enabled)
+        problems.push_back(
+            {at + ".match.min_corroboration",
+             "can never be met: only " + std::to_string(n) +
+                 " coordinator(s) may report in the group's areas, and without the console "
+                 "(console.enabled) each coordinator counts as one reporter"});
     }
     if (!g.escalate) continue;
     for (std::size_t k = 0; k < g.escalate->to.size(); ++k) {
@@ -858,8 +867,8 @@ ConfigResult parse_config(const std::string& text, const std::string& base_dir) 
   if (root.has("log")) read_log(root.object("log", Need::kOptional), c);
   if (root.has("join")) read_join_limits(root.object("join", Need::kOptional), c);
   auto area_warnings = read_areas(root, base_dir, problems, c);
-  check_safety_rules(c, problems);
   if (root.has("console")) read_console(root.object("console", Need::kOptional), c);
+  check_safety_rules(c, problems);  // after the console: whether people of one coordinator count
   if (c.console.enabled && c.server.public_url.empty())
     problems.push_back({"console.enabled",
                         "needs server.public_url: the console checks each request's Origin "
@@ -873,6 +882,21 @@ ConfigResult parse_config(const std::string& text, const std::string& base_dir) 
     result.warnings.push_back(
         {"server.public_url", "not set: alert emails go out without an unsubscribe link "
                               "(List-Unsubscribe), which Gmail and Yahoo require of bulk senders"});
+  // Said once here (check-config, start, reload) rather than per refused
+  // request: POST /v1/receipts/sendgrid verifies with any sendgrid gateway's key.
+  std::optional<std::size_t> sendgrid;
+  bool sendgrid_keyed = false;
+  for (std::size_t i = 0; i < c.gateways.size(); ++i)
+    if (c.gateways[i].type == GatewayType::kSendgrid) {
+      if (!sendgrid) sendgrid = i;
+      sendgrid_keyed = sendgrid_keyed || !c.gateways[i].event_webhook_public_key.empty();
+    }
+  if (sendgrid && !sendgrid_keyed)
+    result.warnings.push_back(
+        {index_path("gateways", *sendgrid) + ".event_webhook_public_key",
+         "not set: SendGrid's Event Webhook (POST /v1/receipts/sendgrid: delivery receipts, "
+         "bounces and spam reports that opt an address out) cannot be verified and is "
+         "answered 403"});
   return result;
 }
 

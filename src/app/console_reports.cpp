@@ -111,14 +111,16 @@ struct Preview {
   int64_t followup_recipients = -1;  // follow-ups: the deliveries the first alert planned
 };
 
+// `reporter`: who would send it (see dry_run; a draft's author).
 Preview compute_preview(store::Store& s, const ActiveConfig& cfg, const Report& report,
-                        UnixMs now, const std::vector<std::string>& point_areas = {}) {
+                        UnixMs now, const std::vector<std::string>& point_areas = {},
+                        const ReportEvidence* reporter = nullptr) {
   Preview p;
   if (cfg.config.areas.shapes && report.location)
     p.map_svg = area_svg(*cfg.config.areas.shapes, report.area, report.location,
                          "preview: " + report.area);
   if (report.msg_type == MsgType::kAlert) {
-    p.run = dry_run(&s, cfg, report, now, point_areas);
+    p.run = dry_run(&s, cfg, report, now, point_areas, "XXXXXX", reporter);
     return p;
   }
   p.followup_recipients = original_recipients(s, report.references);
@@ -370,9 +372,10 @@ void Console::Impl::preview(const http::Request& req, const Who& who, const std:
   }
   auto report = std::make_shared<Report>(std::move(std::get<Report>(parsed)));
   if (!who.can_report()) return respond(http::json_response(403, R"({"error":"not allowed"})"));
+  ReportEvidence reporter{who.user.coordinator, who.user.name, report->certainty};
   store.call<json>(
-      [cfg, report, now, point_areas](store::Store& s) {
-        return preview_json(compute_preview(s, *cfg, *report, now, *point_areas));
+      [cfg, report, now, point_areas, reporter](store::Store& s) {
+        return preview_json(compute_preview(s, *cfg, *report, now, *point_areas, &reporter));
       },
       [respond](std::optional<json> j) {
         if (!j) return respond(api::problem(api::unavailable()));
@@ -437,7 +440,7 @@ void Console::Impl::submit_report(const http::Request& req, const Who& who, cons
         });
   }
   auto ir = std::make_shared<IngestRequest>(
-      IngestRequest{coordinator, "console-" + form_id, *report, body.dump(), now, point_areas});
+      IngestRequest{coordinator, "console-" + form_id, *report, body.dump(), now, point_areas, name});
   auto draws = rng;
   store.call<IngestResult>(
       [cfg, ir, draws, name, now](store::Store& s) {
@@ -482,7 +485,8 @@ void Console::Impl::draft_page(int64_t id, const Who& who, const std::string& la
         if (!fo.draft) return fo;
         auto parsed = report_from(json::parse(fo.draft->report_json, nullptr, false), cfg->config, now);
         if (auto* r = std::get_if<Report>(&parsed)) {
-          fo.preview = compute_preview(s, *cfg, *r, now);
+          ReportEvidence author{fo.draft->coordinator, fo.draft->author, r->certainty};
+          fo.preview = compute_preview(s, *cfg, *r, now, {}, &author);
           fo.area = r->area;
           fo.status = std::string(to_string(r->status));
         }
@@ -562,8 +566,10 @@ void Console::Impl::decide_draft(int64_t id, bool approve, const Who& who, const
           s.update_draft(*d);
           return finish(200, "rejected");
         }
+        // The draft's author reported it (the approver checked it): the
+        // author is the person corroboration counts.
         IngestRequest ir{d->coordinator, "console-draft-" + std::to_string(id), *report,
-                         d->report_json, now, point_areas};
+                         d->report_json, now, point_areas, d->author};
         o.ingest = ingest_report(s, cfg->config, cfg->templates, ir, *draws);
         if (o.ingest.problem) return finish(o.ingest.status, "not_found");
         d->state = "approved";

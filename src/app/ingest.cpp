@@ -136,6 +136,7 @@ IngestResult ingest_report(store::Store& store, const Config& config,
   store::ReportRecord rec;
   rec.incident_id = incident.id;
   rec.coordinator = req.coordinator;
+  rec.person = req.person;
   rec.webhook_id = req.webhook_id;
   rec.outcome = result.outcome;
   rec.report = &report;
@@ -146,8 +147,9 @@ IngestResult ingest_report(store::Store& store, const Config& config,
   int64_t recipients = 0;
   if (plan_new) {
     auto groups = gate_new_incident(store, incident.id,
-                                    match_groups(config.groups, report, req.point_areas), report,
-                                    req.coordinator, req.now, result.safety);
+                                    match_groups(config.groups, report, req.point_areas),
+                                    {req.coordinator, req.person, report.certainty}, req.now,
+                                    result.safety);
     for (Channel ch : kAllChannels) {
       auto names = groups_on_channel(groups, ch);
       if (names.empty()) continue;

@@ -27,6 +27,9 @@ struct IngestRequest {
   // Areas whose shapes hold the report's point (within the coordinator's
   // scope): groups of these hear of it too (decide_area, match_groups).
   std::vector<std::string> point_areas;
+  // The console user who sent it (an approved draft: its author); "" for a
+  // webhook report. Corroboration counts people (core/safety.h evidence_of).
+  std::string person;
 };
 
 struct IngestResult {

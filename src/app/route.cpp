@@ -30,7 +30,8 @@ int print_problems(const std::string& file, const std::vector<FieldProblem>& pro
 }  // namespace
 
 DryRun dry_run(store::Store* store, const ActiveConfig& active, const Report& report, UnixMs now,
-               const std::vector<std::string>& point_areas, const std::string& incident_code) {
+               const std::vector<std::string>& point_areas, const std::string& incident_code,
+               const ReportEvidence* reporter) {
   const Config& c = active.config;
   DryRun out;
   if (report.msg_type == MsgType::kAlert && store) {
@@ -39,8 +40,12 @@ DryRun dry_run(store::Store* store, const ActiveConfig& active, const Report& re
       out.merge_into = rows[*idx].id;
   }
   // Safety rules (README "Safety rules"): a new incident of this report
-  // alone has its certainty and one coordinator.
-  Evidence evidence = evidence_of({{"this report", report.certainty}});
+  // alone has its certainty and one reporter; merged, the incident's too.
+  std::vector<ReportEvidence> reports;
+  if (reporter && store && !out.merge_into.empty()) reports = store->incident_evidence(out.merge_into);
+  reports.push_back(reporter ? *reporter
+                             : ReportEvidence{.coordinator = "this report", .certainty = report.certainty});
+  Evidence evidence = evidence_of(reports);
   std::vector<const Group*> groups;
   for (const Group* g : match_groups(c.groups, report, point_areas)) {
     std::string waits = waiting_for(*g, evidence);

@@ -42,11 +42,15 @@ struct DryRun {
 // `point_areas` are the areas whose shapes hold the report's point (their
 // groups hear of it too: decide_area). Groups the safety rules hold for a
 // new incident of this report alone are listed with what they wait for and
-// count no audience. Reads only: dedup candidates and audience counts, no
-// personal data.
+// count no audience. With `reporter` (the console: who would send it), a
+// report that would merge counts the incident's reporters too, so that a
+// second person sees that theirs would release a held group; without it
+// (`tocsin route`, which knows no sender) the report counts alone. Reads
+// only: dedup candidates, reporters and audience counts, no personal data.
 DryRun dry_run(store::Store* store, const ActiveConfig& active, const Report& report, UnixMs now,
                const std::vector<std::string>& point_areas = {},
-               const std::string& incident_code = "XXXXXX");
+               const std::string& incident_code = "XXXXXX",
+               const ReportEvidence* reporter = nullptr);
 
 // Prints the dry run to stdout. Returns 0, or 2 for an invalid config or
 // report (problems on stdout as FILE: path: problem), including a report

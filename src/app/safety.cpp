@@ -41,10 +41,7 @@ void record(store::Store& store, const std::string& incident_id, store::SafetyEv
 }
 
 Evidence stored_evidence(store::Store& store, const std::string& incident_id) {
-  std::vector<ReportEvidence> reports;
-  for (auto& [reporter, certainty] : store.incident_evidence(incident_id))
-    reports.push_back({std::move(reporter), certainty});
-  return evidence_of(reports);
+  return evidence_of(store.incident_evidence(incident_id));
 }
 
 std::vector<Reply> replies_of(store::Store& store, const std::string& incident_id) {
@@ -140,9 +137,9 @@ void mark_held(store::Store& store, const std::string& incident_id, const Group&
 
 std::vector<const Group*> gate_new_incident(store::Store& store, const std::string& incident_id,
                                             const std::vector<const Group*>& groups,
-                                            const Report& report, const std::string& reporter,
-                                            UnixMs now, SafetySteps& steps) {
-  Evidence evidence = evidence_of({{reporter, report.certainty}});
+                                            const ReportEvidence& first, UnixMs now,
+                                            SafetySteps& steps) {
+  Evidence evidence = evidence_of({first});
   std::vector<const Group*> send;
   for (const Group* g : groups) {
     if (qualify(*g, evidence).qualifies()) {

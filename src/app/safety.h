@@ -32,8 +32,8 @@ struct SafetySteps {
 // starts their escalation timers.
 std::vector<const Group*> gate_new_incident(store::Store& store, const std::string& incident_id,
                                             const std::vector<const Group*>& groups,
-                                            const Report& report, const std::string& reporter,
-                                            UnixMs now, SafetySteps& steps);
+                                            const ReportEvidence& first, UnixMs now,
+                                            SafetySteps& steps);
 
 // After a merged report or an update (already inserted) on an open
 // incident: sends the alert, rendered from `report` as a confirmed alert, to

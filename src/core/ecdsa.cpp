@@ -5,6 +5,7 @@
 #include <openssl/obj_mac.h>
 #include <openssl/x509.h>
 
+#include <charconv>
 #include <memory>
 
 #include "core/signature.h"
@@ -50,6 +51,20 @@ bool verify_ecdsa_p256(std::string_view base64_der_key, std::string_view message
   return EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig->data()),
                           sig->size(), reinterpret_cast<const unsigned char*>(message.data()),
                           message.size()) == 1;
+}
+
+EventWebhookPrecheck precheck_event_webhook(std::string_view signature,
+                                            std::string_view timestamp, std::size_t body_bytes,
+                                            int64_t now_unix) {
+  if (signature.empty() || timestamp.empty()) return EventWebhookPrecheck::kMissingHeaders;
+  int64_t ts = 0;
+  auto [end, ec] = std::from_chars(timestamp.data(), timestamp.data() + timestamp.size(), ts);
+  if (ec != std::errc{} || end != timestamp.data() + timestamp.size())
+    return EventWebhookPrecheck::kBadTimestamp;
+  if (ts < now_unix - kEventWebhookToleranceS || ts > now_unix + kEventWebhookToleranceS)
+    return EventWebhookPrecheck::kStale;
+  if (body_bytes > kEventWebhookMaxBody) return EventWebhookPrecheck::kTooLarge;
+  return EventWebhookPrecheck::kOk;
 }
 
 }  // namespace tocsin

@@ -29,9 +29,10 @@ struct Group {
   std::vector<Channel> channels;
   bool drills = false;                 // exercise/test reports reach only groups that opt in
   // Safety rules (core/safety.h): the alert is held from this group until the
-  // incident is this certain and reported by this many distinct coordinators.
+  // incident is this certain and reported by this many distinct reporters
+  // (coordinators, or people of one through the console: core/safety.h).
   std::optional<Certainty> min_certainty;  // absent: any certainty
-  int min_corroboration = 1;               // 1: one coordinator's report suffices
+  int min_corroboration = 1;               // 1: one report suffices
   std::optional<EscalateRule> escalate;    // absent: never escalates
   int enough_responding = 0;               // > 0: "covered" to the rest at this many responding
   // Self-service by SMS (double opt-in): keywords texted to the alert number

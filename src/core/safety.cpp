@@ -11,12 +11,14 @@ namespace tocsin {
 
 Evidence evidence_of(const std::vector<ReportEvidence>& reports) {
   Evidence e;
-  std::set<std::string> reporters;
+  std::map<std::string, std::set<std::string>> people;  // coordinator -> console people
   for (const auto& r : reports) {
     e.certainty = std::max(e.certainty, r.certainty);
-    reporters.insert(r.reporter);
+    auto& of = people[r.coordinator];
+    if (!r.person.empty()) of.insert(r.person);
   }
-  e.corroboration = static_cast<int>(reporters.size());
+  for (const auto& [coordinator, names] : people)
+    e.corroboration += std::max<int>(1, static_cast<int>(names.size()));
   return e;
 }
 
@@ -33,9 +35,13 @@ std::string waiting_for(const Group& group, const Evidence& evidence) {
   if (q.needs_certainty)
     out = "certainty " + std::string(to_string(*group.min_certainty)) + " (has " +
           std::string(to_string(evidence.certainty)) + ")";
-  if (q.needs_corroboration)
-    out += (out.empty() ? "" : "; ") + std::to_string(group.min_corroboration) +
-           " coordinators (has " + std::to_string(evidence.corroboration) + ")";
+  if (q.needs_corroboration) {
+    if (!out.empty()) out += "; ";
+    out += std::to_string(group.min_corroboration);
+    out += " reporters (has ";
+    out += std::to_string(evidence.corroboration);
+    out += ")";
+  }
   return out;
 }
 

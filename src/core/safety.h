@@ -15,14 +15,29 @@
 
 namespace tocsin {
 
-// One report of an incident, as the rules see it.
+// One report of an incident, as the rules see it: who sent it and how sure.
 struct ReportEvidence {
-  std::string reporter;  // the coordinator (later: the console user)
+  std::string coordinator;  // whose key signed it, or whose console user sent it
+  // The console user who sent it (for an approved draft: its author, the one
+  // who saw or took the call; the approver checked it), by account name:
+  // names are unique, never reused (accounts are disabled, not deleted) and
+  // are what drafts and the audit log already name. "" for a webhook report:
+  // its tooling does not say which person of the coordinator it is.
+  std::string person;
   Certainty certainty = Certainty::kObserved;
+  bool operator==(const ReportEvidence&) const = default;
 };
 
 // What an incident's reports establish: its certainty is the highest of its
-// reports', its corroboration the number of distinct reporters.
+// reports', its corroboration the number of distinct reporters. Reporters
+// are counted per coordinator: the distinct console people of it, and at
+// least 1 if it sent a webhook report. A webhook report is one unnamed
+// person of its coordinator, who may well be one of the console people
+// (the same dispatcher posting through the hotline's tool and the console),
+// so it adds a reporter only to a coordinator with no console report:
+// webhook + console ana of one coordinator is 1, console ana + ben is 2,
+// ana twice is 1, two coordinators' webhooks are 2. A false alarm to a wide
+// list is the harm these rules exist to prevent, so doubt counts low.
 struct Evidence {
   Certainty certainty = Certainty::kUnknown;
   int corroboration = 0;
@@ -40,8 +55,9 @@ struct Qualification {
 Qualification qualify(const Group& group, const Evidence& evidence);
 
 // What a held group waits for, in words for the timeline and `tocsin
-// route`: "certainty observed (has possible); 2 coordinators (has 1)"; ""
-// when it qualifies.
+// route`: "certainty observed (has possible); 2 reporters (has 1)"; ""
+// when it qualifies. "reporters": distinct coordinators or console people
+// (see evidence_of).
 std::string waiting_for(const Group& group, const Evidence& evidence);
 
 // True when `group` has a rule that can hold an alert back.

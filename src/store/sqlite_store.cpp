@@ -26,7 +26,7 @@ namespace {
 // that). Every later change is a migration (kMigrations below), applied in
 // order to a database of an older version; a new database gets kSchema and
 // all of them.
-constexpr int kSchemaVersion = 4;
+constexpr int kSchemaVersion = 5;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -214,6 +214,9 @@ CREATE INDEX IF NOT EXISTS provider_events_received ON provider_events (received
 )sql",
     // 3 → 4: the console's accounts, sessions, login throttle and drafts.
     kConsoleSchema,
+    // 4 → 5: the console person who sent a report ('' for a webhook's), so
+    // that corroboration counts people (core/safety.h evidence_of).
+    "ALTER TABLE reports ADD COLUMN person TEXT NOT NULL DEFAULT '';",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion - 1);
 
@@ -651,8 +654,8 @@ class SqliteStore final : public Store {
   int64_t insert_report(const ReportRecord& r) override {
     const Report& rep = *r.report;
     stmt("INSERT INTO reports (incident_id, coordinator, webhook_id, msg_type, outcome, status, "
-         "event, severity, area, body, received_at, recipients, certainty) "
-         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
+         "event, severity, area, body, received_at, recipients, certainty, person) "
+         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
         .reset()
         .bind(r.incident_id)
         .bind(r.coordinator)
@@ -667,6 +670,7 @@ class SqliteStore final : public Store {
         .bind(r.received_at)
         .bind(r.recipients)
         .bind(static_cast<int>(rep.certainty))
+        .bind(r.person)
         .run();
     return sqlite3_last_insert_rowid(db_);
   }
@@ -1297,15 +1301,15 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  std::vector<std::pair<std::string, Certainty>> incident_evidence(
-      const std::string& incident_id) override {
+  std::vector<ReportEvidence> incident_evidence(const std::string& incident_id) override {
     auto& s = stmt(
-        "SELECT coordinator, certainty FROM reports WHERE incident_id = ? AND outcome IN "
+        "SELECT coordinator, person, certainty FROM reports WHERE incident_id = ? AND outcome IN "
         "('new_incident', 'merged', 'update') ORDER BY id");
     s.reset().bind(incident_id);
-    std::vector<std::pair<std::string, Certainty>> out;
+    std::vector<ReportEvidence> out;
     while (s.step())
-      out.emplace_back(s.text(0), static_cast<Certainty>(std::clamp<int64_t>(s.i64(1), 0, 4)));
+      out.push_back(
+          {s.text(0), s.text(1), static_cast<Certainty>(std::clamp<int64_t>(s.i64(2), 0, 4))});
     return out;
   }
 

@@ -16,6 +16,7 @@
 
 #include "core/model.h"
 #include "core/report.h"
+#include "core/safety.h"
 
 namespace tocsin::store {
 
@@ -58,6 +59,9 @@ struct ReportRecord {
   int64_t id = 0;  // assigned by insert_report
   std::string incident_id;
   std::string coordinator;
+  // The console user who sent it (an approved draft: its author); "" for a
+  // webhook report. Corroboration counts people (core/safety.h evidence_of).
+  std::string person;
   std::string webhook_id;
   std::string outcome;  // new_incident | merged | update | cancel
   const Report* report = nullptr;
@@ -203,7 +207,7 @@ struct SafetyEvent {
   UnixMs at = 0;
   std::string what;
   std::string group;
-  std::string detail;  // words, e.g. "waits for 2 coordinators (has 1)"; never personal data
+  std::string detail;  // words, e.g. "waits for 2 reporters (has 1)"; never personal data
   int64_t recipients = 0;
 };
 
@@ -436,8 +440,9 @@ class Store {
   virtual std::vector<Acknowledgement> incident_acks(const std::string& incident_id) = 0;
 
   // Safety rules (README "Safety rules"); all inside the caller's transaction.
-  // The (reporter, certainty) of every alert and update of the incident.
-  virtual std::vector<std::pair<std::string, Certainty>> incident_evidence(
+  // The (coordinator, console person, certainty) of every alert and update
+  // of the incident.
+  virtual std::vector<ReportEvidence> incident_evidence(
       const std::string& incident_id) = 0;
   virtual std::vector<IncidentGroup> incident_groups(const std::string& incident_id) = 0;
   // Inserts or replaces the (incident, group) row.

@@ -63,7 +63,7 @@ AXE = next((p for p in (os.path.join(b, "npm", "node_modules", "axe-core", "axe.
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"  # 32 hex digits, as check-config wants
 ADMIN = "browser-test-admin-token-0123456789"
 PASS = {"ana": "ana passphrase 2026", "ben": "ben passphrase 2026", "pat": "pat passphrase 2026",
-        "ops": "ops passphrase 2026"}
+        "ops": "ops passphrase 2026", "quin": "quin passphrase 2026"}
 XSS = '<script>window.__xss=1</script>"><img src=x onerror="window.__xss=2">'
 
 failures = []
@@ -182,6 +182,9 @@ def main():
             {"name": "la-responders", "match": {"areas": ["la"]}, "channels": ["sms", "email"], "drills": True},
             {"name": "la-east", "match": {"areas": ["la/east-la"]}, "channels": ["sms"]},
             {"name": "pdx-responders", "match": {"areas": ["pdx"]}, "channels": ["sms"]},
+            # Held until two reporters: pdx has one coordinator, so with the
+            # console that means two of its people (pat and quin).
+            {"name": "pdx-wide", "match": {"areas": ["pdx"], "min_corroboration": 2}, "channels": ["sms"]},
         ],
         # One shape (areas as shapes): "la" as a 60-km circle, so the console
         # shows the report's point on it.
@@ -197,7 +200,8 @@ def main():
     check(out.returncode == 0, "check-config accepts the console config: " + out.stdout.strip())
 
     links = {}
-    for name, coord in (("ana", "la-hotline"), ("ben", "la-hotline"), ("pat", "pdx-hotline"), ("ops", "")):
+    for name, coord in (("ana", "la-hotline"), ("ben", "la-hotline"), ("pat", "pdx-hotline"),
+                        ("quin", "pdx-hotline"), ("ops", "")):
         role = ["--role", "coordinator", "--coordinator", coord] if coord else ["--role", "admin"]
         r = subprocess.run([TOCSIN, "users", "add", "--config", cfg_path, name] + role,
                            capture_output=True, text=True)
@@ -352,6 +356,7 @@ def run(base, cfg_path, config, links, emu, tmp):
         {"name": "Beto", "phone": "+12135550002", "email": "beto@example.org", "language": "es",
          "groups": ["la-responders"], "channels": ["sms", "email"]},
         {"name": "Pia", "phone": "+15035550003", "language": "en", "groups": ["pdx-responders"], "channels": ["sms"]},
+        {"name": "Quy", "phone": "+15035550004", "language": "en", "groups": ["pdx-wide"], "channels": ["sms"]},
     ]
     for s in subs:
         admin(base, "POST", "/v1/subscribers", s)
@@ -359,7 +364,7 @@ def run(base, cfg_path, config, links, emu, tmp):
     sc = Screens(d)
     try:
         # ---- enrol (passphrase + TOTP) ----
-        for name in ("ana", "ben", "pat", "ops"):
+        for name in ("ana", "ben", "pat", "quin", "ops"):
             d.get(links[name])
             secret = d.find_element(By.ID, "totp-secret").text
             check(len(d.find_elements(By.CSS_SELECTOR, ".qr svg path")) == 1, "enrolment shows a QR code")
@@ -535,6 +540,8 @@ def run(base, cfg_path, config, links, emu, tmp):
         d.get(base + "/console/incidents/" + code)
         sc.look("forbidden")
 
+        corroboration(d, sc, base, emu)
+
         # ---- drills are marked ----
         d.get(base + "/console/reports/new")
         d.find_element(By.CSS_SELECTOR, "#status option[value='exercise']").click()
@@ -544,7 +551,7 @@ def run(base, cfg_path, config, links, emu, tmp):
         # ---- an expired session goes to the login page ----
         conn = sqlite3.connect(config["storage"]["sqlite"]["path"])
         conn.execute("UPDATE sessions SET last_seen = last_seen - 7200000 "
-                     "WHERE user_id = (SELECT id FROM console_users WHERE name = 'pat')")
+                     "WHERE user_id = (SELECT id FROM console_users WHERE name = 'quin')")
         conn.commit()
         conn.close()
         d.get(base + "/console/")
@@ -618,6 +625,63 @@ def run(base, cfg_path, config, links, emu, tmp):
         check(r.returncode == 0 and "/console/enrol/" in r.stdout, "users reset prints a new enrolment link")
     finally:
         d.quit()
+
+
+def corroboration(d, sc, base, emu):
+    """Two people of one coordinator corroborate (issue 15): pat's report is
+    held from pdx-wide (the preview says so before sending, the timeline
+    after), pat's second report changes nothing, quin's releases it."""
+    held_line = "pdx-wide: \u23f8 2 reporters (has 1)"
+
+    def report_as(name, merge_into=None, held=True):
+        """Fills the form; the live preview must show whether pdx-wide would
+        wait (held) and which incident the report would join; then sends it."""
+        d.get(base + "/console/reports/new")
+        d.find_element(By.CSS_SELECTOR, "#area option[value='pdx']").click()
+        d.find_element(By.ID, "headline_en").send_keys("Checkpoint at the Burnside Bridge")
+        out = lambda: d.find_element(By.ID, "preview-out").text
+        wait_for(lambda: "Burnside" in out() and (not merge_into or "\u2192 " + merge_into in out()),
+                 "%s's live preview" % name)
+        pv = out()
+        check((held_line in pv) == held, "%s's preview shows pdx-wide %s before sending" %
+              (name, "held, waiting for 2 reporters" if held else "no longer held"))
+        check("pdx-responders: \u23f8" not in pv, "%s's preview: pdx-responders are not held" % name)
+        if not merge_into:
+            sc.look("report-form-held")
+        go(d, d.find_element(By.CSS_SELECTOR, "#report-form button[type=submit]"))
+        m = re.search(r"/console/incidents/([A-Z0-9]+)", d.current_url)
+        check(m is not None, "%s's report leads to its incident page" % name)
+        return m.group(1) if m else ""
+
+    def timeline():
+        return d.find_element(By.CSS_SELECTOR, "ol.timeline").text
+
+    def pdx_wide():
+        inc = admin(base, "GET", "/v1/incidents/" + code)
+        return [g for g in inc.get("groups", []) if g.get("group", g.get("name")) == "pdx-wide"]
+
+    def sms_to(number):
+        with emu.lock:
+            return [m for m in emu.sms if m[1] == number]
+
+    code = report_as("pat")
+    check("held \u00b7 pdx-wide \u00b7 waits for 2 reporters (has 1)" in timeline(),
+          "the incident page's timeline shows pdx-wide held, waiting for 2 reporters")
+    wait_for(lambda: sms_to("+15035550003"), "pdx-responders get the alert at once")
+    check(not sms_to("+15035550004"), "pdx-wide gets nothing from one person's report")
+    sc.look("incident-held")
+    # The same person again: merged, still one reporter, still held.
+    check(report_as("pat", merge_into=code) == code, "pat's second report joins the incident")
+    check([g.get("state") for g in pdx_wide()] == ["held"], "one person twice does not release pdx-wide")
+    check("released" not in timeline(), "and the timeline shows no release")
+    # A second person of the same coordinator: released, once.
+    login(d, base, "quin")
+    check(report_as("quin", merge_into=code, held=False) == code, "quin's report joins the incident")
+    check([g.get("state") for g in pdx_wide()] == ["sent"], "a second person releases pdx-wide")
+    check("released \u00b7 pdx-wide" in timeline(), "the incident page's timeline shows the release")
+    got = wait_for(lambda: sms_to("+15035550004"), "pdx-wide gets the alert once released")
+    check(len(got) == 1 and "CONFIRMED" in got[0][2], "pdx-wide gets one CONFIRMED alert: %s" % got[0][2][:60])
+    check(len(sms_to("+15035550003")) == 1, "pdx-responders are not messaged twice")
 
 
 if __name__ == "__main__":

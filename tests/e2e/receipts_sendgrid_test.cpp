@@ -1,11 +1,13 @@
 // End-to-end: SendGrid's Event Webhook, ECDSA P-256 signed with a key pair
 // made here: events update deliveries, hard bounces and spam reports opt
-// the address out, a wrong signature changes nothing, repeats apply once.
+// the address out, a wrong signature changes nothing, repeats apply once; a
+// flood of forged posts is counted, not logged line by line.
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <memory>
 #include <thread>
 
@@ -44,9 +46,17 @@ struct TestKey {
   }
 };
 
+// Now, in Unix seconds: tocsin refuses a timestamp more than 10 minutes off.
+std::string unix_now(int64_t offset_s = 0) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count() +
+                        offset_s);
+}
+
 HttpResult post_events(const std::string& base, const TestKey& key, const json& events,
-                       bool wrong = false) {
-  const std::string body = events.dump(), ts = "1795000000";
+                       bool wrong = false, int64_t offset_s = 0) {
+  const std::string body = events.dump(), ts = unix_now(offset_s);
   std::string sig = key.sign(ts + body + (wrong ? " " : ""));
   return request("POST", base + "/v1/receipts/sendgrid",
                  {{"Content-Type", "application/json"},
@@ -104,10 +114,15 @@ TEST_CASE("sendgrid events: signed receipts and bounces, forged refused, repeats
             .status == 403);
   TestKey other;
   CHECK(post_events(d.url(), other, events).status == 403);
+  // Signed with the right key but 11 minutes old, or ahead: refused too.
+  CHECK(post_events(d.url(), key, events, false, -660).status == 403);
+  CHECK(post_events(d.url(), key, events, false, 660).status == 403);
   CHECK(email()["sent"] == 3);
   CHECK(opted_out(1) == false);
 
-  CHECK(post_events(d.url(), key, events).status == 200);
+  auto applied = post_events(d.url(), key, events);
+  INFO(applied.body);
+  CHECK(applied.status == 200);
   auto e = email();
   CHECK(e["delivered"] == 2);
   CHECK(e["undelivered"] == 1);
@@ -124,4 +139,66 @@ TEST_CASE("sendgrid events: signed receipts and bounces, forged refused, repeats
   CHECK(next.json()["recipients"] == 1);
   REQUIRE(gw.sendgrid.wait_for(1, 15s));
   CHECK(gw.sendgrid.messages().at(0).to == "a@example.org");
+}
+
+// The value of the metric line starting with `series` ("name{labels}"), or -1.
+double metric_value(const std::string& url, const std::string& series) {
+  auto r = get(url + "/metrics");
+  auto pos = r.body.find("\n" + series + " ");
+  if (pos == std::string::npos) return -1;
+  return std::stod(r.body.substr(pos + series.size() + 2));
+}
+
+TEST_CASE("sendgrid events: a forged flood is counted and summarised, not logged per request",
+          "[e2e][reach][logs]") {
+  Gateways gw;
+  TestKey key, forger;
+  json cfg = test_config(gw);
+  cfg["gateways"][1]["event_webhook_public_key"] = key.public_der_base64();
+  Daemon d(cfg);
+  d.start();
+  const json events = {{{"email", "a@example.org"}, {"event", "bounce"}, {"type", "bounce"},
+                        {"sg_event_id", "forged"}, {"tocsin_delivery_id", "1"}}};
+  const std::string body = events.dump();
+  const std::string url = d.url() + "/v1/receipts/sendgrid";
+  // 500 forged posts of four kinds: no headers, a timestamp that is not a
+  // number, a stale one, and a fresh one signed with someone else's key.
+  HttpClient client;
+  int refused = 0;
+  for (int i = 0; i < 500; ++i) {
+    std::vector<std::pair<std::string, std::string>> h = {{"Content-Type", "application/json"}};
+    std::string ts = i % 4 == 1 ? "yesterday" : unix_now(i % 4 == 2 ? -3600 : 0);
+    if (i % 4 != 0) {
+      h.emplace_back("X-Twilio-Email-Event-Webhook-Timestamp", ts);
+      h.emplace_back("X-Twilio-Email-Event-Webhook-Signature", forger.sign(ts + body));
+    }
+    auto r = client.request("POST", url, h, body, 5s);
+    if (r.status == 403) ++refused;
+  }
+  CHECK(refused == 500);
+  CHECK(metric_value(d.url(),
+                     R"(tocsin_http_refused_total{route="/v1/receipts/sendgrid",status="403"})") ==
+        500);
+  CHECK(query_db(d, "SELECT count(*) FROM provider_events").at(0) == "0");
+  // A genuine post still gets through the same door.
+  CHECK(post_events(d.url(), key, json::array()).status == 200);
+  d.terminate();
+  REQUIRE(d.wait_exit(15s));
+  const std::string log = d.log();
+  std::size_t sendgrid_lines = 0, refused_lines = 0;
+  for (std::size_t pos = 0; pos < log.size();) {
+    std::size_t end = log.find('\n', pos);
+    if (end == std::string::npos) end = log.size();
+    std::string_view line(log.data() + pos, end - pos);
+    if (line.find("SendGrid") != std::string_view::npos ||
+        line.find("sendgrid") != std::string_view::npos)
+      ++sendgrid_lines;
+    if (line.find("refused") != std::string_view::npos) ++refused_lines;
+    pos = end + 1;
+  }
+  INFO(d.log_tail(20));
+  // The start names the gateways; no line per forged post; one summary.
+  CHECK(sendgrid_lines <= 2);
+  CHECK(refused_lines <= 2);
+  CHECK(log.find("refused 500 requests in the last ") != std::string::npos);
 }

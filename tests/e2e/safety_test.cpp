@@ -111,7 +111,7 @@ TEST_CASE("min_corroboration 2: held from one coordinator, released once by a se
   auto inc = incident(d, code);
   REQUIRE(steps(inc, "held").size() == 1);
   CHECK(steps(inc, "held")[0]["group"] == "wide");
-  CHECK(steps(inc, "held")[0]["detail"] == "waits for 2 coordinators (has 1)");
+  CHECK(steps(inc, "held")[0]["detail"] == "waits for 2 reporters (has 1)");
   CHECK(metric(d, "held") == 1);
 
   // The same coordinator again: still one coordinator, nothing sent.
@@ -355,7 +355,7 @@ TEST_CASE("route says which groups wait for what, and their escalation and cover
   INFO(r.out << r.err);
   CHECK(r.exit_code == 0);
   CHECK(r.out.find("  citywide                     sms  HELD: waits for certainty observed (has "
-                   "likely); 2 coordinators (has 1)") != std::string::npos);
+                   "likely); 2 reporters (has 1)") != std::string::npos);
   CHECK(r.out.find("  eastside                     escalates to wide if fewer than 3 respond "
                    "within 300 s") != std::string::npos);
   CHECK(r.out.find("  eastside                     covered at 8 responding") != std::string::npos);

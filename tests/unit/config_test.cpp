@@ -24,7 +24,8 @@ const std::string kValid = R"({
     {"name": "sms", "type": "twilio", "channel": "sms", "base_url": "http://127.0.0.1:1",
      "account_sid": "AC0123456789abcdef0123456789abcdef", "auth_token": "0123456789abcdef0123456789abcdef", "from": "+12135550100", "rate_per_s": 5},
     {"name": "mail", "type": "sendgrid", "channel": "email", "base_url": "http://127.0.0.1:1",
-     "api_key": "SG.tocsin-test-key-id-00.tocsin-test-secret-0000000000000000000000000", "from": "alerts@example.org"}
+     "api_key": "SG.tocsin-test-key-id-00.tocsin-test-secret-0000000000000000000000000", "from": "alerts@example.org",
+     "event_webhook_public_key": "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAECe9afPvVcSa9y3kAvB2LWSDGk3c/V0TgqKq/axSSrK9rPRxJJWJlsDDTlaqbmKUtueUkNLHyQ5FIa1jksB/gFg=="}
   ],
   "groups": [{"name": "east", "match": {"areas": ["la/east-la"], "min_severity": "moderate"},
               "channels": ["sms", "email"]}],
@@ -453,6 +454,21 @@ TEST_CASE("reach: signal and twilio_voice gateways, join keywords, the public_ur
   no_url.replace(no_url.find(url_key), url_key.size(), "");
   auto w = parse_config(no_url, "").warnings;
   CHECK(std::any_of(w.begin(), w.end(), [](const auto& p) { return p.path == "server.public_url"; }));
+  // Without an event_webhook_public_key SendGrid's Event Webhook cannot be
+  // verified: said once, as a warning, not per refused request.
+  const std::string key_warning =
+      "gateways[3].event_webhook_public_key: not set: SendGrid's Event Webhook (POST "
+      "/v1/receipts/sendgrid: delivery receipts, bounces and spam reports that opt an address "
+      "out) cannot be verified and is answered 403";
+  CHECK_THAT(lines(parse_config(text, "").warnings),
+             !Catch::Matchers::VectorContains(key_warning));
+  std::string no_key = text;
+  const std::size_t key_at = no_key.find(R"("event_webhook_public_key": ")");
+  REQUIRE(key_at != std::string::npos);
+  const std::size_t comma = no_key.rfind(',', key_at);
+  no_key.erase(comma, no_key.find("\"}", key_at) + 1 - comma);
+  REQUIRE(parse_config(no_key, "").ok());
+  CHECK_THAT(lines(parse_config(no_key, "").warnings), Catch::Matchers::VectorContains(key_warning));
 
   const std::string group_end = R"("channels": ["sms", "email"]}],)";
   REQUIRE(text.find(group_end) != std::string::npos);

@@ -164,7 +164,8 @@ TEST_CASE("a schema 3 database is migrated to schema 4 with the console's tables
     REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
     REQUIRE(sqlite3_exec(db,
                          "DROP TABLE console_users; DROP TABLE sessions; DROP TABLE login_throttle; "
-                         "DROP TABLE drafts; UPDATE meta SET value = '3' WHERE key = 'schema_version'",
+                         "DROP TABLE drafts; ALTER TABLE reports DROP COLUMN person; "
+                         "UPDATE meta SET value = '3' WHERE key = 'schema_version'",
                          nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close(db);
   }
@@ -179,7 +180,7 @@ TEST_CASE("a schema 3 database is migrated to schema 4 with the console's tables
   sqlite3_stmt* q = nullptr;
   sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &q, nullptr);
   REQUIRE(sqlite3_step(q) == SQLITE_ROW);
-  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(q, 0))) == "4");
+  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(q, 0))) == "5");
   sqlite3_finalize(q);
   sqlite3_close(db);
 }

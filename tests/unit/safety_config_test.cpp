@@ -11,8 +11,9 @@ using namespace tocsin::app;
 namespace {
 
 // Coordinators: la-hotline (la), la-observers (la/east-la), sf (sf).
-std::string config_with_groups(const std::string& groups, const std::string& templates = "{}") {
-  return R"({
+std::string config_with_groups(const std::string& groups, const std::string& templates = "{}",
+                               const std::string& extra = "") {
+  return R"({)" + extra + R"(
   "storage": {"key_file": ")" + tocsin::test::shared_key_file() + R"("},
   "coordinators": [
     {"name": "la-hotline", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "areas": ["la"]},
@@ -24,9 +25,14 @@ std::string config_with_groups(const std::string& groups, const std::string& tem
 })";
 }
 
-std::vector<std::string> problems(const std::string& groups) {
+// With console = true the console is enabled (people of one coordinator
+// corroborate each other there).
+std::vector<std::string> problems(const std::string& groups, bool console = false) {
+  std::string extra = console ? R"("server": {"public_url": "http://127.0.0.1:8080"},
+                                   "console": {"enabled": true},)"
+                              : "";
   std::vector<std::string> out;
-  for (const auto& p : parse_config(config_with_groups(groups), "").problems)
+  for (const auto& p : parse_config(config_with_groups(groups, "{}", extra), "").problems)
     out.push_back(p.path + ": " + p.message);
   return out;
 }
@@ -100,13 +106,26 @@ TEST_CASE("check-config refuses safety rules that cannot work", "[config][safety
             .empty());
   CHECK(problems(R"([{"name": "a", "match": {"areas": ["la/west"], "min_corroboration": 2},
                       "channels": ["sms"]}])") ==
-        std::vector<std::string>{"groups[0].match.min_corroboration: can never be met: only 1 "
-                                 "coordinator(s) may report in the group's areas"});
+        std::vector<std::string>{
+            "groups[0].match.min_corroboration: can never be met: only 1 coordinator(s) may "
+            "report in the group's areas, and without the console (console.enabled) each "
+            "coordinator counts as one reporter"});
+  // With the console, two people of la-hotline can corroborate in la/west;
+  // nobody can in ny, console or not.
+  CHECK(problems(R"([{"name": "a", "match": {"areas": ["la/west"], "min_corroboration": 3},
+                      "channels": ["sms"]}])",
+                 true)
+            .empty());
+  for (bool console : {false, true})
+    CHECK(problems(R"([{"name": "a", "match": {"areas": ["ny"], "min_corroboration": 2},
+                        "channels": ["sms"]}])",
+                   console) ==
+          std::vector<std::string>{"groups[0].match.min_corroboration: can never be met: no "
+                                   "coordinator may report in the group's areas"});
   CHECK(problems(R"([{"name": "a", "match": {"areas": ["la"], "min_corroboration": 0},
                       "channels": ["sms"]}])") ==
         std::vector<std::string>{
-            "groups[0].match.min_corroboration: must be at least 1 (1: one coordinator's report "
-            "suffices)"});
+            "groups[0].match.min_corroboration: must be at least 1 (1: one report suffices)"});
   CHECK(problems(R"([{"name": "a", "match": {"areas": ["la"], "min_certainty": "sure"},
                       "channels": ["sms"]}])") ==
         std::vector<std::string>{

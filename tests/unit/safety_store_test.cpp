@@ -68,10 +68,13 @@ struct Fixture {
   std::mt19937_64 rng{1};
   int webhook = 0;
 
-  IngestResult ingest(const Report& r, UnixMs now, std::string coord = "c1") {
+  // person: the console user who sent it ("" a webhook report).
+  IngestResult ingest(const Report& r, UnixMs now, std::string coord = "c1",
+                      std::string person = "") {
     store->begin();
-    auto res = ingest_report(*store, config, templates,
-                             {coord, "w" + std::to_string(webhook++), r, body_of(r), now}, rng);
+    auto res = ingest_report(
+        *store, config, templates,
+        {coord, "w" + std::to_string(webhook++), r, body_of(r), now, {}, std::move(person)}, rng);
     store->commit();
     return res;
   }
@@ -107,6 +110,35 @@ struct Fixture {
 };
 
 }  // namespace
+
+TEST_CASE("two console people of one coordinator release a held group, one person twice does not",
+          "[safety][ingest]") {
+  Fixture f;
+  f.subscribe(1, "east");
+  f.subscribe(2, "citywide");
+  auto a = f.ingest(alert(), 1000, "c1", "ana");
+  CHECK(a.safety.held == 1);
+  CHECK(f.claim(1000).size() == 1);
+  // ana again, and a webhook report of her coordinator (perhaps ana too):
+  // still one reporter.
+  CHECK(f.ingest(alert(), 2000, "c1", "ana").safety.released == 0);
+  CHECK(f.ingest(alert(), 2500, "c1").safety.released == 0);
+  CHECK(f.claim(2500).empty());
+  // The stored evidence names each report's person.
+  auto evidence = f.job([&](store::Store& s) { return s.incident_evidence(a.incident_id); });
+  REQUIRE(evidence.size() == 3);
+  CHECK(evidence[0] == ReportEvidence{"c1", "ana", Certainty::kObserved});
+  CHECK(evidence[2] == ReportEvidence{"c1", "", Certainty::kObserved});
+  // ben, another person of c1: released, once.
+  auto b = f.ingest(alert(), 3000, "c1", "ben");
+  CHECK(b.outcome == "merged");
+  CHECK(b.safety.released == 1);
+  auto sent = f.claim(3000);
+  REQUIRE(sent.size() == 1);
+  CHECK(sent.begin()->find("CONFIRMED ALERT #" + a.incident_id) != std::string::npos);
+  CHECK(f.ingest(alert(), 4000, "c1", "cy").safety.released == 0);
+  CHECK(f.whats(a.incident_id) == std::vector<std::string>{"held citywide", "released citywide"});
+}
 
 TEST_CASE("a held group is released by a second coordinator, once, to those not reached",
           "[safety][ingest]") {
@@ -232,7 +264,8 @@ TEST_CASE("store: a schema 1 database is migrated to schema 2 and on", "[safety]
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
   REQUIRE(sqlite3_exec(db,
-                       "ALTER TABLE reports DROP COLUMN certainty; DROP TABLE incident_groups; "
+                       "ALTER TABLE reports DROP COLUMN certainty; ALTER TABLE reports DROP "
+                       "COLUMN person; DROP TABLE incident_groups; "
                        "DROP TABLE escalations; DROP TABLE safety_events; INSERT INTO reports "
                        "(incident_id, coordinator, webhook_id, msg_type, outcome, status, event, "
                        "severity, area, body, received_at) VALUES ('ABCDEF', 'c1', 'w', 'alert', "
@@ -244,7 +277,7 @@ TEST_CASE("store: a schema 1 database is migrated to schema 2 and on", "[safety]
   // The old report reads as observed (what it meant), the new tables work.
   auto evidence = s->incident_evidence("ABCDEF");
   REQUIRE(evidence.size() == 1);
-  CHECK(evidence[0] == std::make_pair(std::string("c1"), Certainty::kObserved));
+  CHECK(evidence[0] == ReportEvidence{"c1", "", Certainty::kObserved});
   s->begin();
   s->insert_escalation("ABCDEF", "east", 1, 2);
   s->commit();
@@ -254,7 +287,7 @@ TEST_CASE("store: a schema 1 database is migrated to schema 2 and on", "[safety]
   sqlite3_stmt* st = nullptr;
   sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st, nullptr);
   REQUIRE(sqlite3_step(st) == SQLITE_ROW);
-  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, 0))) == "4");  // and on through the later migrations
+  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, 0))) == "5");  // and on through the later migrations
   sqlite3_finalize(st);
   sqlite3_close(db);
 }

@@ -54,11 +54,41 @@ TEST_CASE("certainty: CAP names, ordered, default observed", "[safety]") {
 
 TEST_CASE("incident evidence: highest certainty, distinct reporters", "[safety]") {
   CHECK(evidence_of({}) == Evidence{Certainty::kUnknown, 0});
-  auto e = evidence_of({{"la-hotline", Certainty::kPossible},
-                        {"la-hotline", Certainty::kLikely},
-                        {"la-observers", Certainty::kUnlikely}});
+  auto e = evidence_of({{"la-hotline", "", Certainty::kPossible},
+                        {"la-hotline", "", Certainty::kLikely},
+                        {"la-observers", "", Certainty::kUnlikely}});
   CHECK(e.certainty == Certainty::kLikely);
   CHECK(e.corroboration == 2);
+}
+
+TEST_CASE("incident evidence: console people of one coordinator count apart", "[safety]") {
+  constexpr auto kObs = Certainty::kObserved;
+  // Two people of one coordinator, from the console: 2.
+  CHECK(evidence_of({{"la-hotline", "ana", kObs}, {"la-hotline", "ben", kObs}}).corroboration == 2);
+  // The same person twice: 1.
+  CHECK(evidence_of({{"la-hotline", "ana", kObs}, {"la-hotline", "ana", kObs}}).corroboration == 1);
+  // Webhook reports still count per coordinator: two of one coordinator are
+  // 1, of two coordinators 2.
+  CHECK(evidence_of({{"la-hotline", "", kObs}, {"la-hotline", "", kObs}}).corroboration == 1);
+  CHECK(evidence_of({{"la-hotline", "", kObs}, {"la-observers", "", kObs}}).corroboration == 2);
+  // A webhook report may be one of the coordinator's console people: with
+  // ana it is 1, with ana and ben 2; another coordinator's ana is somebody else.
+  CHECK(evidence_of({{"la-hotline", "", kObs}, {"la-hotline", "ana", kObs}}).corroboration == 1);
+  CHECK(evidence_of({{"la-hotline", "", kObs},
+                     {"la-hotline", "ana", kObs},
+                     {"la-hotline", "ben", kObs}})
+            .corroboration == 2);
+  CHECK(evidence_of({{"la-hotline", "ana", kObs}, {"la-observers", "ana", kObs}}).corroboration ==
+        2);
+  CHECK(evidence_of({{"la-hotline", "ana", kObs}, {"la-observers", "", kObs}}).corroboration == 2);
+
+  // And a group waiting for 2 is released by the second person, not by the
+  // first person's second report.
+  Group g = gated(std::nullopt, 2);
+  CHECK(waiting_for(g, evidence_of({{"la-hotline", "ana", kObs}, {"la-hotline", "ana", kObs}})) ==
+        "2 reporters (has 1)");
+  CHECK(qualify(g, evidence_of({{"la-hotline", "ana", kObs}, {"la-hotline", "ben", kObs}}))
+            .qualifies());
 }
 
 TEST_CASE("qualify and release: a held group qualifies once the evidence is enough", "[safety]") {
@@ -67,30 +97,30 @@ TEST_CASE("qualify and release: a held group qualifies once the evidence is enou
   CHECK_FALSE(has_gate(gated(std::nullopt, 1)));
 
   // One coordinator, possible: waits for both.
-  Evidence first = evidence_of({{"a", Certainty::kPossible}});
+  Evidence first = evidence_of({{"a", "", Certainty::kPossible}});
   auto q = qualify(g, first);
   CHECK_FALSE(q.qualifies());
   CHECK(q.needs_certainty);
   CHECK(q.needs_corroboration);
-  CHECK(waiting_for(g, first) == "certainty observed (has possible); 2 coordinators (has 1)");
+  CHECK(waiting_for(g, first) == "certainty observed (has possible); 2 reporters (has 1)");
 
   // The same coordinator again, observed: still one coordinator.
-  Evidence again = evidence_of({{"a", Certainty::kPossible}, {"a", Certainty::kObserved}});
+  Evidence again = evidence_of({{"a", "", Certainty::kPossible}, {"a", "", Certainty::kObserved}});
   CHECK_FALSE(qualify(g, again).qualifies());
-  CHECK(waiting_for(g, again) == "2 coordinators (has 1)");
+  CHECK(waiting_for(g, again) == "2 reporters (has 1)");
 
   // A second coordinator's merged report: released.
-  Evidence second = evidence_of({{"a", Certainty::kPossible}, {"a", Certainty::kObserved},
-                                 {"b", Certainty::kUnknown}});
+  Evidence second = evidence_of({{"a", "", Certainty::kPossible}, {"a", "", Certainty::kObserved},
+                                 {"b", "", Certainty::kUnknown}});
   CHECK(qualify(g, second).qualifies());
   CHECK(waiting_for(g, second).empty());
 
   // Certainty alone.
   Group certain = gated(Certainty::kLikely, 1);
-  CHECK_FALSE(qualify(certain, evidence_of({{"a", Certainty::kPossible}})).qualifies());
-  CHECK(qualify(certain, evidence_of({{"a", Certainty::kLikely}})).qualifies());
+  CHECK_FALSE(qualify(certain, evidence_of({{"a", "", Certainty::kPossible}})).qualifies());
+  CHECK(qualify(certain, evidence_of({{"a", "", Certainty::kLikely}})).qualifies());
   // No gate: everything qualifies.
-  CHECK(qualify(gated(std::nullopt, 1), evidence_of({{"a", Certainty::kUnknown}})).qualifies());
+  CHECK(qualify(gated(std::nullopt, 1), evidence_of({{"a", "", Certainty::kUnknown}})).qualifies());
 }
 
 TEST_CASE("responding: distinct people among the group's recipients, up to now", "[safety]") {

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "core/ecdsa.h"
 #include "core/signature.h"
 
 using namespace tocsin;
@@ -86,4 +87,25 @@ TEST_CASE("base64 decodes only the strict padded form", "[signature]") {
   CHECK(base64_decode("QQ==") == std::string("A"));
   CHECK(base64_decode("QUI=") == std::string("AB"));
   CHECK(base64_decode("QUJD") == std::string("ABC"));
+}
+
+TEST_CASE("sendgrid event webhook: refused before any crypto without fresh headers or with a huge body",
+          "[signature][reach]") {
+  using P = EventWebhookPrecheck;
+  const int64_t now = 1796083200;
+  const std::string ts = std::to_string(now);
+  CHECK(precheck_event_webhook("sig", ts, 100, now) == P::kOk);
+  CHECK(precheck_event_webhook("", ts, 100, now) == P::kMissingHeaders);
+  CHECK(precheck_event_webhook("sig", "", 100, now) == P::kMissingHeaders);
+  for (const char* bad : {"yesterday", "1796083200.5", " 1796083200", "1796083200x", "-", "1e9",
+                          "99999999999999999999999"})
+    CHECK(precheck_event_webhook("sig", bad, 100, now) == P::kBadTimestamp);
+  // 10 minutes each way, inclusive.
+  CHECK(precheck_event_webhook("sig", std::to_string(now - 600), 100, now) == P::kOk);
+  CHECK(precheck_event_webhook("sig", std::to_string(now + 600), 100, now) == P::kOk);
+  CHECK(precheck_event_webhook("sig", std::to_string(now - 601), 100, now) == P::kStale);
+  CHECK(precheck_event_webhook("sig", std::to_string(now + 601), 100, now) == P::kStale);
+  CHECK(precheck_event_webhook("sig", "0", 100, now) == P::kStale);
+  CHECK(precheck_event_webhook("sig", ts, kEventWebhookMaxBody, now) == P::kOk);
+  CHECK(precheck_event_webhook("sig", ts, kEventWebhookMaxBody + 1, now) == P::kTooLarge);
 }
