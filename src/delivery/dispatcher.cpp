@@ -1,10 +1,13 @@
+// The Dispatcher: leasing, sending, recording (see dispatcher.h).
 #include "delivery/dispatcher.h"
 
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
+#include <limits>
 
 #include "delivery/policy.h"
+#include "store/worker_queue.h"
 
 namespace tocsin::delivery {
 
@@ -28,11 +31,14 @@ struct Dispatcher::Lane {
   std::size_t held = 0;      // leased and not yet recorded (ready + at gateways + unrecorded)
   bool claiming = false;
   bool more_due = false;     // the last claim was full: more may be waiting
-  boost::asio::steady_timer poll_timer;
-  boost::asio::steady_timer token_timer;
+  std::unique_ptr<Timer> poll_timer;
+  std::unique_ptr<Timer> token_timer;  // room in the rate window, or a circuit's cooldown
   bool token_wait = false;
+  // No delivery in `ready` has an earlier deadline (a lower bound).
+  UnixMs earliest_deadline = std::numeric_limits<UnixMs>::max();
 
-  Lane(boost::asio::io_context& io, Channel ch) : channel(ch), poll_timer(io), token_timer(io) {}
+  Lane(Timers& timers, Channel ch)
+      : channel(ch), poll_timer(timers.timer()), token_timer(timers.timer()) {}
 
   // How many deliveries to hold leased at once: enough to keep every
   // gateway busy for a few seconds (claims are transactions: fewer, larger
@@ -56,8 +62,22 @@ struct Dispatcher::Lane {
 
 Dispatcher::Dispatcher(boost::asio::io_context& io, store::StoreWorker& store, const Clock& clock,
                        DispatcherOptions options, std::vector<GatewaySpec> gateways)
-    : io_(io), store_(store), clock_(clock), options_(options) {
-  for (Channel ch : kAllChannels) lanes_.push_back(std::make_unique<Lane>(io, ch));
+    : Dispatcher(io, std::make_unique<store::WorkerQueue>(store), std::make_unique<AsioTimers>(io),
+                 clock, std::move(options), std::move(gateways)) {}
+
+Dispatcher::Dispatcher(boost::asio::io_context& io, std::unique_ptr<store::QueueJobs> queue,
+                       std::unique_ptr<Timers> timers, const Clock& clock,
+                       DispatcherOptions options, std::vector<GatewaySpec> gateways)
+    : Dispatcher(io, *queue, clock, *timers, std::move(options), std::move(gateways)) {
+  own_queue_ = std::move(queue);
+  own_timers_ = std::move(timers);
+}
+
+Dispatcher::Dispatcher(boost::asio::io_context& io, store::QueueJobs& queue, const Clock& clock,
+                       Timers& timers, DispatcherOptions options, std::vector<GatewaySpec> gateways)
+    : io_(io), queue_(queue), timers_(timers), clock_(clock), options_(options),
+      stop_timer_(timers.timer()), flush_timer_(timers.timer()) {
+  for (Channel ch : kAllChannels) lanes_.push_back(std::make_unique<Lane>(timers, ch));
   reconfigure(options, std::move(gateways));
 }
 
@@ -124,7 +144,7 @@ void Dispatcher::reconfigure(const DispatcherOptions& options, std::vector<Gatew
 
 void Dispatcher::release(std::vector<int64_t> ids, std::function<void()> done) {
   auto shared = std::make_shared<std::vector<int64_t>>(std::move(ids));
-  store_.submit([shared](store::Store& s) { s.release_leases(*shared); },
+  queue_.submit([shared](store::DeliveryQueue& q) { q.release_leases(*shared); },
                 [done = std::move(done), alive = alive_](bool) {
                   if (*alive) done();
                 });
@@ -132,10 +152,7 @@ void Dispatcher::release(std::vector<int64_t> ids, std::function<void()> done) {
 
 Dispatcher::~Dispatcher() { *alive_ = false; }
 
-milliseconds Dispatcher::steady_now() const {
-  return std::chrono::duration_cast<milliseconds>(
-      std::chrono::steady_clock::now().time_since_epoch());
-}
+milliseconds Dispatcher::steady_now() const { return timers_.now(); }
 
 void Dispatcher::start() {
   started_ = true;
@@ -160,9 +177,8 @@ void Dispatcher::pump() {
 }
 
 void Dispatcher::schedule_poll(Lane& lane, milliseconds after) {
-  lane.poll_timer.expires_after(after);
-  lane.poll_timer.async_wait([this, &lane, alive = alive_](boost::system::error_code ec) {
-    if (ec || !*alive || stopping_) return;
+  lane.poll_timer->start(after, [this, &lane] {
+    if (stopping_) return;
     claim(lane);
     drain(lane);
   });
@@ -181,16 +197,16 @@ void Dispatcher::claim(Lane& lane) {
     store::ClaimResult result;
     std::optional<UnixMs> next_due;
   };
-  store_.call<Claimed>(
-      [ch, want, now, lease_until](store::Store& s) {
-        Claimed c{s.claim_due(ch, want, now, lease_until), std::nullopt};
-        if (c.result.claimed.size() < want) c.next_due = s.next_due(ch);
-        return c;
+  auto c = std::make_shared<Claimed>();
+  queue_.submit(
+      [c, ch, want, now, lease_until](store::DeliveryQueue& q) {
+        c->result = q.claim_due(ch, want, now, lease_until);
+        if (c->result.claimed.size() < want) c->next_due = q.next_due(ch);
       },
-      [this, &lane, alive = alive_](std::optional<Claimed> c) {
+      [this, &lane, c, alive = alive_](bool ok) {
         if (!*alive) return;
         lane.claiming = false;  // one claim at a time per lane: no over-claiming
-        if (!c) {  // store trouble: try again shortly
+        if (!ok) {  // store trouble: try again shortly
           schedule_poll(lane, milliseconds(500));
           return;
         }
@@ -202,7 +218,10 @@ void Dispatcher::claim(Lane& lane) {
           for (int64_t i = 0; i < c->result.expired; ++i)
             options_.on_result("", lane.channel, DeliveryState::kExpired);
         lane.held += c->result.claimed.size();
-        for (auto& d : c->result.claimed) lane.ready.push_back(std::move(d));
+        for (auto& d : c->result.claimed) {
+          lane.earliest_deadline = std::min(lane.earliest_deadline, d.deadline_at);
+          lane.ready.push_back(std::move(d));
+        }
         lane.more_due = !c->next_due.has_value() && !c->result.claimed.empty();
         if (stopping_) {
           maybe_finish_stop();
@@ -226,6 +245,7 @@ void Dispatcher::drain(Lane& lane) {
   // Stopping: requests in flight finish, nothing new starts (what is ready
   // is handed back by maybe_finish_stop).
   if (lane.token_wait || stopping_) return;
+  expire_ready(lane);
   // Enough answered results wait for their commit: the flush that records
   // them pumps again (the duplicate bound, see dispatcher.h).
   auto may_send = [this] { return unrecorded_count_ < options_.max_unrecorded; };
@@ -280,11 +300,9 @@ void Dispatcher::drain(Lane& lane) {
         // Put the batch back in front, in order, and wait for room.
         for (auto it = batch.rbegin(); it != batch.rend(); ++it) lane.ready.push_front(std::move(*it));
         lane.token_wait = true;
-        lane.token_timer.expires_after(slot.limit.wait_for(cost, now));
-        lane.token_timer.async_wait([this, &lane, alive = alive_](boost::system::error_code ec) {
-          if (!*alive) return;
+        lane.token_timer->start(slot.limit.wait_for(cost, now), [this, &lane] {
           lane.token_wait = false;
-          if (!ec) drain(lane);
+          drain(lane);
         });
         return;
       }
@@ -308,14 +326,39 @@ void Dispatcher::drain(Lane& lane) {
     for (auto& s : lane.slots) any_in_flight = any_in_flight || s->in_flight > 0;
     if (!any_in_flight) {
       lane.token_wait = true;
-      lane.token_timer.expires_after(milliseconds(250));
-      lane.token_timer.async_wait([this, &lane, alive = alive_](boost::system::error_code ec) {
-        if (!*alive) return;
+      lane.token_timer->start(milliseconds(250), [this, &lane] {
         lane.token_wait = false;
-        if (!ec) drain(lane);
+        drain(lane);
       });
     }
   }
+}
+
+void Dispatcher::expire_ready(Lane& lane) {
+  // A delivery can outlive its deadline while leased and unsent (every
+  // circuit open, a slow pace): it is not sent stale. Its lease is given
+  // back, and the claim that finds it past its deadline expires it, as the
+  // store expires any other (the last gateway tried stays on the row).
+  UnixMs now = clock_.now_ms();
+  if (lane.earliest_deadline >= now) return;
+  std::vector<int64_t> stale;
+  UnixMs earliest = std::numeric_limits<UnixMs>::max();
+  std::erase_if(lane.ready, [&](const store::ClaimedDelivery& d) {
+    if (d.deadline_at < now) {
+      stale.push_back(d.id);
+      return true;
+    }
+    earliest = std::min(earliest, d.deadline_at);
+    return false;
+  });
+  lane.earliest_deadline = earliest;
+  if (stale.empty()) return;
+  std::size_t n = stale.size();
+  Lane* l = &lane;
+  release(std::move(stale), [this, l, n] {
+    l->held -= n;
+    kick();
+  });
 }
 
 void Dispatcher::on_outcomes(Lane& lane, Slot& slot, std::vector<store::ClaimedDelivery> batch,
@@ -367,12 +410,9 @@ void Dispatcher::on_outcomes(Lane& lane, Slot& slot, std::vector<store::ClaimedD
         spdlog::debug("delivery {} retry at gateway {}: {}", u.id, slot.gateway->name(), u.error);
         break;
     }
-    if (options_.on_report_sent)
-      unrecorded_sent_.push_back({batch[i].report_id, lane.channel, batch[i].planned_at,
-                                  u.state == DeliveryState::kSent ? now : 0});
-    unrecorded_.push_back(std::move(u));
+    UnixMs accepted_at = u.state == DeliveryState::kSent ? now : 0;
+    unrecorded_.push_back({std::move(u), &lane, batch[i].report_id, batch[i].planned_at, accepted_at});
   }
-  unrecorded_holds_.push_back({&lane, batch.size()});
   unrecorded_count_ += batch.size();
   flush();
   drain(lane);
@@ -381,72 +421,65 @@ void Dispatcher::on_outcomes(Lane& lane, Slot& slot, std::vector<store::ClaimedD
 void Dispatcher::flush() {
   if (flushing_ || unrecorded_.empty()) return;
   flushing_ = true;
-  auto updates = std::make_shared<std::vector<store::DeliveryUpdate>>(std::move(unrecorded_));
-  auto holds = std::make_shared<std::vector<Hold>>(std::move(unrecorded_holds_));
-  auto sent = std::make_shared<std::vector<SentTiming>>(std::move(unrecorded_sent_));
+  auto answered = std::make_shared<std::vector<Answered>>(std::move(unrecorded_));
   unrecorded_.clear();
-  unrecorded_holds_.clear();
-  unrecorded_sent_.clear();
   UnixMs now = clock_.now_ms();
   // Fan-outs this batch advanced: how far each is, read in the same
   // transaction (the accepted count only until its first send was seen).
   std::vector<std::pair<int64_t, Channel>> keys, first_keys;
-  for (const auto& t : *sent) {
-    auto key = std::make_pair(t.report_id, t.channel);
-    auto it = fanouts_.find(key);
-    if (it == fanouts_.end() && t.accepted_at == 0) continue;  // nothing of it sent yet
-    bool first = it == fanouts_.end() || !it->second.first_seen;
-    auto& list = first ? first_keys : keys;
-    if (std::find(list.begin(), list.end(), key) == list.end()) list.push_back(key);
+  if (options_.on_report_sent) {
+    for (const auto& a : *answered) {
+      auto key = std::make_pair(a.report_id, a.lane->channel);
+      auto it = fanouts_.find(key);
+      if (it == fanouts_.end() && a.accepted_at == 0) continue;  // nothing of it sent yet
+      bool first = it == fanouts_.end() || !it->second.first_seen;
+      auto& list = first ? first_keys : keys;
+      if (std::find(list.begin(), list.end(), key) == list.end()) list.push_back(key);
+    }
   }
+  auto updates = std::make_shared<std::vector<store::DeliveryUpdate>>();
+  updates->reserve(answered->size());
+  for (const auto& a : *answered) updates->push_back(a.update);
   auto progress = std::make_shared<std::vector<store::FanoutProgress>>();
-  store_.submit(
+  queue_.submit(
       [updates, now, keys = std::move(keys), first_keys = std::move(first_keys),
-       progress](store::Store& s) {
-        s.record_results(*updates, now);
-        if (!first_keys.empty()) *progress = s.fanout_progress(first_keys, true);
+       progress](store::DeliveryQueue& q) {
+        q.record_results(*updates, now);
+        if (!first_keys.empty()) *progress = q.fanout_progress(first_keys, true);
         if (!keys.empty()) {
-          auto more = s.fanout_progress(keys, false);
+          auto more = q.fanout_progress(keys, false);
           progress->insert(progress->end(), more.begin(), more.end());
         }
       },
-                [this, updates, holds, sent, progress, alive = alive_](bool ok) {
-                  if (!*alive) return;
-                  flushing_ = false;
-                  if (!ok) {
-                    // Keep them: a result is never dropped while we run. The
-                    // leases keep these deliveries ours meanwhile.
-                    spdlog::error("recording {} delivery results failed; retrying", updates->size());
-                    unrecorded_.insert(unrecorded_.begin(), updates->begin(), updates->end());
-                    unrecorded_holds_.insert(unrecorded_holds_.begin(), holds->begin(), holds->end());
-                    unrecorded_sent_.insert(unrecorded_sent_.begin(), sent->begin(), sent->end());
-                    auto t = std::make_shared<boost::asio::steady_timer>(io_, milliseconds(200));
-                    t->async_wait([this, t, alive = alive_](boost::system::error_code) {
-                      if (*alive) flush();
-                    });
-                    return;
-                  }
-                  for (const auto& h : *holds) {
-                    h.lane->held -= h.deliveries;
-                    unrecorded_count_ -= h.deliveries;
-                  }
-                  std::erase_if(retired_, [](const auto& slot) { return slot->in_flight == 0; });
-                  observe_fanouts(*sent, *progress);
-                  flush();
-                  if (stopping_) maybe_finish_stop();
-                  else pump();
-                });
+      [this, answered, progress, alive = alive_](bool ok) {
+        if (!*alive) return;
+        flushing_ = false;
+        if (!ok) {
+          // Keep them, ahead of what was answered since: a result is never
+          // dropped while we run, and the leases keep these deliveries ours
+          // meanwhile. They still count against max_unrecorded.
+          spdlog::error("recording {} delivery results failed; retrying", answered->size());
+          unrecorded_.insert(unrecorded_.begin(), std::make_move_iterator(answered->begin()),
+                             std::make_move_iterator(answered->end()));
+          flush_timer_->start(milliseconds(200), [this] { flush(); });
+          return;
+        }
+        for (const auto& a : *answered) --a.lane->held;
+        unrecorded_count_ -= answered->size();
+        std::erase_if(retired_, [](const auto& slot) { return slot->in_flight == 0; });
+        if (options_.on_report_sent) observe_fanouts(*answered, *progress);
+        flush();
+        if (stopping_) maybe_finish_stop();
+        else pump();
+      });
 }
 
 void Dispatcher::stop(milliseconds bound, std::function<void()> done) {
   stopping_ = true;
   stop_done_ = std::move(done);
-  for (auto& lane : lanes_) {
-    lane->poll_timer.cancel();
-  }
-  stop_timer_ = std::make_unique<boost::asio::steady_timer>(io_, bound);
-  stop_timer_->async_wait([this, alive = alive_](boost::system::error_code ec) {
-    if (ec || !*alive || !stop_done_) return;
+  for (auto& lane : lanes_) lane->poll_timer->cancel();
+  stop_timer_->start(bound, [this] {
+    if (!stop_done_) return;
     spdlog::warn("stop: {} requests still at gateways and {} results not recorded after the "
                  "drain bound; they will be sent again on the next start",
                  stats_.in_flight, unrecorded_count_);
@@ -457,7 +490,7 @@ void Dispatcher::stop(milliseconds bound, std::function<void()> done) {
   maybe_finish_stop();
 }
 
-void Dispatcher::observe_fanouts(const std::vector<SentTiming>& results,
+void Dispatcher::observe_fanouts(const std::vector<Answered>& results,
                                  const std::vector<store::FanoutProgress>& progress) {
   // In this batch: per fan-out, how many were accepted and the first and
   // last acceptance.
@@ -468,7 +501,7 @@ void Dispatcher::observe_fanouts(const std::vector<SentTiming>& results,
   std::map<std::pair<int64_t, Channel>, Batch> batch;
   for (const auto& t : results) {
     if (t.accepted_at == 0) continue;
-    auto& b = batch[{t.report_id, t.channel}];
+    auto& b = batch[{t.report_id, t.lane->channel}];
     b.planned_at = t.planned_at;
     b.first = b.first == 0 ? t.accepted_at : std::min(b.first, t.accepted_at);
     b.last = std::max(b.last, t.accepted_at);
@@ -513,7 +546,7 @@ void Dispatcher::maybe_finish_stop() {
   // Give back what was leased but never sent, so the next start sends it at once.
   auto ids = std::make_shared<std::vector<store::DeliveryUpdate>>();
   for (auto& lane : lanes_) {
-    lane->token_timer.cancel();
+    lane->token_timer->cancel();
     for (auto& d : lane->ready) {
       store::DeliveryUpdate u;
       u.id = d.id;
@@ -528,11 +561,11 @@ void Dispatcher::maybe_finish_stop() {
     done();
     return;
   }
-  store_.submit(
-      [ids](store::Store& s) {
+  queue_.submit(
+      [ids](store::DeliveryQueue& q) {
         std::vector<int64_t> v;
         for (auto& u : *ids) v.push_back(u.id);
-        s.release_leases(v);
+        q.release_leases(v);
       },
       [done = std::move(done)](bool) { done(); });
 }

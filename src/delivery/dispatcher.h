@@ -18,11 +18,16 @@
 // reconfigure() swaps gateways and limits while it runs (a config reload):
 // see there what is kept.
 //
+// Its seams (tests/unit/dispatcher_test.cpp drives each): the queue is the
+// store's DeliveryQueue role, reached through QueueJobs (the StoreWorker in
+// production); time is a Clock (wall: deadlines, leases, stored times) and
+// Timers (steady: breakers, rate windows, waits); gateways are the Gateway
+// interface.
+//
 // Runs entirely on the io_context's thread; not thread-safe.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -37,6 +42,8 @@
 #include "core/breaker.h"
 #include "core/clock.h"
 #include "delivery/gateway.h"
+#include "delivery/timers.h"
+#include "store/delivery_queue.h"
 #include "store/store_worker.h"
 
 namespace tocsin::delivery {
@@ -92,8 +99,12 @@ struct DispatcherStats {
 class Dispatcher {
  public:
   // `gateways` in config order: the first of each channel is its primary.
+  // The queue is the SQLite store through `store`, time the io_context's.
   Dispatcher(boost::asio::io_context& io, store::StoreWorker& store, const Clock& clock,
              DispatcherOptions options, std::vector<GatewaySpec> gateways);
+  // Any queue and timers (tests: in memory, virtual time); both outlive it.
+  Dispatcher(boost::asio::io_context& io, store::QueueJobs& queue, const Clock& clock,
+             Timers& timers, DispatcherOptions options, std::vector<GatewaySpec> gateways);
   ~Dispatcher();
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
@@ -132,25 +143,31 @@ class Dispatcher {
  private:
   struct Lane;
   struct Slot;
-  // A sent delivery waiting to be recorded, for the latency metrics.
-  struct SentTiming {
+  // One answered delivery until its result is recorded: the result, what it
+  // keeps leased, and what the latency metrics need.
+  struct Answered {
+    store::DeliveryUpdate update;
+    Lane* lane;
     int64_t report_id;
-    Channel channel;
     UnixMs planned_at;
-    UnixMs accepted_at;
+    UnixMs accepted_at;  // 0: not accepted
   };
   struct Fanout {  // a report's fan-out on one channel, while it runs
     UnixMs planned_at = 0;
     UnixMs last_accepted_at = 0;
     bool first_seen = false;
   };
+  Dispatcher(boost::asio::io_context& io, std::unique_ptr<store::QueueJobs> queue,
+             std::unique_ptr<Timers> timers, const Clock& clock, DispatcherOptions options,
+             std::vector<GatewaySpec> gateways);
   void pump();
   void claim(Lane& lane);
   void drain(Lane& lane);
+  void expire_ready(Lane& lane);
   void on_outcomes(Lane& lane, Slot& slot, std::vector<store::ClaimedDelivery> batch,
                    std::vector<Outcome> outcomes);
   void flush();
-  void observe_fanouts(const std::vector<SentTiming>& sent,
+  void observe_fanouts(const std::vector<Answered>& answered,
                        const std::vector<store::FanoutProgress>& progress);
   void release(std::vector<int64_t> ids, std::function<void()> done);
   void schedule_poll(Lane& lane, std::chrono::milliseconds after);
@@ -158,7 +175,10 @@ class Dispatcher {
   std::chrono::milliseconds steady_now() const;
 
   boost::asio::io_context& io_;
-  store::StoreWorker& store_;
+  std::unique_ptr<store::QueueJobs> own_queue_;  // the StoreWorker constructor's
+  std::unique_ptr<Timers> own_timers_;
+  store::QueueJobs& queue_;
+  Timers& timers_;
   const Clock& clock_;
   DispatcherOptions options_;
   std::vector<std::unique_ptr<Lane>> lanes_;  // one per channel, in kAllChannels order
@@ -166,22 +186,17 @@ class Dispatcher {
   // destroyed after those are answered (at the next commit of results,
   // never from inside a gateway's own callback).
   std::vector<std::unique_ptr<Slot>> retired_;
-  std::vector<store::DeliveryUpdate> unrecorded_;  // results waiting for the next flush
+  std::vector<Answered> unrecorded_;  // results waiting for the next flush, in answer order
   // Answered and not yet durable: unrecorded_ plus the flush being committed.
   std::size_t unrecorded_count_ = 0;
-  struct Hold {  // what one answered request keeps leased until its results are recorded
-    Lane* lane;
-    std::size_t deliveries;
-  };
-  std::vector<Hold> unrecorded_holds_;
-  std::vector<SentTiming> unrecorded_sent_;
   std::map<std::pair<int64_t, Channel>, Fanout> fanouts_;
   bool flushing_ = false;
   bool pump_posted_ = false;
   bool stopping_ = false;
   bool started_ = false;  // start() was called: kick() may pump
   std::function<void()> stop_done_;
-  std::unique_ptr<boost::asio::steady_timer> stop_timer_;
+  std::unique_ptr<Timer> stop_timer_;   // the drain bound
+  std::unique_ptr<Timer> flush_timer_;  // a failed write of results, tried again
   std::mt19937_64 rng_{std::random_device{}()};
   DispatcherStats stats_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
