@@ -32,6 +32,12 @@ struct IngestRequest {
   std::string person;
 };
 
+// The outcome is a domain result (incident, outcome, recipients, safety
+// steps, or the Problem that refused it). It also carries the answer's
+// body, on purpose: a repeated webhook-id must get the first answer byte
+// for byte, so the answer is stored (save_answer) in the same transaction
+// that decided it, and a replay returns that stored text. The HTTP layer
+// turns `problem` into problem+json itself.
 struct IngestResult {
   int status = 202;
   std::string body;         // JSON answer (or problem+json when problem is set)
