@@ -93,12 +93,13 @@ TEST_CASE("primary SMS gateway down: traffic fails over to the backup, and retur
   CHECK(failover < 5s);
   CHECK(gw.twilio.message_count() == 0);
   CHECK(gw.twilio.count(503) >= 3);
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(settled(d));
   CHECK(backup.message_count() == 51);  // each once
 
   // The primary recovers: after the cooldown the next message is its probe;
   // once that succeeds, traffic is back on the primary.
   gw.twilio.set_down(false);
+  // The breaker's cooldown passes: the subject here, not a wait for a condition.
   std::this_thread::sleep_for(1500ms);
   backup.reset();
   auto probe = post_report(d.url(), report_body({{"event", "checkpoint"}}).dump());
@@ -107,7 +108,7 @@ TEST_CASE("primary SMS gateway down: traffic fails over to the backup, and retur
   auto r = post_report(d.url(), report_body({{"location", {{"lat", 34.2}, {"lon", -118.2}}}}).dump());
   REQUIRE(r.json()["recipients"] == 51);
   REQUIRE(gw.twilio.wait_for(52, 15s));
-  std::this_thread::sleep_for(500ms);
+  REQUIRE(settled(d));
   CHECK(gw.twilio.message_count() == 52);
   CHECK(backup.message_count() == 0);
   CHECK(d.log().find("circuit open") != std::string::npos);
@@ -130,16 +131,17 @@ TEST_CASE("a whole-channel outage holds messages until their deadline, then expi
   REQUIRE(gw.twilio.wait_for([](const Observations& o) { return o.count(503) >= 4; }, 10s));
   // ...then expired, and shown as such.
   json deliveries;
-  for (int i = 0; i < 60; ++i) {
-    deliveries = admin("GET", d.url() + "/v1/incidents/" + code).json()["deliveries"];
-    if (deliveries["sms"].value("expired", 0) == 2) break;
-    std::this_thread::sleep_for(250ms);
-  }
+  eventually(
+      [&] {
+        deliveries = admin("GET", d.url() + "/v1/incidents/" + code).json()["deliveries"];
+        return deliveries["sms"].value("expired", 0) == 2;
+      },
+      15s);
   CHECK(deliveries["sms"]["expired"] == 2);
   CHECK(gw.twilio.message_count() == 0);
   // Recovery after the deadline sends nothing stale.
   gw.twilio.set_down(false);
-  std::this_thread::sleep_for(2s);
+  REQUIRE(settled(d));  // every delivery is final (expired): none can go out
   CHECK(gw.twilio.message_count() == 0);
 }
 
@@ -162,11 +164,11 @@ TEST_CASE("kill -9 at random moments of 5,000-recipient fan-outs, ten rounds: no
     // Each round a new incident, kilometres from the last.
     auto r = post_report(d.url(), report_body({{"location", {{"lat", 34.0 + 0.05 * round}, {"lon", -118.2}}}}).dump());
     REQUIRE(r.json()["recipients"] == 5000);
-    std::this_thread::sleep_for(std::chrono::milliseconds(when(rng)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(when(rng)));  // a random crash moment: the input
     d.kill9();
     d.start();
     REQUIRE(gw.twilio.wait_for(distinct_recipients(5000), 60s));
-    std::this_thread::sleep_for(300ms);
+    REQUIRE(settled(d, 60s));
     auto counts = count_by_recipient(gw.twilio.messages());
     int duplicates = repeated_messages(counts);
     INFO("round " << round);
@@ -201,6 +203,7 @@ TEST_CASE("a send slot frees when its answer is queued, and answered results not
   int64_t recorded = lock.count("SELECT count(*) FROM deliveries WHERE state <> 0");
   // Sends go on past the commit that cannot happen, then stop at the bound.
   std::size_t sent = gw.twilio.message_count();
+  // Nothing can settle while the lock holds: wait until a second passes with no send.
   for (int stable = 0, i = 0; stable < 4 && i < 100; ++i) {
     std::this_thread::sleep_for(250ms);
     std::size_t now = gw.twilio.message_count();
@@ -217,7 +220,7 @@ TEST_CASE("a send slot frees when its answer is queued, and answered results not
   CHECK(unrecorded <= max_in_flight + max_unrecorded);
   // Once the lock is gone everything is recorded and each recipient served once.
   REQUIRE(gw.twilio.wait_for(distinct_recipients(n), 60s));
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(settled(d, 60s));
   auto counts = count_by_recipient(gw.twilio.messages());
   CHECK(counts.size() == static_cast<std::size_t>(n));
   CHECK(repeated_messages(counts) == 0);
@@ -234,7 +237,7 @@ TEST_CASE("Twilio receipts move deliveries to delivered or undelivered, one way 
   std::string code = r.json()["incident_id"];
   REQUIRE(gw.twilio.wait_for(2, 5s));
   auto counts = [&] { return admin("GET", d.url() + "/v1/incidents/" + code).json()["deliveries"]["sms"]; };
-  for (int i = 0; i < 20 && counts().value("sent", 0) != 2; ++i) std::this_thread::sleep_for(100ms);
+  eventually([&] { return counts().value("sent", 0) == 2; });
   auto msgs = gw.twilio.messages();
   // Out of order: "delivered" first, then a late "sent" and a contradicting "undelivered".
   CHECK(twilio_receipt(d.url(), gw, msgs[0].id, "delivered").status == 204);
@@ -267,7 +270,7 @@ TEST_CASE("30% 503, 10% 429 and 2 s stalls: every message still delivered exactl
   REQUIRE(post_report(d.url(), report_body().dump()).json()["recipients"] == 120);
   REQUIRE(gw.twilio.wait_for(60, 90s));
   REQUIRE(gw.sendgrid.wait_for(60, 90s));
-  std::this_thread::sleep_for(1s);
+  REQUIRE(settled(d, 30s));
   auto counts = count_by_recipient(gw.twilio.messages());
   counts.merge(count_by_recipient(gw.sendgrid.messages()));
   CHECK(counts.size() == 120);
@@ -293,7 +296,7 @@ TEST_CASE("SIGTERM drains requests in flight and the next start sends the rest, 
   gw.twilio.set_stall(0, 0ms);
   d.start();
   REQUIRE(gw.twilio.wait_for(12, 10s));
-  std::this_thread::sleep_for(500ms);
+  REQUIRE(settled(d));
   auto counts = count_by_recipient(gw.twilio.messages());
   CHECK(counts.size() == 12);
   for (const auto& [to, n] : counts) CHECK(n == 1);
@@ -316,11 +319,7 @@ TEST_CASE("operators see deliveries by gateway and queue expired ones again", "[
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   };
-  for (int i = 0; i < 60; ++i) {
-    auto out = run_cli(args({})).out;
-    if (out.find("expired") != std::string::npos) break;
-    std::this_thread::sleep_for(250ms);
-  }
+  eventually([&] { return run_cli(args({})).out.find("expired") != std::string::npos; }, 15s);
   auto shown = run_cli(args({}));
   INFO(shown.out << shown.err);
   CHECK(shown.exit_code == 0);
@@ -350,11 +349,10 @@ TEST_CASE("Twilio 21610 marks the subscriber opted out, 21211 fails one delivery
   std::string code = r.json()["incident_id"];
   REQUIRE(gw.twilio.wait_for(1, 5s));
   json sms;
-  for (int i = 0; i < 40; ++i) {
+  eventually([&] {
     sms = admin("GET", d.url() + "/v1/incidents/" + code).json()["deliveries"]["sms"];
-    if (sms.value("failed", 0) == 2) break;
-    std::this_thread::sleep_for(100ms);
-  }
+    return sms.value("failed", 0) == 2;
+  });
   CHECK(sms.value("failed", 0) == 2);
   CHECK(sms.value("sent", 0) == 1);
   CHECK(gw.twilio.count(400) == 2);  // each tried once: permanent errors are not retried

@@ -85,11 +85,12 @@ TEST_CASE("sendgrid events: signed receipts and bounces, forged refused, repeats
   for (auto m : gw.sendgrid.messages()) delivery[m.to] = m.fields["custom_args.tocsin_delivery_id"];
   REQUIRE(delivery.size() == 3);
   auto email = [&]() {
-    for (int i = 0; i < 50; ++i) {
-      auto e = admin("GET", d.url() + "/v1/incidents/" + code).json()["deliveries"]["email"];
-      if (e.value("sent", 0) + e.value("delivered", 0) + e.value("undelivered", 0) == 3) return e;
-      std::this_thread::sleep_for(100ms);
-    }
+    json e;
+    if (eventually([&] {
+          e = admin("GET", d.url() + "/v1/incidents/" + code).json()["deliveries"]["email"];
+          return e.value("sent", 0) + e.value("delivered", 0) + e.value("undelivered", 0) == 3;
+        }))
+      return e;
     FAIL("deliveries not recorded");
     return json();
   };

@@ -57,12 +57,7 @@ std::vector<json> steps(const json& inc, const std::string& what) {
 // Waits up to `timeout` for the incident's timeline to have a `what` step.
 bool wait_for_step(const Daemon& d, const std::string& code, const std::string& what,
                    std::chrono::milliseconds timeout = 20s) {
-  auto until = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < until) {
-    if (!steps(incident(d, code), what).empty()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return false;
+  return eventually([&] { return !steps(incident(d, code), what).empty(); }, timeout);
 }
 
 double metric(const Daemon& d, const std::string& step) {
@@ -128,7 +123,7 @@ TEST_CASE("min_corroboration 2: held from one coordinator, released once by a se
   REQUIRE(gw.twilio.wait_for(6, 10s));
   auto third = post_report(d.url(), report_body().dump(), kObserverSecret);
   CHECK(third.json()["recipients"] == 0);
-  std::this_thread::sleep_for(500ms);
+  REQUIRE(settled(d));
   auto msgs = gw.twilio.messages();
   CHECK(recipients_of(msgs, "CONFIRMED ALERT #" + code) ==
         std::multiset<std::string>{wide_phone(0), wide_phone(1), wide_phone(2)});
@@ -156,7 +151,7 @@ TEST_CASE("min_corroboration 2: held from one coordinator, released once by a se
   REQUIRE(cancel.status == 202);
   CHECK(cancel.json()["recipients"] == 6);
   REQUIRE(gw.twilio.wait_for(6, 10s));
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(settled(d));
   CHECK(recipients_of(gw.twilio.messages(), "ALL CLEAR") ==
         std::multiset<std::string>{phone_for(0), phone_for(1), phone_for(50), wide_phone(0),
                                    wide_phone(1), wide_phone(2)});
@@ -188,7 +183,7 @@ TEST_CASE("min_certainty observed: a possible report holds, an observed update r
   REQUIRE(observed.status == 202);
   CHECK(observed.json()["recipients"] == 4);
   REQUIRE(gw.twilio.wait_for(8, 10s));
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(settled(d));
   auto msgs = gw.twilio.messages();
   CHECK(recipients_of(msgs, "CONFIRMED ALERT") ==
         std::multiset<std::string>{wide_phone(0), wide_phone(1)});
@@ -246,7 +241,8 @@ TEST_CASE("escalation: after after_s with 2 of 5 responding, not with 5 of 5", "
   for (int i = 0; i < 5; ++i) CHECK(inbound_sms(d.url(), gw, phone_for(i), "On my way").status == 200);
   REQUIRE(wait_for_step(d, code2, "escalation_not_needed"));
   CHECK(steps(incident(d, code2), "escalated").empty());
-  std::this_thread::sleep_for(1500ms);
+  REQUIRE(eventually([&] { return query_db(d, "SELECT count(*) FROM escalations WHERE state = 0")[0] == "0"; }));
+  REQUIRE(settled(d));  // no timer left to fire, nothing left to send
   CHECK(gw.twilio.message_count() == 5);
   CHECK(metric(d, "escalated") == 1);
 
@@ -269,16 +265,13 @@ TEST_CASE("escalation survives a kill -9 while its timer runs, and fires once", 
   CHECK(inbound_sms(d.url(), gw, phone_for(0), "1").status == 200);
   // The sends are recorded (a kill -9 before that would send them again,
   // at least once, which is not what this test is about).
-  auto until = std::chrono::steady_clock::now() + 10s;
-  while (query_db(d, "SELECT count(*) FROM deliveries WHERE state = 1") !=
-             std::vector<std::string>{"5"} &&
-         std::chrono::steady_clock::now() < until)
-    std::this_thread::sleep_for(50ms);
+  eventually([&] { return query_db(d, "SELECT count(*) FROM deliveries WHERE state = 1")[0] == "5"; });
   d.kill9();  // the timer is due in ~4 s
   d.start();
   REQUIRE(wait_for_step(d, code, "escalated"));
   REQUIRE(gw.twilio.wait_for(8, 10s));
-  std::this_thread::sleep_for(2500ms);  // more polls of the timers: none may fire again
+  REQUIRE(eventually([&] { return query_db(d, "SELECT count(*) FROM escalations WHERE state = 0")[0] == "0"; }));
+  REQUIRE(settled(d));  // no timer left to fire, nothing left to send
   auto msgs = gw.twilio.messages();
   CHECK(recipients_of(msgs, "ALERT #" + code).size() == 8);
   CHECK(repeated_messages(count_by_recipient(msgs)) == 0);
@@ -320,14 +313,14 @@ TEST_CASE("covered goes to exactly the non-responders, once", "[e2e][safety]") {
   REQUIRE(gw.twilio.wait_for(5, 10s));
   CHECK(inbound_sms(d.url(), gw, phone_for(3), "not today").status == 200);  // a reply
   CHECK(inbound_sms(d.url(), gw, phone_for(0), "on my way").status == 200);
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(settled(d));
   CHECK(gw.twilio.message_count() == 5);  // one responding: not yet
   CHECK(inbound_sms(d.url(), gw, phone_for(1), "SI").status == 200);
   REQUIRE(gw.twilio.wait_for(8, 10s));
   // A third responder, and the first again: nothing more.
   CHECK(inbound_sms(d.url(), gw, phone_for(2), "1").status == 200);
   CHECK(inbound_sms(d.url(), gw, phone_for(0), "1").status == 200);
-  std::this_thread::sleep_for(500ms);
+  REQUIRE(settled(d));
   auto msgs = gw.twilio.messages();
   CHECK(msgs.size() == 8);
   CHECK(recipients_of(msgs, "COVERED #" + code) ==
