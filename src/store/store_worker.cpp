@@ -10,8 +10,8 @@ namespace tocsin::store {
 namespace {
 
 // "src/app/api.cpp" of a call site's full path: names the job in a log line.
-std::string_view short_file(const std::source_location& where) {
-  std::string_view f = where.file_name();
+std::string_view short_file(const JobSite& where) {
+  std::string_view f = where.file;
   auto at = f.rfind("src/");
   return at == std::string_view::npos ? f : f.substr(at);
 }
@@ -34,12 +34,13 @@ void StoreWorker::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void StoreWorker::submit(Job job, Done done, std::source_location where) {
+void StoreWorker::submit(Job job, Done done, const char* file, int line) {
   submit(std::move(job),
-         DoneWhy([done = std::move(done)](JobFailure f) { done(f == JobFailure::kNone); }), where);
+         DoneWhy([done = std::move(done)](JobFailure f) { done(f == JobFailure::kNone); }),
+         JobSite{file, line});
 }
 
-void StoreWorker::submit(Job job, DoneWhy done, std::source_location where) {
+void StoreWorker::submit(Job job, DoneWhy done, JobSite where) {
   {
     std::lock_guard lock(mu_);
     if (stopping_) {
@@ -64,7 +65,7 @@ void StoreWorker::run_sync(const std::function<void(Store&)>& fn) {
                           finished.set_exception(std::current_exception());
                         }
                       },
-                      nullptr, std::source_location::current()});
+                      nullptr, JobSite{__FILE__, __LINE__}});
   }
   cv_.notify_one();
   result.get();
@@ -113,12 +114,12 @@ void StoreWorker::loop() {
           store_->release_savepoint();
         } catch (const StoreError& e) {
           spdlog::error("store job ({}:{}) failed and was rolled back: {}",
-                        short_file(batch[i].where), batch[i].where.line(), e.what());
+                        short_file(batch[i].where), batch[i].where.line, e.what());
           failed[i] = JobFailure::kUnavailable;
           store_->rollback_to_savepoint();
         } catch (const std::exception& e) {
           spdlog::error("store job ({}:{}) has a bug and was rolled back: {}",
-                        short_file(batch[i].where), batch[i].where.line(), e.what());
+                        short_file(batch[i].where), batch[i].where.line, e.what());
           failed[i] = JobFailure::kBug;
           store_->rollback_to_savepoint();
         }

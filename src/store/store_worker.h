@@ -14,7 +14,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <source_location>
 #include <thread>
 
 #include "store/store.h"
@@ -27,6 +26,14 @@ namespace tocsin::store {
 // threw something that is not a StoreError (a programming error): the caller
 // answers 500, and the log line names the job's call site.
 enum class JobFailure { kNone = 0, kUnavailable = 1, kBug = 2 };
+
+// Where a job was submitted: names it in the log line when it fails.
+// (std::source_location would do, but clang 14 lacks it; these builtins are
+// evaluated at the call site in GCC and clang alike.)
+struct JobSite {
+  const char* file;
+  int line;
+};
 
 // What a typed job gives its caller: the value, or nullopt and the failure.
 // It is an optional, so `if (!r)` and `*r` read as before.
@@ -51,13 +58,13 @@ class StoreWorker {
 
   // Thread-safe. `job` runs on the store thread; `done` on the io_context.
   // `where` names the job in the log line when it fails.
-  void submit(Job job, Done done, std::source_location where = std::source_location::current());
-  void submit(Job job, DoneWhy done, std::source_location where);
+  void submit(Job job, Done done, const char* file = __builtin_FILE(), int line = __builtin_LINE());
+  void submit(Job job, DoneWhy done, JobSite where);
 
   // Typed convenience: `done` gets the job's value, or nullopt and why.
   template <typename T>
   void call(std::function<T(Store&)> job, std::function<void(JobResult<T>)> done,
-            std::source_location where = std::source_location::current()) {
+            const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
     auto slot = std::make_shared<std::optional<T>>();
     submit([job = std::move(job), slot](Store& s) { *slot = job(s); },
            DoneWhy([done = std::move(done), slot](JobFailure failure) {
@@ -66,7 +73,7 @@ class StoreWorker {
              r.failure = failure;
              done(std::move(r));
            }),
-           where);
+           JobSite{file, line});
   }
 
   // Runs `fn` on the store thread outside any transaction and waits for it
@@ -83,7 +90,7 @@ class StoreWorker {
   struct Item {
     Job job;
     DoneWhy done;  // empty for a run_sync chore
-    std::source_location where;
+    JobSite where;
   };
   void loop();
 
