@@ -16,19 +16,9 @@
 
 #include "core/model.h"
 #include "core/report.h"
+#include "store/store_error.h"
 
 namespace tocsin::store {
-
-class StoreError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-// Another tocsin process holds the database's lock file.
-class StoreLocked : public StoreError {
- public:
-  using StoreError::StoreError;
-};
 
 class Keyring;
 
