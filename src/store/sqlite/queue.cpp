@@ -126,7 +126,9 @@ ClaimResult SqliteStore::claim_due(Channel channel, std::size_t limit, UnixMs no
     d.subscriber_id = s.i64(8);
     d.followup = s.i64(11) != 0;
     try {
-      d.to = decrypt(s.i64(9), uses_phone(channel) ? kPhone : kEmail, s.i64(8), s.blob(7));
+      d.to = crypto_.open(s.i64(8), static_cast<uint32_t>(s.i64(9)),
+                          uses_phone(channel) ? SubscriberCrypto::kPhone : SubscriberCrypto::kEmail,
+                          s.blob(7));
     } catch (const StoreError&) {  // one altered row must not stop the queue
       spdlog::error("delivery {}: the subscriber's address does not decrypt; cancelled", id);
       to_cancel.push_back(id);

@@ -17,6 +17,7 @@
 #include "store/keyring.h"
 #include "store/sqlite/database.h"
 #include "store/store.h"
+#include "store/subscriber_crypto.h"
 
 namespace tocsin::store::sqlite {
 
@@ -203,22 +204,13 @@ class SqliteStore final : public Store {
   Subscriber read_subscriber(Stmt& s);
   std::vector<int64_t> ids_by_hash(Stmt& s, const std::string& hash);
 
-  // Personal data of one subscriber, in clear (on the store thread only).
-  struct Personal {
-    std::string name, phone, email;
-  };
-  static constexpr std::string_view kName = "name", kPhone = "phone", kEmail = "email";
-
-  // Keys (keys.cpp).
-  const Keyring& keyring() const;
-  std::string decrypt(int64_t key_id, std::string_view column, int64_t id, const std::string& blob);
-  Personal read_personal(const Stmt& s);
-  void write_personal(int64_t id, const Personal& p);
-  std::string phone_hash(const std::string& e164);
-  std::string email_hash(std::string email);
+  // Keys (keys.cpp): a row's sealed fields (columns 0 id, 1 key_id, 2 name,
+  // 3 phone, 4 email) opened with `crypto`; written sealed under the active key.
+  static PersonalData read_personal(const SubscriberCrypto& crypto, const Stmt& s);
+  void write_personal(int64_t id, const PersonalData& p);
 
   Database db_;
-  std::shared_ptr<const Keyring> keyring_;  // null only in a read-only store
+  SubscriberCrypto crypto_;  // without a keyring only in a read-only store
   bool scrub_pending_ = false;              // an erasure or purge awaits scrub()
 };
 

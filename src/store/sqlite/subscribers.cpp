@@ -99,13 +99,13 @@ bool SqliteStore::delete_subscriber(int64_t id) {
 std::vector<int64_t> SqliteStore::subscribers_by_phone(const std::string& e164) {
   if (e164.empty()) return {};
   return ids_by_hash(stmt("SELECT id FROM subscribers WHERE phone_hash = ? ORDER BY id"),
-                     phone_hash(e164));
+                     crypto_.phone_hash(e164));
 }
 
 std::vector<int64_t> SqliteStore::subscribers_by_email(const std::string& email) {
   if (email.empty()) return {};
   return ids_by_hash(stmt("SELECT id FROM subscribers WHERE email_hash = ? ORDER BY id"),
-                     email_hash(email));
+                     crypto_.email_hash(email));
 }
 
 int64_t SqliteStore::set_sms_opt_out(int64_t subscriber_id, bool opted_out, UnixMs now) {
@@ -147,7 +147,7 @@ std::optional<std::string> SqliteStore::subscriber_language(int64_t id) {
 
 int64_t SqliteStore::join_prompts_since(const std::string& e164, UnixMs since) {
   auto& s = stmt("SELECT count(*) FROM join_requests WHERE phone_hash = ? AND created_at >= ?");
-  s.reset().bind_blob(phone_hash(e164)).bind(since);
+  s.reset().bind_blob(crypto_.phone_hash(e164)).bind(since);
   int64_t n = s.step() ? s.i64(0) : 0;
   s.reset();
   return n;
@@ -165,7 +165,7 @@ void SqliteStore::insert_join_request(const std::string& e164, const JoinRequest
   stmt("INSERT INTO join_requests (phone_hash, group_name, language, keyword, message_id, "
        "created_at) VALUES (?,?,?,?,?,?)")
       .reset()
-      .bind_blob(phone_hash(e164))
+      .bind_blob(crypto_.phone_hash(e164))
       .bind(r.group)
       .bind(r.language)
       .bind(r.keyword)
@@ -178,7 +178,7 @@ std::optional<JoinRequest> SqliteStore::pending_join(const std::string& e164, Un
   auto& s = stmt(
       "SELECT group_name, language, keyword, message_id, created_at FROM join_requests WHERE "
       "phone_hash = ? AND created_at >= ? AND group_name <> '' ORDER BY id DESC LIMIT 1");
-  s.reset().bind_blob(phone_hash(e164)).bind(since);
+  s.reset().bind_blob(crypto_.phone_hash(e164)).bind(since);
   if (!s.step()) return std::nullopt;
   JoinRequest r{s.text(0), s.text(1), s.text(2), s.text(3), s.i64(4)};
   s.reset();
@@ -189,7 +189,7 @@ void SqliteStore::close_join_requests(const std::string& e164) {
   stmt("UPDATE join_requests SET group_name = '', keyword = '', message_id = '' WHERE "
        "phone_hash = ? AND group_name <> ''")
       .reset()
-      .bind_blob(phone_hash(e164))
+      .bind_blob(crypto_.phone_hash(e164))
       .run();
 }
 
@@ -238,7 +238,7 @@ void SqliteStore::insert_groups(int64_t id, const std::vector<std::string>& grou
 Subscriber SqliteStore::read_subscriber(Stmt& s) {
   Subscriber sub;
   sub.id = s.i64(0);
-  auto personal = read_personal(s);
+  auto personal = read_personal(crypto_, s);
   sub.name = std::move(personal.name);
   sub.phone = std::move(personal.phone);
   sub.email = std::move(personal.email);
