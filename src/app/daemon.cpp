@@ -26,6 +26,7 @@
 #include "delivery/gateways/gateways.h"
 #include "delivery/http_client.h"
 #include "http/server.h"
+#include "store/open_store.h"
 #include "store/store_worker.h"
 
 namespace tocsin::app {
@@ -134,7 +135,7 @@ class Daemon {
     raise_file_limit(c.server.max_connections);
     try {
       worker_ = std::make_unique<store::StoreWorker>(
-          store::open_sqlite_store(c.storage.sqlite_path, c.storage.keyring), io_);
+          store::open_store({c.storage.sqlite_path, c.storage.keyring}), io_);
     } catch (const std::exception& e) {
       spdlog::critical("cannot open the store: {}", e.what());
       return 1;

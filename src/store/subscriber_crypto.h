@@ -44,7 +44,8 @@ class SubscriberCrypto {
   // One field (kName, kPhone or kEmail) of subscriber `id` sealed under
   // `key_id`; "" for "". Throws StoreError when it does not decrypt (wrong
   // key file, or the row was altered or moved).
-  std::string open(int64_t id, uint32_t key_id, std::string_view column, std::string_view blob) const;
+  std::string open(int64_t id, uint32_t key_id, std::string_view column,
+                   std::string_view blob) const;
   PersonalData open(int64_t id, uint32_t key_id, std::string_view name, std::string_view phone,
                     std::string_view email) const;
 

@@ -10,6 +10,7 @@
 #include "core/html.h"
 #include "core/totp.h"
 #include "store/keyring.h"
+#include "store/open_store.h"
 #include "store/store.h"
 #include "support/daemon.h"
 #include "support/keys.h"

@@ -13,6 +13,7 @@
 
 #include "app/ingest.h"
 #include "store/keyring.h"
+#include "store/open_store.h"
 #include "store/store.h"
 #include "support/daemon.h"
 #include "support/keys.h"

@@ -2,6 +2,7 @@
 // the scrub after erasures; the open_sqlite_store* factories.
 #include "store/sqlite/sqlite_store.h"
 
+#include "store/open_store.h"
 #include "store/sqlite/schema.h"
 
 namespace tocsin::store::sqlite {
