@@ -180,9 +180,7 @@ std::vector<IncidentRecord> SqliteStore::list_incidents(bool open_only, int limi
   auto& s = stmt("SELECT " INCIDENT_COLUMNS
                  " FROM incidents WHERE (?1 = 0 OR open = 1) ORDER BY opened_at DESC LIMIT ?2");
   s.reset().bind(open_only ? 1 : 0).bind(limit);
-  std::vector<IncidentRecord> out;
-  while (s.step()) out.push_back(read_incident(s));
-  return out;
+  return all_rows(s, read_incident);
 }
 
 std::vector<ReportSummary> SqliteStore::incident_reports(const std::string& id) {
@@ -290,9 +288,7 @@ std::vector<std::string> SqliteStore::recipient_languages(const std::string& inc
       "SELECT DISTINCT s.language FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
       "WHERE d.incident_id = ?1 AND d.channel = ?2 AND " REACHABLE_ON("?2"));
   s.reset().bind(incident_id).bind(static_cast<int>(channel));
-  std::vector<std::string> out;
-  while (s.step()) out.push_back(s.text(0));
-  return out;
+  return all_rows(s, [](Stmt& r) { return r.text(0); });
 }
 
 void SqliteStore::insert_message(int64_t report_id, Channel channel, const std::string& language,

@@ -37,9 +37,9 @@ std::vector<Acknowledgement> SqliteStore::incident_acks(const std::string& incid
       "SELECT incident_id, subscriber_id, kind, received_at FROM acknowledgements "
       "WHERE incident_id = ? ORDER BY id");
   s.reset().bind(incident_id);
-  std::vector<Acknowledgement> out;
-  while (s.step()) out.push_back({s.text(0), s.i64(1), s.text(2), s.i64(3)});
-  return out;
+  return all_rows(s, [](Stmt& r) {
+    return Acknowledgement{r.text(0), r.i64(1), r.text(2), r.i64(3)};
+  });
 }
 
 std::vector<IncidentGroup> SqliteStore::incident_groups(const std::string& incident_id) {
@@ -76,9 +76,7 @@ std::vector<int64_t> SqliteStore::group_recipients(const std::string& incident_i
       "(SELECT 1 FROM deliveries d WHERE d.subscriber_id = g.subscriber_id AND d.incident_id = "
       "?1) ORDER BY g.subscriber_id");
   s.reset().bind(incident_id).bind(group);
-  std::vector<int64_t> out;
-  while (s.step()) out.push_back(s.i64(0));
-  return out;
+  return all_rows(s, [](Stmt& r) { return r.i64(0); });
 }
 
 std::vector<std::string> SqliteStore::subscriber_languages(const std::vector<int64_t>& subscribers) {
@@ -112,9 +110,9 @@ std::vector<EscalationTimer> SqliteStore::due_escalations(UnixMs now, int limit)
       "SELECT incident_id, group_name, due_at, sent_at FROM escalations WHERE state = 0 AND "
       "due_at <= ? ORDER BY due_at LIMIT ?");
   s.reset().bind(now).bind(limit);
-  std::vector<EscalationTimer> out;
-  while (s.step()) out.push_back({s.text(0), s.text(1), s.i64(2), s.i64(3)});
-  return out;
+  return all_rows(s, [](Stmt& r) {
+    return EscalationTimer{r.text(0), r.text(1), r.i64(2), r.i64(3)};
+  });
 }
 
 void SqliteStore::end_escalation(const std::string& incident_id, const std::string& group, TimerEnd how,
@@ -162,9 +160,9 @@ std::vector<SafetyEvent> SqliteStore::safety_events(const std::string& incident_
       "SELECT at, what, group_name, detail, recipients FROM safety_events WHERE incident_id = ? "
       "ORDER BY id");
   s.reset().bind(incident_id);
-  std::vector<SafetyEvent> out;
-  while (s.step()) out.push_back({s.i64(0), s.text(1), s.text(2), s.text(3), s.i64(4)});
-  return out;
+  return all_rows(s, [](Stmt& r) {
+    return SafetyEvent{r.i64(0), r.text(1), r.text(2), r.text(3), r.i64(4)};
+  });
 }
 
 }  // namespace tocsin::store::sqlite

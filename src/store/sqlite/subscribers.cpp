@@ -259,9 +259,7 @@ Subscriber SqliteStore::read_subscriber(Stmt& s) {
 
 std::vector<int64_t> SqliteStore::ids_by_hash(Stmt& s, const std::string& hash) {
   s.reset().bind_blob(hash);
-  std::vector<int64_t> out;
-  while (s.step()) out.push_back(s.i64(0));
-  return out;
+  return all_rows(s, [](Stmt& r) { return r.i64(0); });
 }
 
 }  // namespace tocsin::store::sqlite
