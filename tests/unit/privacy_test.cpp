@@ -17,6 +17,7 @@
 #include "store/store.h"
 #include "support/daemon.h"
 #include "support/keys.h"
+#include "support/store_tx.h"
 
 using namespace tocsin;
 using store::Keyring;
@@ -81,15 +82,7 @@ struct FileStore {
 
   template <typename F>
   auto tx(F f) {
-    store->begin();
-    if constexpr (std::is_void_v<decltype(f(*store))>) {
-      f(*store);
-      store->commit();
-    } else {
-      auto r = f(*store);
-      store->commit();
-      return r;
-    }
+    return test::in_tx(*store, f);
   }
   int64_t add(const store::Subscriber& s) {
     return tx([&](store::Store& st) { return st.insert_subscriber(s, 1000); });

@@ -9,12 +9,12 @@
 #include <deque>
 #include <memory>
 #include <string>
-#include <type_traits>
 
 #include "store/keyring.h"
 #include "store/open_store.h"
 #include "store/store.h"
 #include "support/daemon.h"
+#include "support/store_tx.h"
 
 namespace tocsin::test::contract {
 
@@ -46,15 +46,7 @@ struct Contract {
   // Runs f(store) in one transaction, as the worker does.
   template <typename F>
   auto tx(F f) {
-    store->begin();
-    if constexpr (std::is_void_v<decltype(f(*store))>) {
-      f(*store);
-      store->commit();
-    } else {
-      auto r = f(*store);
-      store->commit();
-      return r;
-    }
+    return in_tx(*store, f);
   }
 
   int64_t subscribe(std::string phone, std::string email, std::string language,
