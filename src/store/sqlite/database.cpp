@@ -7,8 +7,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <mutex>
+
+#include <spdlog/spdlog.h>
 
 namespace tocsin::store::sqlite {
 namespace {
@@ -106,6 +109,7 @@ void Database::exec(const char* sql) {
 // by sqlite3_exec (that parse was 8% of a report's instructions).
 void Database::begin() {
   end_reads();
+  if (wal_full_) checkpoint_after_full();
   stmt("BEGIN IMMEDIATE").reset().run();
 }
 
@@ -117,6 +121,8 @@ void Database::commit() {
 }
 
 void Database::rollback() {
+  // Read before ROLLBACK replaces it: the error that ended the transaction.
+  if (sqlite3_errcode(db_) == SQLITE_FULL) wal_full_ = true;
   if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
@@ -127,6 +133,29 @@ void Database::release_savepoint() { stmt("RELEASE job").reset().run(); }
 void Database::rollback_to_savepoint() {
   sqlite3_exec(db_, "ROLLBACK TO job", nullptr, nullptr, nullptr);
   sqlite3_exec(db_, "RELEASE job", nullptr, nullptr, nullptr);
+}
+
+// The disk filled up while the WAL grew: SQLite checkpoints only after a
+// commit succeeds, and only once the WAL holds wal_autocheckpoint pages
+// (4 MB), so on a disk with less room than that every commit failed for
+// good, space back or not (a 2 MB filesystem: 50 of 50 reports refused with
+// 12 stored, a 4 KB database and a 2 MB WAL). So before each transaction,
+// until one succeeds, copy the WAL into the database: the next commit then
+// writes the WAL from its start, in space it already has. And since only
+// that much WAL fit, checkpoint at half of it from then on.
+void Database::checkpoint_after_full() {
+  int frames = 0, copied = 0;
+  if (sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied) !=
+          SQLITE_OK ||
+      copied < frames)
+    return;  // still no room for the database to grow, or a reader holds the WAL
+  wal_full_ = false;
+  const int pages = std::max(16, frames / 2);
+  if (pages < wal_autocheckpoint_) {
+    wal_autocheckpoint_ = pages;
+    sqlite3_wal_autocheckpoint(db_, pages);
+    spdlog::warn("the disk filled up: WAL checkpointed, and from now on every {} pages", pages);
+  }
 }
 
 void Database::end_reads() {

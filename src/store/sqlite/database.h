@@ -153,8 +153,12 @@ class Database {
   bool checkpoint_truncate();
 
  private:
+  void checkpoint_after_full();
+
   sqlite3* db_ = nullptr;
   int lock_fd_ = -1;
+  bool wal_full_ = false;          // a transaction failed for want of space
+  int wal_autocheckpoint_ = 1000;  // SQLite's default, lowered by checkpoint_after_full()
   // Prepared once, reused: keyed by the SQL literal's address.
   std::unordered_map<const char*, std::unique_ptr<Stmt>> stmts_;
 };
