@@ -24,6 +24,7 @@
 #include "delivery/dispatcher.h"
 #include "delivery/http_client.h"
 #include "http/server.h"
+#include "store/open_store.h"
 #include "store/store_worker.h"
 
 namespace tocsin::app {
@@ -48,7 +49,7 @@ class Daemon {
     systemd::raise_file_limit(c.server.max_connections);
     try {
       worker_ = std::make_unique<store::StoreWorker>(
-          store::open_sqlite_store(c.storage.sqlite_path, c.storage.keyring), io_);
+          store::open_store({c.storage.sqlite_path, c.storage.keyring}), io_);
     } catch (const std::exception& e) {
       spdlog::critical("cannot open the store: {}", e.what());
       return 1;

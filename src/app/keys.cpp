@@ -5,6 +5,7 @@
 
 #include "app/config.h"
 #include "store/keyring.h"
+#include "store/open_store.h"
 #include "store/store.h"
 
 namespace tocsin::app {
@@ -17,7 +18,7 @@ constexpr int kReencryptBatch = 500;
 int reencrypt_offline(const std::string& path, std::shared_ptr<const store::Keyring> keyring) {
   std::unique_ptr<store::Store> s;
   try {
-    s = store::open_sqlite_store(path, keyring);
+    s = store::open_store({path, keyring});
   } catch (const store::StoreLocked&) {
     std::printf(
         "a daemon is running on %s: it re-encrypts in the background once it reads the new key:\n"

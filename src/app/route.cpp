@@ -17,6 +17,7 @@
 #include "core/safety.h"
 #include "core/sms.h"
 #include "core/templates.h"
+#include "store/open_store.h"
 #include "store/store.h"
 
 namespace tocsin::app {
@@ -133,7 +134,8 @@ int route(const std::string& config_path, const std::string& report_path,
   std::unique_ptr<store::Store> store;
   if (std::filesystem::exists(c.storage.sqlite_path)) {
     try {
-      store = store::open_sqlite_store_read_only(c.storage.sqlite_path);
+      store = store::open_store(
+          {c.storage.sqlite_path, nullptr, store::StoreOptions::Access::kReadOnly});
     } catch (const std::exception& e) {
       std::printf("database: %s (counts unavailable)\n", e.what());
     }

@@ -3,14 +3,15 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "support/keys.h"
 #include "app/config.h"
 #include "app/subscriber_import.h"
 #include "app/subscriber_input.h"
 #include "core/csv.h"
 #include "core/masking.h"
 #include "store/keyring.h"
+#include "store/open_store.h"
 #include "store/store.h"
+#include "support/keys.h"
 
 using namespace tocsin;
 using namespace tocsin::app;

@@ -10,6 +10,7 @@
 #include "core/html.h"
 #include "core/totp.h"
 #include "store/keyring.h"
+#include "store/open_store.h"
 #include "store/store.h"
 #include "support/daemon.h"
 #include "support/keys.h"
@@ -115,43 +116,6 @@ TEST_CASE("check-config validates the console section and approval", "[console][
   CHECK_THAT(paths, Catch::Matchers::VectorContains(std::string("console.languages[0]")));
   CHECK_THAT(paths, Catch::Matchers::VectorContains(std::string("console.colour")));
   CHECK_THAT(paths, Catch::Matchers::VectorContains(std::string("coordinators[0].approval")));
-}
-
-TEST_CASE("console accounts: a TOTP step is used once, sessions end with their user", "[console][store]") {
-  auto s = store::open_sqlite_store(":memory:", store::Keyring::generate());
-  store::ConsoleUser u;
-  u.name = "ana";
-  u.role = "coordinator";
-  u.coordinator = "la";
-  u.enrol_hash = app::token_hash("tok");
-  int64_t id = s->insert_console_user(u);
-  REQUIRE(id > 0);
-  CHECK(s->insert_console_user(u) == 0);  // the name is taken
-  CHECK(s->console_user_by_enrol(app::token_hash("tok"))->name == "ana");
-  CHECK_FALSE(s->console_user_by_enrol(""));
-  CHECK(s->use_totp_step(id, 100));
-  CHECK_FALSE(s->use_totp_step(id, 100));  // the same code again: refused
-  CHECK_FALSE(s->use_totp_step(id, 99));   // an older one too
-  CHECK(s->use_totp_step(id, 101));
-  s->insert_session({"h1", id, "c1", 1, 1});
-  s->insert_session({"h2", id, "c2", 1, 1});
-  CHECK(s->session("h1")->csrf == "c1");
-  CHECK(s->delete_user_sessions(id) == 2);
-  CHECK_FALSE(s->session("h2"));
-  s->set_throttle("addr:x", 3, 500, 1);
-  CHECK(s->throttle("addr:x") == std::pair<int64_t, UnixMs>{3, 500});
-  s->clear_throttle("addr:x");
-  CHECK(s->throttle("addr:x").first == 0);
-  store::Draft d;
-  d.coordinator = "la";
-  d.author = "ana";
-  d.report_json = "{}";
-  int64_t did = s->insert_draft(d);
-  CHECK(s->waiting_drafts().size() == 1);
-  auto got = *s->draft(did);
-  got.state = "approved";
-  s->update_draft(got);
-  CHECK(s->waiting_drafts().empty());
 }
 
 TEST_CASE("a schema 3 database is migrated to schema 4 with the console's tables", "[console][store]") {

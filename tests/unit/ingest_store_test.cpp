@@ -9,6 +9,7 @@
 #include "app/ingest.h"
 #include "core/dedup.h"
 #include "store/keyring.h"
+#include "store/open_store.h"
 #include "store/store.h"
 #include "support/daemon.h"
 #include "support/keys.h"
@@ -408,30 +409,6 @@ TEST_CASE("the store's dedup candidates decide exactly as all open incidents wou
     }
   }
   CHECK(merged > 100);  // the comparison covered merges, not only misses
-}
-
-TEST_CASE("provider events are recorded once and purged by age, acknowledgements once per person",
-          "[store][replay]") {
-  auto s = store::open_sqlite_store(":memory:", store::Keyring::generate());
-  s->begin();
-  CHECK(s->first_event("twilio", "sms:SM1", 1000));
-  CHECK_FALSE(s->first_event("twilio", "sms:SM1", 2000));
-  CHECK(s->first_event("sendgrid", "sms:SM1", 2000));  // another provider's id space
-  CHECK(s->first_event("twilio", "sms:SM2", 5000));
-  CHECK(s->purge_events(3000) == 2);
-  CHECK(s->first_event("twilio", "sms:SM1", 6000));  // forgotten after retention
-  CHECK_FALSE(s->first_event("twilio", "sms:SM2", 6000));
-
-  CHECK(s->insert_ack({"ABC123", 7, "responding", 1000}));
-  CHECK_FALSE(s->insert_ack({"ABC123", 7, "responding", 2000}));
-  CHECK(s->insert_ack({"ABC123", 7, "reply", 2000}));
-  CHECK(s->insert_ack({"ABC123", 8, "responding", 2000}));
-  CHECK(s->insert_ack({"OTHER1", 7, "responding", 2000}));
-  // Erased subscribers' acknowledgements (id 0) cannot be told apart: kept.
-  CHECK(s->insert_ack({"ABC123", 0, "responding", 3000}));
-  CHECK(s->insert_ack({"ABC123", 0, "responding", 3000}));
-  CHECK(s->incident_acks("ABC123").size() == 5);
-  s->commit();
 }
 
 TEST_CASE("a schema 2 database is migrated to schema 3 (provider_events) and on at open", "[store][replay]") {

@@ -13,9 +13,11 @@
 
 #include "app/ingest.h"
 #include "store/keyring.h"
+#include "store/open_store.h"
 #include "store/store.h"
 #include "support/daemon.h"
 #include "support/keys.h"
+#include "support/store_tx.h"
 
 using namespace tocsin;
 using store::Keyring;
@@ -80,15 +82,7 @@ struct FileStore {
 
   template <typename F>
   auto tx(F f) {
-    store->begin();
-    if constexpr (std::is_void_v<decltype(f(*store))>) {
-      f(*store);
-      store->commit();
-    } else {
-      auto r = f(*store);
-      store->commit();
-      return r;
-    }
+    return test::in_tx(*store, f);
   }
   int64_t add(const store::Subscriber& s) {
     return tx([&](store::Store& st) { return st.insert_subscriber(s, 1000); });
@@ -170,33 +164,6 @@ TEST_CASE("key files: generate refuses to overwrite and is private, rotate repla
   REQUIRE(again);
   CHECK(again->active_id() == 2);
   CHECK_FALSE(std::filesystem::exists(path + ".new"));
-}
-
-TEST_CASE("store: subscribers round-trip, lookups by phone and email use hashes", "[privacy][store]") {
-  FileStore f;
-  auto a = person(1), b = person(2);
-  b.name = "";
-  b.phone = "";
-  b.channels = {Channel::kEmail};
-  int64_t ia = f.add(a), ib = f.add(b);
-  auto got = f.store->subscriber(ia);
-  REQUIRE(got);
-  CHECK(got->name == a.name);
-  CHECK(got->phone == a.phone);
-  CHECK(got->email == a.email);
-  CHECK(got->language == "es");
-  CHECK(got->groups == std::vector<std::string>{"east"});
-  auto gb = f.store->subscriber(ib);
-  CHECK(gb->phone.empty());
-  CHECK(gb->name.empty());
-  CHECK(f.store->subscribers_by_phone(a.phone) == std::vector<int64_t>{ia});
-  CHECK(f.store->subscribers_by_phone("+12135559999").empty());
-  CHECK(f.store->subscribers_by_phone("").empty());
-  CHECK(f.store->subscribers_by_email("person2@example.ORG") == std::vector<int64_t>{ib});
-  CHECK(f.store->subscribers_by_email(a.email) == std::vector<int64_t>{ia});
-  // Absent fields are NULL, not ciphertexts: nobody is reachable by SMS without a number.
-  CHECK(f.store->group_audience({"east"}, Channel::kSms) ==
-        std::vector<std::pair<std::string, int64_t>>{{"es", 1}});
 }
 
 TEST_CASE("store: a copy of the database and WAL reveals no number, address or name", "[privacy][store]") {

@@ -11,6 +11,7 @@
 #include "app/ingest.h"
 #include "app/safety.h"
 #include "store/keyring.h"
+#include "store/open_store.h"
 #include "store/store.h"
 #include "support/daemon.h"
 #include "support/keys.h"

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "store/keyring.h"
+#include "store/open_store.h"
 #include "store/store_worker.h"
 
 using namespace tocsin;
