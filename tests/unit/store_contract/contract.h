@@ -77,7 +77,8 @@ struct Contract {
   // A report of `incident_id` received at `at`, with its rendered SMS and
   // email texts in English and Spanish; returns its id.
   int64_t report(const std::string& incident_id, UnixMs at, std::string outcome = "new_incident",
-                 std::string coordinator = "c1", Certainty certainty = Certainty::kObserved) {
+                 std::string coordinator = "c1", Certainty certainty = Certainty::kObserved,
+                 std::string person = "") {
     Report& r = reports.emplace_back();
     r.msg_type = outcome == "update" ? MsgType::kUpdate : MsgType::kAlert;
     r.event = "enforcement_activity";
@@ -87,6 +88,7 @@ struct Contract {
     store::ReportRecord rec;
     rec.incident_id = incident_id;
     rec.coordinator = std::move(coordinator);
+    rec.person = std::move(person);
     rec.webhook_id = "w" + std::to_string(reports.size());
     rec.outcome = std::move(outcome);
     rec.report = &r;

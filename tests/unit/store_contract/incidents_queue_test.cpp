@@ -103,7 +103,7 @@ TEMPLATE_TEST_CASE("contract: reports of an incident, their evidence and latest 
   c.tx([&](store::Store& s) {
     s.insert_incident(c.incident("ABC123", 1000));
     int64_t r1 = c.report("ABC123", 1000, "new_incident", "c1", Certainty::kLikely);
-    int64_t r2 = c.report("ABC123", 2000, "merged", "c2", Certainty::kObserved);
+    int64_t r2 = c.report("ABC123", 2000, "merged", "c2", Certainty::kObserved, "ana");
     int64_t r3 = c.report("ABC123", 3000, "released");  // a row tocsin adds: not a coordinator's
     CHECK(r1 < r2);
     CHECK(r2 < r3);
@@ -118,8 +118,8 @@ TEMPLATE_TEST_CASE("contract: reports of an incident, their evidence and latest 
   CHECK(reps[1].outcome == "merged");
   auto evidence = c.s().incident_evidence("ABC123");
   REQUIRE(evidence.size() == 2);
-  CHECK(evidence[0] == std::pair<std::string, Certainty>{"c1", Certainty::kLikely});
-  CHECK(evidence[1] == std::pair<std::string, Certainty>{"c2", Certainty::kObserved});
+  CHECK(evidence[0] == ReportEvidence{"c1", "", Certainty::kLikely});
+  CHECK(evidence[1] == ReportEvidence{"c2", "ana", Certainty::kObserved});
   CHECK(c.s().latest_report_body("ABC123") == R"({"n":2})");
   CHECK(c.s().latest_report_body("NOPE00").empty());
 }
