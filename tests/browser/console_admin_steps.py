@@ -98,7 +98,7 @@ def run(t, d, sc, base, config, emu, tmp, ben_cookie):
     check(audit_has("ops", "/console/admin/subscribers", str(nia), 201), "the add is audited")
 
     # an alert reaches the new person at the emulator, in Spanish
-    pdx_alert("enforcement_activity", "console-admin-1")
+    pdx_alert("patrol_sighting", "console-admin-1")  # an event no other step uses: never merged
     wait_for(lambda: any(m[1] == "+15035550009" for m in emu.sms), "the new subscriber gets the alert")
     check("Control console-admin-1" in [m[2] for m in emu.sms if m[1] == "+15035550009"][0],
           "the new subscriber gets it in Spanish")
@@ -161,7 +161,7 @@ def run(t, d, sc, base, config, emu, tmp, ben_cookie):
     check(gone and not any(s["id"] == nia for s in subs()), "the erased subscriber is gone")
     to_nia = len([m for m in emu.sms if m[1] == "+15035550009"])
     to_pia = len([m for m in emu.sms if m[1] == "+15035550003"])
-    pdx_alert("checkpoint", "console-admin-2")
+    pdx_alert("vehicle_stop", "console-admin-2")
     wait_for(lambda: len([m for m in emu.sms if m[1] == "+15035550003"]) > to_pia, "the next pdx alert goes out")
     time.sleep(0.5)  # the same dispatch would have sent to the erased number alongside
     check(len([m for m in emu.sms if m[1] == "+15035550009"]) == to_nia, "the next alert does not reach the erased person")

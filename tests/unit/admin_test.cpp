@@ -234,7 +234,7 @@ TEST_CASE("subscribers: signal and voice channels need a phone, and are never im
   CHECK(std::get<store::Subscriber>(implied).channels == std::vector<Channel>{Channel::kSms});
 }
 
-TEST_CASE("csv import rows: header in any order, ';' lists, short lines and bad headers refused",
+TEST_CASE("csv import rows: header in any order, semicolon lists, short lines and bad headers refused",
           "[unit][admin]") {
   auto ok = rows_from_csv("Groups,PHONE,name\r\n\"a; b\",+12135550001,Ann\n+12135550002,Ben\nb,,\n");
   REQUIRE(ok.error.empty());

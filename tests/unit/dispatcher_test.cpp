@@ -304,7 +304,7 @@ TEST_CASE("dispatcher: stop drains requests in flight, records their answers and
   CHECK(g.messages() == 4);
 }
 
-TEST_CASE("dispatcher: stop gives up at its bound; a request still out keeps its lease",
+TEST_CASE("dispatcher: stop gives up at its bound, and a request still out keeps its lease",
           "[dispatcher]") {
   Rig rig;
   auto& g = rig.gateway("twilio", 100, 1);

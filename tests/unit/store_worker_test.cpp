@@ -1,6 +1,7 @@
 // StoreWorker: what a caller learns of a failed job. A StoreError (busy,
 // full, I/O) is "unavailable" (503, retry); anything else a job throws is a
 // bug (500), rolled back alone while the other jobs of its group commit.
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 #include <stdexcept>
@@ -24,6 +25,9 @@ struct Outcome {
 
 TEST_CASE("a store job's failure reaches its caller with its kind", "[store_worker]") {
   boost::asio::io_context io;
+  // Keeps run_one() waiting for the worker's completions instead of
+  // returning (and stopping the context) while none is posted yet.
+  auto work = boost::asio::make_work_guard(io);
   store::StoreWorker worker(store::open_sqlite_store(":memory:", store::Keyring::generate()), io);
   Outcome good, busy, bug;
   auto keep = [](Outcome& o) {
@@ -51,6 +55,9 @@ TEST_CASE("a store job's failure reaches its caller with its kind", "[store_work
 
 TEST_CASE("a job submitted after stop is unavailable, not a bug", "[store_worker]") {
   boost::asio::io_context io;
+  // Keeps run_one() waiting for the worker's completions instead of
+  // returning (and stopping the context) while none is posted yet.
+  auto work = boost::asio::make_work_guard(io);
   store::StoreWorker worker(store::open_sqlite_store(":memory:", store::Keyring::generate()), io);
   worker.stop();
   Outcome late;

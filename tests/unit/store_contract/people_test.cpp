@@ -120,7 +120,7 @@ TEMPLATE_TEST_CASE("contract: update, list, opt-outs and erasure of subscribers"
   CHECK(next > ids[4]);
 }
 
-TEMPLATE_TEST_CASE("contract: join requests count, close and purge; consents go with the subscriber",
+TEMPLATE_TEST_CASE("contract: join requests count, close and purge, and consents go with the subscriber",
                    "[store][contract]", STORE_FACTORIES) {
   Contract<TestType> c;
   const std::string phone = "+12135550001";
