@@ -23,18 +23,6 @@ struct AdminData {
   std::vector<store::AuditEntry> audit;
 };
 
-std::string channels_of(const store::Subscriber& s) {
-  std::string out;
-  for (Channel c : s.channels) out += (out.empty() ? "" : ", ") + std::string(to_string(c));
-  return out;
-}
-
-std::string join(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& x : v) out += (out.empty() ? "" : ", ") + x;
-  return out;
-}
-
 }  // namespace
 
 void Console::Impl::admin_page(const std::string& what, int64_t after, const Who& who,
@@ -82,7 +70,7 @@ void Console::Impl::admin_page(const std::string& what, int64_t after, const Who
                  std::to_string(s.id) + "</a></td><td>" + esc(mask_name(s.name)) + "</td><td>" +
                  esc(s.phone.empty() ? "" : mask_phone(s.phone)) + "</td><td>" +
                  esc(s.email.empty() ? "" : mask_email(s.email)) + "</td><td>" + esc(s.language) +
-                 "</td><td>" + esc(join(s.groups)) + "</td><td>" + esc(channels_of(s)) +
+                 "</td><td>" + esc(comma_list(s.groups)) + "</td><td>" + esc(channels_text(s)) +
                  (s.sms_opted_out ? " (SMS STOP)" : "") + "</td></tr>";
         } else if (what == "users") {
           h += "<tr><th scope=\"col\">" + T(l, "name") + "</th><th scope=\"col\">role</th><th "

@@ -193,6 +193,21 @@ http::Response redirect(std::string_view location) {
   return r;
 }
 
+std::string comma_list(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& x : items) {
+    if (!out.empty()) out += ", ";
+    out += x;
+  }
+  return out;
+}
+
+std::string channels_text(const store::Subscriber& s) {
+  std::vector<std::string> names;
+  for (Channel c : s.channels) names.emplace_back(to_string(c));
+  return comma_list(names);
+}
+
 std::string render_page(const Page& p) {
   const std::string& l = p.lang;
   std::string h;

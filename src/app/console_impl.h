@@ -59,6 +59,11 @@ http::Response redirect(std::string_view location);
 http::Response message_page(int status, const std::string& lang, const Who* who,
                             std::string_view title_key, const std::string& text);
 
+// A subscriber's groups and channels as the admin screens list them:
+// "eastside, lawyers", "sms, email" (plain text: escape it for HTML).
+std::string comma_list(const std::vector<std::string>& items);
+std::string channels_text(const store::Subscriber& s);
+
 // The QR code of `text` as an inline SVG (black modules on white), "" when
 // libqrencode cannot encode it.
 std::string qr_svg(const std::string& text);

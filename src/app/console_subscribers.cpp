@@ -64,18 +64,6 @@ std::string problems_of(const std::vector<FieldProblem>& problems, const std::st
   return out;
 }
 
-std::string channels_text(const store::Subscriber& s) {
-  std::string out;
-  for (Channel c : s.channels) out += (out.empty() ? "" : ", ") + std::string(to_string(c));
-  return out;
-}
-
-std::string join(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& x : v) out += (out.empty() ? "" : ", ") + x;
-  return out;
-}
-
 // A text input with its label and, when the field has a problem, the
 // problem tied to it (aria-describedby) and aria-invalid.
 std::string input(const std::string& l, const std::string& name, const std::string& value,
@@ -164,7 +152,7 @@ std::string detail_html(const std::string& l, const Who& who, const store::Subsc
        "</dt><dd>" + esc(s.name) + "</dd><dt>" + T(l, "sub_phone") + "</dt><dd>" + esc(s.phone) +
        "</dd><dt>" + T(l, "sub_email") + "</dt><dd>" + esc(s.email) + "</dd><dt>" +
        T(l, "sub_lang") + "</dt><dd id=\"s-lang\">" + esc(s.language) + "</dd><dt>" +
-       T(l, "sub_groups") + "</dt><dd>" + esc(join(s.groups)) + "</dd><dt>" + T(l, "sub_channels") +
+       T(l, "sub_groups") + "</dt><dd>" + esc(comma_list(s.groups)) + "</dd><dt>" + T(l, "sub_channels") +
        "</dt><dd>" + esc(channels_text(s)) + "</dd><dt>" + T(l, "sub_opted_out") + "</dt><dd>" +
        (s.sms_opted_out ? "SMS " : "") + (s.email_opted_out ? "email" : "") + "</dd><dt>" +
        T(l, "sub_added") + "</dt><dd>" + esc(format_rfc3339(s.created_at)) + "</dd></dl>";
