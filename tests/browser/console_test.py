@@ -34,6 +34,9 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import console_admin_steps  # noqa: E402  (the admin's subscriber screens)
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import tocsin_daemon  # noqa: E402 (after the path it lives on)
+
 SKIP = 77
 DEADLINE = time.monotonic() + 280  # the whole test stays under 5 minutes
 
@@ -213,20 +216,13 @@ def main():
     check(row and row[0] != links["ana"].rsplit("/", 1)[1], "only the enrolment token's hash is stored")
     conn.close()
 
-    log = open(os.path.join(tmp, "tocsin.log"), "w")
-    daemon = subprocess.Popen([TOCSIN, "serve", "--config", cfg_path], stdout=log, stderr=log, cwd=tmp)
     try:
-        wait_for(lambda: urllib.request.urlopen(base + "/readyz", timeout=1).status == 200, "daemon ready")
-        run(base, cfg_path, config, links, emu, tmp)
+        with tocsin_daemon.running(TOCSIN, cfg_path, tmp, base):
+            run(base, cfg_path, config, links, emu, tmp)
     finally:
-        daemon.terminate()
-        try:
-            daemon.wait(10)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
         if failures:
             print("--- daemon log tail ---")
-            print(open(os.path.join(tmp, "tocsin.log")).read()[-3000:])
+            print(tocsin_daemon.log_tail(tmp))
         shutil.rmtree(tmp, ignore_errors=True)
     return report()
 

@@ -35,6 +35,9 @@ import time
 import urllib.error
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import tocsin_daemon  # noqa: E402 (after the path it lives on)
+
 SKIP = 77
 if "/usr/lib/python3/dist-packages" not in sys.path:  # Debian's python3-aiosmtpd under another python3
     sys.path.append("/usr/lib/python3/dist-packages")
@@ -213,27 +216,14 @@ def main():
     cfg_path = os.path.join(tmp, "tocsin.json")
     with open(cfg_path, "w") as f:
         json.dump(config, f)
-    log = open(os.path.join(tmp, "tocsin.log"), "w")
-    daemon = subprocess.Popen([TOCSIN, "serve", "--config", cfg_path], stdout=log, stderr=log, cwd=tmp)
     try:
-        end = time.monotonic() + 20
-        while time.monotonic() < end:
-            try:
-                if urllib.request.urlopen(base + "/readyz", timeout=1).status == 200:
-                    break
-            except Exception:
-                time.sleep(0.1)
-        run(base, inbox)
+        with tocsin_daemon.running(TOCSIN, cfg_path, tmp, base):
+            run(base, inbox)
     finally:
-        daemon.terminate()
-        try:
-            daemon.wait(10)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
         smtp.stop()
         if failures:
             print("--- daemon log tail ---")
-            print(open(os.path.join(tmp, "tocsin.log")).read()[-3000:])
+            print(tocsin_daemon.log_tail(tmp))
         shutil.rmtree(tmp, ignore_errors=True)
     return report()
 
