@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <stdexcept>
 
+#include "app/api_common.h"
 #include "store/keyring.h"
 #include "store/open_store.h"
 #include "store/store_worker.h"
@@ -68,4 +69,15 @@ TEST_CASE("a job submitted after stop is unavailable, not a bug", "[store_worker
   while (!late.done) io.run_one();
   CHECK_FALSE(late.result);
   CHECK(late.result.failure == JobFailure::kUnavailable);
+}
+
+TEST_CASE("a failed store job answers 500 when it was a bug, 503 + Retry-After otherwise",
+          "[store_worker]") {
+  auto bug = app::api::store_failure(JobFailure::kBug);
+  CHECK(bug.status == 500);
+  CHECK(bug.type == "internal");
+  CHECK(bug.retry_after_s == 0);
+  auto busy = app::api::store_failure(JobFailure::kUnavailable);
+  CHECK(busy.status == 503);
+  CHECK(busy.retry_after_s == 2);
 }
