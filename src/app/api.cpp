@@ -167,7 +167,9 @@ void Api::reload(Respond respond) {
     if (outcome.unavailable) return respond(problem(unavailable()));
     if (!outcome.problems.empty()) {
       for (auto& fp : outcome.problems)
-        if (fp.path.empty()) fp.path = "$";  // the file as a whole
+        // push_back, not `= "$"`: GCC 12 at -O3 raises a false -Wrestrict on
+        // assigning a literal here (the .deb build, scripts/check-deb).
+        if (fp.path.empty()) fp.path.push_back('$');  // the file as a whole
       Problem p = field_problems(outcome.problems);
       p.type = "invalid-config";
       p.title = "Invalid config; the running config is kept";
