@@ -11,7 +11,9 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
+#include <fmt/format.h>
 #include <memory>
+#include <random>
 
 #include "app/api.h"
 #include "app/config.h"
@@ -31,6 +33,14 @@ namespace tocsin::app {
 namespace {
 
 constexpr auto kDrainBound = std::chrono::seconds(10);
+// A heartbeat interval (app/housekeeping.cpp) and a margin.
+constexpr auto kJoinWait = std::chrono::milliseconds(1'500);
+
+// This process's id in the store's membership: random, never reused.
+std::string instance_id() {
+  std::random_device rd;
+  return fmt::format("{:08x}{:08x}", rd(), rd());
+}
 
 void print_problems(const std::string& file, const std::vector<FieldProblem>& problems) {
   for (const auto& p : problems)
@@ -54,15 +64,20 @@ class Daemon {
       spdlog::critical("cannot open the store: {}", e.what());
       return 1;
     }
+    housekeeping_ = std::make_unique<Housekeeping>(Housekeeping::Parts{
+        io_, *worker_, clock_, metrics_, [this] { return config_; },
+        [this] { dispatcher_->kick(); }, instance_id(),
+        [this](int live) { dispatcher_->set_share(live); }});
     int64_t released = 0;
-    worker_->run_sync([&](store::Store& s) { released = Housekeeping::recover(s, c, clock_.now_ms()); });
+    store::Membership membership;  // this instance's first view of the cluster
+    worker_->run_sync([&](store::Store& s) {
+      released = Housekeeping::recover(s, c, clock_.now_ms());
+      membership = housekeeping_->join(s);
+    });
     if (released)
       spdlog::warn("recovered {} deliveries leased by a previous run; sending them again", released);
 
     http_ = std::make_unique<delivery::CurlHttpClient>(io_);
-    housekeeping_ = std::make_unique<Housekeeping>(Housekeeping::Parts{
-        io_, *worker_, clock_, metrics_, [this] { return config_; },
-        [this] { dispatcher_->kick(); }});
     reloader_ = std::make_unique<Reloader>(Reloader::Parts{
         io_, *http_, clock_, metrics_, *worker_, config_,
         [this](delivery::DispatcherOptions o, std::vector<delivery::GatewaySpec> specs) {
@@ -101,7 +116,18 @@ class Daemon {
                        sopts.listen_fd >= 0 ? "the passed socket" : sopts.listen, e.what());
       return 1;
     }
-    dispatcher_->start();
+    // On a shared store the others learn of this instance at their next
+    // heartbeat; until then they still take the share they had, so this one
+    // waits that long before its first send (the sum stays within the
+    // provider's limits).
+    if (membership.shared) {
+      join_wait_.expires_after(kJoinWait);
+      join_wait_.async_wait([this](boost::system::error_code ec) {
+        if (!ec) dispatcher_->start();
+      });
+    } else {
+      dispatcher_->start();
+    }
     watch_signals();
     housekeeping_->start();
     watchdog_ = std::make_unique<systemd::Watchdog>(io_, *worker_);
@@ -110,6 +136,11 @@ class Daemon {
     systemd::notify_ready("listening on http://" + bound);
     io_.run();
     housekeeping_->log_refusals();
+    try {
+      worker_->run_sync([&](store::Store& s) { housekeeping_->leave(s); });
+    } catch (const std::exception& e) {  // its heartbeat runs out instead
+      spdlog::warn("could not leave the cluster: {}", e.what());
+    }
     worker_->stop();
     spdlog::info("stopped");
     return 0;
@@ -186,6 +217,7 @@ class Daemon {
       spdlog::info("signal {}: no new reports; draining deliveries for up to {} s", sig,
                    kDrainBound.count());
       systemd::notify_stopping();
+      join_wait_.cancel();
       server_->stop();
       housekeeping_->stop_timers();
       const auto deadline = std::chrono::steady_clock::now() + kDrainBound;
@@ -215,6 +247,7 @@ class Daemon {
   boost::asio::io_context io_{1};
   boost::asio::signal_set signals_{io_, SIGTERM, SIGINT, SIGHUP};
   boost::asio::steady_timer stop_wait_{io_};
+  boost::asio::steady_timer join_wait_{io_};
   std::unique_ptr<store::StoreWorker> worker_;
   std::unique_ptr<systemd::Watchdog> watchdog_;
   std::unique_ptr<delivery::CurlHttpClient> http_;

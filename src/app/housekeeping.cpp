@@ -1,3 +1,4 @@
+// The daemon's background chores (see housekeeping.h).
 #include "app/housekeeping.h"
 
 #include <spdlog/spdlog.h>
@@ -16,6 +17,10 @@ constexpr int64_t kJoinRequestKeepMs = 2LL * 24 * 3600 * 1000;  // join prompts:
 constexpr int kReencryptBatch = 200;
 constexpr int kPurgeBatch = 2000;
 constexpr auto kEscalationPoll = std::chrono::seconds(1);  // how often due timers are looked for
+// A heartbeat each second, good for five: an instance that dies gives its
+// share of the gateways' limits back, and its leadership, within 5 s.
+constexpr auto kHeartbeat = std::chrono::seconds(1);
+constexpr int64_t kHeartbeatLifetimeMs = 5'000;
 
 int64_t events_keep_ms(const Config& c) {
   return static_cast<int64_t>(c.retention.provider_events_days * 86400e3);
@@ -31,7 +36,8 @@ void purge_kept(store::Store& s, UnixMs now, int64_t events_keep) {
 }  // namespace
 
 Housekeeping::Housekeeping(Parts parts)
-    : p_(std::move(parts)), purges_(p_.io), escalations_(p_.io), refusal_timer_(p_.io) {}
+    : p_(std::move(parts)), purges_(p_.io), escalations_(p_.io), refusal_timer_(p_.io),
+      heartbeat_(p_.io) {}
 
 int64_t Housekeeping::recover(store::Store& s, const Config& c, UnixMs now) {
   int64_t released = s.release_all_leases();
@@ -39,17 +45,69 @@ int64_t Housekeeping::recover(store::Store& s, const Config& c, UnixMs now) {
   return released;
 }
 
+store::Membership Housekeeping::join(store::Store& s) {
+  UnixMs now = p_.clock.now_ms();
+  membership_ = s.heartbeat(p_.instance, now, now + kHeartbeatLifetimeMs);
+  if (membership_.shared)
+    spdlog::info("cluster: instance {} joins {} alive{}", p_.instance, membership_.live,
+                 membership_.leader ? "; it leads housekeeping" : "");
+  return membership_;
+}
+
+void Housekeeping::leave(store::Store& s) {
+  if (membership_.shared) s.leave(p_.instance);
+}
+
 void Housekeeping::start() {
-  purge_expired(0);
+  if (p_.share) p_.share(membership_.live);
+  if (membership_.leader) {
+    purge_expired(0);
+    reencrypt();
+  }
   schedule_purges();
   schedule_escalations();
   schedule_refusal_summary();
-  reencrypt();
+  if (membership_.shared) schedule_heartbeat();
 }
 
 void Housekeeping::stop_timers() {
   purges_.cancel();
   escalations_.cancel();
+  heartbeat_.cancel();
+}
+
+// A heartbeat that fails (the database away) changes nothing: the share
+// and the leadership stay as last seen until one succeeds. Another
+// instance cannot lead meanwhile without this one's heartbeat running out,
+// and the leader's chores are each idempotent store jobs, so two leaders
+// for a moment would repeat work, never double an effect.
+void Housekeeping::schedule_heartbeat() {
+  heartbeat_.expires_after(kHeartbeat);
+  heartbeat_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    UnixMs now = p_.clock.now_ms();
+    p_.worker.call<store::Membership>(
+        [instance = p_.instance, now](store::Store& s) {
+          return s.heartbeat(instance, now, now + kHeartbeatLifetimeMs);
+        },
+        [this](std::optional<store::Membership> m) {
+          if (m) apply(*m);
+          schedule_heartbeat();
+        });
+  });
+}
+
+void Housekeeping::apply(const store::Membership& m) {
+  bool became_leader = m.leader && !membership_.leader;
+  if (m.live != membership_.live || m.leader != membership_.leader)
+    spdlog::info("cluster: {} instance(s) alive; this one {}", m.live,
+                 m.leader ? "leads housekeeping" : "does not lead housekeeping");
+  membership_ = m;
+  if (p_.share) p_.share(m.live);
+  if (became_leader) {  // the chores a start runs, now that this one leads
+    purge_expired(0);
+    reencrypt();
+  }
 }
 
 void Housekeeping::refused(std::string_view route, int status) {
@@ -85,6 +143,7 @@ void Housekeeping::schedule_purges() {
       std::chrono::milliseconds(std::clamp<int64_t>(retention_ms / 4, 1000, 3600 * 1000)));
   purges_.async_wait([this](boost::system::error_code ec) {
     if (ec) return;
+    if (!membership_.leader) return schedule_purges();
     UnixMs now = p_.clock.now_ms();
     p_.worker.submit([now, keep = events_keep_ms(p_.config()->config)](
                          store::Store& s) { purge_kept(s, now, keep); },
@@ -101,6 +160,7 @@ void Housekeeping::schedule_escalations() {
   escalations_.expires_after(kEscalationPoll);
   escalations_.async_wait([this](boost::system::error_code ec) {
     if (ec) return;
+    if (!membership_.leader) return schedule_escalations();
     auto cfg = p_.config();
     // Without an escalate rule no timer is started, and none that is
     // stored can fire (it would end as dropped): no job, no write lock.
@@ -143,7 +203,7 @@ void Housekeeping::purge_expired(int64_t done_so_far) {
 }
 
 void Housekeeping::reencrypt() {
-  if (reencrypting_) return;  // a pass is running; it reads the new key
+  if (reencrypting_ || !membership_.leader) return;  // a pass is running; it reads the new key
   reencrypting_ = true;
   reencrypt_from(0);
 }

@@ -15,10 +15,12 @@ using std::chrono::milliseconds;
 
 struct Dispatcher::Slot {
   std::unique_ptr<Gateway> gateway;
-  RateWindow limit;  // the provider's rate, as the provider counts it
-  int max_in_flight;
+  RateWindow limit;  // this instance's share of the provider's rate, as the provider counts it
+  int max_in_flight;  // this instance's share of the configured bound
   CircuitBreaker breaker;
-  double rate_per_s;
+  double rate_per_s;  // this instance's share
+  double configured_rate_per_s = 0;  // the account's, from the config
+  int configured_max_in_flight = 0;
   // Requests at the gateway, not yet answered. A slot is freed when its
   // answer is queued for recording; max_unrecorded bounds what waits there.
   int in_flight = 0;
@@ -114,9 +116,9 @@ void Dispatcher::reconfigure(const DispatcherOptions& options, std::vector<Gatew
       if (it != running.end() && it->second->gateway->channel() == slot->gateway->channel())
         slot->limit = it->second->limit;
     }
-    slot->limit.set_rate(spec.rate_per_s);
-    slot->rate_per_s = spec.rate_per_s;
-    slot->max_in_flight = spec.max_in_flight;
+    slot->configured_rate_per_s = spec.rate_per_s;
+    slot->configured_max_in_flight = spec.max_in_flight;
+    apply_share(*slot);
     slot->breaker.set_limits(options_.breaker_threshold, options_.breaker_cooldown);
     Channel ch = slot->gateway->channel();
     for (auto& lane : lanes_)
@@ -577,6 +579,27 @@ std::vector<GatewayHealth> Dispatcher::gateway_health() const {
     for (const auto& s : lane->slots)
       out.push_back({s->gateway->name(), lane->channel, s->breaker.state(now)});
   return out;
+}
+
+// A provider's limits are its account's: with `live` instances sending
+// through one account, each takes 1/live of the rate (sliding windows of one
+// second each, so the sum in any second stays within the account's) and of
+// max_in_flight, rounded down but never below one request (so with more
+// instances than max_in_flight the sum can reach `live`; the README says to
+// keep max_in_flight at least the number of instances).
+void Dispatcher::set_share(int live) {
+  live = std::max(1, live);
+  if (live == share_) return;
+  share_ = live;
+  for (auto& lane : lanes_)
+    for (auto& slot : lane->slots) apply_share(*slot);
+  kick();
+}
+
+void Dispatcher::apply_share(Slot& slot) const {
+  slot.rate_per_s = slot.configured_rate_per_s / share_;
+  slot.limit.set_rate(slot.rate_per_s);
+  slot.max_in_flight = std::max(1, slot.configured_max_in_flight / share_);
 }
 
 DispatcherStats Dispatcher::stats() const {

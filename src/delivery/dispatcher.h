@@ -136,6 +136,11 @@ class Dispatcher {
   // without gateways are handed back to the store (they stay pending).
   void reconfigure(const DispatcherOptions& options, std::vector<GatewaySpec> gateways);
 
+  // How many instances send through the same gateways' accounts (the
+  // store's membership, store/cluster.h): each gateway's rate_per_s and
+  // max_in_flight are divided among them. 1 (the default) is the whole.
+  void set_share(int live);
+
   DispatcherStats stats() const;
   // Every configured gateway's circuit, in config order.
   std::vector<GatewayHealth> gateway_health() const;
@@ -160,6 +165,7 @@ class Dispatcher {
   Dispatcher(boost::asio::io_context& io, std::unique_ptr<store::QueueJobs> queue,
              std::unique_ptr<Timers> timers, const Clock& clock, DispatcherOptions options,
              std::vector<GatewaySpec> gateways);
+  void apply_share(Slot& slot) const;
   void pump();
   void claim(Lane& lane);
   void drain(Lane& lane);
@@ -190,6 +196,7 @@ class Dispatcher {
   // Answered and not yet durable: unrecorded_ plus the flush being committed.
   std::size_t unrecorded_count_ = 0;
   std::map<std::pair<int64_t, Channel>, Fanout> fanouts_;
+  int share_ = 1;  // instances sharing the gateways' accounts (set_share)
   bool flushing_ = false;
   bool pump_posted_ = false;
   bool stopping_ = false;

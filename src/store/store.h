@@ -1,8 +1,8 @@
 // Storage behind one interface, Store, made of narrow roles (one header
 // each: incident_store.h, safety_store.h, subscriber_store.h,
-// console_store.h, audit_log.h, provider_events.h, maintenance_store.h) so
-// that code can depend on the role it uses; Store adds the transactions
-// and the delivery queue. The SQLite store (src/store/sqlite/) is the
+// console_store.h, audit_log.h, provider_events.h, maintenance_store.h,
+// cluster.h) so that code can depend on the role it uses; Store adds the
+// transactions and the delivery queue. The SQLite store (src/store/sqlite/) is the
 // embedded default; a PostgreSQL store implementing the same interface will
 // let several instances share one queue. open_store() (open_store.h) opens
 // the one a config names.
@@ -22,6 +22,7 @@
 #include "core/model.h"
 #include "core/report.h"
 #include "store/audit_log.h"
+#include "store/cluster.h"
 #include "store/delivery_queue.h"
 #include "store/console_store.h"
 #include "store/incident_store.h"
@@ -40,7 +41,8 @@ class Store : public DeliveryQueue,
               public ConsoleStore,
               public AuditLog,
               public ProviderEvents,
-              public MaintenanceStore {
+              public MaintenanceStore,
+              public Cluster {
  public:
   ~Store() override = default;
 

@@ -36,6 +36,7 @@ struct Rig {
   DispatcherOptions options;
   std::vector<GatewaySpec> specs;
   std::unique_ptr<Dispatcher> dispatcher;
+  int share = 1;  // instances sharing the gateways (Dispatcher::set_share) from the start
 
   Rig() { options.idle_poll = milliseconds(1'000); }
   ~Rig() {
@@ -52,6 +53,7 @@ struct Rig {
   }
   void start() {
     dispatcher = std::make_unique<Dispatcher>(io, queue, time, time, options, std::move(specs));
+    dispatcher->set_share(share);
     dispatcher->start();
     time.settle();
   }
@@ -364,4 +366,32 @@ TEST_CASE("dispatcher: a permanent error fails one delivery, not the gateway", "
   CHECK(rig.queue.row(2).error == "twilio 21211");
   CHECK(rig.health("twilio") == State::kClosed);
   CHECK(g.messages() == 4);
+}
+
+TEST_CASE("dispatcher: with several instances each takes its share of a gateway's rate and "
+          "in-flight bound, and the whole again when the others are gone",
+          "[dispatcher]") {
+  Rig rig;
+  auto& g = rig.gateway("twilio", 6, 4);
+  g.hold(true);  // answers wait: what is in flight stays there
+  rig.add(40);
+  rig.share = 3;
+  rig.start();
+  // 4 / 3 instances: one request in flight at a time.
+  CHECK(g.in_flight() == 1);
+  g.hold(false);
+  g.release();
+  rig.time.advance(milliseconds(100));
+  CHECK(most_in_window(g.requests(), milliseconds(1'000)) <= 2);  // 6 / 3 per second
+  rig.time.advance(milliseconds(5'000));
+  CHECK(most_in_window(g.requests(), milliseconds(1'000)) == 2);
+  // The others are gone: the whole rate again.
+  std::size_t before = g.requests().size();
+  rig.dispatcher->set_share(1);
+  rig.time.advance(milliseconds(2'100));
+  std::vector<SentRequest> after(g.requests().begin() + static_cast<std::ptrdiff_t>(before),
+                                 g.requests().end());
+  CHECK(most_in_window(after, milliseconds(1'000)) == 6);
+  REQUIRE(rig.settled_sent(40, milliseconds(20'000)));
+  CHECK(rig.queue.duplicate_records() == 0);
 }

@@ -87,6 +87,10 @@ class SqliteStore final : public Store {
   int64_t release_all_leases() override;
   void release_leases(const std::vector<int64_t>& ids) override;
   int64_t pending_count() override;
+
+  // Cluster: one instance by construction (the lock file), always the leader.
+  Membership heartbeat(const std::string&, UnixMs, UnixMs) override { return {}; }
+  void leave(const std::string&) override {}
   std::vector<FanoutProgress> fanout_progress(const std::vector<std::pair<int64_t, Channel>>& keys,
                                               bool count_accepted) override;
   std::optional<DeliveryTarget> delivery_target(int64_t delivery_id) override;
