@@ -42,6 +42,10 @@ std::unique_ptr<Store> open_store(const StoreOptions& options);
 // Throws StoreError when it cannot connect or `keyring` does not fit.
 std::unique_ptr<Store> open_postgresql_store(const StoreOptions& options);
 
+// What is wrong with `url` as libpq's conninfo or URI, or "" when nothing
+// is; the text never quotes `url` (it may hold a password).
+std::string postgresql_url_problem(const std::string& url);
+
 // Opens (creating if needed) the SQLite store at `path` ("" or ":memory:"
 // for an in-memory database): WAL, synchronous=FULL, secure_delete, schema
 // migrated; subscribers' personal data encrypted with `keyring`.

@@ -64,6 +64,16 @@ static std::string read_password_file(const std::string& path) {
   return pw;
 }
 
+std::string postgresql_url_problem(const std::string& url) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(url.c_str(), &error);
+  // libpq's message can quote a piece of the string: not repeated.
+  if (error) PQfreemem(error);
+  if (!options) return "is not a libpq connection string or postgresql:// URI";
+  PQconninfoFree(options);
+  return "";
+}
+
 std::unique_ptr<Store> open_postgresql_store(const StoreOptions& o) {
   std::string password =
       o.postgresql_password_file.empty() ? std::string() : read_password_file(o.postgresql_password_file);
