@@ -18,7 +18,7 @@ void run(const std::string& conninfo, const std::string& sql) {
     throw std::runtime_error("test PostgreSQL unreachable: " + msg);
   }
   PGresult* r = PQexec(c, sql.c_str());
-  bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
   std::string msg = PQresultErrorMessage(r);
   PQclear(r);
   PQfinish(c);
@@ -44,6 +44,8 @@ PgSchema::PgSchema() {
   run(base_, "CREATE SCHEMA " + name_);
   conninfo_ = base_ + " options='-c search_path=" + name_ + "'";
 }
+
+void PgSchema::exec(const std::string& sql) const { run(base_, sql); }
 
 PgSchema::~PgSchema() {
   try {

@@ -20,6 +20,8 @@ class PgSchema {
   // opened with it sees only this schema's tables.
   const std::string& conninfo() const { return conninfo_; }
   const std::string& name() const { return name_; }
+  // Runs `sql` on a connection of its own (as the server's superuser).
+  void exec(const std::string& sql) const;
 
  private:
   std::string base_, name_, conninfo_;

@@ -170,7 +170,16 @@ void Connection::exec(const char* sql) {
 
 void Connection::begin() {
   ensure_connected();
-  exec("BEGIN");
+  try {
+    exec("BEGIN");
+  } catch (const StoreError&) {
+    // libpq learns that the server closed the connection (a restart, a
+    // failover) only when it next uses it: here, before anything was
+    // written, so once more on a new connection is safe.
+    if (PQstatus(conn_) == CONNECTION_OK) throw;
+    ensure_connected();
+    exec("BEGIN");
+  }
   in_tx_ = true;
 }
 

@@ -266,3 +266,33 @@ TEST_CASE("PostgreSQL store: instances starting at once on a new database migrat
   o.keyring = store::Keyring::generate();
   CHECK_THROWS_AS(store::open_store(o), store::StoreError);
 }
+
+TEST_CASE("PostgreSQL store: a connection the server closed is made again at the next transaction",
+          "[store][postgresql]") {
+  test::PgSchema schema;
+  const std::string app = "tocsin-reconnect-" + schema.name();
+  store::StoreOptions o;
+  o.postgresql_url = schema.conninfo() + " application_name=" + app;
+  o.keyring = store::Keyring::generate();
+  auto s = store::open_store(o);
+  auto kill = [&] {
+    schema.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '" +
+                app + "'");
+  };
+  kill();
+  // A transaction after the loss: begin finds the connection gone and
+  // makes a new one before anything is written.
+  CHECK(test::in_tx(*s, [](store::Store& st) { return st.pending_count(); }) == 0);
+  // Lost inside a transaction: that transaction fails (and is not
+  // committed), the next one runs on a new connection.
+  s->begin();
+  CHECK(s->pending_count() == 0);
+  kill();
+  CHECK_THROWS_AS(s->commit(), store::StoreError);
+  s->rollback();
+  CHECK(test::in_tx(*s, [](store::Store& st) { return st.pending_count(); }) == 0);
+  // And outside any transaction: one read fails, the next reconnects.
+  kill();
+  CHECK_THROWS_AS(s->pending_count(), store::StoreError);
+  CHECK(s->pending_count() == 0);
+}
