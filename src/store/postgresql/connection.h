@@ -85,6 +85,7 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   Query q(const char* sql) { return Query(*this, sql); }
+  bool in_transaction() const { return in_tx_; }
   // Runs `sql` (several statements allowed, no parameters).
   void exec(const char* sql);
 

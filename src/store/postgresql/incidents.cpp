@@ -18,6 +18,17 @@ namespace {
   "id, event, area, lat, lon, location, dedup_key, severity, status, open, opened_at, " \
   "last_report_at, closed_at, report_count, spread_m"
 
+// The dedup candidates' queries (dedup_candidates adds FOR UPDATE in a transaction).
+#define AREA_LOCATED                                                     \
+  "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND event = $1 " \
+  "AND area = $2 AND lat IS NULL AND last_report_at >= $3"
+#define AREA_ANY                                                         \
+  "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND event = $1 " \
+  "AND area = $2 AND last_report_at >= $3"
+#define PLACE                                                                              \
+  "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND lat IS NOT NULL AND "      \
+  "event = $1 AND lat BETWEEN $2 AND $3 AND lon BETWEEN $4 AND $5 AND last_report_at >= $6"
+
 IncidentRecord read_incident(const Result& r, int i) {
   IncidentRecord rec;
   rec.id = r.text(i, 0);
@@ -78,6 +89,11 @@ std::vector<IncidentRecord> PgStore::dedup_candidates(const Report& report, doub
   // reports of one event are few per second, so one lock is enough.
   if (!report.dedup_key.empty()) db_.xact_lock(lock_key("dedup key\n" + report.dedup_key));
   db_.xact_lock(lock_key("dedup event\n" + report.event));
+  // The candidates' rows are locked too: an update or cancel of one of
+  // them (which takes no dedup lock) waits for this transaction, and this
+  // one reads what such a change committed, so neither loses the other's
+  // report count.
+  const bool lock = lock_reads();
   std::vector<IncidentRecord> out;
   std::set<std::string> seen;
   auto collect = [&](const Result& r) {
@@ -85,18 +101,17 @@ std::vector<IncidentRecord> PgStore::dedup_candidates(const Report& report, doub
       if (seen.insert(r.text(i, 0)).second) out.push_back(read_incident(r, i));
   };
   if (!report.dedup_key.empty())
-    collect(q("SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND "
-              "dedup_key = $1 AND dedup_key <> '' AND last_report_at >= $2")
+    collect(q(lock ? "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND "
+                     "dedup_key = $1 AND dedup_key <> '' AND last_report_at >= $2 FOR UPDATE"
+                   : "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND "
+                     "dedup_key = $1 AND dedup_key <> '' AND last_report_at >= $2")
                 .bind(report.dedup_key)
                 .bind(since)
                 .rows());
   // Same area: all of them for an unlocated report, the unlocated ones for
   // a located report (two located places are compared by distance only).
-  collect(q(report.location
-                ? "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND "
-                  "event = $1 AND area = $2 AND lat IS NULL AND last_report_at >= $3"
-                : "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND "
-                  "event = $1 AND area = $2 AND last_report_at >= $3")
+  collect(q(report.location ? (lock ? AREA_LOCATED " FOR UPDATE" : AREA_LOCATED)
+                            : (lock ? AREA_ANY " FOR UPDATE" : AREA_ANY))
               .bind(report.event)
               .bind(report.area)
               .bind(since)
@@ -105,9 +120,7 @@ std::vector<IncidentRecord> PgStore::dedup_candidates(const Report& report, doub
   // Within the radius's bounding box (incidents_open_place: one range scan,
   // no latitude bands as SQLite needs).
   GeoBox box = bounding_box(*report.location, radius_m);
-  collect(q("SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND lat IS NOT NULL AND "
-            "event = $1 AND lat BETWEEN $2 AND $3 AND lon BETWEEN $4 AND $5 AND "
-            "last_report_at >= $6")
+  collect(q(lock ? PLACE " FOR UPDATE" : PLACE)
               .bind(report.event)
               .bind(box.lat_min)
               .bind(box.lat_max)
@@ -119,7 +132,13 @@ std::vector<IncidentRecord> PgStore::dedup_candidates(const Report& report, doub
 }
 
 std::optional<IncidentRecord> PgStore::incident(const std::string& id) {
-  auto r = q("SELECT " INCIDENT_COLUMNS " FROM incidents WHERE id = $1").bind(id).rows();
+  // In a transaction the row is locked until it ends: an update or cancel
+  // reads, changes and writes the incident, and must not interleave with
+  // another instance's change of it (see dedup_candidates).
+  auto r = q(lock_reads() ? "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE id = $1 FOR UPDATE"
+                          : "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE id = $1")
+               .bind(id)
+               .rows();
   if (!r.rows()) return std::nullopt;
   return read_incident(r, 0);
 }

@@ -35,6 +35,7 @@ PgStore::PgStore(const std::string& conninfo, const std::string& password,
     : db_(conninfo, password),
       instance_id_(instance_id.empty() ? random_instance_id() : std::move(instance_id)) {
   if (mode == Mode::kReadOnly) {
+    read_only_ = true;
     db_.exec("SET default_transaction_read_only = on");
     return;
   }

@@ -182,6 +182,9 @@ class PgStore final : public Store {
 
  private:
   Query q(const char* sql) { return db_.q(sql); }
+  // Whether reads that precede a write of the same rows lock them (FOR
+  // UPDATE): inside a read-write transaction.
+  bool lock_reads() const { return db_.in_transaction() && !read_only_; }
 
   // Runs a delivery-planning INSERT (parameters $1 report, $2 incident, $3
   // channel, $4 now, $5 deadline, $6 the key) once per key; returns the rows added.
@@ -212,6 +215,7 @@ class PgStore final : public Store {
 
   Connection db_;
   std::string instance_id_;
+  bool read_only_ = false;
   SubscriberCrypto crypto_;  // without a keyring only in a read-only store
 };
 

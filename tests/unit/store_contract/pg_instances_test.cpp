@@ -296,3 +296,26 @@ TEST_CASE("PostgreSQL store: a connection the server closed is made again at the
   CHECK_THROWS_AS(s->pending_count(), store::StoreError);
   CHECK(s->pending_count() == 0);
 }
+
+TEST_CASE("PostgreSQL store: two instances changing one incident at once lose neither change",
+          "[store][postgresql]") {
+  TwoInstances t;
+  t.plan(0);  // incident ABC123, one report
+  std::atomic<int> ready{0};
+  // What an update does: read the incident, count the report, write it back.
+  auto update = [&](store::Store& s) {
+    ++ready;
+    while (ready < 2) std::this_thread::yield();
+    test::in_tx(s, [&](store::Store& st) {
+      auto i = st.incident("ABC123");
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the other reads meanwhile
+      i->report_count += 1;
+      st.update_incident(*i);
+    });
+  };
+  std::thread ta([&] { update(*t.a); });
+  std::thread tb([&] { update(*t.b); });
+  ta.join();
+  tb.join();
+  CHECK(t.a->incident("ABC123")->report_count == 3);
+}
