@@ -15,10 +15,8 @@ namespace {
 
 constexpr int kReencryptBatch = 500;
 
-// Re-encrypts every subscriber of the store `storage` names under
-// `keyring`'s active key, in transactions of kReencryptBatch rows. On
-// PostgreSQL running daemons do not stop it: rows one of them is
-// re-encrypting at the same moment are passed by and done by it.
+// Re-encrypts every subscriber of the SQLite store `storage` names under
+// `keyring`'s active key, in transactions of kReencryptBatch rows.
 int reencrypt_offline(StorageConfig storage, std::shared_ptr<const store::Keyring> keyring) {
   const std::string path = store_name(storage);
   storage.keyring = keyring;
@@ -101,7 +99,18 @@ int keys_rotate(const std::string& file, const std::string& config_path) {
   std::printf("%s: key %u added; it encrypts from now on. Back the key file up again.\n",
               key_file.c_str(), next->active_id());
   if (!storage) return 0;
-  if (storage->postgresql_url.empty() && !std::filesystem::exists(storage->sqlite_path)) {
+  if (!storage->postgresql_url.empty()) {
+    // Instances still running with the old key file could not read a row
+    // re-encrypted under the new key (their sends to it would be
+    // cancelled), and nothing here can tell whether any runs: no
+    // re-encryption from here. Each instance re-encrypts once it has read
+    // the new key.
+    std::printf(
+        "PostgreSQL: give every instance the new key file (systemctl reload, or restart under "
+        "systemd), then they re-encrypt in the background\n");
+    return 0;
+  }
+  if (!std::filesystem::exists(storage->sqlite_path)) {
     std::printf("%s does not exist yet: nothing to re-encrypt\n", storage->sqlite_path.c_str());
     return 0;
   }

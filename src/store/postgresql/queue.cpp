@@ -32,6 +32,9 @@ namespace {
   "JOIN subscribers s ON s.id = g.subscriber_id WHERE g.group_name = $6 AND " PG_REACHABLE_ON( \
       "$3")
 
+// How long a delivery this instance cannot decrypt waits for another.
+constexpr UnixMs kPostpone_ms = 30'000;
+
 }  // namespace
 
 int64_t PgStore::requeue_failed(const std::string& id, UnixMs now, UnixMs sms_deadline,
@@ -109,7 +112,7 @@ ClaimResult PgStore::claim_due(Channel channel, std::size_t limit, UnixMs now,
   std::map<std::pair<int64_t, std::string>,
            std::pair<std::shared_ptr<const std::string>, std::shared_ptr<const std::string>>>
       texts;
-  std::vector<int64_t> to_cancel, leased;
+  std::vector<int64_t> to_cancel, leased, postponed;
   for (int i = 0; i < r.rows(); ++i) {
     int64_t id = r.i64(i, 0);
     if (r.i64(i, 6) == 0) {
@@ -127,6 +130,14 @@ ClaimResult PgStore::claim_due(Channel channel, std::size_t limit, UnixMs now,
     d.planned_at = r.i64(i, 10);
     d.subscriber_id = r.i64(i, 8);
     d.followup = r.i64(i, 11) != 0;
+    // Sealed under a key this instance's key file lacks yet: another
+    // instance has rotated keys and re-encrypted it, and this one has not
+    // read the new key file. Not cancelled: left for an instance that can
+    // read it (or this one, reloaded) in kPostpone_ms.
+    if (!crypto_.keyring().has_key(static_cast<uint32_t>(r.i64(i, 9)))) {
+      postponed.push_back(id);
+      continue;
+    }
     try {
       d.to = crypto_.open(r.i64(i, 8), static_cast<uint32_t>(r.i64(i, 9)),
                           uses_phone(channel) ? SubscriberCrypto::kPhone : SubscriberCrypto::kEmail,
@@ -167,6 +178,14 @@ ClaimResult PgStore::claim_due(Channel channel, std::size_t limit, UnixMs now,
         .bind(instance_id_)
         .bind_array(leased)
         .run();
+  if (!postponed.empty()) {
+    spdlog::warn("{} deliveries are sealed under a key this instance lacks: reload its key file",
+                 postponed.size());
+    q("UPDATE deliveries SET lease_until = $1, lease_owner = '' WHERE id = ANY($2)")
+        .bind(now + kPostpone_ms)
+        .bind_array(postponed)
+        .run();
+  }
   if (!to_cancel.empty())
     q("UPDATE deliveries SET state = 6, last_error = 'recipient unreachable', updated_at = $1 "
       "WHERE id = ANY($2)")

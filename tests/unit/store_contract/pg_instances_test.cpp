@@ -319,3 +319,24 @@ TEST_CASE("PostgreSQL store: two instances changing one incident at once lose ne
   tb.join();
   CHECK(t.a->incident("ABC123")->report_count == 3);
 }
+
+TEST_CASE("PostgreSQL store: an instance without the new key leaves re-encrypted deliveries to one with it",
+          "[store][postgresql][privacy]") {
+  TwoInstances t;
+  t.plan(1);
+  // a reads the rotated key file and re-encrypts; b still has the old one.
+  auto next = t.keys->with_new_key();
+  test::in_tx(*t.a, [&](store::Store& s) {
+    s.set_keyring(next);
+    CHECK(s.reencrypt_subscribers(10) == 1);
+  });
+  auto by_b = test::in_tx(*t.b, [](store::Store& s) { return s.claim_due(Channel::kSms, 10, 1000, 60'000); });
+  CHECK(by_b.claimed.empty());
+  CHECK(by_b.cancelled == 0);
+  CHECK(t.a->pending_count() == 1);
+  // Passed by for a while, then a (with the key) sends it.
+  CHECK(test::in_tx(*t.a, [](store::Store& s) { return s.claim_due(Channel::kSms, 10, 1000, 60'000); }).claimed.empty());
+  auto by_a = test::in_tx(*t.a, [](store::Store& s) { return s.claim_due(Channel::kSms, 10, 31'000, 60'000); });
+  REQUIRE(by_a.claimed.size() == 1);
+  CHECK(by_a.claimed[0].to == "+12135551000");
+}
