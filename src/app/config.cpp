@@ -11,6 +11,7 @@
 #include "app/config_reading.h"
 #include "app/files.h"
 #include "core/signature.h"
+#include "store/open_store.h"
 
 namespace tocsin::app {
 
@@ -73,7 +74,7 @@ constexpr const char* kKeyFileRequired =
     "is required: subscribers' data is stored encrypted (create one with tocsin keys generate FILE)";
 
 void read_storage(JsonReader r, const std::string& base_dir, Config& c) {
-  r.reject_unknown({"sqlite", "key_file"});
+  r.reject_unknown({"sqlite", "postgresql", "key_file"});
   if (!r.has("key_file")) r.problem("key_file", kKeyFileRequired);
   else if (auto v = r.string("key_file", Need::kRequired)) {
     fs::path p = fs::path(*v).is_absolute() ? fs::path(*v) : fs::path(base_dir) / *v;
@@ -81,6 +82,28 @@ void read_storage(JsonReader r, const std::string& base_dir, Config& c) {
     std::string error;
     c.storage.keyring = store::Keyring::load(c.storage.key_file, error);
     if (!c.storage.keyring) r.problem("key_file", error);
+  }
+  if (r.has("sqlite") && r.has("postgresql")) {
+    r.problem("postgresql", "give exactly one of storage.sqlite and storage.postgresql");
+    return;
+  }
+  if (r.has("postgresql")) {
+    JsonReader p = r.object("postgresql", Need::kRequired);
+    if (!p.ok()) return;
+    p.reject_unknown({"url", "password_file"});
+    // The URL may hold a password: problems name the field, never its value.
+    if (auto v = p.string("url", Need::kRequired)) {
+      if (auto problem = store::postgresql_url_problem(*v); !problem.empty())
+        p.problem("url", problem);
+      else c.storage.postgresql_url = *v;
+    }
+    if (auto v = p.string("password_file", Need::kOptional)) {
+      fs::path f = fs::path(*v).is_absolute() ? fs::path(*v) : fs::path(base_dir) / *v;
+      std::ifstream in(f);
+      if (!in) p.problem("password_file", "cannot read " + f.string());
+      else c.storage.postgresql_password_file = f.string();
+    }
+    return;
   }
   JsonReader s = r.object("sqlite", Need::kOptional);
   if (!s.ok()) return;

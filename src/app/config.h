@@ -34,6 +34,10 @@ struct ServerConfig {
 
 struct StorageConfig {
   std::string sqlite_path = "var/tocsin.db";  // SQLite file; its directory is created
+  // storage.postgresql instead of storage.sqlite (exactly one of them; neither: SQLite at
+  // the default path). `url`: libpq's conninfo or a postgresql:// URI. Never logged.
+  std::string postgresql_url;
+  std::string postgresql_password_file;  // optional: the password alone in a file (absolute path)
   std::string key_file;                       // required: keys of subscribers' data at rest
   std::shared_ptr<const store::Keyring> keyring;  // read from key_file at load (and reload)
   bool operator==(const StorageConfig&) const = default;

@@ -21,6 +21,7 @@
 #include "app/log_format.h"
 #include "app/metrics.h"
 #include "app/reloader.h"
+#include "app/storage.h"
 #include "app/systemd.h"
 #include "core/clock.h"
 #include "delivery/dispatcher.h"
@@ -59,7 +60,7 @@ class Daemon {
     systemd::raise_file_limit(c.server.max_connections);
     try {
       worker_ = std::make_unique<store::StoreWorker>(
-          store::open_store({c.storage.sqlite_path, c.storage.keyring}), io_);
+          store::open_store(store_options(c.storage)), io_);
     } catch (const std::exception& e) {
       spdlog::critical("cannot open the store: {}", e.what());
       return 1;

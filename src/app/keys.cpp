@@ -2,8 +2,10 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "app/config.h"
+#include "app/storage.h"
 #include "store/keyring.h"
 #include "store/open_store.h"
 #include "store/store.h"
@@ -13,12 +15,14 @@ namespace {
 
 constexpr int kReencryptBatch = 500;
 
-// Re-encrypts every subscriber of the database at `path` under `keyring`'s
-// active key, in transactions of kReencryptBatch rows.
-int reencrypt_offline(const std::string& path, std::shared_ptr<const store::Keyring> keyring) {
+// Re-encrypts every subscriber of the SQLite store `storage` names under
+// `keyring`'s active key, in transactions of kReencryptBatch rows.
+int reencrypt_offline(StorageConfig storage, std::shared_ptr<const store::Keyring> keyring) {
+  const std::string path = store_name(storage);
+  storage.keyring = keyring;
   std::unique_ptr<store::Store> s;
   try {
-    s = store::open_store({path, keyring});
+    s = store::open_store(store_options(storage));
   } catch (const store::StoreLocked&) {
     std::printf(
         "a daemon is running on %s: it re-encrypts in the background once it reads the new key:\n"
@@ -69,7 +73,7 @@ int keys_rotate(const std::string& file, const std::string& config_path) {
   }
   std::string key_file = file;
   std::shared_ptr<const store::Keyring> current;
-  std::string db;
+  std::optional<StorageConfig> storage;
   if (!config_path.empty()) {
     auto loaded = load_config(config_path);
     for (const auto& p : loaded.problems)
@@ -78,7 +82,7 @@ int keys_rotate(const std::string& file, const std::string& config_path) {
     if (!loaded.ok()) return 2;
     key_file = loaded.config.storage.key_file;
     current = loaded.config.storage.keyring;
-    db = loaded.config.storage.sqlite_path;
+    storage = loaded.config.storage;
   } else {
     std::string error;
     current = store::Keyring::load(key_file, error);
@@ -94,12 +98,23 @@ int keys_rotate(const std::string& file, const std::string& config_path) {
   }
   std::printf("%s: key %u added; it encrypts from now on. Back the key file up again.\n",
               key_file.c_str(), next->active_id());
-  if (db.empty()) return 0;
-  if (!std::filesystem::exists(db)) {
-    std::printf("%s does not exist yet: nothing to re-encrypt\n", db.c_str());
+  if (!storage) return 0;
+  if (!storage->postgresql_url.empty()) {
+    // Instances still running with the old key file could not read a row
+    // re-encrypted under the new key (their sends to it would be
+    // cancelled), and nothing here can tell whether any runs: no
+    // re-encryption from here. Each instance re-encrypts once it has read
+    // the new key.
+    std::printf(
+        "PostgreSQL: give every instance the new key file (systemctl reload, or restart under "
+        "systemd), then they re-encrypt in the background\n");
     return 0;
   }
-  return reencrypt_offline(db, next);
+  if (!std::filesystem::exists(storage->sqlite_path)) {
+    std::printf("%s does not exist yet: nothing to re-encrypt\n", storage->sqlite_path.c_str());
+    return 0;
+  }
+  return reencrypt_offline(*storage, next);
 }
 
 }  // namespace tocsin::app

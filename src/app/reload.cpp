@@ -83,6 +83,9 @@ ConfigChanges compare_configs(const Config& running, const Config& loaded) {
   restart(running.server.header_timeout_ms == loaded.server.header_timeout_ms,
           "server.header_timeout_ms");
   restart(running.storage.sqlite_path == loaded.storage.sqlite_path, "storage.sqlite.path");
+  restart(running.storage.postgresql_url == loaded.storage.postgresql_url &&
+              running.storage.postgresql_password_file == loaded.storage.postgresql_password_file,
+          "storage.postgresql");
   applied(running.server.public_url == loaded.server.public_url, "server.public_url");
   applied(running.coordinators == loaded.coordinators, "coordinators");
   applied(running.admin_tokens == loaded.admin_tokens, "admin.tokens");
@@ -133,6 +136,8 @@ Config keep_restart_settings(const Config& running, Config loaded) {
   loaded.server.first_byte_timeout_ms = running.server.first_byte_timeout_ms;
   loaded.server.header_timeout_ms = running.server.header_timeout_ms;
   loaded.storage.sqlite_path = running.storage.sqlite_path;
+  loaded.storage.postgresql_url = running.storage.postgresql_url;
+  loaded.storage.postgresql_password_file = running.storage.postgresql_password_file;
   return loaded;
 }
 

@@ -9,6 +9,7 @@
 #include "app/config.h"
 #include "app/files.h"
 #include "app/ingest.h"
+#include "app/storage.h"
 #include "core/area_svg.h"
 #include "core/areas.h"
 #include "core/clock.h"
@@ -132,10 +133,9 @@ int route(const std::string& config_path, const std::string& report_path,
     std::printf("picture: %s\n", svg_path.c_str());
   }
   std::unique_ptr<store::Store> store;
-  if (std::filesystem::exists(c.storage.sqlite_path)) {
+  if (!c.storage.postgresql_url.empty() || std::filesystem::exists(c.storage.sqlite_path)) {
     try {
-      store = store::open_store(
-          {c.storage.sqlite_path, nullptr, store::StoreOptions::Access::kReadOnly});
+      store = store::open_store(store_options(c.storage, store::StoreOptions::Access::kReadOnly));
     } catch (const std::exception& e) {
       std::printf("database: %s (counts unavailable)\n", e.what());
     }

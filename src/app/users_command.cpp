@@ -6,6 +6,7 @@
 
 #include "app/config.h"
 #include "app/console_crypto.h"
+#include "app/storage.h"
 #include "store/open_store.h"
 #include "store/store.h"
 
@@ -81,8 +82,7 @@ int users_command(const UsersOptions& o) {
   }
   std::unique_ptr<store::Store> s;
   try {
-    s = store::open_store({c.storage.sqlite_path, c.storage.keyring,
-                           store::StoreOptions::Access::kBesideDaemon});
+    s = store::open_store(store_options(c.storage, store::StoreOptions::Access::kBesideDaemon));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tocsin users: %s\n", e.what());
     return 1;

@@ -4,8 +4,7 @@
 namespace tocsin::store {
 
 std::unique_ptr<Store> open_store(const StoreOptions& o) {
-  // A PostgreSQL store (issue 16) goes here: a postgresql:// URL in the
-  // options opens it instead, behind the same Store interface.
+  if (!o.postgresql_url.empty()) return open_postgresql_store(o);
   switch (o.access) {
     case StoreOptions::Access::kReadOnly:
       return open_sqlite_store_read_only(o.sqlite_path);

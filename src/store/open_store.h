@@ -1,6 +1,7 @@
 // Opening a store: open_store() opens the one the storage config names, for
-// the daemon and every command; the open_sqlite_store* functions open the
-// SQLite store directly (tests, and open_store itself).
+// the daemon and every command; the open_sqlite_store* and
+// open_postgresql_store functions open one directly (tests, and open_store
+// itself).
 #pragma once
 
 #include <memory>
@@ -22,11 +23,28 @@ struct StoreOptions {
   std::string sqlite_path;  // the SQLite file ("" or ":memory:": in memory)
   std::shared_ptr<const Keyring> keyring;  // may be null for kReadOnly
   Access access = Access::kDaemon;
+  // PostgreSQL instead of SQLite when not empty: libpq's conninfo
+  // ("host=... dbname=...") or URI (postgresql://...). Never logged (it
+  // may hold a password).
+  std::string postgresql_url;
+  std::string postgresql_password_file;  // optional: the password, alone in a file
+  // This instance's name on its leases (PostgreSQL); "": a random one.
+  std::string instance_id;
 };
 
 // Opens the store `options` name. Throws StoreLocked or StoreError as the
 // open_sqlite_store* functions below do.
 std::unique_ptr<Store> open_store(const StoreOptions& options);
+
+// Opens the PostgreSQL store `options` name (postgresql_url, the password
+// file, instance_id; kReadOnly: read-only transactions, no migration),
+// migrating its schema; several instances may open one database at once.
+// Throws StoreError when it cannot connect or `keyring` does not fit.
+std::unique_ptr<Store> open_postgresql_store(const StoreOptions& options);
+
+// What is wrong with `url` as libpq's conninfo or URI, or "" when nothing
+// is; the text never quotes `url` (it may hold a password).
+std::string postgresql_url_problem(const std::string& url);
 
 // Opens (creating if needed) the SQLite store at `path` ("" or ":memory:"
 // for an in-memory database): WAL, synchronous=FULL, secure_delete, schema

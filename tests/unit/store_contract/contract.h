@@ -1,8 +1,8 @@
 // The store contract suite's fixture: every case in this folder is written
-// against the Store interface and run once per factory in STORE_FACTORIES.
-// SQLite runs today on a real file in a temporary directory; a PostgreSQL
-// store (issue 16) joins by adding its factory (a throwaway database) to
-// the list.
+// against the Store interface and run once per factory in STORE_FACTORIES:
+// SQLite on a real file in a temporary directory, PostgreSQL in a fresh
+// schema of the test server (CTest's pg fixture; the cases named
+// *PgFactory need it).
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -14,6 +14,7 @@
 #include "store/open_store.h"
 #include "store/store.h"
 #include "support/daemon.h"
+#include "support/pg_schema.h"
 #include "support/store_tx.h"
 
 namespace tocsin::test::contract {
@@ -26,7 +27,21 @@ struct SqliteFactory {
   }
 };
 
-#define STORE_FACTORIES tocsin::test::contract::SqliteFactory
+// A fresh schema of the test PostgreSQL, opened as the daemon opens it;
+// reopened as the same instance.
+struct PgFactory {
+  PgSchema schema;
+  std::string instance_id = "contract-a";
+  std::unique_ptr<store::Store> open(std::shared_ptr<const store::Keyring> keyring) {
+    store::StoreOptions o;
+    o.postgresql_url = schema.conninfo();
+    o.keyring = std::move(keyring);
+    o.instance_id = instance_id;
+    return store::open_store(o);
+  }
+};
+
+#define STORE_FACTORIES tocsin::test::contract::SqliteFactory, tocsin::test::contract::PgFactory
 
 template <typename Factory>
 struct Contract {

@@ -1,0 +1,230 @@
+// The libpq connection, queries and transactions: see connection.h.
+#include "store/postgresql/connection.h"
+
+#include <charconv>
+#include <cstring>
+
+namespace tocsin::store::postgresql {
+namespace {
+
+constexpr Oid kInt8 = 20, kFloat8 = 701, kUnknown = 0, kInt8Array = 1016;
+
+// The server's primary message and SQLSTATE only: the DETAIL line of a
+// unique violation quotes the key's values.
+std::string error_of(const PGresult* r, PGconn* c) {
+  const char* primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+  const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+  std::string msg = primary ? primary : PQerrorMessage(c);
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  if (state) msg += std::string(" (SQLSTATE ") + state + ")";
+  return "postgresql: " + msg;
+}
+
+void ignore_notice(void*, const char*) {}
+
+}  // namespace
+
+std::string Result::text(int row, int col) const {
+  return std::string(PQgetvalue(r_.get(), row, col),
+                     static_cast<std::size_t>(PQgetlength(r_.get(), row, col)));
+}
+
+int64_t Result::i64(int row, int col) const {
+  if (is_null(row, col)) return 0;
+  const char* p = PQgetvalue(r_.get(), row, col);
+  const char* end = p + PQgetlength(r_.get(), row, col);
+  if (end - p == 1 && (*p == 't' || *p == 'f')) return *p == 't' ? 1 : 0;  // a boolean
+  int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(p, end, v);
+  // numeric (a sum) may carry a fraction; tocsin's sums are whole.
+  if (ec != std::errc() || (ptr != end && *ptr != '.'))
+    throw StoreError("postgresql: not an integer in column " + std::to_string(col));
+  return v;
+}
+
+double Result::f64(int row, int col) const {
+  if (is_null(row, col)) return 0;
+  const char* p = PQgetvalue(r_.get(), row, col);
+  double v = 0;
+  auto [ptr, ec] = std::from_chars(p, p + PQgetlength(r_.get(), row, col), v);
+  if (ec != std::errc()) throw StoreError("postgresql: not a number in column " + std::to_string(col));
+  return v;
+}
+
+std::string Result::bytea(int row, int col) const {
+  if (is_null(row, col)) return {};
+  std::size_t n = 0;
+  unsigned char* raw =
+      PQunescapeBytea(reinterpret_cast<const unsigned char*>(PQgetvalue(r_.get(), row, col)), &n);
+  if (!raw) throw StoreError("postgresql: out of memory reading bytea");
+  std::string out(reinterpret_cast<const char*>(raw), n);
+  PQfreemem(raw);
+  return out;
+}
+
+int64_t Result::affected() const {
+  const char* n = PQcmdTuples(r_.get());
+  return *n ? std::stoll(n) : 0;
+}
+
+Query& Query::add(std::string value, Oid type, bool null) {
+  values_.push_back(std::move(value));
+  types_.push_back(type);
+  nulls_.push_back(null);
+  return *this;
+}
+
+Query& Query::bind(int64_t v) { return add(std::to_string(v), kInt8); }
+
+Query& Query::bind(double v) {
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);  // shortest text that reads back exactly
+  return add(std::string(buf, end), kFloat8);
+}
+
+Query& Query::bind(std::string_view v) { return add(std::string(v), kUnknown); }
+
+Query& Query::bind_bytea(std::string_view v) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(2 + 2 * v.size());
+  hex.push_back('\\');
+  hex.push_back('x');
+  for (unsigned char c : v) {
+    hex.push_back(kHex[c >> 4]);
+    hex.push_back(kHex[c & 15]);
+  }
+  return add(std::move(hex), kUnknown);
+}
+
+Query& Query::bind_array(const std::vector<int64_t>& v) {
+  std::string text(1, '{');
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (i) text.push_back(',');
+    text.append(std::to_string(v[i]));
+  }
+  text.push_back('}');
+  return add(std::move(text), kInt8Array);
+}
+
+Query& Query::bind_null() { return add(std::string(), kUnknown, true); }
+
+Result Query::rows() { return c_.run(sql_, values_, types_, nulls_); }
+
+Connection::Connection(const std::string& conninfo, const std::string& password) {
+  // expand_dbname: "dbname" holds the whole conninfo or URI and overrides
+  // the keywords before it; the password after it overrides the conninfo's.
+  std::vector<const char*> keys{"connect_timeout", "application_name", "dbname"};
+  std::vector<const char*> values{"5", "tocsin", conninfo.c_str()};
+  if (!password.empty()) keys.push_back("password"), values.push_back(password.c_str());
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  conn_ = PQconnectdbParams(keys.data(), values.data(), 1);
+  if (!conn_) throw StoreError("postgresql: out of memory");
+  if (PQstatus(conn_) != CONNECTION_OK) {
+    std::string msg = PQerrorMessage(conn_);
+    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    PQfinish(conn_);
+    conn_ = nullptr;
+    throw StoreError("cannot connect to PostgreSQL: " + msg);
+  }
+  PQsetNoticeProcessor(conn_, ignore_notice, nullptr);
+  // Like SQLite's busy_timeout: a row or lock another instance holds is
+  // waited for this long, then the job fails (503 + Retry-After).
+  exec("SET lock_timeout = '5s'; SET synchronous_commit = on; SET client_min_messages = warning");
+}
+
+Connection::~Connection() {
+  if (conn_) PQfinish(conn_);
+}
+
+void Connection::ensure_connected() {
+  if (PQstatus(conn_) == CONNECTION_OK) return;
+  PQreset(conn_);
+  if (PQstatus(conn_) != CONNECTION_OK) throw StoreError("postgresql: the server is unreachable");
+  PQsetNoticeProcessor(conn_, ignore_notice, nullptr);
+  exec("SET lock_timeout = '5s'; SET synchronous_commit = on; SET client_min_messages = warning");
+}
+
+Result Connection::run(const char* sql, const std::vector<std::string>& values,
+                       const std::vector<Oid>& types, const std::vector<bool>& nulls) {
+  // Outside a transaction a lost connection is made again; inside one the
+  // statement fails (the transaction is gone with the connection).
+  if (!in_tx_) ensure_connected();
+  std::vector<const char*> ptrs(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) ptrs[i] = nulls[i] ? nullptr : values[i].c_str();
+  PGresult* r = PQexecParams(conn_, sql, static_cast<int>(values.size()), types.data(),
+                             ptrs.data(), nullptr, nullptr, 0);
+  Result result(r);
+  auto status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) throw StoreError(error_of(r, conn_));
+  return result;
+}
+
+void Connection::exec(const char* sql) {
+  PGresult* r = PQexec(conn_, sql);
+  Result result(r);
+  auto status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) throw StoreError(error_of(r, conn_));
+}
+
+void Connection::begin() {
+  ensure_connected();
+  try {
+    exec("BEGIN");
+  } catch (const StoreError&) {
+    // libpq learns that the server closed the connection (a restart, a
+    // failover) only when it next uses it: here, before anything was
+    // written, so once more on a new connection is safe.
+    if (PQstatus(conn_) == CONNECTION_OK) throw;
+    ensure_connected();
+    exec("BEGIN");
+  }
+  in_tx_ = true;
+}
+
+void Connection::commit() {
+  in_tx_ = false;
+  PGresult* r = PQexec(conn_, "COMMIT");
+  Result result(r);
+  if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) throw StoreError(error_of(r, conn_));
+  // COMMIT of a transaction a failed statement aborted answers "ROLLBACK":
+  // nothing was written, and the caller must not say it was.
+  if (std::strcmp(PQcmdStatus(r), "ROLLBACK") == 0)
+    throw StoreError("postgresql: the transaction was aborted and rolled back");
+}
+
+void Connection::rollback() {
+  in_tx_ = false;
+  if (PQtransactionStatus(conn_) == PQTRANS_IDLE) return;
+  PQclear(PQexec(conn_, "ROLLBACK"));  // a lost connection has rolled back already
+}
+
+void Connection::savepoint() { exec("SAVEPOINT job"); }
+void Connection::release_savepoint() { exec("RELEASE SAVEPOINT job"); }
+
+void Connection::rollback_to_savepoint() {
+  PQclear(PQexec(conn_, "ROLLBACK TO SAVEPOINT job"));
+  PQclear(PQexec(conn_, "RELEASE SAVEPOINT job"));
+}
+
+void Connection::xact_lock(int64_t key) { q("SELECT pg_advisory_xact_lock($1)").bind(key).rows(); }
+void Connection::lock(int64_t key) { q("SELECT pg_advisory_lock($1)").bind(key).rows(); }
+void Connection::unlock(int64_t key) { q("SELECT pg_advisory_unlock($1)").bind(key).rows(); }
+
+std::string Connection::where() const {
+  const char* host = PQhost(conn_);
+  const char* db = PQdb(conn_);
+  return std::string(host ? host : "?") + "/" + (db ? db : "?");
+}
+
+int64_t lock_key(std::string_view text) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return static_cast<int64_t>(h);
+}
+
+}  // namespace tocsin::store::postgresql

@@ -1,0 +1,125 @@
+// The libpq connection underneath PgStore: opening it (conninfo or URI,
+// password from a file), queries with parameters (PQexecParams, every value
+// a separate text parameter: nothing is ever spliced into SQL), results,
+// transactions and savepoints, advisory locks, and reconnecting after the
+// server went away. Nothing here knows a table.
+//
+// Synchronous libpq on the caller's thread: a Connection is used by one
+// thread at a time (the StoreWorker's), as SQLite's Database is.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/store_error.h"
+
+namespace tocsin::store::postgresql {
+
+// The rows a query returned, read by (row, column). Values arrive as text;
+// NULL reads as 0, 0.0 or "".
+class Result {
+ public:
+  explicit Result(PGresult* r) : r_(r, &PQclear) {}
+  int rows() const { return PQntuples(r_.get()); }
+  bool is_null(int row, int col) const { return PQgetisnull(r_.get(), row, col) != 0; }
+  std::string text(int row, int col) const;
+  int64_t i64(int row, int col) const;
+  double f64(int row, int col) const;
+  // A bytea column (the server's hex output), as raw bytes.
+  std::string bytea(int row, int col) const;
+  // Rows an INSERT, UPDATE or DELETE touched.
+  int64_t affected() const;
+
+ private:
+  std::unique_ptr<PGresult, void (*)(PGresult*)> r_;
+};
+
+class Connection;
+
+// One statement and its parameters ($1, $2, ... in the order bound).
+// Integers go as int8 and doubles as float8; strings and bytea are left for
+// the server to type from where they are used.
+class Query {
+ public:
+  Query(Connection& c, const char* sql) : c_(c), sql_(sql) {}
+  Query& bind(int64_t v);
+  Query& bind(int v) { return bind(static_cast<int64_t>(v)); }
+  Query& bind(double v);
+  Query& bind(std::string_view v);
+  Query& bind(const std::string& v) { return bind(std::string_view(v)); }
+  Query& bind(const char* v) { return bind(std::string_view(v)); }
+  Query& bind_bytea(std::string_view v);
+  // A bytea, or NULL for "" (an absent phone, email or name).
+  Query& bind_bytea_or_null(std::string_view v) { return v.empty() ? bind_null() : bind_bytea(v); }
+  // An int8[] (for `= ANY($n)`).
+  Query& bind_array(const std::vector<int64_t>& v);
+  Query& bind_null();
+  // Runs it; throws StoreError on failure.
+  Result rows();
+  // Runs it; the rows it touched.
+  int64_t run() { return rows().affected(); }
+
+ private:
+  Query& add(std::string value, Oid type, bool null = false);
+  Connection& c_;
+  const char* sql_;
+  std::vector<std::string> values_;
+  std::vector<Oid> types_;
+  std::vector<bool> nulls_;
+};
+
+class Connection {
+ public:
+  // Connects with `conninfo` (key=value pairs or a postgresql:// URI) and,
+  // when not empty, `password` (overriding one in conninfo). Throws
+  // StoreError naming the server's complaint, never the conninfo (it may
+  // hold a password).
+  Connection(const std::string& conninfo, const std::string& password);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  Query q(const char* sql) { return Query(*this, sql); }
+  bool in_transaction() const { return in_tx_; }
+  // Runs `sql` (several statements allowed, no parameters).
+  void exec(const char* sql);
+
+  void begin();
+  void commit();
+  void rollback();
+  void savepoint();
+  void release_savepoint();
+  void rollback_to_savepoint();
+
+  // Waits for the transaction-scoped advisory lock `key` (released at
+  // COMMIT or ROLLBACK); outside a transaction it is released at once.
+  void xact_lock(int64_t key);
+  // Session-scoped advisory lock, held until unlock() or disconnection.
+  void lock(int64_t key);
+  void unlock(int64_t key);
+
+  // Where the connection went (host or socket directory, database): for
+  // logs, without user or password.
+  std::string where() const;
+
+ private:
+  friend class Query;
+  Result run(const char* sql, const std::vector<std::string>& values,
+             const std::vector<Oid>& types, const std::vector<bool>& nulls);
+  // Reconnects when the server went away and no transaction is open.
+  void ensure_connected();
+
+  PGconn* conn_ = nullptr;
+  bool in_tx_ = false;  // between begin() and commit() or rollback()
+};
+
+// A stable 64-bit key for an advisory lock on `text` (FNV-1a): the same in
+// every instance and every release, unlike the server's hashtext().
+int64_t lock_key(std::string_view text);
+
+}  // namespace tocsin::store::postgresql
