@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
@@ -58,16 +59,17 @@ class Daemon {
   int run() {
     const Config& c = config_->config;
     systemd::raise_file_limit(c.server.max_connections);
+    store::StoreOptions store_opts = store_options(c.storage);
+    store_opts.instance_id = instance_;
     try {
-      worker_ = std::make_unique<store::StoreWorker>(
-          store::open_store(store_options(c.storage)), io_);
+      worker_ = std::make_unique<store::StoreWorker>(store::open_store(store_opts), io_);
     } catch (const std::exception& e) {
       spdlog::critical("cannot open the store: {}", e.what());
       return 1;
     }
     housekeeping_ = std::make_unique<Housekeeping>(Housekeeping::Parts{
         io_, *worker_, clock_, metrics_, [this] { return config_; },
-        [this] { dispatcher_->kick(); }, instance_id(),
+        [this] { dispatcher_->kick(); }, instance_,
         [this](int live) { dispatcher_->set_share(live); }});
     int64_t released = 0;
     store::Membership membership;  // this instance's first view of the cluster
@@ -94,6 +96,15 @@ class Daemon {
     }
     dispatcher_ = std::make_unique<delivery::Dispatcher>(
         io_, *worker_, clock_, with_hooks(dispatcher_options(c)), std::move(specs));
+
+    try {  // other instances' new deliveries (PostgreSQL); the poll stays the fallback
+      delivery_watch_ = store::watch_deliveries(store_opts, [this] {
+        boost::asio::post(io_, [this] { dispatcher_->kick(); });
+      });
+    } catch (const std::exception& e) {
+      spdlog::critical("cannot watch the store for new deliveries: {}", e.what());
+      return 1;
+    }
 
     api_ = std::make_unique<Api>([this] { return config_; }, clock_, *worker_, api_hooks());
     http::ServerOptions sopts = server_options(c);
@@ -136,6 +147,7 @@ class Daemon {
     spdlog::info("listening on http://{} ({})", bound, socket_source);
     systemd::notify_ready("listening on http://" + bound);
     io_.run();
+    delivery_watch_.reset();
     housekeeping_->log_refusals();
     try {
       worker_->run_sync([&](store::Store& s) { housekeeping_->leave(s); });
@@ -243,6 +255,7 @@ class Daemon {
   }
 
   std::shared_ptr<const ActiveConfig> config_;  // swapped on reload; io thread only
+  const std::string instance_ = instance_id();   // this process in the store's membership
   SystemClock clock_;
   Metrics metrics_;
   boost::asio::io_context io_{1};
@@ -257,6 +270,7 @@ class Daemon {
   std::unique_ptr<delivery::Dispatcher> dispatcher_;
   std::unique_ptr<Api> api_;
   std::unique_ptr<http::Server> server_;
+  std::unique_ptr<store::DeliveryWatch> delivery_watch_;
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 // itself).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -41,6 +42,17 @@ std::unique_ptr<Store> open_store(const StoreOptions& options);
 // migrating its schema; several instances may open one database at once.
 // Throws StoreError when it cannot connect or `keyring` does not fit.
 std::unique_ptr<Store> open_postgresql_store(const StoreOptions& options);
+
+// Calls `on_new`, on a thread of its own, when another instance may have
+// committed deliveries this one could send (new, requeued or handed back):
+// PostgreSQL's LISTEN/NOTIFY (postgresql/listener.h). Null for SQLite,
+// which only this process writes. Destroying it stops it.
+class DeliveryWatch {
+ public:
+  virtual ~DeliveryWatch() = default;
+};
+std::unique_ptr<DeliveryWatch> watch_deliveries(const StoreOptions& options,
+                                                std::function<void()> on_new);
 
 // What is wrong with `url` as libpq's conninfo or URI, or "" when nothing
 // is; the text never quotes `url` (it may hold a password).

@@ -1,5 +1,6 @@
 // PgStore's opening (instance id, migration, key check), its transactions
 // (the worker's group commit) and open_postgresql_store().
+#include "store/postgresql/listener.h"
 #include "store/postgresql/pg_store.h"
 
 #include <sodium.h>
@@ -73,6 +74,14 @@ std::string postgresql_url_problem(const std::string& url) {
   if (!options) return "is not a libpq connection string or postgresql:// URI";
   PQconninfoFree(options);
   return "";
+}
+
+std::unique_ptr<DeliveryWatch> watch_deliveries(const StoreOptions& o,
+                                                std::function<void()> on_new) {
+  if (o.postgresql_url.empty()) return nullptr;
+  std::string password =
+      o.postgresql_password_file.empty() ? std::string() : read_password_file(o.postgresql_password_file);
+  return std::make_unique<postgresql::Listener>(o.postgresql_url, password, std::move(on_new));
 }
 
 std::unique_ptr<Store> open_postgresql_store(const StoreOptions& o) {

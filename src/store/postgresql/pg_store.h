@@ -95,6 +95,10 @@ class PgStore final : public Store {
   int64_t release_all_leases() override;
   void release_leases(const std::vector<int64_t>& ids) override;
   int64_t pending_count() override;
+
+  // Cluster (cluster.cpp): the instances table and the leader's advisory lock.
+  Membership heartbeat(const std::string& instance, UnixMs now, UnixMs until) override;
+  void leave(const std::string& instance) override;
   std::vector<FanoutProgress> fanout_progress(const std::vector<std::pair<int64_t, Channel>>& keys,
                                               bool count_accepted) override;
   std::optional<DeliveryTarget> delivery_target(int64_t delivery_id) override;
@@ -192,6 +196,7 @@ class PgStore final : public Store {
   int64_t plan_each(const char* sql, int64_t report_id, const std::string& incident_id,
                     const std::vector<Key>& keys, Channel channel, UnixMs now, UnixMs deadline) {
     int64_t added = 0;
+    if (!keys.empty()) notify_deliveries();
     for (const auto& key : keys)
       added += q(sql)
                    .bind(report_id)
@@ -203,6 +208,10 @@ class PgStore final : public Store {
                    .run();
     return added;
   }
+
+  // Wakes the other instances' dispatchers when this transaction commits
+  // (NOTIFY is transactional; Listener, listener.h, hears it).
+  void notify_deliveries();
 
   // Subscribers (subscribers.cpp).
   void insert_groups(int64_t id, const std::vector<std::string>& groups);

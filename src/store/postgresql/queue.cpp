@@ -39,6 +39,7 @@ constexpr UnixMs kPostpone_ms = 30'000;
 
 int64_t PgStore::requeue_failed(const std::string& id, UnixMs now, UnixMs sms_deadline,
                                 UnixMs email_deadline) {
+  notify_deliveries();
   return q("UPDATE deliveries SET state = 0, next_attempt_at = $1, lease_until = 0, "
            "lease_owner = '', deadline_at = CASE channel WHEN 1 THEN $3 ELSE $2 END, "
            "updated_at = $1 WHERE incident_id = $4 AND state IN (4, 5)")
@@ -66,6 +67,7 @@ int64_t PgStore::plan_group_deliveries(int64_t report_id, const std::string& inc
 
 int64_t PgStore::plan_followup_deliveries(int64_t report_id, const std::string& incident_id,
                                           Channel channel, UnixMs now, UnixMs deadline) {
+  notify_deliveries();
   return q(PLAN_INSERT
            "SELECT DISTINCT $1::bigint, $2::text, s.id, $3::bigint, s.language, 0, $4::bigint, "
            "$5::bigint, $4::bigint, $4::bigint FROM deliveries d JOIN subscribers s ON s.id = "
@@ -252,6 +254,7 @@ int64_t PgStore::release_all_leases() {
 
 void PgStore::release_leases(const std::vector<int64_t>& ids) {
   if (ids.empty()) return;
+  notify_deliveries();  // another instance can take them now
   q("UPDATE deliveries SET lease_until = 0, lease_owner = '' WHERE id = ANY($1) AND state = 0 "
     "AND lease_owner = $2")
       .bind_array(ids)

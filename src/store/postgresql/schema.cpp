@@ -163,6 +163,8 @@ CREATE TABLE drafts (
   decided_by text NOT NULL, incident_id text NOT NULL, created_at bigint NOT NULL,
   decided_at bigint NOT NULL);
 CREATE INDEX drafts_state ON drafts (state);
+CREATE TABLE instances (
+  id text PRIMARY KEY, alive_until timestamptz NOT NULL);
 )sql";
 
 // kMigrations[i] takes the database from version i to i + 1 (0: empty).
