@@ -201,10 +201,11 @@ std::function<bool(const Observations&)> distinct_recipients(std::size_t n) {
 
 std::string phone_for(int i) {
   // +1 213 555 01xx are reserved for fiction; further numbers use other
-  // exchanges of Los Angeles area codes, all valid to libphonenumber.
-  static const char* kAreas[] = {"213", "323", "310", "818", "626", "562", "424", "747"};
+  // exchanges of Los Angeles area codes and two of its neighbours', all
+  // valid to libphonenumber: one area code per thousand, ten of them.
+  static const char* kAreas[] = {"213", "323", "310", "818", "626", "562", "424", "747", "714", "909"};
   char buf[32];
-  std::snprintf(buf, sizeof buf, "+1%s%03d%04d", kAreas[(i / 1000) % 8], 200 + (i / 100) % 10 * 11 + 1,
+  std::snprintf(buf, sizeof buf, "+1%s%03d%04d", kAreas[(i / 1000) % 10], 200 + (i / 100) % 10 * 11 + 1,
                 1000 + i % 100 + (i / 100) % 10 * 100);
   return buf;
 }
