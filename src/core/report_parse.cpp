@@ -1,5 +1,5 @@
-// parse_report: a report body read in one SAX pass (nlohmann's lexer, so
-// exactly the JSON it accepted as a DOM: UTF-8, escapes, numbers, trailing
+// parse_report: a report body read in one SAX pass (json_sax.h: exactly the
+// JSON nlohmann's lexer accepted as a DOM: UTF-8, escapes, numbers, trailing
 // bytes) straight into the few values a Report needs, with duplicate keys
 // refused at every depth; then the same checks, problems and messages, in
 // the same order, as the JsonReader-based parse it replaces (tests/support/
@@ -8,8 +8,10 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <list>
 #include <set>
 
+#include "core/json_sax.h"
 #include "core/report.h"
 
 namespace tocsin {
@@ -57,15 +59,16 @@ bool captures_members(int field) {
 
 // One open array or object, for duplicate keys and their path (as
 // parse_json_strict names them). Keys are compared linearly while few; a
-// large object gets a set, so a 64 KB body of keys stays n log n.
+// large object gets a set, so a 64 KB body of keys stays n log n. The views
+// are into the body, or into ReportSax::escaped_ for keys with escapes.
 struct Frame {
   bool object = false;
-  std::vector<std::string> keys;
-  std::set<std::string, std::less<>> many;
-  std::string key;        // the current member's key
+  std::vector<std::string_view> keys;
+  std::set<std::string_view> many;
+  std::string_view key;   // the current member's key
   std::size_t count = 0;  // elements finished so far (arrays)
 
-  bool insert(const std::string& k) {
+  bool insert(std::string_view k) {
     constexpr std::size_t kLinear = 16;
     if (many.empty()) {
       if (std::find(keys.begin(), keys.end(), k) != keys.end()) return false;
@@ -80,30 +83,33 @@ struct Frame {
 class ReportSax {
  public:
   std::array<Slot, kFieldCount> slots;
-  std::vector<std::string> unknown;  // top-level keys not in kFieldNames
+  std::vector<std::string_view> unknown;  // top-level keys not in kFieldNames
+
+  explicit ReportSax(std::string_view body) : body_(body) {}
   bool top_is_object = false;
   std::optional<JsonSyntaxError> duplicate;
 
-  bool null() { return scalar(Kind::kNull); }
-  bool boolean(bool) { return scalar(Kind::kBool); }
-  bool number_integer(json::number_integer_t v) { return number(static_cast<double>(v)); }
-  bool number_unsigned(json::number_unsigned_t v) { return number(static_cast<double>(v)); }
-  bool number_float(json::number_float_t v, const std::string&) { return number(v); }
-  bool string(std::string& s) {
-    if (auto* t = text_target()) *t = std::move(s);
-    return scalar(Kind::kString);
+  void null() { scalar(Kind::kNull); }
+  void boolean(bool) { scalar(Kind::kBool); }
+  void number(double v) {
+    if (auto* s = slot()) s->number = v;
+    else if (auto* m = member()) m->number = v;
+    scalar(Kind::kNumber);
   }
-  bool binary(json::binary_t&) { return scalar(Kind::kString); }  // not produced by the JSON lexer
+  void string(std::string_view v) {
+    if (auto* t = text_target()) t->assign(v);
+    scalar(Kind::kString);
+  }
+  void start_object() { open(true); }
+  void start_array() { open(false); }
+  void end_object() { close(); }
+  void end_array() { close(); }
 
-  bool start_object(std::size_t) { return open(true); }
-  bool start_array(std::size_t) { return open(false); }
-  bool end_object() { return close(); }
-  bool end_array() { return close(); }
-
-  bool key(std::string& k) {
+  void key(std::string_view k) {
+    k = stable(k);
     Frame& f = frames_[depth_ - 1];
     if (!f.insert(k) && !duplicate) {
-      std::string shown = k.substr(0, 100);
+      std::string shown(k.substr(0, 100));
       for (auto& c : shown)
         if (static_cast<unsigned char>(c) < 0x20) c = '?';
       duplicate = JsonSyntaxError{"duplicate key \"" + shown + "\"", join_path(frames_path(), shown)};
@@ -112,17 +118,17 @@ class ReportSax {
       field_ = field_of(k);
       if (field_ < 0) unknown.push_back(k);
     } else if (depth_ == 2 && capturing_) {
-      slots[static_cast<std::size_t>(field_)].members.push_back(Member{k, Kind::kNone, {}, 0});
+      slots[static_cast<std::size_t>(field_)].members.push_back(Member{std::string(k), Kind::kNone, {}, 0});
     }
-    f.key = std::move(k);
-    return true;
-  }
-
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) {
-    return false;
+    f.key = k;
   }
 
  private:
+  // `k` itself when it views the body, else a copy that lives as long as this.
+  std::string_view stable(std::string_view k) {
+    if (k.data() >= body_.data() && k.data() + k.size() <= body_.data() + body_.size()) return k;
+    return escaped_.emplace_back(k);
+  }
   // Where the value now being read is kept, if the checks read it.
   Member* member() {
     if (depth_ != 2 || !capturing_) return nullptr;
@@ -138,35 +144,30 @@ class ReportSax {
     if (auto* s = slot()) s->kind = k;
     else if (auto* m = member()) m->kind = k;
   }
-  bool number(double v) {
-    if (auto* s = slot()) s->number = v;
-    else if (auto* m = member()) m->number = v;
-    return scalar(Kind::kNumber);
-  }
-  bool scalar(Kind k) {
+  void scalar(Kind k) {
     set_kind(k);
     finished_child();
-    return true;
   }
-  bool open(bool object) {
+  void open(bool object) {
     if (depth_ == 0) top_is_object = object;
     set_kind(object ? Kind::kObject : Kind::kArray);
     if (depth_ == 1 && object && field_ >= 0 && captures_members(field_)) capturing_ = true;
-    if (frames_.size() == depth_) frames_.emplace_back();
+    if (frames_.size() == depth_) {
+      frames_.emplace_back();
+      frames_.back().keys.reserve(16);
+    }
     Frame& f = frames_[depth_];
     f.object = object;
     f.keys.clear();
     f.many.clear();
-    f.key.clear();
+    f.key = {};
     f.count = 0;
     ++depth_;
-    return true;
   }
-  bool close() {
+  void close() {
     --depth_;
     if (depth_ == 1) capturing_ = false;
     finished_child();
-    return true;
   }
   void finished_child() {
     if (depth_ > 0) ++frames_[depth_ - 1].count;
@@ -181,6 +182,8 @@ class ReportSax {
     return path;
   }
 
+  std::string_view body_;
+  std::list<std::string> escaped_;  // keys that held escapes (stable addresses)
   std::vector<Frame> frames_;  // [0, depth_) open; the rest kept for their capacity
   std::size_t depth_ = 0;
   int field_ = -1;          // the top-level member being read
@@ -305,15 +308,15 @@ bool valid_event(std::string_view e) {
 
 ParsedReport parse_report(std::string_view body, UnixMs now) {
   if (json_too_deep(body)) return MalformedReport{"JSON nests deeper than 32 levels", ""};
-  ReportSax sax;
-  if (!json::sax_parse(body, &sax)) return MalformedReport{"body is not valid JSON", ""};
+  ReportSax sax(body);
+  if (!json_sax_parse(body, sax)) return MalformedReport{"body is not valid JSON", ""};
   if (sax.duplicate) return MalformedReport{sax.duplicate->detail, sax.duplicate->path};
   if (!sax.top_is_object) return MalformedReport{"body must be a JSON object", ""};
 
   std::vector<FieldProblem> problems;
   Checks r(problems);
   auto& f = sax.slots;
-  std::vector<std::string_view> unknown(sax.unknown.begin(), sax.unknown.end());
+  std::vector<std::string_view>& unknown = sax.unknown;
   std::sort(unknown.begin(), unknown.end());
   for (auto k : unknown) r.problem(k, "unknown field");
   Report rep;
@@ -357,7 +360,7 @@ ParsedReport parse_report(std::string_view body, UnixMs now) {
       r.problem("location.description", "must not contain control characters");
       desc.reset();
     }
-    if (lat && lon) rep.location = Location{*lat, *lon, desc.value_or("")};
+    if (lat && lon) rep.location = Location{*lat, *lon, std::move(desc).value_or("")};
   }
   if (auto s = r.string("observed_at", f[kObservedAt], Need::kRequired, 64)) {
     if (auto ms = parse_rfc3339(*s); ms && (*ms < kEarliestObservedAt || *ms > now + kObservedAtLeadMs)) {
@@ -380,7 +383,7 @@ ParsedReport parse_report(std::string_view body, UnixMs now) {
       r.problem(key, "must not contain control characters");
       return std::string();
     }
-    return s.value_or("");
+    return std::move(s).value_or("");
   };
   const bool references_given = Checks::present(f[kReferences].kind);
   rep.dedup_key = plain("dedup_key", f[kDedupKey], 200);

@@ -76,7 +76,8 @@ class Gen {
       "\"\\\"q\\\"\"", "\"k1\""};
   static constexpr const char* kNumbers[] = {
       "0", "-0", "34.0339", "-118.2107", "91", "-90", "90.0000001", "180", "-181", "1e2", "1e-400",
-      "123456789012345678901234567890", "18446744073709551615", "-9223372036854775809", "7"};
+      "123456789012345678901234567890", "18446744073709551615", "-9223372036854775809", "7",
+      "-9223372036854775808", "4e-320", "-0.0", "1.5e+3", "1E-2", "34.03390000000000000001"};
   // Refused by the lexer (a few, so that most documents get to the checks).
   static constexpr const char* kInvalid[] = {"1E400", "01", "1.", ".5", "-", "2e", "\"\\udc00\"",
                                              "\"\\ud800\"", "\"bad\xff\"", "\"\xed\xa0\x80\"",
@@ -148,6 +149,18 @@ TEST_CASE("the SAX report parse agrees with the DOM parse on edge cases", "[repo
       "{\"event\":\"a\x01\"}", R"({"event":"a\u0001"})", R"({"zz":1,"aa":2,"msg_type":3,"B":4})",
       R"({"dedup_key":"k\u0000"})", R"({"observed_at":"2026-11-22T13:05:00.123+14:00"})",
       std::string(40, '{'), std::string(32, '[') + std::string(32, ']'),
+      // nlohmann's lexer: a NUL where a token starts ends the input; a BOM only first
+      std::string("{}\0junk", 7), std::string("{\"a\":1\0}", 9), std::string("{\"a\":\0}", 8),
+      "\xEF\xBB\xBF{}", "\xEF\xBB\xBF", "\xEF{}", "\xEF\xBB{}", " \xEF\xBB\xBF{}",
+      R"({"a":1,"\u0061":2})", R"({"msg_type":"al\u0065rt"})", R"({"\u006dsg_type":"alert"})",
+      R"({"e":"\"\\\/\b\f\n\r\t\u00e9\u20ac\ud83d\ude00"})", R"({"e":"\x"})", R"({"e":"\u12G4"})",
+      R"({"e":"\ud800\u0041"})", R"({"e":"\ud800\"})", R"({"e":"\u00"})", "{\"e\":\"\x7f\"}",
+      "{\"e\":\"\xc0\x80\"}", "{\"e\":\"\xf4\x90\x80\x80\"}", "{\"e\":\"\xf0\x9f\x98\x80\"}",
+      R"({"location":{"lat":-9223372036854775808,"lon":-0.0}})",
+      R"({"location":{"lat":4e-320,"lon":1.5e+3},"x":[1E-2,-1e-400,1e309]})",
+      R"({"location":{"lat":-9223372036854775809,"lon":18446744073709551616}})",
+      "[1,]", "{,}", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "[01]", "[-]", "[1.]", "[1e]", "[1e+]",
+      "[.5]", "[+1]", "[truex]", "[nul]", "\t{}\r\n", "{}\f", "{}}", "[]]", "{\"a\":1}{}",
   };
   for (const auto& c : cases) {
     INFO(c);
@@ -164,7 +177,8 @@ TEST_CASE("the SAX report parse agrees with the DOM parse on mutated reports", "
     if (!ss.str().empty()) seeds.push_back(ss.str());
   }
   const std::string tokens[] = {"null", "1", "\"x\"", "{", "}", "[", "]", ",", ":", "\"lat\":",
-                                "\"en\":\"y\",", "\\u00e9", "\xc3", "\"status\":\"test\","};
+                                "\"en\":\"y\",", "\\u00e9", "\xc3", "\"status\":\"test\",",
+                                std::string(1, '\0'), "\\ud800\\udc00", "\xef\xbb\xbf", "-0.0", "1e-9"};
   std::mt19937 rng(20261203);
   int disagreements = 0;
   std::array<int, 3> kinds{};
