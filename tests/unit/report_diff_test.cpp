@@ -34,6 +34,25 @@ std::string same(std::string_view body, std::array<int, 3>* kinds = nullptr) {
   return testing::parsed_difference(parsed, testing::parse_report_dom(body, kNow));
 }
 
+// Both parses agree on `count` bodies from `next` (the first five
+// disagreements are shown), which reach each kind of result `min_each` times.
+template <class Next>
+void agree_on(int count, int min_each, Next next) {
+  int disagreements = 0;
+  std::array<int, 3> kinds{};
+  for (int i = 0; i < count && disagreements < 5; ++i) {
+    std::string s = next();
+    auto d = same(s, &kinds);
+    if (!d.empty()) {
+      ++disagreements;
+      FAIL_CHECK(d << "\non: " << s);
+    }
+  }
+  CHECK(disagreements == 0);
+  INFO("reports " << kinds[0] << ", malformed " << kinds[1] << ", with problems " << kinds[2]);
+  CHECK(std::min({kinds[0], kinds[1], kinds[2]}) >= min_each);
+}
+
 // Random JSON text with the report's keys in likely and unlikely places,
 // duplicates now and then (written as text: a DOM cannot hold them).
 class Gen {
@@ -180,9 +199,7 @@ TEST_CASE("the SAX report parse agrees with the DOM parse on mutated reports", "
                                 "\"en\":\"y\",", "\\u00e9", "\xc3", "\"status\":\"test\",",
                                 std::string(1, '\0'), "\\ud800\\udc00", "\xef\xbb\xbf", "-0.0", "1e-9"};
   std::mt19937 rng(20261203);
-  int disagreements = 0;
-  std::array<int, 3> kinds{};
-  for (int i = 0; i < 20000 && disagreements < 5; ++i) {
+  agree_on(20000, 100, [&] {
     std::string s = seeds[rng() % seeds.size()];
     int edits = 1 + static_cast<int>(rng() % 4);
     for (int e = 0; e < edits && !s.empty(); ++e) {
@@ -194,30 +211,11 @@ TEST_CASE("the SAX report parse agrees with the DOM parse on mutated reports", "
         default: s.insert(at, s.substr(rng() % s.size(), rng() % 24)); break;
       }
     }
-    auto d = same(s, &kinds);
-    if (!d.empty()) {
-      ++disagreements;
-      FAIL_CHECK(d << "\non: " << s);
-    }
-  }
-  CHECK(disagreements == 0);
-  INFO("reports " << kinds[0] << ", malformed " << kinds[1] << ", with problems " << kinds[2]);
-  CHECK(std::min({kinds[0], kinds[1], kinds[2]}) >= 100);
+    return s;
+  });
 }
 
 TEST_CASE("the SAX report parse agrees with the DOM parse on generated documents", "[report][strict]") {
   Gen gen(7);
-  int disagreements = 0;
-  std::array<int, 3> kinds{};
-  for (int i = 0; i < 30000 && disagreements < 5; ++i) {
-    std::string s = gen.document();
-    auto d = same(s, &kinds);
-    if (!d.empty()) {
-      ++disagreements;
-      FAIL_CHECK(d << "\non: " << s);
-    }
-  }
-  CHECK(disagreements == 0);
-  INFO("reports " << kinds[0] << ", malformed " << kinds[1] << ", with problems " << kinds[2]);
-  CHECK(std::min({kinds[0], kinds[1], kinds[2]}) >= 500);
+  agree_on(30000, 500, [&] { return gen.document(); });
 }
