@@ -1,6 +1,8 @@
 // Fuzz target: a coordinator's report body (POST /v1/reports), as the API
-// parses it after the signature check.
+// parses it after the signature check; and the same result as the DOM parse
+// that parse_report replaced (tests/support/report_dom.cpp).
 #include "core/report.h"
+#include "support/report_dom.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -13,6 +15,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   std::string_view body(reinterpret_cast<const char*>(data), size);
   if (tocsin::json_too_deep(body)) return 0;  // the API refuses these before parsing
   auto parsed = tocsin::parse_report(body, kNow);
+  if (!tocsin::testing::parsed_difference(parsed, tocsin::testing::parse_report_dom(body, kNow)).empty())
+    __builtin_trap();
   if (auto* r = std::get_if<tocsin::Report>(&parsed)) {
     // A report that parsed holds a time that formats (to the second) and
     // parses back. Before 1970 is left to the range check of observed_at

@@ -1,3 +1,5 @@
+// Report helpers: the nesting-depth check, area paths and scopes, language
+// tags, RFC 3339 times (parse_report itself is in report_parse.cpp).
 #include "core/report.h"
 
 #include <algorithm>
@@ -6,8 +8,6 @@
 #include <ctime>
 
 namespace tocsin {
-
-using nlohmann::json;
 
 bool json_too_deep(std::string_view body, int max_depth) {
   int depth = 0;
@@ -143,140 +143,6 @@ std::string format_rfc3339(UnixMs ms) {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
-}
-
-namespace {
-
-LocalizedText read_localized(JsonReader& r, std::string_view key, Need need,
-                             bool allow_newline = false) {
-  LocalizedText out;
-  const json* v = r.get(key);
-  if (!v) {
-    if (need == Need::kRequired) r.problem(key, "is required");
-    return out;
-  }
-  if (!v->is_object() || v->empty()) {
-    r.problem(key, "must be an object of language tag to text, e.g. {\"en\": \"...\"}");
-    return out;
-  }
-  for (auto it = v->begin(); it != v->end(); ++it) {
-    if (!valid_language(it.key())) {
-      r.problem(key, "has an invalid language tag \"" + it.key().substr(0, 40) + "\"");
-      continue;
-    }
-    if (!it->is_string() || it->get_ref<const std::string&>().empty()) {
-      r.problem(join_path(key, it.key()), "must be a non-empty string");
-      continue;
-    }
-    if (it->get_ref<const std::string&>().size() > 1000) {
-      r.problem(join_path(key, it.key()), "is longer than 1000 bytes");
-      continue;
-    }
-    if (has_control_chars(it->get_ref<const std::string&>(), allow_newline)) {
-      r.problem(join_path(key, it.key()), allow_newline
-                                              ? "must not contain control characters but line breaks"
-                                              : "must not contain control characters");
-      continue;
-    }
-    out[it.key()] = it->get<std::string>();
-  }
-  return out;
-}
-
-bool valid_event(std::string_view e) {
-  if (e.empty() || e.size() > 64) return false;
-  for (char c : e)
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
-  return true;
-}
-
-}  // namespace
-
-ParsedReport parse_report(std::string_view body, UnixMs now) {
-  if (json_too_deep(body)) return MalformedReport{"JSON nests deeper than 32 levels", ""};
-  auto parsed = parse_json_strict(body);
-  if (auto* bad = std::get_if<JsonSyntaxError>(&parsed)) return MalformedReport{bad->detail, bad->path};
-  json& doc = std::get<json>(parsed);
-  if (!doc.is_object()) return MalformedReport{"body must be a JSON object", ""};
-
-  std::vector<FieldProblem> problems;
-  JsonReader r(doc, "", problems);
-  r.reject_unknown({"msg_type", "status", "event", "severity", "area", "location", "observed_at",
-                    "headline", "instruction", "dedup_key", "references", "certainty"});
-  Report rep;
-
-  if (auto s = r.string("msg_type", Need::kRequired)) {
-    if (auto t = parse_msg_type(*s)) rep.msg_type = *t;
-    else r.problem("msg_type", "must be one of alert, update, cancel");
-  }
-  if (auto s = r.string("status", Need::kRequired)) {
-    if (auto t = parse_report_status(*s)) rep.status = *t;
-    else r.problem("status", "must be one of actual, exercise, test");
-  }
-  if (auto s = r.string("event", Need::kRequired, 64)) {
-    if (valid_event(*s)) rep.event = *s;
-    else r.problem("event", "must be lower-case letters, digits and '_'");
-  }
-  if (auto s = r.string("severity", Need::kRequired)) {
-    if (auto t = parse_severity(*s)) rep.severity = *t;
-    else r.problem("severity", "must be one of extreme, severe, moderate, minor");
-  }
-  // With a location, `area` may be left out: the areas' shapes decide it
-  // (decide_area), or refuse the report when none are configured.
-  const bool area_needed = !r.has("location") || r.has("area");
-  if (auto s = r.string("area", area_needed ? Need::kRequired : Need::kOptional, 200)) {
-    if (valid_area(*s)) rep.area = *s;
-    else r.problem("area", "must be a path of lower-case segments like \"la/boyle-heights\"");
-  }
-  if (r.has("location")) {
-    JsonReader loc = r.object("location", Need::kOptional);
-    if (loc.ok()) {
-      loc.reject_unknown({"lat", "lon", "description"});
-      auto lat = loc.number("lat", Need::kRequired, -90, 90);
-      auto lon = loc.number("lon", Need::kRequired, -180, 180);
-      auto desc = loc.string("description", Need::kOptional, 200);
-      if (desc && has_control_chars(*desc)) {
-        loc.problem("description", "must not contain control characters");
-        desc.reset();
-      }
-      if (lat && lon) rep.location = Location{*lat, *lon, desc.value_or("")};
-    }
-  }
-  if (auto s = r.string("observed_at", Need::kRequired, 64)) {
-    if (auto ms = parse_rfc3339(*s); ms && (*ms < kEarliestObservedAt || *ms > now + kObservedAtLeadMs)) {
-      r.problem("observed_at", "must lie between 2000-01-01 and a day from now");
-    } else if (ms) {
-      rep.observed_at = *s;
-      rep.observed_at_ms = *ms;
-    } else {
-      r.problem("observed_at", "must be an RFC 3339 time like 2026-11-22T13:05:00Z");
-    }
-  }
-  bool needs_headline = rep.msg_type != MsgType::kCancel;
-  rep.headline = read_localized(r, "headline", needs_headline ? Need::kRequired : Need::kOptional);
-  rep.instruction = read_localized(r, "instruction", Need::kOptional, /*allow_newline=*/true);
-  auto plain = [&r](const char* key, std::size_t max_len) {
-    auto s = r.string(key, Need::kOptional, max_len);
-    if (s && has_control_chars(*s)) {
-      r.problem(key, "must not contain control characters");
-      return std::string();
-    }
-    return s.value_or("");
-  };
-  rep.dedup_key = plain("dedup_key", 200);
-  rep.references = plain("references", 64);
-  if (auto s = r.string("certainty", Need::kOptional)) {
-    if (auto c = parse_certainty(*s)) rep.certainty = *c;
-    else r.problem("certainty", "must be one of observed, likely, possible, unlikely, unknown");
-  }
-  if (rep.msg_type != MsgType::kAlert && rep.references.empty() &&
-      r.get("references") == nullptr)
-    r.problem("references", "is required for update and cancel");
-  if (rep.msg_type == MsgType::kAlert && !rep.references.empty())
-    r.problem("references", "is only for update and cancel; an alert opens or joins an incident");
-
-  if (!problems.empty()) return problems;
-  return rep;
 }
 
 }  // namespace tocsin

@@ -1,9 +1,12 @@
+// Webhook signatures (Standard Webhooks v1) and their primitives: HMAC-SHA-256
+// and -SHA-1, strict base64, constant-time comparison.
 #include "core/signature.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <charconv>
 
 namespace tocsin {
@@ -49,8 +52,55 @@ std::string hmac(const EVP_MD* md, std::string_view key, std::string_view data) 
 }
 }  // namespace
 
+namespace {
+// SHA-256 fetched once: HMAC() (EVP_Q_mac in OpenSSL 3) looks the MAC and
+// the digest up by name and builds a fresh context on every call, which was
+// over half of a webhook check's instructions. A digest context per thread.
+const EVP_MD* sha256_md() {
+  static const EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
+}
+struct DigestCtx {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  ~DigestCtx() { EVP_MD_CTX_free(ctx); }
+  DigestCtx() = default;
+  DigestCtx(const DigestCtx&) = delete;
+  DigestCtx& operator=(const DigestCtx&) = delete;
+};
+bool digest(EVP_MD_CTX* ctx, const EVP_MD* md, std::string_view a, std::string_view b,
+            unsigned char* out) {
+  unsigned int n = 0;
+  return EVP_DigestInit_ex2(ctx, md, nullptr) == 1 && EVP_DigestUpdate(ctx, a.data(), a.size()) == 1 &&
+         EVP_DigestUpdate(ctx, b.data(), b.size()) == 1 && EVP_DigestFinal_ex(ctx, out, &n) == 1 &&
+         n == 32;
+}
+}  // namespace
+
+// HMAC-SHA-256 (RFC 2104): H((K ^ opad) || H((K ^ ipad) || data)), the key
+// hashed first when longer than the 64-byte block.
 std::string hmac_sha256(std::string_view key, std::string_view data) {
-  return hmac(EVP_sha256(), key, data);
+  constexpr std::size_t kBlock = 64;
+  thread_local DigestCtx d;
+  const EVP_MD* md = sha256_md();
+  if (!md || !d.ctx) return hmac(EVP_sha256(), key, data);
+  unsigned char k[kBlock] = {};
+  unsigned char pad[kBlock];
+  unsigned char inner[32];
+  unsigned char out[32];
+  bool ok = true;
+  if (key.size() > kBlock) ok = digest(d.ctx, md, key, {}, k);
+  else std::copy(key.begin(), key.end(), k);
+  auto view = [](const unsigned char* p, std::size_t n) {
+    return std::string_view(reinterpret_cast<const char*>(p), n);
+  };
+  for (std::size_t i = 0; i < kBlock; ++i) pad[i] = k[i] ^ 0x36;
+  ok = ok && digest(d.ctx, md, view(pad, kBlock), data, inner);
+  for (std::size_t i = 0; i < kBlock; ++i) pad[i] = k[i] ^ 0x5c;
+  ok = ok && digest(d.ctx, md, view(pad, kBlock), view(inner, sizeof inner), out);
+  OPENSSL_cleanse(k, sizeof k);
+  OPENSSL_cleanse(pad, sizeof pad);
+  if (!ok) return hmac(EVP_sha256(), key, data);
+  return std::string(reinterpret_cast<char*>(out), sizeof out);
 }
 
 std::string hmac_sha1(std::string_view key, std::string_view data) {

@@ -4,7 +4,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/signature.h"
+#include "delivery/gateways/gateways.h"
 #include "delivery/policy.h"
+#include "support/fake_time.h"
 
 using namespace tocsin;
 using namespace tocsin::delivery;
@@ -315,4 +317,33 @@ TEST_CASE("smtp: unsubscribe headers and footer, auto-generated, threaded follow
   auto bare = smtp_message(smtp_cfg(), m, 0);
   CHECK(bare.find("List-Unsubscribe") == std::string::npos);
   CHECK(bare.find("Auto-Submitted: auto-generated\r\n") != std::string::npos);
+}
+
+TEST_CASE("the Twilio gateway's cost is the segments of each body, kept for a shared one", "[providers]") {
+  struct NoHttp : delivery::HttpClient {
+    void send(delivery::OutboundRequest, delivery::ResponseCallback) override {}
+    std::size_t in_flight() const override { return 0; }
+  } http;
+  boost::asio::io_context io;
+  tocsin::test::FakeClock clock;
+  delivery::GatewayConfig config;
+  config.name = "t";
+  config.type = delivery::GatewayType::kTwilio;
+  auto gw = delivery::make_gateway(config, delivery::GatewayContext{io, http, clock, "", ""});
+  auto batch = [](std::shared_ptr<const std::string> body) {
+    delivery::Outgoing o;
+    o.body = std::move(body);
+    return std::vector<delivery::Outgoing>{o};
+  };
+  auto one = std::make_shared<const std::string>("short");
+  auto three = std::make_shared<const std::string>(std::string(400, 'a'));
+  CHECK(gw->cost(batch(one)) == 1);
+  CHECK(gw->cost(batch(one)) == 1);
+  CHECK(gw->cost(batch(three)) == 3);
+  CHECK(gw->cost(batch(three)) == 3);
+  CHECK(gw->cost(batch(one)) == 1);
+  // A body freed and another made (perhaps at the same address) is counted anew.
+  three.reset();
+  CHECK(gw->cost(batch(std::make_shared<const std::string>(std::string(200, 'b')))) == 2);
+  CHECK(gw->cost(batch(std::make_shared<const std::string>("x"))) == 1);
 }

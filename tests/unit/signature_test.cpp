@@ -1,4 +1,7 @@
 #include <catch2/catch.hpp>
+#include <openssl/hmac.h>
+
+#include <random>
 
 #include "core/ecdsa.h"
 #include "core/signature.h"
@@ -108,4 +111,33 @@ TEST_CASE("sendgrid event webhook: refused before any crypto without fresh heade
   CHECK(precheck_event_webhook("sig", "0", 100, now) == P::kStale);
   CHECK(precheck_event_webhook("sig", ts, kEventWebhookMaxBody, now) == P::kOk);
   CHECK(precheck_event_webhook("sig", ts, kEventWebhookMaxBody + 1, now) == P::kTooLarge);
+}
+
+TEST_CASE("hmac_sha256 matches RFC 4231 and OpenSSL's HMAC for every key and data length", "[signature]") {
+  auto hex = [](const std::string& s) {
+    static const char* d = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : s) out += {d[c >> 4], d[c & 15]};
+    return out;
+  };
+  CHECK(hex(hmac_sha256(std::string(20, '\x0b'), "Hi There")) ==
+        "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+  CHECK(hex(hmac_sha256("Jefe", "what do ya want for nothing?")) ==
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  CHECK(hex(hmac_sha256(std::string(131, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First")) ==
+        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+  std::mt19937 rng(4231);
+  for (std::size_t klen : {0, 1, 32, 63, 64, 65, 128, 300}) {
+    for (std::size_t dlen : {0, 1, 55, 56, 64, 119, 1000}) {
+      std::string key(klen, '\0'), data(dlen, '\0');
+      for (auto& c : key) c = static_cast<char>(rng());
+      for (auto& c : data) c = static_cast<char>(rng());
+      unsigned char buf[EVP_MAX_MD_SIZE];
+      unsigned int len = 0;
+      HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+           reinterpret_cast<const unsigned char*>(data.data()), data.size(), buf, &len);
+      INFO("key " << klen << " data " << dlen);
+      CHECK(hmac_sha256(key, data) == std::string(reinterpret_cast<char*>(buf), len));
+    }
+  }
 }
