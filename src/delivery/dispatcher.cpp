@@ -78,7 +78,7 @@ Dispatcher::Dispatcher(boost::asio::io_context& io, std::unique_ptr<store::Queue
 Dispatcher::Dispatcher(boost::asio::io_context& io, store::QueueJobs& queue, const Clock& clock,
                        Timers& timers, DispatcherOptions options, std::vector<GatewaySpec> gateways)
     : io_(io), queue_(queue), timers_(timers), clock_(clock), options_(options),
-      stop_timer_(timers.timer()), flush_timer_(timers.timer()) {
+      stop_timer_(timers.timer()), flush_timer_(timers.timer()), renew_timer_(timers.timer()) {
   for (Channel ch : kAllChannels) lanes_.push_back(std::make_unique<Lane>(timers, ch));
   reconfigure(options, std::move(gateways));
 }
@@ -145,6 +145,7 @@ void Dispatcher::reconfigure(const DispatcherOptions& options, std::vector<Gatew
 }
 
 void Dispatcher::release(std::vector<int64_t> ids, std::function<void()> done) {
+  for (int64_t id : ids) leased_.erase(id);
   auto shared = std::make_shared<std::vector<int64_t>>(std::move(ids));
   queue_.submit([shared](store::DeliveryQueue& q) { q.release_leases(*shared); },
                 [done = std::move(done), alive = alive_](bool) {
@@ -158,7 +159,22 @@ milliseconds Dispatcher::steady_now() const { return timers_.now(); }
 
 void Dispatcher::start() {
   started_ = true;
+  schedule_renewal();
   kick();
+}
+
+// A third of the lease: two renewals may fail (the store busy or away)
+// before a lease held here runs out.
+void Dispatcher::schedule_renewal() {
+  renew_timer_->start(std::max(milliseconds(200), options_.lease / 3), [this] {
+    if (!leased_.empty()) {
+      auto ids = std::make_shared<std::vector<int64_t>>(leased_.begin(), leased_.end());
+      UnixMs until = clock_.now_ms() + options_.lease.count();
+      queue_.submit([ids, until](store::DeliveryQueue& q) { q.renew_leases(*ids, until); },
+                    [](bool) {});
+    }
+    if (!stopping_ || !leased_.empty()) schedule_renewal();  // until the drain has let go of all
+  });
 }
 
 void Dispatcher::kick() {
@@ -221,6 +237,7 @@ void Dispatcher::claim(Lane& lane) {
             options_.on_result("", lane.channel, DeliveryState::kExpired);
         lane.held += c->result.claimed.size();
         for (auto& d : c->result.claimed) {
+          leased_.insert(d.id);
           lane.earliest_deadline = std::min(lane.earliest_deadline, d.deadline_at);
           lane.ready.push_back(std::move(d));
         }
@@ -466,7 +483,10 @@ void Dispatcher::flush() {
           flush_timer_->start(milliseconds(200), [this] { flush(); });
           return;
         }
-        for (const auto& a : *answered) --a.lane->held;
+        for (const auto& a : *answered) {
+          --a.lane->held;
+          leased_.erase(a.update.id);
+        }
         unrecorded_count_ -= answered->size();
         std::erase_if(retired_, [](const auto& slot) { return slot->in_flight == 0; });
         if (options_.on_report_sent) observe_fanouts(*answered, *progress);

@@ -36,6 +36,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "core/backoff.h"
@@ -177,6 +178,7 @@ class Dispatcher {
                        const std::vector<store::FanoutProgress>& progress);
   void release(std::vector<int64_t> ids, std::function<void()> done);
   void schedule_poll(Lane& lane, std::chrono::milliseconds after);
+  void schedule_renewal();
   void maybe_finish_stop();
   std::chrono::milliseconds steady_now() const;
 
@@ -204,6 +206,8 @@ class Dispatcher {
   std::function<void()> stop_done_;
   std::unique_ptr<Timer> stop_timer_;   // the drain bound
   std::unique_ptr<Timer> flush_timer_;  // a failed write of results, tried again
+  std::unique_ptr<Timer> renew_timer_;  // extends the leases of what is held
+  std::unordered_set<int64_t> leased_;  // held by this dispatcher: claimed, not yet recorded
   std::mt19937_64 rng_{std::random_device{}()};
   DispatcherStats stats_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -80,6 +80,13 @@ class DeliveryQueue {
   virtual std::optional<UnixMs> next_due(Channel channel) = 0;
   // Ends the leases of deliveries claimed but never sent (graceful stop).
   virtual void release_leases(const std::vector<int64_t>& ids) = 0;
+  // Extends to `until` the leases this store holds on those of `ids` that
+  // are still pending and leased (the sender still has them: waiting, at a
+  // gateway, or answered and not yet recorded), so a lease can be short
+  // enough to give a dead instance's work back soon without expiring under
+  // a slow request. A delivery whose lease ended or went to another sender
+  // is left as it is.
+  virtual void renew_leases(const std::vector<int64_t>& ids, UnixMs until) = 0;
   // For each (report, channel) of `keys`: whether a delivery is still
   // pending and, when `count_accepted`, how many a gateway accepted (for the
   // first/last-send latency metrics).

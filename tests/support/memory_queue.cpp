@@ -118,6 +118,14 @@ void MemoryQueue::release_leases(const std::vector<int64_t>& ids) {
   }
 }
 
+void MemoryQueue::renew_leases(const std::vector<int64_t>& ids, UnixMs until) {
+  for (int64_t id : ids) {
+    auto it = rows_.find(id);
+    if (it != rows_.end() && it->second.state == DeliveryState::kPending && it->second.lease_until > 0)
+      it->second.lease_until = until;
+  }
+}
+
 std::vector<store::FanoutProgress> MemoryQueue::fanout_progress(
     const std::vector<std::pair<int64_t, Channel>>& keys, bool count_accepted) {
   std::vector<store::FanoutProgress> out;

@@ -64,6 +64,7 @@ class MemoryQueue final : public store::DeliveryQueue, public store::QueueJobs {
   void record_results(const std::vector<store::DeliveryUpdate>& updates, UnixMs now) override;
   std::optional<UnixMs> next_due(Channel channel) override;
   void release_leases(const std::vector<int64_t>& ids) override;
+  void renew_leases(const std::vector<int64_t>& ids, UnixMs until) override;
   std::vector<store::FanoutProgress> fanout_progress(
       const std::vector<std::pair<int64_t, Channel>>& keys, bool count_accepted) override;
 

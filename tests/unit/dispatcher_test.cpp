@@ -395,3 +395,25 @@ TEST_CASE("dispatcher: with several instances each takes its share of a gateway'
   REQUIRE(rig.settled_sent(40, milliseconds(20'000)));
   CHECK(rig.queue.duplicate_records() == 0);
 }
+
+TEST_CASE("dispatcher: a delivery at a slow gateway keeps its lease, renewed until its answer is "
+          "recorded, and the lease ends then",
+          "[dispatcher]") {
+  Rig rig;
+  rig.options.lease = milliseconds(3'000);
+  auto& g = rig.gateway("twilio", 100, 4);
+  g.hold(true);  // the provider takes its time: far longer than the lease
+  auto ids = rig.add(2);
+  rig.start();
+  REQUIRE(g.in_flight() == 2);
+  rig.time.advance(milliseconds(20'000));
+  // Still ours: another instance could not claim them.
+  for (int64_t id : ids) CHECK(rig.queue.row(id).lease_until > rig.time.now_ms());
+  g.hold(false);
+  g.release();
+  REQUIRE(rig.settled_sent(2, milliseconds(5'000)));
+  rig.time.advance(milliseconds(5'000));
+  CHECK(rig.queue.leased(rig.time.now_ms()) == 0);
+  CHECK(g.messages() == 2);
+  CHECK(rig.queue.duplicate_records() == 0);
+}

@@ -94,6 +94,7 @@ class PgStore final : public Store {
   std::optional<UnixMs> next_due(Channel channel) override;
   int64_t release_all_leases() override;
   void release_leases(const std::vector<int64_t>& ids) override;
+  void renew_leases(const std::vector<int64_t>& ids, UnixMs until) override;
   int64_t pending_count() override;
 
   // Cluster (cluster.cpp): the instances table and the leader's advisory lock.

@@ -262,6 +262,16 @@ void PgStore::release_leases(const std::vector<int64_t>& ids) {
       .run();
 }
 
+void PgStore::renew_leases(const std::vector<int64_t>& ids, UnixMs until) {
+  if (ids.empty()) return;
+  q("UPDATE deliveries SET lease_until = $1 WHERE id = ANY($2) AND state = 0 AND lease_owner = $3 "
+    "AND lease_until > 0")
+      .bind(until)
+      .bind_array(ids)
+      .bind(instance_id_)
+      .run();
+}
+
 int64_t PgStore::pending_count() {
   return q("SELECT count(*) FROM deliveries WHERE state = 0").rows().i64(0, 0);
 }

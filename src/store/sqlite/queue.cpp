@@ -207,6 +207,11 @@ void SqliteStore::release_leases(const std::vector<int64_t>& ids) {
   for (int64_t id : ids) s.reset().bind(id).run();
 }
 
+void SqliteStore::renew_leases(const std::vector<int64_t>& ids, UnixMs until) {
+  auto& s = stmt("UPDATE deliveries SET lease_until = ? WHERE id = ? AND state = 0 AND lease_until > 0");
+  for (int64_t id : ids) s.reset().bind(until).bind(id).run();
+}
+
 int64_t SqliteStore::pending_count() {
   auto& s = stmt("SELECT count(*) FROM deliveries WHERE state = 0");
   s.reset();

@@ -86,6 +86,7 @@ class SqliteStore final : public Store {
   std::optional<UnixMs> next_due(Channel channel) override;
   int64_t release_all_leases() override;
   void release_leases(const std::vector<int64_t>& ids) override;
+  void renew_leases(const std::vector<int64_t>& ids, UnixMs until) override;
   int64_t pending_count() override;
 
   // Cluster: one instance by construction (the lock file), always the leader.

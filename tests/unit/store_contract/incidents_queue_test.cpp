@@ -218,6 +218,12 @@ TEMPLATE_TEST_CASE("contract: claim, lease, record, receipt, release and requeue
   REQUIRE(second.claimed.size() == 1);
   CHECK(c.tx([](store::Store& s) { return s.claim_due(Channel::kSms, 10, 1000, 5000); }).claimed.empty());
   CHECK(c.s().next_due(Channel::kSms) == 5000);
+  // A renewal extends a held lease; it cannot lease what is not leased.
+  c.tx([&](store::Store& s) { s.renew_leases({second.claimed[0].id}, 8000); });
+  CHECK(c.tx([](store::Store& s) { return s.claim_due(Channel::kSms, 10, 6000, 9000); }).claimed.size() == 3);
+  CHECK(c.tx([](store::Store& s) { return s.claim_due(Channel::kSms, 10, 8000, 9000); }).claimed.size() == 1);
+  c.tx([&](store::Store& s) { s.renew_leases({first.claimed[0].id, first.claimed[1].id,
+                                               first.claimed[2].id, second.claimed[0].id}, 5000); });
 
   // Results: sent (with the provider's id), retry later, failed; one never sent is released.
   std::vector<store::DeliveryUpdate> ups(3);

@@ -143,6 +143,11 @@ TEST_CASE("PostgreSQL store: only the lease's owner records its result or releas
   CHECK(t.a->delivery_target(d0)->state == DeliveryState::kPending);
   CHECK(t.a->pending_count() == 3);
   CHECK(test::in_tx(*t.b, [](store::Store& s) { return s.claim_due(Channel::kSms, 10, 2000, 60'000); }).claimed.empty());
+  // b cannot renew a's leases either: they run out when a's do.
+  test::in_tx(*t.b, [&](store::Store& s) { s.renew_leases({d0, d1}, 10'000'000); });
+  CHECK(test::in_tx(*t.b, [](store::Store& s) { return s.claim_due(Channel::kSms, 10, 70'000, 130'000); }).claimed.size() == 3);
+  test::in_tx(*t.b, [&](store::Store& s) { s.release_leases({d0, d1, claim.claimed[2].id}); });
+  test::in_tx(*t.a, [](store::Store& s) { return s.claim_due(Channel::kSms, 3, 1000, 60'000); });
   // b's start-up gives back b's leases only: a's stay a's.
   CHECK(test::in_tx(*t.b, [](store::Store& s) { return s.release_all_leases(); }) == 0);
   CHECK(test::in_tx(*t.b, [](store::Store& s) { return s.claim_due(Channel::kSms, 10, 2000, 60'000); }).claimed.empty());
