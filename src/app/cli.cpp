@@ -18,6 +18,7 @@
 #include "app/import_command.h"
 #include "app/log_format.h"
 #include "app/keys.h"
+#include "app/store_copy.h"
 #include "app/route.h"
 #include "app/users_command.h"
 #include "core/signature.h"
@@ -286,6 +287,17 @@ int run_cli(int argc, char** argv) {
   users_reset->add_option("--config", users_opts.config_path, "Config file")->required();
   users_reset->add_option("NAME", users_opts.name, "Login name")->required();
 
+  std::string copy_from, copy_to;
+  auto* store_cmd = app.add_subcommand("store", "The store itself");
+  store_cmd->require_subcommand(1);
+  auto* copy_cmd = store_cmd->add_subcommand(
+      "copy", "Copy a SQLite store into an empty PostgreSQL one (moving up to several instances)");
+  copy_cmd->add_option("--from", copy_from, "Config whose storage.sqlite is copied")->required();
+  copy_cmd->add_option("--to", copy_to, "Config whose storage.postgresql receives it")->required();
+  copy_cmd->footer(
+      "Stop the SQLite daemon first (what it writes after the copy's snapshot is not copied),\n"
+      "give both configs the same key file, then start the instances on the PostgreSQL config.\n"
+      "Example: tocsin store copy --from /etc/tocsin/tocsin.json --to /etc/tocsin/cluster.json");
   auto* version_cmd = app.add_subcommand("version", "Print the version");
 
   try {
@@ -302,6 +314,7 @@ int run_cli(int argc, char** argv) {
     users_opts.action = *users_add ? "add" : *users_list ? "list" : *users_disable ? "disable" : "reset";
     return users_command(users_opts);
   }
+  if (*copy_cmd) return store_copy(copy_from, copy_to);
   if (*generate_cmd) return keys_generate(key_file);
   if (*rotate_cmd) return keys_rotate(key_file, config_path);
   if (*route_cmd) return route(config_path, route_report, route_svg);

@@ -66,6 +66,10 @@ static std::string read_password_file(const std::string& path) {
   return pw;
 }
 
+std::string postgresql_password(const StoreOptions& o) {
+  return o.postgresql_password_file.empty() ? std::string() : read_password_file(o.postgresql_password_file);
+}
+
 std::string postgresql_url_problem(const std::string& url) {
   char* error = nullptr;
   PQconninfoOption* options = PQconninfoParse(url.c_str(), &error);
@@ -80,13 +84,13 @@ std::unique_ptr<DeliveryWatch> watch_deliveries(const StoreOptions& o,
                                                 std::function<void()> on_new) {
   if (o.postgresql_url.empty()) return nullptr;
   std::string password =
-      o.postgresql_password_file.empty() ? std::string() : read_password_file(o.postgresql_password_file);
+      postgresql_password(o);
   return std::make_unique<postgresql::Listener>(o.postgresql_url, password, std::move(on_new));
 }
 
 std::unique_ptr<Store> open_postgresql_store(const StoreOptions& o) {
   std::string password =
-      o.postgresql_password_file.empty() ? std::string() : read_password_file(o.postgresql_password_file);
+      postgresql_password(o);
   auto mode = o.access == StoreOptions::Access::kReadOnly ? postgresql::PgStore::Mode::kReadOnly
                                                           : postgresql::PgStore::Mode::kReadWrite;
   return std::make_unique<postgresql::PgStore>(o.postgresql_url, password, o.keyring,

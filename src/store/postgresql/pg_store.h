@@ -230,3 +230,9 @@ class PgStore final : public Store {
 };
 
 }  // namespace tocsin::store::postgresql
+
+namespace tocsin::store {
+struct StoreOptions;
+// The password `o.postgresql_password_file` holds ("" without one).
+std::string postgresql_password(const StoreOptions& o);
+}  // namespace tocsin::store
