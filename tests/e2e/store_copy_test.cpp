@@ -79,3 +79,32 @@ TEST_CASE("store copy: a SQLite network moved to PostgreSQL carries on there",
   CHECK(twice.exit_code == 1);
   CHECK(twice.err.find("already holds data") != std::string::npos);
 }
+
+TEST_CASE("store copy: refused with nothing written when the two key files differ",
+          "[e2e][postgresql]") {
+  PgSchema schema;
+  Gateways gw;
+  json cfg = test_config(gw);
+  cfg["storage"] = {{"key_file", shared_key_file()}, {"sqlite", {{"path", "var/tocsin.db"}}}};
+  Daemon old_one(cfg);
+  old_one.start();
+  add_eastside_subscribers(old_one.url(), 3);
+  old_one.terminate();
+  REQUIRE(old_one.wait_exit(15s));
+  json pg_cfg = cfg;
+  pg_cfg["storage"] = {{"key_file", "other.key"}, {"postgresql", {{"url", schema.conninfo()}}}};
+  Daemon new_one(pg_cfg);  // makes a new other.key: another key file
+  // Relative paths resolve against the working directory (the old one's).
+  new_one.config()["storage"]["key_file"] = new_one.path("other.key").string();
+  new_one.write_config();
+  auto copy = run_cli({"store", "copy", "--from", old_one.path("config.json").string(), "--to",
+                       new_one.path("config.json").string()},
+                      60s, old_one.dir());
+  INFO(copy.out << copy.err);
+  CHECK(copy.exit_code == 1);
+  CHECK(copy.err.find("key files differ") != std::string::npos);
+  new_one.start();
+  auto subs = admin("GET", new_one.url() + "/v1/subscribers");
+  REQUIRE(subs.status == 200);
+  CHECK(subs.body.find("\"id\"") == std::string::npos);  // no subscriber came across
+}
