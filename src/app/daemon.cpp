@@ -35,8 +35,8 @@ namespace tocsin::app {
 namespace {
 
 constexpr auto kDrainBound = std::chrono::seconds(10);
-// A heartbeat interval (app/housekeeping.cpp) and a margin.
-constexpr auto kJoinWait = std::chrono::milliseconds(1'500);
+// One heartbeat of the others, and a margin.
+constexpr auto kJoinWait = Housekeeping::kHeartbeat + std::chrono::milliseconds(500);
 
 // This process's id in the store's membership: random, never reused.
 std::string instance_id() {

@@ -17,10 +17,6 @@ constexpr int64_t kJoinRequestKeepMs = 2LL * 24 * 3600 * 1000;  // join prompts:
 constexpr int kReencryptBatch = 200;
 constexpr int kPurgeBatch = 2000;
 constexpr auto kEscalationPoll = std::chrono::seconds(1);  // how often due timers are looked for
-// A heartbeat each second, good for five: an instance that dies gives its
-// share of the gateways' limits back, and its leadership, within 5 s.
-constexpr auto kHeartbeat = std::chrono::seconds(1);
-constexpr int64_t kHeartbeatLifetimeMs = 5'000;
 
 int64_t events_keep_ms(const Config& c) {
   return static_cast<int64_t>(c.retention.provider_events_days * 86400e3);

@@ -30,6 +30,11 @@ namespace tocsin::app {
 
 class Housekeeping {
  public:
+  // A heartbeat each second, good for five: an instance that dies gives its
+  // share of the gateways' limits back, and its leadership, within 5 s.
+  static constexpr std::chrono::milliseconds kHeartbeat{1'000};
+  static constexpr int64_t kHeartbeatLifetimeMs = 5'000;
+
   struct Parts {
     boost::asio::io_context& io;
     store::StoreWorker& worker;
