@@ -155,7 +155,7 @@ struct Options {
 // What each request is, by mode; thread-safe (const after construction).
 class Workload {
  public:
-  explicit Workload(const Options& o) : o_(o), url_(parse_url(o.url)) {
+  explicit Workload(const Options& o) : o_(o), url_(parse_url(o.url.substr(0, o.url.find(',')))) {
     std::random_device rd;
     run_id_ = std::to_string(rd() % 1000000);
     if (!o.secret.empty()) {
@@ -450,17 +450,26 @@ int run(const Options& o) {
   Workload w(o);
   std::vector<std::unique_ptr<asio::io_context>> ios;
   std::vector<Results> results(static_cast<std::size_t>(o.threads));
-  Url u = parse_url(o.url);
-  tcp::resolver::results_type ep;
+  // --url may list several instances (comma-separated): connection c goes
+  // to instance c mod n, so each gets an equal share of the connections.
+  std::vector<tcp::resolver::results_type> eps;
   {
     asio::io_context io;
-    ep = tcp::resolver(io).resolve(u.host, u.port);
+    tcp::resolver resolver(io);
+    std::size_t p = 0;
+    while (p <= o.url.size()) {
+      auto e = std::min(o.url.find(',', p), o.url.size());
+      Url u = parse_url(o.url.substr(p, e - p));
+      eps.push_back(resolver.resolve(u.host, u.port));
+      p = e + 1;
+    }
   }
   for (int t = 0; t < o.threads; ++t) ios.push_back(std::make_unique<asio::io_context>(1));
   int64_t t0 = now_ns();
   Schedule schedule(o, t0);
   for (int c = 0; c < o.connections; ++c) {
     auto t = static_cast<std::size_t>(c % o.threads);
+    const auto& ep = eps[static_cast<std::size_t>(c) % eps.size()];
     std::make_shared<Connection>(*ios[t], ep, w, schedule, o, results[t])->start();
   }
   std::vector<std::thread> threads;
@@ -553,7 +562,7 @@ int run(const Options& o) {
 int usage(const char* why) {
   std::cerr << "tocsin-loadgen: " << why << "\n"
             << "usage: tocsin-loadgen dedup|distinct|alertmanager|subscribers|twilio|sendgrid|freeport\n"
-               "  --url URL --connections N --threads N --rate R (0: max) --duration S --requests N\n"
+               "  --url URL[,URL...] --connections N --threads N --rate R (0: max) --duration S --requests N\n"
                "  --seq-base N --secret whsec_... --token T --area PATH --groups NAME[:LIMIT],...\n"
                "  --channel sms|email --same-labels --batch N --sink URL --expect N --drain-timeout S\n"
                "  --request-timeout S\n";
