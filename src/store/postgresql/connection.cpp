@@ -140,6 +140,7 @@ Connection::~Connection() {
 
 void Connection::ensure_connected() {
   if (PQstatus(conn_) == CONNECTION_OK) return;
+  prepared_.clear();  // a new session has none of them
   PQreset(conn_);
   if (PQstatus(conn_) != CONNECTION_OK) throw StoreError("postgresql: the server is unreachable");
   PQsetNoticeProcessor(conn_, ignore_notice, nullptr);
@@ -153,12 +154,26 @@ Result Connection::run(const char* sql, const std::vector<std::string>& values,
   if (!in_tx_) ensure_connected();
   std::vector<const char*> ptrs(values.size());
   for (std::size_t i = 0; i < values.size(); ++i) ptrs[i] = nulls[i] ? nullptr : values[i].c_str();
-  PGresult* r = PQexecParams(conn_, sql, static_cast<int>(values.size()), types.data(),
-                             ptrs.data(), nullptr, nullptr, 0);
+  const std::string& name = prepared(sql, types);
+  PGresult* r = PQexecPrepared(conn_, name.c_str(), static_cast<int>(values.size()), ptrs.data(),
+                               nullptr, nullptr, 0);
   Result result(r);
   auto status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) throw StoreError(error_of(r, conn_));
   return result;
+}
+
+const std::string& Connection::prepared(const char* sql, const std::vector<Oid>& types) {
+  std::string key(sql);
+  key.push_back('\0');
+  key.append(reinterpret_cast<const char*>(types.data()), types.size() * sizeof(Oid));
+  auto it = prepared_.find(key);
+  if (it != prepared_.end()) return it->second;
+  std::string name = "tocsin_" + std::to_string(prepared_.size());
+  Result r(PQprepare(conn_, name.c_str(), sql, static_cast<int>(types.size()), types.data()));
+  auto status = r.status();
+  if (status != PGRES_COMMAND_OK) throw StoreError(error_of(r.get(), conn_));
+  return prepared_.emplace(std::move(key), std::move(name)).first->second;
 }
 
 void Connection::exec(const char* sql) {

@@ -1,6 +1,8 @@
 // The libpq connection underneath PgStore: opening it (conninfo or URI,
-// password from a file), queries with parameters (PQexecParams, every value
-// a separate text parameter: nothing is ever spliced into SQL), results,
+// password from a file), queries with parameters (every value a separate
+// text parameter: nothing is ever spliced into SQL), each statement prepared
+// on its first use and executed by name after (the server parses and plans
+// it once per session, not once per call), results,
 // transactions and savepoints, advisory locks, and reconnecting after the
 // server went away. Nothing here knows a table.
 //
@@ -14,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "store/store_error.h"
@@ -25,6 +28,8 @@ namespace tocsin::store::postgresql {
 class Result {
  public:
   explicit Result(PGresult* r) : r_(r, &PQclear) {}
+  PGresult* get() const { return r_.get(); }
+  ExecStatusType status() const { return r_ ? PQresultStatus(r_.get()) : PGRES_FATAL_ERROR; }
   int rows() const { return PQntuples(r_.get()); }
   bool is_null(int row, int col) const { return PQgetisnull(r_.get(), row, col) != 0; }
   std::string text(int row, int col) const;
@@ -113,8 +118,15 @@ class Connection {
              const std::vector<Oid>& types, const std::vector<bool>& nulls);
   // Reconnects when the server went away and no transaction is open.
   void ensure_connected();
+  // The name `sql` with these parameter types is prepared under in this
+  // session, preparing it on first use. The statements are string literals
+  // of the store, so the map stays small (one entry per statement and
+  // parameter typing). A connection pooler in transaction mode would need
+  // to keep them (PgBouncer ≥ 1.21 with max_prepared_statements).
+  const std::string& prepared(const char* sql, const std::vector<Oid>& types);
 
   PGconn* conn_ = nullptr;
+  std::unordered_map<std::string, std::string> prepared_;  // sql + types → statement name
   bool in_tx_ = false;  // between begin() and commit() or rollback()
 };
 
