@@ -54,6 +54,12 @@ class Store : public DeliveryQueue,
   virtual void savepoint() = 0;
   virtual void release_savepoint() = 0;
   virtual void rollback_to_savepoint() = 0;
+  // Releases the savepoint of the job that just succeeded and opens the
+  // next job's: one round trip where the store is across a socket.
+  virtual void next_savepoint() {
+    release_savepoint();
+    savepoint();
+  }
 
   // The delivery queue (DeliveryQueue: claim, record, next due, release,
   // fan-out progress) and what only the daemon and the API use of it:

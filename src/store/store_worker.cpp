@@ -106,24 +106,29 @@ void StoreWorker::loop() {
     bool committed = false;
     try {
       store_->begin();
+      bool open = false;  // the previous job's savepoint, still to release
       for (std::size_t i = 0; i < batch.size(); ++i) {
-        store_->savepoint();
+        if (open) store_->next_savepoint();
+        else store_->savepoint();
+        open = true;
         // Either way only this job rolls back; the others commit.
         try {
           batch[i].job(*store_);
-          store_->release_savepoint();
         } catch (const StoreError& e) {
           spdlog::error("store job ({}:{}) failed and was rolled back: {}",
                         short_file(batch[i].where), batch[i].where.line, e.what());
           failed[i] = JobFailure::kUnavailable;
           store_->rollback_to_savepoint();
+          open = false;
         } catch (const std::exception& e) {
           spdlog::error("store job ({}:{}) has a bug and was rolled back: {}",
                         short_file(batch[i].where), batch[i].where.line, e.what());
           failed[i] = JobFailure::kBug;
           store_->rollback_to_savepoint();
+          open = false;
         }
       }
+      if (open) store_->release_savepoint();
       store_->commit();
       committed = true;
     } catch (const StoreError& e) {

@@ -51,6 +51,7 @@ void PgStore::rollback() { db_.rollback(); }
 void PgStore::savepoint() { db_.savepoint(); }
 void PgStore::release_savepoint() { db_.release_savepoint(); }
 void PgStore::rollback_to_savepoint() { db_.rollback_to_savepoint(); }
+void PgStore::next_savepoint() { db_.exec("RELEASE SAVEPOINT job; SAVEPOINT job"); }
 
 }  // namespace tocsin::store::postgresql
 
