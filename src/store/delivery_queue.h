@@ -73,7 +73,8 @@ class DeliveryQueue {
                                 UnixMs lease_until) = 0;
   // Writes each attempt's result (state, next attempt, gateway, provider
   // id, error; attempts + 1) and ends its lease; an opt-out also marks the
-  // subscriber and cancels their pending SMS-number deliveries.
+  // subscriber and cancels their pending SMS-number deliveries. Each id
+  // at most once per call (one result per lease, as the dispatcher has).
   virtual void record_results(const std::vector<DeliveryUpdate>& updates, UnixMs now) = 0;
   // Earliest time at which a pending delivery of `channel` is due (its next
   // attempt or the end of its lease, whichever is later), if any.

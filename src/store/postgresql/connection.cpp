@@ -7,7 +7,7 @@
 namespace tocsin::store::postgresql {
 namespace {
 
-constexpr Oid kInt8 = 20, kFloat8 = 701, kUnknown = 0, kInt8Array = 1016;
+constexpr Oid kInt8 = 20, kFloat8 = 701, kUnknown = 0, kInt8Array = 1016, kTextArray = 1009;
 
 // The server's primary message and SQLSTATE only: the DETAIL line of a
 // unique violation quotes the key's values.
@@ -105,6 +105,24 @@ Query& Query::bind_array(const std::vector<int64_t>& v) {
   }
   text.push_back('}');
   return add(std::move(text), kInt8Array);
+}
+
+Query& Query::bind_array(const std::vector<std::string>& v) {
+  // Every element quoted, with a quote or backslash in it escaped by a
+  // backslash: the
+  // array literal's own syntax, so no value can end an element early.
+  std::string text(1, '{');
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (i) text.push_back(',');
+    text.push_back('"');
+    for (char c : v[i]) {
+      if (c == '"' || c == '\\') text.push_back('\\');
+      text.push_back(c);
+    }
+    text.push_back('"');
+  }
+  text.push_back('}');
+  return add(std::move(text), kTextArray);
 }
 
 Query& Query::bind_null() { return add(std::string(), kUnknown, true); }

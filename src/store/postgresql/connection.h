@@ -63,6 +63,8 @@ class Query {
   Query& bind_bytea_or_null(std::string_view v) { return v.empty() ? bind_null() : bind_bytea(v); }
   // An int8[] (for `= ANY($n)`).
   Query& bind_array(const std::vector<int64_t>& v);
+  // A text[] (for unnest($n): many rows' values in one statement).
+  Query& bind_array(const std::vector<std::string>& v);
   Query& bind_null();
   // Runs it; throws StoreError on failure.
   Result rows();

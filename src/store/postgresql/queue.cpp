@@ -7,6 +7,7 @@
 // written only while the lease is this instance's, so a late answer for a
 // row whose lease expired and went to another instance changes nothing.
 #include <map>
+#include <set>
 
 #include <spdlog/spdlog.h>
 
@@ -199,22 +200,40 @@ ClaimResult PgStore::claim_due(Channel channel, std::size_t limit, UnixMs now,
 }
 
 void PgStore::record_results(const std::vector<DeliveryUpdate>& updates, UnixMs now) {
+  if (updates.empty()) return;
+  // One statement for the whole flush: a fan-out records hundreds at a
+  // time, and a statement each was a round trip each.
+  std::vector<int64_t> id, state, next_at;
+  std::vector<std::string> gateway, provider_id, error;
   for (const auto& u : updates) {
-    // Only while the lease is ours: another instance may hold it now.
-    int64_t n = q("UPDATE deliveries SET state = $1, attempts = attempts + 1, "
-                  "next_attempt_at = $2, lease_until = 0, lease_owner = '', gateway = $3, "
-                  "provider_id = $4, last_error = $5, updated_at = $6 "
-                  "WHERE id = $7 AND lease_owner = $8")
-                    .bind(static_cast<int>(u.state))
-                    .bind(u.next_attempt_at)
-                    .bind(u.gateway)
-                    .bind(u.provider_id)
-                    .bind(u.error)
-                    .bind(now)
-                    .bind(u.id)
-                    .bind(instance_id_)
-                    .run();
-    if (n == 0) {
+    id.push_back(u.id);
+    state.push_back(static_cast<int64_t>(u.state));
+    next_at.push_back(u.next_attempt_at);
+    gateway.push_back(u.gateway);
+    provider_id.push_back(u.provider_id);
+    error.push_back(u.error);
+  }
+  // Only while the lease is ours: another instance may hold it now.
+  auto r = q("UPDATE deliveries d SET state = u.state, attempts = d.attempts + 1, "
+             "next_attempt_at = u.next_at, lease_until = 0, lease_owner = '', "
+             "gateway = u.gateway, provider_id = u.provider_id, last_error = u.error, "
+             "updated_at = $7 "
+             "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], "
+             "$6::text[]) AS u(id, state, next_at, gateway, provider_id, error) "
+             "WHERE d.id = u.id AND d.lease_owner = $8 RETURNING d.id")
+               .bind_array(id)
+               .bind_array(state)
+               .bind_array(next_at)
+               .bind_array(gateway)
+               .bind_array(provider_id)
+               .bind_array(error)
+               .bind(now)
+               .bind(instance_id_)
+               .rows();
+  std::set<int64_t> recorded;
+  for (int i = 0; i < r.rows(); ++i) recorded.insert(r.i64(i, 0));
+  for (const auto& u : updates) {
+    if (!recorded.count(u.id)) {
       spdlog::warn("delivery {}: its lease is no longer this instance's; result not recorded",
                    u.id);
       continue;

@@ -2,6 +2,7 @@
 // candidates, fan-out planning and the delivery queue (claims, leases,
 // results, receipts, requeues, expiry), for every store in STORE_FACTORIES.
 #include <algorithm>
+#include <set>
 
 #include "unit/store_contract/contract.h"
 
@@ -281,6 +282,39 @@ TEMPLATE_TEST_CASE("contract: claim, lease, record, receipt, release and requeue
   CHECK(c.s().pending_count() == 0);
   CHECK_FALSE(c.s().next_due(Channel::kSms));
   CHECK_FALSE(c.s().fanout_progress({{r1, Channel::kSms}}, false)[0].pending);
+}
+
+TEMPLATE_TEST_CASE("contract: results are stored as given, whatever characters they hold",
+                   "[store][contract]", STORE_FACTORIES) {
+  // PostgreSQL records a flush in one statement, its values in text
+  // arrays: a quote, a backslash, a comma or a brace in one must stay in it.
+  Contract<TestType> c;
+  for (int i = 0; i < 4; ++i) c.subscribe("+1213555000" + std::to_string(i), "", "en", {"east"});
+  c.tx([&](store::Store& s) {
+    s.insert_incident(c.incident("ABC123", 1000));
+    s.plan_group_deliveries(c.report("ABC123", 1000), "ABC123", {"east"}, Channel::kSms, 1000,
+                            900'000);
+  });
+  auto claim = c.tx([](store::Store& s) { return s.claim_due(Channel::kSms, 10, 1000, 5000); });
+  REQUIRE(claim.claimed.size() == 4);
+  const std::vector<std::string> ids{"SM\"1\"", "SM\\2", "SM{3},x", "SM 4 \u00e9"};
+  std::vector<store::DeliveryUpdate> ups;
+  for (std::size_t i = 0; i < 4; ++i)
+    ups.push_back({claim.claimed[i].id, DeliveryState::kSent, 0, i == 0 ? "gw\",{x}" : "gw", ids[i],
+                   "err \"q\" \\ ,{}"});
+  c.tx([&](store::Store& s) { s.record_results(ups, 1500); });
+  for (std::size_t i = 0; i < 4; ++i) {
+    INFO(ids[i]);
+    CHECK(c.tx(
+        [&](store::Store& s) { return s.apply_receipt(ids[i], DeliveryState::kDelivered, 2000); }));
+  }
+  CHECK_FALSE(c.tx(
+      [](store::Store& s) { return s.apply_receipt("SM1", DeliveryState::kDelivered, 2000); }));
+  std::set<std::string> gateways;
+  for (const auto& [gateway, count] : c.s().incident_gateway_counts("ABC123"))
+    gateways.insert(gateway);
+  CHECK(gateways == std::set<std::string>{"gw", "gw\",{x}"});
+  CHECK(c.s().pending_count() == 0);
 }
 
 TEMPLATE_TEST_CASE("contract: a provider's opt-out stops the number's pending SMS",
