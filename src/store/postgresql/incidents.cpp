@@ -19,15 +19,16 @@ namespace {
   "last_report_at, closed_at, report_count, spread_m"
 
 // The dedup candidates' queries (dedup_candidates adds FOR UPDATE in a transaction).
-#define AREA_LOCATED                                                     \
-  "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND event = $1 " \
-  "AND area = $2 AND lat IS NULL AND last_report_at >= $3"
 #define AREA_ANY                                                         \
   "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND event = $1 " \
   "AND area = $2 AND last_report_at >= $3"
-#define PLACE                                                                              \
-  "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND lat IS NOT NULL AND "      \
-  "event = $1 AND lat BETWEEN $2 AND $3 AND lon BETWEEN $4 AND $5 AND last_report_at >= $6"
+// A located report's candidates in one statement (one round trip): the
+// unlocated incidents of its area, and the located ones within the radius's
+// bounding box (incidents_open_area and incidents_open_place, OR-ed).
+#define LOCATED                                                                               \
+  "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE open = 1 AND event = $1 AND "              \
+  "last_report_at >= $2 AND ((area = $3 AND lat IS NULL) OR (lat IS NOT NULL AND lat BETWEEN " \
+  "$4 AND $5 AND lon BETWEEN $6 AND $7))"
 
 IncidentRecord read_incident(const Result& r, int i) {
   IncidentRecord rec;
@@ -108,25 +109,26 @@ std::vector<IncidentRecord> PgStore::dedup_candidates(const Report& report, doub
                 .bind(report.dedup_key)
                 .bind(since)
                 .rows());
-  // Same area: all of them for an unlocated report, the unlocated ones for
-  // a located report (two located places are compared by distance only).
-  collect(q(report.location ? (lock ? AREA_LOCATED " FOR UPDATE" : AREA_LOCATED)
-                            : (lock ? AREA_ANY " FOR UPDATE" : AREA_ANY))
-              .bind(report.event)
-              .bind(report.area)
-              .bind(since)
-              .rows());
-  if (!report.location) return out;
-  // Within the radius's bounding box (incidents_open_place: one range scan,
-  // no latitude bands as SQLite needs).
+  // Same area: all of them for an unlocated report; for a located one the
+  // unlocated ones of its area (two located places are compared by
+  // distance only) and the located ones within the radius's bounding box.
+  if (!report.location) {
+    collect(q(lock ? AREA_ANY " FOR UPDATE" : AREA_ANY)
+                .bind(report.event)
+                .bind(report.area)
+                .bind(since)
+                .rows());
+    return out;
+  }
   GeoBox box = bounding_box(*report.location, radius_m);
-  collect(q(lock ? PLACE " FOR UPDATE" : PLACE)
+  collect(q(lock ? LOCATED " FOR UPDATE" : LOCATED)
               .bind(report.event)
+              .bind(since)
+              .bind(report.area)
               .bind(box.lat_min)
               .bind(box.lat_max)
               .bind(box.lon_min)
               .bind(box.lon_max)
-              .bind(since)
               .rows());
   return out;
 }
