@@ -107,8 +107,15 @@ void PgStore::insert_escalation(const std::string& incident_id, const std::strin
 }
 
 std::vector<EscalationTimer> PgStore::due_escalations(UnixMs now, int limit) {
-  auto r = q("SELECT incident_id, group_name, due_at, sent_at FROM escalations WHERE state = 0 "
-             "AND due_at <= $1 ORDER BY due_at LIMIT $2")
+  // In a transaction the timers read are locked until it ends, and another
+  // instance's read passes them by: two leaders for a moment (one's
+  // heartbeat ran out while it still worked) never fire one timer twice,
+  // since the firing job ends the timer in the same transaction.
+  auto r = q(lock_reads() ? "SELECT incident_id, group_name, due_at, sent_at FROM escalations "
+                            "WHERE state = 0 AND due_at <= $1 ORDER BY due_at LIMIT $2 "
+                            "FOR UPDATE SKIP LOCKED"
+                          : "SELECT incident_id, group_name, due_at, sent_at FROM escalations "
+                            "WHERE state = 0 AND due_at <= $1 ORDER BY due_at LIMIT $2")
                .bind(now)
                .bind(limit)
                .rows();

@@ -95,6 +95,30 @@ TEST_CASE("PostgreSQL store: two instances' claims never overlap, even while bot
   CHECK(test::in_tx(*t.b, [](store::Store& s) { return s.claim_due(Channel::kSms, 10, 1000, 60'000); }).claimed.empty());
 }
 
+TEST_CASE("PostgreSQL store: an escalation timer due at two leaders at once is read by one",
+          "[store][postgresql]") {
+  TwoInstances t;
+  t.plan(1);
+  test::in_tx(*t.a, [](store::Store& s) {
+    s.insert_escalation("ABC123", "wide", 1000, 2000);
+    s.insert_escalation("ABC123", "wider", 1000, 2000);
+  });
+  // a reads (and will end) the timers; b, reading before a commits, passes
+  // them by rather than firing them too.
+  t.a->begin();
+  auto first = t.a->due_escalations(3000, 10);
+  t.b->begin();
+  auto second = t.b->due_escalations(3000, 10);
+  t.b->commit();
+  REQUIRE(first.size() == 2);
+  CHECK(second.empty());
+  t.a->end_escalation("ABC123", "wide", store::TimerEnd::kFired, 3000);
+  t.a->end_escalation("ABC123", "wider", store::TimerEnd::kFired, 3000);
+  t.a->commit();
+  // Once a has ended them, they are due nowhere.
+  CHECK(test::in_tx(*t.b, [](store::Store& s) { return s.due_escalations(3000, 10); }).empty());
+}
+
 TEST_CASE("PostgreSQL store: instances claiming at once on threads serve each delivery once",
           "[store][postgresql]") {
   TwoInstances t;
