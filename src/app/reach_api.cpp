@@ -9,6 +9,7 @@
 
 #include "app/api.h"
 #include "app/api_common.h"
+#include "app/safety.h"
 #include "core/form.h"
 #include "core/html.h"
 #include "core/problem.h"
@@ -121,9 +122,10 @@ void Api::voice_gather(http::Request& req, Respond respond) {
   struct Result {
     bool counted = false;
     std::string incident, language = "en";
+    SafetySteps covered;  // "covered" sent because of this answer
   };
   store_.call<Result>(
-      [id = *delivery, call, now](store::Store& s) {
+      [cfg, id = *delivery, call, now](store::Store& s) {
         Result r;
         auto t = s.delivery_target(id);
         if (!t || t->channel != Channel::kVoice) return r;
@@ -131,15 +133,20 @@ void Api::voice_gather(http::Request& req, Respond respond) {
         // One acknowledgement per call, however often Twilio (or a replay)
         // posts its Gather.
         if (!s.first_event("twilio-voice-gather", call, now)) return r;
-        s.insert_ack({t->incident_id, t->subscriber_id, "responding", now});
-        r.counted = true;
+        r.counted = s.insert_ack({t->incident_id, t->subscriber_id, "responding", now});
         r.incident = t->incident_id;
+        // Pressing 1 is a responding reply as much as an SMS "1" is: it
+        // counts toward a group's enough_responding.
+        if (r.counted) r.covered = check_covered(s, cfg->config, cfg->templates, r.incident, now);
         return r;
       },
-      [respond = std::move(respond)](std::optional<Result> r) {
+      [this, respond = std::move(respond)](std::optional<Result> r) {
         if (!r) return respond(problem(unavailable()));
-        if (r->counted)
+        if (r->counted) {
           spdlog::info("inbound call: acknowledgement (responding) on incident {}", r->incident);
+          count_safety(r->incident, r->covered);
+          if (r->covered.recipients > 0 && hooks_.deliveries_planned) hooks_.deliveries_planned();
+        }
         bool es = r->language.starts_with("es");
         respond(twiml_say(r->language, es ? "Gracias." : "Thank you."));
       });

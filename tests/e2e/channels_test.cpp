@@ -203,3 +203,50 @@ TEST_CASE("voice gateway: paced calls with TwiML in the language, Gather acknowl
   CHECK(dv["sent"] == 1);
   (void)ids;
 }
+
+TEST_CASE("voice gateway: pressing 1 counts toward enough_responding, and covered goes out",
+          "[e2e][reach][safety]") {
+  Gateways gw;
+  GatewayEmulator voice;
+  json config = config_with(gw, voice_gateway(voice));
+  config["groups"][0]["enough_responding"] = 2;
+  Daemon d(config);
+  d.start();
+  add_subscribers(d.url(),
+                  {{{"phone", phone_for(1)}, {"groups", {"eastside"}}, {"channels", {"voice"}}},
+                   {{"phone", phone_for(2)}, {"groups", {"eastside"}}, {"channels", {"sms"}}},
+                   {{"phone", phone_for(3)}, {"groups", {"eastside"}}, {"channels", {"sms"}}}});
+  auto r = post_report(d.url(), report_body().dump());
+  REQUIRE(r.status == 202);
+  const std::string code = r.json()["incident_id"];
+  REQUIRE(gw.twilio.wait_for(2, 10s));
+  REQUIRE(voice.wait_for(1, 10s));
+  auto call = voice.messages()[0];
+  std::smatch m;
+  REQUIRE(std::regex_search(call.body, m, std::regex("action=\"([^\"]+)\"")));
+  const std::string path = std::string(m[1]).substr(std::string(kPublicUrl).size());
+
+  // One responding by SMS: not yet covered.
+  CHECK(inbound_sms(d.url(), gw, phone_for(2), "1").status == 200);
+  REQUIRE(settled(d));
+  CHECK(gw.twilio.message_count() == 2);
+  // The second presses 1 on the call: two responding, so the one left gets covered.
+  auto g = twilio_callback(d.url(), voice.options().auth_token, path,
+                           {{"CallSid", call.id}, {"Digits", "1"}, {"To", phone_for(1)}});
+  CHECK(g.status == 200);
+  REQUIRE(gw.twilio.wait_for(3, 10s));
+  REQUIRE(settled(d));
+  auto msgs = gw.twilio.messages();
+  REQUIRE(msgs.size() == 3);
+  CHECK(msgs[2].to == phone_for(3));
+  CHECK(msgs[2].body.find("COVERED #" + code) != std::string::npos);
+  auto inc = incident(d.url(), code);
+  CHECK(inc["acknowledgements"]["counts"]["responding"] == 2);
+  int covered = 0;
+  for (const auto& t : inc["timeline"])
+    if (t["what"] == "covered") {
+      ++covered;
+      CHECK(t["recipients"] == 1);
+    }
+  CHECK(covered == 1);
+}
