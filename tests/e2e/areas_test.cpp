@@ -3,6 +3,7 @@
 // holding the point), a point far from its named area is refused before
 // anything is stored or sent, and a coordinator's scope holds for derived
 // areas too.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <fstream>
 
@@ -116,6 +117,8 @@ TEST_CASE("areas: a report with only a location reaches the groups of the area t
   auto svg = admin("GET", d.url() + "/v1/incidents/" + code + "/map.svg");
   CHECK(svg.status == 200);
   CHECK(svg.header("content-type") == "image/svg+xml; charset=utf-8");
+  CHECK(svg.header("content-security-policy") == "default-src 'none'");  // a picture, no document
+  CHECK(svg.header("x-content-type-options") == "nosniff");
   CHECK_THAT(svg.body,
              Catch::StartsWith("<svg ") && Catch::Contains("<title>la/boyle-heights</title>"));
   CHECK(request("GET", d.url() + "/v1/incidents/" + code + "/map.svg").status == 401);
@@ -205,6 +208,41 @@ TEST_CASE("areas: a coordinator of pdx cannot report a point in la by leaving ou
   CHECK(count_by_recipient(gw.twilio.messages()) == std::map<std::string, int>{{phone_for(1), 1}});
 }
 
+TEST_CASE("areas: a point's areas route only within the coordinator's scope",
+          "[e2e][areas]") {
+  // Portland without a shape: a report naming pdx is not measured against
+  // one, so its point may lie anywhere, here in Boyle Heights. The areas
+  // holding that point (la/boyle-heights, la) are outside the Portland
+  // hotline's scope: its alert reaches Portland's group, never eastside.
+  Gateways gw;
+  Daemon d{areas_config(gw)};
+  json areas = json::parse(areas_geojson());
+  auto& features = areas["features"];
+  features.erase(std::remove_if(features.begin(), features.end(),
+                                [](const json& f) { return f["properties"]["name"] == "pdx"; }),
+                 features.end());
+  write_areas(d, areas.dump());
+  d.start();
+  add_two(d);
+
+  auto r = post_report(
+      d.url(), report_body({{"area", "pdx"}, {"location", at(34.0339, -118.2107)}}).dump(),
+      kPdxSecret);
+  REQUIRE(r.status == 202);
+  REQUIRE(gw.twilio.wait_for(1, 10s));
+  REQUIRE(settled(d));
+  CHECK(count_by_recipient(gw.twilio.messages()) == std::map<std::string, int>{{phone_for(1), 1}});
+  CHECK(gw.sendgrid.message_count() == 0);
+
+  // A point in Boyle Heights from the LA hotline reaches eastside through
+  // the shape (1.2 km north of the first: a new incident, not a merge).
+  REQUIRE(post_report(d.url(), only_location(34.0459, -118.2107)).status == 202);
+  REQUIRE(gw.twilio.wait_for(2, 10s));
+  REQUIRE(settled(d));
+  CHECK(count_by_recipient(gw.twilio.messages()) ==
+        std::map<std::string, int>{{phone_for(0), 1}, {phone_for(1), 1}});
+}
+
 TEST_CASE("areas: a reload picks up new shapes", "[e2e][areas][reload]") {
   Gateways gw;
   Daemon d(areas_config(gw));
@@ -239,4 +277,51 @@ TEST_CASE("areas: without shapes a report that leaves out area is refused as bef
   // And a point anywhere is taken as before, by name alone.
   CHECK(post_report(d.url(), report_body({{"location", at(34.0339, -114.95)}}).dump()).status ==
         202);
+}
+
+TEST_CASE("areas: check-config loads the shipped example shapes and names each broken feature",
+          "[e2e][areas][cli]") {
+  Gateways gw;
+  Daemon d{areas_config(gw)};
+  // The example the README points operators to (its names are la's).
+  std::filesystem::copy_file(std::filesystem::path(TOCSIN_SOURCE_DIR) / "config/example-areas.geojson",
+                             d.path("areas.geojson"));
+  auto ok = run_cli({"check-config", "--config", "config.json"}, 10s, d.dir());
+  INFO(ok.out << ok.err);
+  CHECK(ok.exit_code == 0);
+  CHECK_THAT(ok.out, Catch::Matches("(.|\n)*config\\.json: ok \\(.* [0-9]+ area shapes\\)\n"));
+
+  // A bow-tie and a shape under the tolerance: a problem (exit 2) and a
+  // warning, each naming its feature.
+  json bowtie = {{"type", "Feature"},
+                 {"properties", {{"name", "la/bowtie"}}},
+                 {"geometry",
+                  {{"type", "Polygon"},
+                   {"coordinates",
+                    {{{-118.3, 34.0}, {-118.2, 34.1}, {-118.2, 34.0}, {-118.3, 34.1}, {-118.3, 34.0}}}}}}};
+  json broken = {{"type", "FeatureCollection"},
+                 {"features",
+                  {feature("la", box(-118.7, 33.7, -118.0, 34.35)), bowtie,
+                   feature("la/corner", box(-118.3, 34.0, -118.2999, 34.0001))}}};
+  write_areas(d, broken.dump());
+  auto bad = run_cli({"check-config", "--config", "config.json"}, 10s, d.dir());
+  INFO(bad.out << bad.err);
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.out, Catch::Contains("config.json: areas_file.features[1].geometry: feature 1 "
+                                      "\"la/bowtie\": crosses itself"));
+  CHECK_THAT(bad.out, Catch::Contains("config.json: areas_file.features[2].geometry: warning: "
+                                      "feature 2 \"la/corner\": is 9 m across, under "
+                                      "areas.tolerance_m (200 m)"));
+  CHECK(bad.out.find(": ok (") == std::string::npos);
+
+  // Once every shape is valid, a child reaching far outside its parent.
+  broken["features"] = {feature("la", box(-118.7, 33.7, -118.0, 34.35)),
+                        feature("la/north", box(-118.3, 34.3, -118.2, 34.5))};
+  write_areas(d, broken.dump());
+  bad = run_cli({"check-config", "--config", "config.json"}, 10s, d.dir());
+  INFO(bad.out << bad.err);
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.out, Catch::Contains("config.json: areas_file.features[1]: \"la/north\": reaches "));
+  CHECK_THAT(bad.out, Catch::Contains("outside its parent \"la\" (areas_file.features[0])"));
+  CHECK(bad.out.find(": ok (") == std::string::npos);
 }
