@@ -17,6 +17,8 @@ namespace {
 
 // Phones of the "wide" group's subscribers: 100.. (eastside uses 0..).
 std::string wide_phone(int i) { return phone_for(100 + i); }
+// Phones of the "wider" group's (a second escalation): 200..
+std::string wider_phone(int i) { return phone_for(200 + i); }
 
 json wide_group(json match_extra = json::object()) {
   json match = {{"areas", {"la"}}, {"events", {"enforcement_activity"}}};
@@ -279,6 +281,62 @@ TEST_CASE("escalation survives a kill -9 while its timer runs, and fires once", 
   CHECK(query_db(d, "SELECT state FROM escalations") == std::vector<std::string>{"1"});
 }
 
+TEST_CASE("escalation chains: the group escalated to escalates in turn; audit and all-clear follow",
+          "[e2e][safety]") {
+  Gateways gw;
+  json config = escalation_config(gw, 2);
+  for (auto& g : config["groups"])
+    if (g["name"] == "wide")
+      g["escalate"] = {{"after_s", 2}, {"if_responding_below", 1}, {"to", {"wider"}}};
+  config["groups"].push_back(wide_group());
+  config["groups"].back()["name"] = "wider";
+  config["groups"].back()["match"]["areas"] = {"la/downtown"};
+  Daemon d(config);
+  d.start();
+  add_group(d.url(), "eastside", 5, phone_for);
+  add_group(d.url(), "wide", 3, wide_phone);
+  add_group(d.url(), "wider", 2, wider_phone);
+
+  auto r = post_report(d.url(), report_body().dump());
+  std::string code = r.json()["incident_id"];
+  // Nobody responds: eastside's timer widens to wide, whose own timer
+  // (from its first send) widens to wider.
+  REQUIRE(gw.twilio.wait_for(10, 20s));
+  REQUIRE(eventually([&] { return steps(incident(d, code), "escalated").size() == 2; }, 20s));
+  auto inc = incident(d, code);
+  auto escalated = steps(inc, "escalated");
+  CHECK(escalated[0]["group"] == "eastside");
+  CHECK(escalated[0]["detail"] == "0 of 5 responding (below 3): to wide");
+  CHECK(escalated[1]["group"] == "wide");
+  CHECK(escalated[1]["detail"] == "0 of 3 responding (below 1): to wider");
+  CHECK(escalated[1]["recipients"] == 2);
+  REQUIRE(eventually([&] { return query_db(d, "SELECT count(*) FROM escalations WHERE state = 0")[0] == "0"; }));
+  REQUIRE(settled(d));
+  auto msgs = gw.twilio.messages();
+  CHECK(msgs.size() == 10);
+  CHECK(repeated_messages(count_by_recipient(msgs)) == 0);
+  CHECK(metric(d, "escalated") == 2);
+  // The audit trail has both steps, by tocsin, for this incident.
+  auto audit = admin("GET", d.url() + "/v1/audit?limit=500").json();
+  int escalations = 0;
+  for (const auto& e : audit["entries"])
+    if (e["object_id"] == code && e["actor"] == "tocsin" && e["method"] == "ESCALATE") ++escalations;
+  CHECK(escalations == 2);
+
+  // The all-clear reaches everyone the escalations reached, once each.
+  gw.twilio.reset();
+  auto cancel = post_report(d.url(), cancel_of(code).dump());
+  REQUIRE(cancel.status == 202);
+  CHECK(cancel.json()["recipients"] == 10);
+  REQUIRE(gw.twilio.wait_for(10, 10s));
+  REQUIRE(settled(d));
+  std::multiset<std::string> everyone;
+  for (int i = 0; i < 5; ++i) everyone.insert(phone_for(i));
+  for (int i = 0; i < 3; ++i) everyone.insert(wide_phone(i));
+  for (int i = 0; i < 2; ++i) everyone.insert(wider_phone(i));
+  CHECK(recipients_of(gw.twilio.messages(), "ALL CLEAR") == everyone);
+}
+
 TEST_CASE("an all-clear stops the escalation timer", "[e2e][safety]") {
   Gateways gw;
   Daemon d(escalation_config(gw, 4));
@@ -329,6 +387,11 @@ TEST_CASE("covered goes to exactly the non-responders, once", "[e2e][safety]") {
   REQUIRE(steps(inc, "covered").size() == 1);
   CHECK(steps(inc, "covered")[0]["recipients"] == 3);
   CHECK(metric(d, "covered") == 1);
+  auto audit = admin("GET", d.url() + "/v1/audit?limit=500").json();
+  int covers = 0;
+  for (const auto& e : audit["entries"])
+    if (e["object_id"] == code && e["actor"] == "tocsin" && e["method"] == "COVER") ++covers;
+  CHECK(covers == 1);
 }
 
 TEST_CASE("route says which groups wait for what, and their escalation and covered rules",
