@@ -71,6 +71,15 @@ double metric(const Daemon& d, const std::string& step) {
   return std::stod(r.body.substr(at + key.size()));
 }
 
+// The incident's audit entries by tocsin with `method` (HOLD, RELEASE, ESCALATE, COVER).
+int audit_count(const Daemon& d, const std::string& code, const std::string& method) {
+  auto audit = admin("GET", d.url() + "/v1/audit?limit=500").json();
+  int n = 0;
+  for (const auto& e : audit["entries"])
+    if (e["object_id"] == code && e["actor"] == "tocsin" && e["method"] == method) ++n;
+  return n;
+}
+
 json update_of(const std::string& code, json extra = json::object()) {
   json body = report_body({{"msg_type", "update"}, {"references", code}});
   for (auto it = extra.begin(); it != extra.end(); ++it) body[it.key()] = *it;
@@ -317,11 +326,7 @@ TEST_CASE("escalation chains: the group escalated to escalates in turn; audit an
   CHECK(repeated_messages(count_by_recipient(msgs)) == 0);
   CHECK(metric(d, "escalated") == 2);
   // The audit trail has both steps, by tocsin, for this incident.
-  auto audit = admin("GET", d.url() + "/v1/audit?limit=500").json();
-  int escalations = 0;
-  for (const auto& e : audit["entries"])
-    if (e["object_id"] == code && e["actor"] == "tocsin" && e["method"] == "ESCALATE") ++escalations;
-  CHECK(escalations == 2);
+  CHECK(audit_count(d, code, "ESCALATE") == 2);
 
   // The all-clear reaches everyone the escalations reached, once each.
   gw.twilio.reset();
@@ -387,11 +392,7 @@ TEST_CASE("covered goes to exactly the non-responders, once", "[e2e][safety]") {
   REQUIRE(steps(inc, "covered").size() == 1);
   CHECK(steps(inc, "covered")[0]["recipients"] == 3);
   CHECK(metric(d, "covered") == 1);
-  auto audit = admin("GET", d.url() + "/v1/audit?limit=500").json();
-  int covers = 0;
-  for (const auto& e : audit["entries"])
-    if (e["object_id"] == code && e["actor"] == "tocsin" && e["method"] == "COVER") ++covers;
-  CHECK(covers == 1);
+  CHECK(audit_count(d, code, "COVER") == 1);
 }
 
 TEST_CASE("route says which groups wait for what, and their escalation and covered rules",
