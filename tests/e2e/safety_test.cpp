@@ -290,7 +290,7 @@ TEST_CASE("escalation survives a kill -9 while its timer runs, and fires once", 
   CHECK(query_db(d, "SELECT state FROM escalations") == std::vector<std::string>{"1"});
 }
 
-TEST_CASE("escalation chains: the group escalated to escalates in turn; audit and all-clear follow",
+TEST_CASE("escalation chains: the group escalated to escalates in turn, and audit and all-clear follow",
           "[e2e][safety]") {
   Gateways gw;
   json config = escalation_config(gw, 2);
