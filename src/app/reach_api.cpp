@@ -9,6 +9,7 @@
 
 #include "app/api.h"
 #include "app/api_common.h"
+#include "app/email_events.h"
 #include "app/safety.h"
 #include "core/form.h"
 #include "core/html.h"
@@ -162,43 +163,6 @@ void Api::voice_status(http::Request& req, Respond respond) {
   });
 }
 
-namespace {
-
-// What one SendGrid event does to tocsin's delivery.
-struct EmailEvent {
-  std::string event_id;
-  int64_t delivery_id = 0;
-  std::optional<DeliveryState> state;
-  bool opt_out = false;  // hard bounce, spam report, unsubscribe
-};
-
-std::optional<EmailEvent> email_event(const nlohmann::json& e) {
-  auto text = [&](const char* key) {
-    return e.contains(key) && e[key].is_string() ? e[key].get<std::string>() : std::string();
-  };
-  EmailEvent out;
-  out.event_id = text("sg_event_id");
-  // custom_args come back as top-level fields of the event.
-  auto id = parse_id(text(std::string(delivery::kSendgridDeliveryArg).c_str()));
-  if (out.event_id.empty() || !id) return std::nullopt;
-  out.delivery_id = *id;
-  const std::string kind = text("event");
-  if (kind == "delivered") out.state = DeliveryState::kDelivered;
-  else if (kind == "dropped") out.state = DeliveryState::kUndelivered;
-  else if (kind == "bounce") {
-    out.state = DeliveryState::kUndelivered;
-    // "blocked" is a soft bounce (the receiver refused now); "bounce" is hard.
-    out.opt_out = text("type") != "blocked";
-  } else if (kind == "spamreport" || kind == "unsubscribe" || kind == "group_unsubscribe") {
-    out.opt_out = true;
-  } else if (kind != "deferred") {
-    return std::nullopt;  // processed, open, click...: nothing to record
-  }
-  return out;
-}
-
-}  // namespace
-
 // Anyone can post here, so a refusal writes no log line of its own: it is
 // counted (tocsin_http_refused_total{route="/v1/receipts/sendgrid"}) and in
 // the periodic refusal summary (Api::Hooks::refused). The cheap checks come
@@ -241,12 +205,14 @@ void Api::receipt_sendgrid(http::Request& req, Respond respond) {
     return refuse(403, kSignature,
                   keyed ? "does not verify"
                         : "cannot verify: no sendgrid gateway has an event_webhook_public_key");
-  auto doc = nlohmann::json::parse(req.body, nullptr, false);
-  if (!doc.is_array()) return respond(problem(bad_request("the body must be a JSON array of events")));
-  auto events = std::make_shared<std::vector<EmailEvent>>();
-  for (const auto& e : doc)
-    if (e.is_object())
-      if (auto ev = email_event(e)) events->push_back(std::move(*ev));
+  // Signed by SendGrid from here on: strict like every other body, so a
+  // duplicate key is refused rather than read as its last value.
+  if (auto p = require_json(req)) return respond(problem(*p));
+  auto parsed = parse_email_events(req.body);
+  if (auto* bad = std::get_if<MalformedBody>(&parsed))
+    return respond(problem(bad_request(bad->detail, bad->field)));
+  auto events =
+      std::make_shared<std::vector<EmailEvent>>(std::move(std::get<std::vector<EmailEvent>>(parsed)));
   const UnixMs now = clock_.now_ms();
   struct Result {
     int64_t applied = 0, repeats = 0, opted_out = 0;

@@ -1,7 +1,8 @@
 // End-to-end: SendGrid's Event Webhook, ECDSA P-256 signed with a key pair
 // made here: events update deliveries, hard bounces and spam reports opt
 // the address out, a wrong signature changes nothing, repeats apply once; a
-// flood of forged posts is counted, not logged line by line.
+// flood of forged posts is counted, not logged line by line; a signed body
+// is read strictly (duplicate keys, Content-Type) like every other body.
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -52,6 +53,17 @@ std::string unix_now(int64_t offset_s = 0) {
                             std::chrono::system_clock::now().time_since_epoch())
                             .count() +
                         offset_s);
+}
+
+// `body` as it is, correctly signed, with `content_type`.
+HttpResult post_signed(const std::string& base, const TestKey& key, const std::string& body,
+                       const std::string& content_type = "application/json") {
+  const std::string ts = unix_now();
+  return request("POST", base + "/v1/receipts/sendgrid",
+                 {{"Content-Type", content_type},
+                  {"X-Twilio-Email-Event-Webhook-Signature", key.sign(ts + body)},
+                  {"X-Twilio-Email-Event-Webhook-Timestamp", ts}},
+                 body);
 }
 
 HttpResult post_events(const std::string& base, const TestKey& key, const json& events,
@@ -202,4 +214,46 @@ TEST_CASE("sendgrid events: a forged flood is counted and summarised, not logged
   CHECK(sendgrid_lines <= 2);
   CHECK(refused_lines <= 2);
   CHECK(log.find("refused 500 requests in the last ") != std::string::npos);
+}
+
+TEST_CASE("sendgrid events: a signed body with a duplicate key or not JSON typed is refused",
+          "[e2e][reach][strict]") {
+  Gateways gw;
+  TestKey key;
+  json cfg = test_config(gw);
+  cfg["gateways"][1]["event_webhook_public_key"] = key.public_der_base64();
+  Daemon d(cfg);
+  d.start();
+  auto ids = add_subscribers(d.url(), {{{"email", "a@example.org"}, {"groups", {"lawyers"}}}});
+  auto r = post_report(d.url(), report_body().dump());
+  REQUIRE(gw.sendgrid.wait_for(1, 15s));
+  const std::string delivery = gw.sendgrid.messages().at(0).fields["custom_args.tocsin_delivery_id"];
+  // A sender whose library kept the first "event" meant a soft "deferred";
+  // the last one would opt the address out. Neither is guessed.
+  const std::string dup = R"([{"email":"a@example.org","event":"deferred","sg_event_id":"d1",)"
+                          R"("tocsin_delivery_id":")" +
+                          delivery + R"(","event":"spamreport"}])";
+  auto refused = post_signed(d.url(), key, dup);
+  INFO(refused.body);
+  CHECK(refused.status == 400);
+  CHECK(refused.json()["detail"] == "duplicate key \"event\"");
+  CHECK(refused.json()["field"] == "[0].event");
+  // Well-formed and signed, but not declared JSON: 415.
+  const std::string good = json::array({{{"email", "a@example.org"},
+                                         {"event", "spamreport"},
+                                         {"sg_event_id", "s1"},
+                                         {"tocsin_delivery_id", delivery}}})
+                               .dump();
+  auto typed = post_signed(d.url(), key, good, "text/plain");
+  CHECK(typed.status == 415);
+  CHECK(typed.json()["field"] == "Content-Type");
+  CHECK(post_signed(d.url(), key, good, "application/x-www-form-urlencoded").status == 415);
+  // Nothing changed: no event recorded, the address not opted out.
+  CHECK(query_db(d, "SELECT count(*) FROM provider_events").at(0) == "0");
+  CHECK(admin("GET", d.url() + "/v1/subscribers/" + std::to_string(ids[0])).json()["email_opted_out"] ==
+        false);
+  // The same events, correctly typed (with a charset), are applied.
+  CHECK(post_signed(d.url(), key, good, "application/json; charset=utf-8").status == 200);
+  CHECK(admin("GET", d.url() + "/v1/subscribers/" + std::to_string(ids[0])).json()["email_opted_out"] ==
+        true);
 }
