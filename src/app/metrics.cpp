@@ -7,7 +7,10 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include "http/server.h"
+
 #include <map>
+#include <utility>
 #include <set>
 
 namespace tocsin::app {
@@ -119,6 +122,30 @@ Metrics::Metrics() : impl_(std::make_unique<Impl>()) {
                            {"state", std::string(to_string(DeliveryState::kExpired))}});
   for (const char* step : {"held", "released", "escalated", "covered"})
     impl_->safety.Add({{"step", step}});  // at 0 from the start, so rate() sees the first one
+  // The refusals a flood or a scan makes (a missing or wrong signature or
+  // token on each route that checks one, an unknown path, the HTTP parser's
+  // own) and every admission event, so an alert on rate() sees the first.
+  static constexpr std::pair<const char*, int> kRefusals[] = {
+      {"/v1/reports", 401},
+      {"/v1/receipts/twilio", 403},
+      {"/v1/inbound/twilio", 403},
+      {"/v1/inbound/twilio/voice/gather", 403},
+      {"/v1/inbound/twilio/voice/status", 403},
+      {"/v1/receipts/sendgrid", 403},
+      {"/v1/subscribers", 401},
+      {"/v1/incidents", 401},
+      {"/v1/audit", 401},
+      {"/-/reload", 401},
+      {"other", 404},
+      {"(http)", 400},
+      {"(http)", 413},
+      {"(http)", 431},
+  };
+  for (const auto& [route, status] : kRefusals)
+    impl_->refused.Add({{"route", route}, {"status", std::to_string(status)}});
+  for (auto e : {http::ConnectionEvent::kEvicted, http::ConnectionEvent::kFull,
+                 http::ConnectionEvent::kPerAddress, http::ConnectionEvent::kAcceptError})
+    impl_->connections.Add({{"event", http::to_string(e)}});
 }
 
 void Metrics::safety_step(std::string_view step, int n) {

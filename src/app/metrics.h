@@ -28,7 +28,9 @@
 // Counters are exported at 0 before their first event (for rate()): every
 // configured gateway's deliveries (sent, failed, expired) and retries from
 // the first render, reload results, accepted report outcomes (202) and the
-// usual refusals (400, 401, 403, 422, 503).
+// usual refusals (400, 401, 403, 422, 503), each route's signature or token
+// refusal and the HTTP parser's (tocsin_http_refused_total), and every
+// admission event (tocsin_http_connections_total).
 //
 // Thread-safe (prometheus-cpp's metrics are); the daemon uses it on its io
 // thread.

@@ -66,13 +66,23 @@ TEST_CASE("metrics: counters are exported at 0 before their first event", "[metr
   CHECK(has_line(text, "tocsin_config_reloads_total{result=\"refused\"} 0"));
   CHECK(has_line(text, "tocsin_reports_total{outcome=\"new_incident\",status=\"202\"} 0"));
   CHECK(has_line(text, "tocsin_reports_total{outcome=\"refused\",status=\"401\"} 0"));
+  CHECK(has_line(text, "tocsin_http_refused_total{route=\"/v1/reports\",status=\"401\"} 0"));
+  CHECK(has_line(text, "tocsin_http_refused_total{route=\"/v1/inbound/twilio\",status=\"403\"} 0"));
+  CHECK(has_line(text, "tocsin_http_refused_total{route=\"/v1/receipts/sendgrid\",status=\"403\"} 0"));
+  CHECK(has_line(text, "tocsin_http_refused_total{route=\"(http)\",status=\"400\"} 0"));
+  for (const char* event : {"evicted", "full", "per_address", "accept_error"})
+    CHECK(has_line(text, std::string("tocsin_http_connections_total{event=\"") + event + "\"} 0"));
   // An event counts on the series that was there; a removed gateway's
   // counters stay.
   m.delivery_result("a", Channel::kSms, DeliveryState::kPending);
   m.config_reload(false);
+  m.http_refused("/v1/reports", 401);
+  m.connection_event("evicted");
   g.circuits = {{"b", Channel::kEmail, 0}};
   text = m.render(g);
   CHECK(has_line(text, "tocsin_delivery_retries_total{channel=\"sms\",gateway=\"a\"} 1"));
   CHECK(has_line(text, "tocsin_config_reloads_total{result=\"refused\"} 1"));
+  CHECK(has_line(text, "tocsin_http_refused_total{route=\"/v1/reports\",status=\"401\"} 1"));
+  CHECK(has_line(text, "tocsin_http_connections_total{event=\"evicted\"} 1"));
   CHECK(has_line(text, "tocsin_deliveries_total{channel=\"sms\",gateway=\"a\",state=\"failed\"} 0"));
 }
