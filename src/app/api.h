@@ -43,6 +43,9 @@ class Api {
     // the metric and the periodic summary line that replace a log line per
     // refusal (an attacker must not be able to fill the logs).
     std::function<void(std::string_view route, int status)> refused;
+    // Each signed provider callback ignored as already applied (a replay or
+    // a retry, answered 200): for the same summary line, not a line each.
+    std::function<void()> replayed;
     // Runs the console's passphrase hashing completions (null: inline).
     boost::asio::io_context* io = nullptr;
   };

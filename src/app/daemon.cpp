@@ -189,6 +189,7 @@ class Daemon {
     hooks.refused = [this](std::string_view route, int status) {
       housekeeping_->refused(route, status);
     };
+    hooks.replayed = [this] { housekeeping_->replayed(); };
     hooks.io = &io_;
     return hooks;
   }

@@ -111,6 +111,8 @@ void Housekeeping::refused(std::string_view route, int status) {
   refusals_.add(status);
 }
 
+void Housekeeping::replayed() { refusals_.add_replay(); }
+
 void Housekeeping::log_refusals() {
   const auto now = std::chrono::steady_clock::now();
   const auto elapsed = std::chrono::ceil<std::chrono::seconds>(now - last_refusal_summary_);

@@ -63,6 +63,9 @@ class Housekeeping {
   void reencrypt();    // a pass under the active key (after a reload changed it)
   // A refused request: counted, and summarised by the next summary line.
   void refused(std::string_view route, int status);
+  // A signed provider callback ignored as already applied: in the same
+  // periodic summary line.
+  void replayed();
   void log_refusals();  // what was refused since the last summary, if anything
 
  private:

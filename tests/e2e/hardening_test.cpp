@@ -339,6 +339,32 @@ TEST_CASE("a replayed Twilio request changes nothing, and responding counts peop
   CHECK(get(d.url() + "/healthz").status == 200);
 }
 
+TEST_CASE("a signed Twilio request replayed 200 times writes no log line per replay",
+          "[e2e][hardening][replay][logs]") {
+  Gateways gw;
+  Daemon d(test_config(gw));
+  d.start();
+  add_subscribers(d.url(), {json{{"phone", phone_for(1)}, {"groups", {"eastside"}}}});
+  const std::string sid = "SM" + std::string(32, 'c');
+  REQUIRE(inbound_sms(d.url(), gw, phone_for(1), "STOP", false, sid).status == 200);
+  const std::size_t before = count_lines_with(d.log(), "inbound SMS");
+  for (int i = 0; i < 200; ++i)
+    REQUIRE(inbound_sms(d.url(), gw, phone_for(1), "STOP", false, sid).status == 200);
+  CHECK(query_db(d, "SELECT count(*) FROM provider_events") == std::vector<std::string>{"1"});
+  CHECK(get(d.url() + "/healthz").status == 200);
+  d.terminate();
+  REQUIRE(d.wait_exit(15s));
+  const std::string log = d.log();
+  INFO(d.log_tail(20));
+  // The applied STOP wrote its line; the replays none, and are said once,
+  // in the summary at shutdown (default interval 60 s).
+  CHECK(before == 1);
+  CHECK(count_lines_with(log, "inbound SMS") == before);
+  CHECK(count_lines_with(log, "already applied") == 1);
+  CHECK(log.find("ignored 200 already applied provider callbacks in the last ") !=
+        std::string::npos);
+}
+
 TEST_CASE("remembered MessageSids are purged after retention.provider_events_days",
           "[e2e][hardening][replay]") {
   Gateways gw;
