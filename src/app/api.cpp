@@ -11,6 +11,7 @@
 
 #include "app/api_common.h"
 #include "app/console.h"
+#include "app/ingest.h"
 #include "core/refusals.h"
 
 namespace tocsin::app {
@@ -24,8 +25,14 @@ Api::Api(ConfigSource config, const Clock& clock, store::StoreWorker& store, Hoo
       store_(store),
       hooks_(std::move(hooks)),
       rng_(std::make_shared<std::mt19937_64>(std::random_device{}())),
-      console_(std::make_unique<Console>(config_, clock_, store_, hooks_.deliveries_planned,
-                                         hooks_.io, rng_)) {}
+      console_(std::make_unique<Console>(
+          config_, clock_, store_, hooks_.deliveries_planned, hooks_.io, rng_,
+          // A console report is counted as a webhook's is (the Api outlives
+          // its console).
+          [this](const IngestResult& r) {
+            count_report(r.outcome, r.status);
+            count_safety(r.incident_id, r.safety);
+          })) {}
 
 Api::~Api() = default;
 

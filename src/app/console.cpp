@@ -154,9 +154,10 @@ const std::string& dummy_hash() {
 
 Console::Console(ConfigSource config, const Clock& clock, store::StoreWorker& store,
                  std::function<void()> deliveries_planned, boost::asio::io_context* io,
-                 std::shared_ptr<std::mt19937_64> rng)
+                 std::shared_ptr<std::mt19937_64> rng,
+                 std::function<void(const IngestResult&)> ingested)
     : impl_(std::make_shared<Impl>(std::move(config), clock, store, std::move(deliveries_planned),
-                                   io, std::move(rng))) {}
+                                   io, std::move(rng), std::move(ingested))) {}
 
 Console::~Console() = default;
 

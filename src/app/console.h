@@ -19,6 +19,10 @@
 #include "store/store_worker.h"
 
 namespace tocsin::app {
+struct IngestResult;
+}
+
+namespace tocsin::app {
 
 class Console {
  public:
@@ -28,9 +32,12 @@ class Console {
   // `io` runs passphrase hashing's completions (null: hashing runs inline,
   // for tests without an io_context). `rng` draws incident codes in ingest
   // jobs (shared with the webhook path; both run on the store thread).
+  // `ingested` is told of each report the console stored (sent or approved),
+  // so that it is counted like a webhook's (reports and safety-rule steps).
   Console(ConfigSource config, const Clock& clock, store::StoreWorker& store,
           std::function<void()> deliveries_planned, boost::asio::io_context* io,
-          std::shared_ptr<std::mt19937_64> rng);
+          std::shared_ptr<std::mt19937_64> rng,
+          std::function<void(const IngestResult&)> ingested = {});
   ~Console();
   Console(const Console&) = delete;
   Console& operator=(const Console&) = delete;

@@ -109,12 +109,14 @@ struct Console::Impl : std::enable_shared_from_this<Console::Impl> {
   store::StoreWorker& store;
   std::function<void()> deliveries_planned;
   std::shared_ptr<std::mt19937_64> rng;
+  std::function<void(const IngestResult&)> ingested;
   console::Hasher hasher;
 
   Impl(ConfigSource c, const Clock& cl, store::StoreWorker& s, std::function<void()> dp,
-       boost::asio::io_context* io, std::shared_ptr<std::mt19937_64> r)
+       boost::asio::io_context* io, std::shared_ptr<std::mt19937_64> r,
+       std::function<void(const IngestResult&)> in)
       : config(std::move(c)), clock(cl), store(s), deliveries_planned(std::move(dp)),
-        rng(std::move(r)), hasher(io) {}
+        rng(std::move(r)), ingested(std::move(in)), hasher(io) {}
 
   // console.cpp
   void handle(http::Request req, Respond respond);

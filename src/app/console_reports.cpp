@@ -461,6 +461,7 @@ void Console::Impl::submit_report(const http::Request& req, const Who& who, cons
           spdlog::info("console report {} from coordinator {}: incident {} {}, {} deliveries",
                        r->report_id, who.user.coordinator, r->incident_id, r->outcome,
                        r->recipients);
+          if (self->ingested) self->ingested(*r);
           if (r->recipients > 0 && self->deliveries_planned) self->deliveries_planned();
         }
         auto j = json::parse(r->body, nullptr, false);
@@ -587,6 +588,7 @@ void Console::Impl::decide_draft(int64_t id, bool approve, const Who& who, const
         if (!approve) return respond(message_page(200, lang, &who, "draft", tr(lang, "rejected")));
         spdlog::info("console: draft approved: incident {} {}, {} deliveries",
                      o->ingest.incident_id, o->ingest.outcome, o->ingest.recipients);
+        if (self->ingested) self->ingested(o->ingest);
         if (o->ingest.recipients > 0 && self->deliveries_planned) self->deliveries_planned();
         respond(redirect("/console/incidents/" + o->ingest.incident_id));
       });

@@ -235,6 +235,14 @@ def admin(base, method, path, body=None):
         return json.loads(r.read() or b"{}")
 
 
+def safety_steps(base):
+    """tocsin_safety_steps_total by step, from /metrics."""
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return {m.group(1): float(m.group(2))
+            for m in re.finditer(r'^tocsin_safety_steps_total\{step="(\w+)"\} (\S+)$', text, re.M)}
+
+
 def raw(base, method, path, cookie="", headers=None, body=b""):
     h = {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
     h.update(headers or {})
@@ -660,7 +668,10 @@ def corroboration(d, sc, base, emu):
         with emu.lock:
             return [m for m in emu.sms if m[1] == number]
 
+    steps0 = safety_steps(base)
     code = report_as("pat")
+    check(safety_steps(base).get("held", 0) == steps0.get("held", 0) + 1,
+          "a console report that holds a group counts in tocsin_safety_steps_total{step=held}")
     check("held \u00b7 pdx-wide \u00b7 waits for 2 reporters (has 1)" in timeline(),
           "the incident page's timeline shows pdx-wide held, waiting for 2 reporters")
     wait_for(lambda: sms_to("+15035550003"), "pdx-responders get the alert at once")
@@ -675,6 +686,8 @@ def corroboration(d, sc, base, emu):
     check(report_as("quin", merge_into=code, held=False) == code, "quin's report joins the incident")
     check([g.get("state") for g in pdx_wide()] == ["sent"], "a second person releases pdx-wide")
     check("released \u00b7 pdx-wide" in timeline(), "the incident page's timeline shows the release")
+    check(safety_steps(base).get("released", 0) == steps0.get("released", 0) + 1,
+          "the release by a console report counts in tocsin_safety_steps_total{step=released}")
     got = wait_for(lambda: sms_to("+15035550004"), "pdx-wide gets the alert once released")
     check(len(got) == 1 and "CONFIRMED" in got[0][2], "pdx-wide gets one CONFIRMED alert: %s" % got[0][2][:60])
     check(len(sms_to("+15035550003")) == 1, "pdx-responders are not messaged twice")
