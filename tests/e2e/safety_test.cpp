@@ -156,6 +156,17 @@ TEST_CASE("min_corroboration 2: held from one coordinator, released once by a se
     if (e["object_id"] == code && e["actor"] == "tocsin") methods.insert(e["method"]);
   CHECK(methods == std::set<std::string>{"HOLD", "RELEASE"});
 
+  // An update reaches exactly who had the alert, the released ones too, once.
+  gw.twilio.reset();
+  auto update = post_report(d.url(), update_of(code).dump());
+  REQUIRE(update.status == 202);
+  CHECK(update.json()["recipients"] == 6);
+  REQUIRE(gw.twilio.wait_for(6, 10s));
+  REQUIRE(settled(d));
+  CHECK(recipients_of(gw.twilio.messages(), "UPDATE") ==
+        std::multiset<std::string>{phone_for(0), phone_for(1), phone_for(50), wide_phone(0),
+                                   wide_phone(1), wide_phone(2)});
+
   // The all-clear reaches every recipient, the released ones too, once.
   gw.twilio.reset();
   auto cancel = post_report(d.url(), cancel_of(code).dump());
@@ -222,25 +233,35 @@ json escalation_config(const Gateways& gw, int after_s) {
 
 }  // namespace
 
-TEST_CASE("escalation: after after_s with 2 of 5 responding, not with 5 of 5", "[e2e][safety]") {
+TEST_CASE("escalation: after after_s with 2 of 6 responding, not with 5 of 6", "[e2e][safety]") {
   Gateways gw;
   Daemon d(escalation_config(gw, 4));
   d.start();
   add_group(d.url(), "eastside", 5, phone_for);
   add_group(d.url(), "wide", 3, wide_phone);
+  // In both groups: has the alert through eastside, not a second time by escalation.
+  add_subscribers(d.url(), {json{{"phone", phone_for(50)}, {"groups", {"eastside", "wide"}}}});
 
+  const auto reported = std::chrono::steady_clock::now();
   auto r = post_report(d.url(), report_body().dump());
   std::string code = r.json()["incident_id"];
-  REQUIRE(gw.twilio.wait_for(5, 10s));
+  REQUIRE(gw.twilio.wait_for(6, 10s));
   CHECK(inbound_sms(d.url(), gw, phone_for(0), "1").status == 200);
   CHECK(inbound_sms(d.url(), gw, phone_for(1), "yes").status == 200);
   CHECK(inbound_sms(d.url(), gw, phone_for(2), "can't, sorry").status == 200);  // not responding
+  // Not before after_s (4 s from the first send, which follows the report).
+  if (std::chrono::steady_clock::now() - reported < 3s) {
+    CHECK(steps(incident(d, code), "escalated").empty());
+    CHECK(gw.twilio.message_count() == 6);
+  }
   REQUIRE(wait_for_step(d, code, "escalated"));
-  REQUIRE(gw.twilio.wait_for(8, 10s));
+  CHECK(std::chrono::steady_clock::now() - reported >= 3500ms);  // due 4 s after the first send
+  REQUIRE(gw.twilio.wait_for(9, 10s));
   auto inc = incident(d, code);
   CHECK(steps(inc, "escalated")[0]["group"] == "eastside");
-  CHECK(steps(inc, "escalated")[0]["detail"] == "2 of 5 responding (below 3): to wide");
-  CHECK(steps(inc, "escalated")[0]["recipients"] == 3);
+  CHECK(steps(inc, "escalated")[0]["detail"] == "2 of 6 responding (below 3): to wide");
+  CHECK(steps(inc, "escalated")[0]["recipients"] == 3);  // wide, less the one already reached
+  CHECK(recipients_of(gw.twilio.messages(), "ALERT #" + code).count(phone_for(50)) == 1);
   CHECK(metric(d, "escalated") == 1);
 
   // Another incident where all five respond: no escalation.
@@ -248,25 +269,26 @@ TEST_CASE("escalation: after after_s with 2 of 5 responding, not with 5 of 5", "
   auto r2 = post_report(d.url(), report_body({{"location", {{"lat", 34.1339}, {"lon", -118.2107}}}}).dump());
   std::string code2 = r2.json()["incident_id"];
   REQUIRE(code2 != code);
-  REQUIRE(gw.twilio.wait_for(5, 10s));
+  REQUIRE(gw.twilio.wait_for(6, 10s));
   for (int i = 0; i < 5; ++i) CHECK(inbound_sms(d.url(), gw, phone_for(i), "On my way").status == 200);
   REQUIRE(wait_for_step(d, code2, "escalation_not_needed"));
   CHECK(steps(incident(d, code2), "escalated").empty());
   REQUIRE(eventually([&] { return query_db(d, "SELECT count(*) FROM escalations WHERE state = 0")[0] == "0"; }));
   REQUIRE(settled(d));  // no timer left to fire, nothing left to send
-  CHECK(gw.twilio.message_count() == 5);
+  CHECK(gw.twilio.message_count() == 6);
   CHECK(metric(d, "escalated") == 1);
 
-  // The whole run: wide got the first incident once, nothing of the second.
+  // The whole run: wide got the first incident once, nothing of the second
+  // (beyond the one who is in eastside too: eastside's alert of each).
   auto escalated_to_wide = query_db(
       d, "SELECT count(*) FROM deliveries d JOIN subscriber_groups g ON g.subscriber_id = "
          "d.subscriber_id WHERE g.group_name = 'wide'");
-  CHECK(escalated_to_wide == std::vector<std::string>{"3"});
+  CHECK(escalated_to_wide == std::vector<std::string>{"5"});
 }
 
 TEST_CASE("escalation survives a kill -9 while its timer runs, and fires once", "[e2e][safety]") {
   Gateways gw;
-  Daemon d(escalation_config(gw, 4));
+  Daemon d(escalation_config(gw, 6));
   d.start();
   add_group(d.url(), "eastside", 5, phone_for);
   add_group(d.url(), "wide", 3, wide_phone);
@@ -276,8 +298,13 @@ TEST_CASE("escalation survives a kill -9 while its timer runs, and fires once", 
   CHECK(inbound_sms(d.url(), gw, phone_for(0), "1").status == 200);
   // The sends are recorded (a kill -9 before that would send them again,
   // at least once, which is not what this test is about).
-  eventually([&] { return query_db(d, "SELECT count(*) FROM deliveries WHERE state = 1")[0] == "5"; });
-  d.kill9();  // the timer is due in ~4 s
+  REQUIRE(eventually([&] { return query_db(d, "SELECT count(*) FROM deliveries WHERE state = 1")[0] == "5"; }));
+  // The timer is stored and still waiting at the kill (it is due ~6 s after
+  // the first send): otherwise this test would prove nothing about a restart.
+  REQUIRE(query_db(d, "SELECT count(*) FROM escalations WHERE state = 0") == std::vector<std::string>{"1"});
+  REQUIRE(steps(incident(d, code), "escalated").empty());
+  REQUIRE(gw.twilio.message_count() == 5);
+  d.kill9();
   d.start();
   REQUIRE(wait_for_step(d, code, "escalated"));
   REQUIRE(gw.twilio.wait_for(8, 10s));
@@ -363,14 +390,15 @@ TEST_CASE("an all-clear stops the escalation timer", "[e2e][safety]") {
   for (const auto& m : gw.twilio.messages()) CHECK(wide.count(m.to) == 0);
 }
 
-TEST_CASE("covered goes to exactly the non-responders, once", "[e2e][safety]") {
+TEST_CASE("covered goes to exactly the non-responders, once, in each one's language", "[e2e][safety]") {
   Gateways gw;
   json config = test_config(gw);
   for (auto& g : config["groups"])
     if (g["name"] == "eastside") g["enough_responding"] = 2;
   Daemon d(config);
   d.start();
-  add_group(d.url(), "eastside", 5, phone_for);
+  add_group(d.url(), "eastside", 4, phone_for);
+  add_subscribers(d.url(), {json{{"phone", phone_for(4)}, {"language", "es"}, {"groups", {"eastside"}}}});
   auto r = post_report(d.url(), report_body().dump());
   std::string code = r.json()["incident_id"];
   REQUIRE(gw.twilio.wait_for(5, 10s));
@@ -387,7 +415,9 @@ TEST_CASE("covered goes to exactly the non-responders, once", "[e2e][safety]") {
   auto msgs = gw.twilio.messages();
   CHECK(msgs.size() == 8);
   CHECK(recipients_of(msgs, "COVERED #" + code) ==
-        std::multiset<std::string>{phone_for(2), phone_for(3), phone_for(4)});
+        std::multiset<std::string>{phone_for(2), phone_for(3)});
+  // templates.covered in the subscriber's language (the built-in Spanish).
+  CHECK(recipients_of(msgs, "CUBIERTO #" + code) == std::multiset<std::string>{phone_for(4)});
   auto inc = incident(d, code);
   REQUIRE(steps(inc, "covered").size() == 1);
   CHECK(steps(inc, "covered")[0]["recipients"] == 3);

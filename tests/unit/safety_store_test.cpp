@@ -201,6 +201,43 @@ TEST_CASE("an escalation timer fires once, after after_s, only when too few resp
   CHECK(f.claim(130'000).size() == 1);
 }
 
+// A timer that came due while tocsin was down fires at the next start, unless
+// it is overdue by more than an SMS may wait (delivery.sms_deadline_s): a
+// call for responders that late would send them to a raid long over.
+TEST_CASE("an escalation overdue by more than delivery.sms_deadline_s expires instead of firing",
+          "[safety][ingest]") {
+  Fixture f;
+  for (int i = 0; i < 5; ++i) f.subscribe(i, "east");
+  f.subscribe(10, "wide");
+  auto a = f.ingest(alert(), 1000);
+  CHECK(f.claim(1000).size() == 5);
+  const UnixMs due = 61'000;
+  const UnixMs deadline_ms = static_cast<UnixMs>(f.config.delivery.sms_deadline_s) * 1000;
+  auto run = [&](UnixMs now) {
+    return f.job([&](store::Store& s) {
+      return run_due_escalations(s, f.config, f.templates, now);
+    });
+  };
+  auto whats = [&] {
+    auto w = f.whats(a.incident_id);
+    return std::set<std::string>(w.begin(), w.end());
+  };
+  SECTION("overdue by exactly the deadline: it fires") {
+    CHECK(run(due + deadline_ms).escalated == 1);
+    CHECK(f.claim(due + deadline_ms).size() == 1);  // wide
+    CHECK(whats().count("escalated east") == 1);
+  }
+  SECTION("overdue by more: expired, on the timeline, nothing sent, never fired later") {
+    auto late = run(due + deadline_ms + 1);
+    CHECK(late.escalated == 0);
+    CHECK(late.recipients == 0);
+    CHECK(f.claim(due + deadline_ms + 1).empty());
+    CHECK(whats().count("escalation_expired east") == 1);
+    CHECK(whats().count("escalated east") == 0);
+    CHECK(run(due + 2 * deadline_ms).escalated == 0);
+  }
+}
+
 TEST_CASE("enough responding: no escalation, and covered once to the non-responders",
           "[safety][ingest]") {
   Fixture f;
