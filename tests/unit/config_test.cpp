@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "app/config.h"
+#include "core/areas.h"
 #include "support/daemon.h"
 #include "support/keys.h"
 
@@ -486,4 +487,29 @@ TEST_CASE("reach: signal and twilio_voice gateways, join keywords, the public_ur
   auto refused = parse_config(with_join(R"({"keywords": ["stop"]})"), "");
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.problems.front().path == "groups[0].join.keywords[0]");
+}
+
+TEST_CASE("areas.tolerance_m: 200 m when left out, and it decides who is refused", "[config][areas]") {
+  // "la" as a 1 km circle; points due north of its edge by 150 m and 250 m
+  // (1° of latitude is ~111.2 km).
+  auto with_areas = [](const std::string& areas) {
+    std::string text = kValid;
+    text.insert(text.rfind('}'), ", \"areas\": " + areas);
+    return parse_config(text, "");
+  };
+  const std::string circle = R"("circles": [{"name": "la", "center": {"lat": 34.05, "lon": -118.2}, "radius_m": 1000}])";
+  const tocsin::Location near{34.05 + 1150.0 / 111195.0, -118.2, {}};
+  const tocsin::Location far{34.05 + 1250.0 / 111195.0, -118.2, {}};
+  auto refused = [](const Config& c, const tocsin::Location& at) {
+    return tocsin::decide_area(c.areas.shapes.get(), "la", at, c.areas.tolerance_m).problem.has_value();
+  };
+  auto d = with_areas("{" + circle + "}");
+  REQUIRE(d.ok());
+  REQUIRE(d.config.areas.shapes);
+  CHECK(d.config.areas.tolerance_m == 200);
+  CHECK_FALSE(refused(d.config, near));
+  CHECK(refused(d.config, far));
+  auto strict = with_areas("{" + circle + R"(, "tolerance_m": 0})");
+  REQUIRE(strict.ok());
+  CHECK(refused(strict.config, near));
 }
