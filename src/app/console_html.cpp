@@ -105,6 +105,7 @@ const std::map<std::string_view, Text>& texts() {
       {"rejected", {"Rejected; nothing was sent.", "Rechazado; no se envió nada."}},
       {"not_allowed", {"Your role may not do this.", "Su rol no permite esto."}},
       {"recipients", {"Recipients", "Destinatarios"}},
+      {"nobody", {"nobody", "nadie"}},
       {"would_merge", {"This would merge into open incident", "Esto se uniría al incidente abierto"}},
       {"segments", {"segment(s)", "segmento(s)"}},
       {"problems", {"Please fix:", "Corrija:"}},

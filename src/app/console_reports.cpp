@@ -96,19 +96,10 @@ std::variant<Report, std::vector<FieldProblem>> report_from(
   return r;
 }
 
-// The deliveries the incident's first alert planned: who an update or the
-// all-clear reaches (each person once per channel).
-int64_t original_recipients(store::Store& s, const std::string& code) {
-  int64_t n = 0;
-  for (const auto& r : s.incident_reports(code))
-    if (r.outcome == "new_incident") n += r.recipients;
-  return n;
-}
-
 struct Preview {
   DryRun run;
   std::string map_svg;  // the area shapes with the report's point ("" without shapes or point)
-  int64_t followup_recipients = -1;  // follow-ups: the deliveries the first alert planned
+  std::optional<store::FollowupReach> followup;  // follow-ups: who they reach (people, per channel)
 };
 
 // `reporter`: who would send it (see dry_run; a draft's author).
@@ -123,7 +114,7 @@ Preview compute_preview(store::Store& s, const ActiveConfig& cfg, const Report& 
     p.run = dry_run(&s, cfg, report, now, point_areas, "XXXXXX", reporter);
     return p;
   }
-  p.followup_recipients = original_recipients(s, report.references);
+  p.followup = s.followup_reach(report.references);
   MessageContext ctx{&report, report.references,
                      static_cast<std::size_t>(cfg.config.sms.max_segments)};
   for (Channel ch : kAllChannels)
@@ -156,7 +147,13 @@ json preview_json(const Preview& p) {
          {"groups", groups},
          {"total", p.run.total},
          {"merge_into", p.run.merge_into}};
-  if (p.followup_recipients >= 0) j["followup_recipients"] = p.followup_recipients;
+  if (p.followup) {
+    json channels = json::array();
+    for (const auto& [ch, n] : p.followup->by_channel)
+      channels.push_back({{"channel", to_string(ch)}, {"count", n}});
+    j["followup_recipients"] = p.followup->people;
+    j["followup_channels"] = channels;
+  }
   return j;
 }
 
@@ -170,7 +167,7 @@ std::string preview_html(const std::string& l, const Preview& p) {
     h += "<tr><td>" + esc(to_string(a.channel)) + "</td><td>" + esc(a.language) + "</td><td>" +
          std::to_string(a.count) + "</td></tr>";
   h += "<tr><th scope=\"row\" colspan=\"2\">total</th><td>" +
-       std::to_string(p.followup_recipients >= 0 ? p.followup_recipients : p.run.total) +
+       std::to_string(p.followup ? p.followup->people : p.run.total) +
        "</td></tr></table>";
   for (const auto& m : p.run.messages) {
     h += "<figure class=\"sms\"><figcaption>" + esc(to_string(m.channel)) + " · " + esc(m.language);
@@ -201,10 +198,19 @@ std::string input(const std::string& l, const std::string& name, const std::stri
          "\" name=\"" + name + "\" value=\"" + esc(value) + "\" " + extra + ">";
 }
 
+// "sms 2 · email 1": the messages per channel a follow-up sends.
+std::string reach_channels(const std::string& l, const std::optional<store::FollowupReach>& reach) {
+  std::string out;
+  if (reach)
+    for (const auto& [ch, n] : reach->by_channel)
+      out += (out.empty() ? "" : " · ") + esc(to_string(ch)) + " " + std::to_string(n);
+  return out.empty() ? T(l, "nobody") : out;
+}
+
 // The form, filled with `f` (a prefill or what was posted).
 std::string form_html(const std::string& l, const Who& who, const ActiveConfig& cfg,
                       const FormFields& f, const std::vector<FieldProblem>& problems,
-                      int64_t followup_recipients, UnixMs now) {
+                      const std::optional<store::FollowupReach>& reach, UnixMs now) {
   const Config& c = cfg.config;
   const CoordinatorConfig* co = coordinator_of(c, who.user.coordinator);
   std::string type(form_value(f, "msg_type"));
@@ -283,7 +289,8 @@ std::string form_html(const std::string& l, const Who& who, const ActiveConfig& 
          "for=\"confirm\" "
          "class=\"inline\">" +
          T(l, "confirm_all_clear") + " <strong id=\"confirm-count\">" +
-         std::to_string(followup_recipients) + "</strong></label></p>";
+         std::to_string(reach ? reach->people : 0) + "</strong> <span id=\"confirm-channels\">(" +
+         reach_channels(l, reach) + ")</span></label></p>";
   h += "<section id=\"live-preview\" aria-live=\"polite\" aria-labelledby=\"lp\"><h2 id=\"lp\">" +
        T(l, "preview") + "</h2><p>" + T(l, "preview_hint") +
        "</p><div id=\"preview-out\"></div></section>";
@@ -294,14 +301,14 @@ std::string form_html(const std::string& l, const Who& who, const ActiveConfig& 
 
 http::Response form_page(int status, const std::string& l, const Who& who, const ActiveConfig& cfg,
                          const FormFields& f, const std::vector<FieldProblem>& problems,
-                         int64_t followup_recipients, UnixMs now) {
+                         const std::optional<store::FollowupReach>& reach, UnixMs now) {
   Page p;
   p.lang = l;
   p.who = &who;
   p.title = tr(l, "new_report");
   p.drill = !form_value(f, "status").empty() && form_value(f, "status") != "actual";
   p.body = "<h1>" + T(l, "new_report") + "</h1>" +
-           form_html(l, who, cfg, f, problems, followup_recipients, now);
+           form_html(l, who, cfg, f, problems, reach, now);
   return html_response(status, render_page(p));
 }
 
@@ -324,18 +331,18 @@ void Console::Impl::report_form(const http::Request& req, const Who& who, const 
   std::string type(form_value(q, "msg_type"));
   std::string ref(form_value(q, "references").substr(0, 16));
   if (type != "update" && type != "cancel") {
-    return respond(form_page(200, lang, who, *cfg, {{"status", "actual"}}, {}, -1, now));
+    return respond(form_page(200, lang, who, *cfg, {{"status", "actual"}}, {}, std::nullopt, now));
   }
   for (auto& ch : ref) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
   struct Found {
     std::optional<store::IncidentRecord> incident;
-    int64_t recipients = 0;
+    store::FollowupReach reach;
   };
   store.call<Found>(
       [ref](store::Store& s) {
         Found fo;
         fo.incident = s.incident(ref);
-        fo.recipients = original_recipients(s, ref);
+        fo.reach = s.followup_reach(ref);
         return fo;
       },
       [cfg, who, lang, type, ref, now, respond](std::optional<Found> fo) {
@@ -353,7 +360,7 @@ void Console::Impl::report_form(const http::Request& req, const Who& who, const 
                         {"event", i.event},
                         {"severity", std::string(to_string(i.severity))},
                         {"area", i.area}};
-        respond(form_page(200, lang, who, *cfg, f, {}, fo->recipients, now));
+        respond(form_page(200, lang, who, *cfg, f, {}, fo->reach, now));
       });
 }
 
@@ -395,14 +402,14 @@ void Console::Impl::submit_report(const http::Request& req, const Who& who, cons
   std::vector<std::string> point_areas;
   auto parsed = report_from(body, cfg->config, now, co, &point_areas);
   if (auto* problems = std::get_if<std::vector<FieldProblem>>(&parsed))
-    return respond(form_page(422, lang, who, *cfg, f, *problems, -1, now));
+    return respond(form_page(422, lang, who, *cfg, f, *problems, std::nullopt, now));
   auto report = std::make_shared<Report>(std::move(std::get<Report>(parsed)));
   if (report->msg_type == MsgType::kAlert && !coordinator_covers(co, report->area))
     return respond(message_page(403, lang, &who, "forbidden", tr(lang, "out_of_scope")));
   if (report->msg_type == MsgType::kCancel && form_value(f, "confirm") != "yes") {
-    return store.call<int64_t>(
-        [ref = report->references](store::Store& s) { return original_recipients(s, ref); },
-        [cfg, who, lang, f, now, respond](std::optional<int64_t> n) {
+    return store.call<store::FollowupReach>(
+        [ref = report->references](store::Store& s) { return s.followup_reach(ref); },
+        [cfg, who, lang, f, now, respond](std::optional<store::FollowupReach> n) {
           if (!n) return respond(api::problem(api::unavailable()));
           respond(form_page(422, lang, who, *cfg, f, {{"confirm", tr(lang, "must_confirm")}}, *n, now));
         });
@@ -455,7 +462,7 @@ void Console::Impl::submit_report(const http::Request& req, const Who& who, cons
         if (r->problem) {
           self->audit(who.user.name, "POST", "/console/reports", "", r->status);
           return respond(form_page(r->status, lang, who, *cfg, f,
-                                   {{r->problem->field, r->problem->detail}}, -1, now));
+                                   {{r->problem->field, r->problem->detail}}, std::nullopt, now));
         }
         if (!r->replayed) {
           spdlog::info("console report {} from coordinator {}: incident {} {}, {} deliveries",

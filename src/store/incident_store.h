@@ -52,6 +52,13 @@ struct ReportRecord {
   int64_t recipients = 0;
 };
 
+// Whom a follow-up of an incident reaches now (plan_followup_deliveries on
+// every channel): the messages per channel, and the people counted once.
+struct FollowupReach {
+  int64_t people = 0;
+  std::vector<std::pair<Channel, int64_t>> by_channel;  // channels with anyone, in enum order
+};
+
 struct ReportSummary {
   int64_t id = 0;
   std::string coordinator;
@@ -109,6 +116,9 @@ class IncidentStore {
   // Distinct languages of the incident's earlier recipients on `channel`.
   virtual std::vector<std::string> recipient_languages(const std::string& incident_id,
                                                        Channel channel) = 0;
+  // Who a follow-up would reach: the earlier recipients still reachable on
+  // the channel they had (each person once in `people`).
+  virtual FollowupReach followup_reach(const std::string& incident_id) = 0;
   virtual void insert_message(int64_t report_id, Channel channel, const std::string& language,
                               const std::string& subject, const std::string& body) = 0;
   // One pending delivery per reachable (subscriber, channel) in `groups`

@@ -103,6 +103,12 @@ function renderPreview(out, data) {
     tr.append(el('td', a.channel), el('td', a.language), el('td', String(a.count)));
     t.append(tr);
   }
+  // A follow-up: the people above, the messages per channel here.
+  for (const c of data.followup_channels || []) {
+    const tr = el('tr');
+    tr.append(el('td', c.channel), el('td', ''), el('td', String(c.count)));
+    t.append(tr);
+  }
   out.append(t);
   for (const m of data.messages) {
     const f = el('figure', undefined, 'sms');

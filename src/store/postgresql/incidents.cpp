@@ -306,6 +306,23 @@ std::vector<std::string> PgStore::recipient_languages(const std::string& inciden
   return out;
 }
 
+FollowupReach PgStore::followup_reach(const std::string& incident_id) {
+  auto r = q("SELECT DISTINCT d.channel, s.id FROM deliveries d JOIN subscribers s ON s.id = "
+             "d.subscriber_id WHERE d.incident_id = $1 AND " PG_REACHABLE_ON("d.channel"))
+               .bind(incident_id)
+               .rows();
+  std::map<int, int64_t> by_channel;
+  std::set<int64_t> people;
+  for (int i = 0; i < r.rows(); ++i) {
+    ++by_channel[static_cast<int>(r.i64(i, 0))];
+    people.insert(r.i64(i, 1));
+  }
+  FollowupReach out;
+  out.people = static_cast<int64_t>(people.size());
+  for (const auto& [ch, n] : by_channel) out.by_channel.emplace_back(static_cast<Channel>(ch), n);
+  return out;
+}
+
 void PgStore::insert_message(int64_t report_id, Channel channel, const std::string& language,
                              const std::string& subject, const std::string& body) {
   q("INSERT INTO messages (report_id, channel, language, subject, body) "

@@ -73,6 +73,7 @@ class PgStore final : public Store {
                                            Channel channel) override;
   std::vector<std::pair<std::string, int64_t>> group_audience(const std::vector<std::string>& groups,
                                                               Channel channel) override;
+  FollowupReach followup_reach(const std::string& incident_id) override;
   std::vector<std::string> recipient_languages(const std::string& incident_id,
                                                Channel channel) override;
   void insert_message(int64_t report_id, Channel channel, const std::string& language,

@@ -292,6 +292,23 @@ std::vector<std::string> SqliteStore::recipient_languages(const std::string& inc
   return all_rows(s, [](Stmt& r) { return r.text(0); });
 }
 
+FollowupReach SqliteStore::followup_reach(const std::string& incident_id) {
+  auto& s = stmt(
+      "SELECT DISTINCT d.channel, s.id FROM deliveries d JOIN subscribers s ON s.id = "
+      "d.subscriber_id WHERE d.incident_id = ?1 AND " REACHABLE_ON("d.channel"));
+  s.reset().bind(incident_id);
+  std::map<int, int64_t> by_channel;
+  std::set<int64_t> people;
+  while (s.step()) {
+    ++by_channel[static_cast<int>(s.i64(0))];
+    people.insert(s.i64(1));
+  }
+  FollowupReach out;
+  out.people = static_cast<int64_t>(people.size());
+  for (const auto& [ch, n] : by_channel) out.by_channel.emplace_back(static_cast<Channel>(ch), n);
+  return out;
+}
+
 void SqliteStore::insert_message(int64_t report_id, Channel channel, const std::string& language,
                     const std::string& subject, const std::string& body) {
   stmt("INSERT OR REPLACE INTO messages (report_id, channel, language, subject, body) "

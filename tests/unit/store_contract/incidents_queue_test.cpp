@@ -173,6 +173,12 @@ TEMPLATE_TEST_CASE("contract: planning reaches reachable members once, follow-up
     CHECK(s.plan_group_deliveries(r1, "ABC123", {"east"}, Channel::kSms, 1000, 900'000) == 0);
     CHECK(s.plan_group_deliveries(r1, "ABC123", {"east"}, Channel::kEmail, 1000, 900'000) == 2);
     CHECK(s.recipient_languages("ABC123", Channel::kSms).size() == 2);
+    // Who a follow-up reaches: messages per channel, and Ana once as a person.
+    auto reach = s.followup_reach("ABC123");
+    CHECK(reach.people == 3);
+    CHECK(reach.by_channel ==
+          std::vector<std::pair<Channel, int64_t>>{{Channel::kSms, 2}, {Channel::kEmail, 2}});
+    CHECK(s.followup_reach("NONE00").people == 0);
     CHECK(s.last_sms_incident(bob, 0) == "ABC123");
     // Someone who joins later gets the update only by the safety path, not as a follow-up.
     later = c.subscribe("+12135550003", "", "en", {"east"});
