@@ -264,13 +264,15 @@ std::string form_html(const std::string& l, const Who& who, const ActiveConfig& 
             areas.emplace_back(a, a);
     }
     h += select(l, "area", "area", areas, form_value(f, "area"));
+  } else {
+    h += "<input type=\"hidden\" name=\"area\" value=\"" + esc(form_value(f, "area")) + "\">";
+  }
+  if (type != "cancel") {  // an update may move the location
     h += "<fieldset><legend>" + T(l, "location") + "</legend>";
     h += input(l, "lat", tr(l, "lat"), form_value(f, "lat"), "inputmode=\"decimal\"");
     h += input(l, "lon", tr(l, "lon"), form_value(f, "lon"), "inputmode=\"decimal\"");
     h += input(l, "loc_desc", tr(l, "loc_desc"), form_value(f, "loc_desc"), "maxlength=\"200\"");
     h += "</fieldset>";
-  } else {
-    h += "<input type=\"hidden\" name=\"area\" value=\"" + esc(form_value(f, "area")) + "\">";
   }
   std::string observed(form_value(f, "observed_at"));
   if (observed.empty()) observed = format_rfc3339(now);
@@ -312,6 +314,24 @@ http::Response form_page(int status, const std::string& l, const Who& who, const
   return html_response(status, render_page(p));
 }
 
+// An update starts from what the incident says now: the headline and
+// instruction of its latest alert or update (`latest`, as received) in each
+// configured language, and the incident's location.
+void prefill_update(FormFields& f, const store::IncidentRecord& i, const std::string& latest,
+                    const ConsoleConfig& k) {
+  auto j = json::parse(latest, nullptr, false);
+  for (const auto& l : k.languages)
+    for (const char* key : {"headline", "instruction"})
+      if (j.is_object() && j.contains(key) && j[key].is_object() && j[key].contains(l) &&
+          j[key][l].is_string())
+        f.emplace_back(std::string(key) + "_" + l, j[key][l].get<std::string>());
+  if (i.location) {
+    f.emplace_back("lat", json(i.location->lat).dump());
+    f.emplace_back("lon", json(i.location->lon).dump());
+    f.emplace_back("loc_desc", i.location->description);
+  }
+}
+
 bool may_decide(const Who& who, const store::Draft& d) {
   const auto& u = who.user;
   if (u.role == "admin") return true;
@@ -337,12 +357,14 @@ void Console::Impl::report_form(const http::Request& req, const Who& who, const 
   struct Found {
     std::optional<store::IncidentRecord> incident;
     store::FollowupReach reach;
+    std::string latest;  // the latest alert or update as received: an update starts from it
   };
   store.call<Found>(
       [ref](store::Store& s) {
         Found fo;
         fo.incident = s.incident(ref);
         fo.reach = s.followup_reach(ref);
+        if (fo.incident) fo.latest = s.latest_report_body(ref);
         return fo;
       },
       [cfg, who, lang, type, ref, now, respond](std::optional<Found> fo) {
@@ -360,6 +382,7 @@ void Console::Impl::report_form(const http::Request& req, const Who& who, const 
                         {"event", i.event},
                         {"severity", std::string(to_string(i.severity))},
                         {"area", i.area}};
+        if (type == "update") prefill_update(f, i, fo->latest, cfg->config.console);
         respond(form_page(200, lang, who, *cfg, f, {}, fo->reach, now));
       });
 }

@@ -509,6 +509,13 @@ def run(base, cfg_path, config, links, emu, tmp):
         n_sms, n_email = len(emu.sms), len(emu.email)
         d.get(base + "/console/incidents/" + code)
         go(d, d.find_element(By.ID, "update"))
+        val = lambda i: d.find_element(By.ID, i).get_attribute("value")
+        prefilled = {i: val(i) for i in ("headline_en", "headline_es", "instruction_en", "lat", "lon", "loc_desc")}
+        check(prefilled == {"headline_en": "ICE vehicles at 1st & Soto", "headline_es": "Vehículos de ICE en 1st y Soto",
+                            "instruction_en": "Legal observers needed", "lat": "34.0339", "lon": "-118.2107",
+                            "loc_desc": "1st St & Soto St"},
+              "the update form is prefilled with the incident's headline, instruction and location %s" % prefilled)
+        d.find_element(By.ID, "headline_en").clear()
         d.find_element(By.ID, "headline_en").send_keys("Vehicles moving north on Soto")
         go(d, d.find_element(By.CSS_SELECTOR, "#report-form button[type=submit]"))
         wait_for(lambda: len(emu.sms) >= n_sms + 2 and len(emu.email) >= n_email + 1, "update delivered")
