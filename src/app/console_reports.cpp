@@ -139,14 +139,22 @@ json preview_json(const Preview& p) {
     audience.push_back(
         {{"channel", to_string(a.channel)}, {"language", a.language}, {"count", a.count}});
   json groups = json::array();
-  // Each group, and what the safety rules hold it for ("" = sent at once).
-  for (const auto& g : p.run.groups) groups.push_back({{"name", g.name}, {"waits", g.waits}});
+  // Each group, what the safety rules hold it for ("" = sent at once), and
+  // its own members per channel and language.
+  for (const auto& g : p.run.groups) {
+    json members = json::array();
+    for (const auto& a : g.audience)
+      members.push_back(
+          {{"channel", to_string(a.channel)}, {"language", a.language}, {"count", a.count}});
+    groups.push_back({{"name", g.name}, {"waits", g.waits}, {"audience", members}});
+  }
   json j{{"map_svg", p.map_svg},
          {"messages", messages},
          {"audience", audience},
          {"groups", groups},
          {"total", p.run.total},
-         {"merge_into", p.run.merge_into}};
+         {"merge_into", p.run.merge_into},
+         {"merge_headline", p.run.merge_headline}};
   if (p.followup) {
     json channels = json::array();
     for (const auto& [ch, n] : p.followup->by_channel)
@@ -157,10 +165,38 @@ json preview_json(const Preview& p) {
   return j;
 }
 
+// The headline in `l`, else English, else any.
+std::string headline_in(const LocalizedText& t, const std::string& l) {
+  for (const std::string& want : {l, std::string("en")})
+    if (auto it = t.find(want); it != t.end()) return it->second;
+  return t.empty() ? "" : t.begin()->second;
+}
+
+// Each group that matches, held or not, with its members per channel and
+// language (as the live preview's table in app.js).
+std::string groups_html(const std::string& l, const DryRun& run) {
+  if (run.groups.empty()) return "";
+  std::string h = "<table id=\"preview-groups\"><caption>" + T(l, "per_group") +
+                  "</caption><tr><th scope=\"col\">" + T(l, "group") + "</th><th scope=\"col\">" +
+                  T(l, "channel") + "</th><th scope=\"col\">lang</th><th scope=\"col\">#</th></tr>";
+  for (const auto& g : run.groups) {
+    std::string name =
+        esc(g.name) + (g.waits.empty() ? "" : " (" + T(l, "held") + ": " + esc(g.waits) + ")");
+    if (g.audience.empty()) h += "<tr><td>" + name + "</td><td>-</td><td>-</td><td>0</td></tr>";
+    for (const auto& a : g.audience)
+      h += "<tr><td>" + name + "</td><td>" + esc(to_string(a.channel)) + "</td><td>" +
+           esc(a.language) + "</td><td>" + std::to_string(a.count) + "</td></tr>";
+  }
+  return h + "</table>";
+}
+
 std::string preview_html(const std::string& l, const Preview& p) {
   std::string h = "<section aria-labelledby=\"pv\"><h2 id=\"pv\">" + T(l, "preview") + "</h2>";
   if (!p.run.merge_into.empty())
-    h += "<p class=\"warn\">" + T(l, "would_merge") + " " + esc(p.run.merge_into) + "</p>";
+    h += "<p class=\"warn\" id=\"preview-merge\">" + T(l, "would_merge") + " " +
+         esc(p.run.merge_into) + ": \u201c" + esc(headline_in(p.run.merge_headline, l)) +
+         "\u201d</p>";
+  h += groups_html(l, p.run);
   h += "<table><caption>" + T(l, "recipients") + "</caption><tr><th scope=\"col\">" +
        T(l, "channel") + "</th><th scope=\"col\">lang</th><th scope=\"col\">#</th></tr>";
   for (const auto& a : p.run.audience)
@@ -295,7 +331,9 @@ std::string form_html(const std::string& l, const Who& who, const ActiveConfig& 
          reach_channels(l, reach) + ")</span></label></p>";
   h += "<section id=\"live-preview\" aria-live=\"polite\" aria-labelledby=\"lp\"><h2 id=\"lp\">" +
        T(l, "preview") + "</h2><p>" + T(l, "preview_hint") +
-       "</p><div id=\"preview-out\"></div></section>";
+       "</p><div id=\"preview-out\" data-l-merge=\"" + T(l, "would_merge") + "\" data-l-groups=\"" +
+       T(l, "per_group") + "\" data-l-group=\"" + T(l, "group") + "\" data-l-channel=\"" +
+       T(l, "channel") + "\" data-l-held=\"" + T(l, "held") + "\"></div></section>";
   bool draft = co && co->two_person && type == "alert";
   h += "<button type=\"submit\">" + T(l, draft ? "send_draft" : "send") + "</button></form>";
   return h;

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "app/config.h"
 #include "app/files.h"
@@ -38,8 +39,15 @@ DryRun dry_run(store::Store* store, const ActiveConfig& active, const Report& re
   DryRun out;
   if (report.msg_type == MsgType::kAlert && store) {
     auto rows = store->dedup_candidates(report, c.dedup.radius_m, now - c.dedup.window_s * 1000);
-    if (auto idx = find_duplicate(report, now, dedup_view(rows), c.dedup))
+    if (auto idx = find_duplicate(report, now, dedup_view(rows), c.dedup)) {
       out.merge_into = rows[*idx].id;
+      // As received (parse_report would refuse an old observed_at).
+      auto latest =
+          nlohmann::json::parse(store->latest_report_body(out.merge_into), nullptr, false);
+      if (latest.is_object() && latest.contains("headline") && latest["headline"].is_object())
+        for (const auto& [lang, text] : latest["headline"].items())
+          if (text.is_string()) out.merge_headline[lang] = text.get<std::string>();
+    }
   }
   // Safety rules (README "Safety rules"): a new incident of this report
   // alone has its certainty and one reporter; merged, the incident's too.
@@ -51,7 +59,12 @@ DryRun dry_run(store::Store* store, const ActiveConfig& active, const Report& re
   std::vector<const Group*> groups;
   for (const Group* g : match_groups(c.groups, report, point_areas)) {
     std::string waits = waiting_for(*g, evidence);
-    out.groups.push_back({g->name, g->channels, waits});
+    DryRun::GroupLine line{g->name, g->channels, waits, {}};
+    for (Channel ch : g->channels)
+      if (store)
+        for (const auto& [lang, n] : store->group_audience({g->name}, ch))
+          line.audience.push_back({ch, lang, n});
+    out.groups.push_back(std::move(line));
     if (waits.empty()) groups.push_back(g);
   }
   std::vector<std::pair<Channel, std::string>> previews;
@@ -148,8 +161,12 @@ int route(const std::string& config_path, const std::string& report_path,
                 report.msg_type == MsgType::kUpdate ? "n update" : " cancel",
                 report.references.c_str());
   } else if (!run.merge_into.empty()) {
-    std::printf("now: a duplicate of open incident %s: it would be merged and send nothing\n",
-                run.merge_into.c_str());
+    std::string headline = run.merge_headline.empty() ? "" : run.merge_headline.begin()->second;
+    if (auto en = run.merge_headline.find("en"); en != run.merge_headline.end())
+      headline = en->second;
+    std::printf(
+        "now: a duplicate of open incident %s (\"%s\"): it would be merged and send nothing\n",
+        run.merge_into.c_str(), headline.c_str());
   }
 
   std::printf("groups:%s\n", run.groups.empty() ? " none" : "");
@@ -158,6 +175,11 @@ int route(const std::string& config_path, const std::string& report_path,
     for (Channel ch : g.channels) chans += (chans.empty() ? "" : ", ") + std::string(to_string(ch));
     std::printf("  %-28s %s%s\n", g.name.c_str(), chans.c_str(),
                 g.waits.empty() ? "" : ("  HELD: waits for " + g.waits).c_str());
+    std::string reach;
+    for (const auto& a : g.audience)
+      reach += (reach.empty() ? "" : ", ") + std::string(to_string(a.channel)) + "/" + a.language +
+               " " + std::to_string(a.count);
+    std::printf("  %-28s reaches %s\n", "", reach.empty() ? "nobody" : reach.c_str());
   }
   for (const auto& line : run.groups) {
     const Group* g = c.group(line.name);

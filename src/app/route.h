@@ -17,17 +17,22 @@ namespace tocsin::app {
 
 struct DryRun {
   std::string merge_into;  // an alert that would merge into this open incident (and send nothing)
-  struct GroupLine {
-    std::string name;
-    std::vector<Channel> channels;
-    std::string waits;  // held by the safety rules: what it waits for ("" = sent now)
-  };
-  std::vector<GroupLine> groups;
+  LocalizedText merge_headline;  // that incident's headline now (its latest alert or update)
   struct Audience {
     Channel channel = Channel::kSms;
     std::string language;  // "-" when the channel's groups have nobody reachable
     int64_t count = 0;
   };
+  struct GroupLine {
+    std::string name;
+    std::vector<Channel> channels;
+    std::string waits;  // held by the safety rules: what it waits for ("" = sent now)
+    // The group's own reachable members per channel and language (a held
+    // group: whom it would reach once released). Someone in two groups is
+    // in both lines here, once in `audience` below.
+    std::vector<Audience> audience;
+  };
+  std::vector<GroupLine> groups;
   std::vector<Audience> audience;  // for an alert; follow-ups reach the incident's recipients
   int64_t total = 0;
   struct Message {

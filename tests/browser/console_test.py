@@ -413,6 +413,10 @@ def run(base, cfg_path, config, links, emu, tmp):
         check("ICE vehicles at 1st & Soto" in pv and "Vehículos de ICE" in pv and "GSM-7" in pv,
               "preview shows each language's SMS with its encoding")
         check("Σ 3" in pv, "preview's dry run counts 2 SMS + 1 email recipients")
+        groups = d.find_element(By.ID, "preview-groups").text
+        check(all(r in groups for r in ("la-responders sms en 1", "la-responders sms es 1",
+                                        "la-responders email es 1", "la-east - - 0")),
+              "preview lists every group with its recipients per channel and language: %r" % groups)
         wait_for(lambda: d.find_elements(By.ID, "preview-map"), "preview shows the area map")
         check(d.execute_script("return document.getElementById('preview-map').naturalWidth") > 0,
               "the preview's map (an SVG image of the shapes and the point) loads")
@@ -421,6 +425,9 @@ def run(base, cfg_path, config, links, emu, tmp):
         check("Saved as a draft" in d.page_source, "a two-person alert becomes a draft")
         go(d, d.find_element(By.LINK_TEXT, "Open"))
         draft_url = d.current_url
+        groups = d.find_element(By.ID, "preview-groups").text
+        check("la-responders email es 1" in groups and "la-east - - 0" in groups,
+              "the draft page shows the same per-group preview: %r" % groups)
         sc.look("draft")
         go(d, d.find_element(By.ID, "approve"))
         check(d.find_element(By.TAG_NAME, "h1").text == "Refused" and "You wrote this draft" in d.page_source,
@@ -657,7 +664,8 @@ def corroboration(d, sc, base, emu):
         d.find_element(By.CSS_SELECTOR, "#area option[value='pdx']").click()
         d.find_element(By.ID, "headline_en").send_keys("Checkpoint at the Burnside Bridge")
         out = lambda: d.find_element(By.ID, "preview-out").text
-        wait_for(lambda: "Burnside" in out() and (not merge_into or "\u2192 " + merge_into in out()),
+        merge_words = "This would merge into open incident %s: \u201cCheckpoint at the Burnside Bridge\u201d" % merge_into
+        wait_for(lambda: "Burnside" in out() and (not merge_into or merge_words in out()),
                  "%s's live preview" % name)
         pv = out()
         check((held_line in pv) == held, "%s's preview shows pdx-wide %s before sending" %

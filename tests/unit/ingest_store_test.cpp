@@ -7,6 +7,7 @@
 #include <random>
 
 #include "app/ingest.h"
+#include "app/route.h"
 #include "core/dedup.h"
 #include "store/keyring.h"
 #include "store/open_store.h"
@@ -438,4 +439,49 @@ TEST_CASE("a schema 2 database is migrated to schema 3 (provider_events) and on 
   CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, 0))) == "5");  // and on through the later migrations
   sqlite3_finalize(st);
   sqlite3_close(db);
+}
+
+TEST_CASE("the dry run counts every group's own members per channel and language, held or not",
+          "[ingest][route]") {
+  Fixture f;
+  Group wide;  // held: two reporters wanted, this report is one
+  wide.name = "wide";
+  wide.areas = {"la"};
+  wide.channels = {Channel::kSms};
+  wide.min_corroboration = 2;
+  f.config.groups.push_back(wide);
+  f.subscribe("+12135550001", "a@example.org", "en", {"east"});
+  f.subscribe("+12135550002", "", "es-MX", {"east", "all"});  // in two groups: once in the total
+  f.subscribe("", "c@example.org", "en", {"all"});            // "all" has no email channel
+  f.subscribe("+12135550004", "", "en", {"wide"});
+  const ActiveConfig active(f.config);
+  DryRun run = dry_run(f.store.get(), active, report(MsgType::kAlert, "la/east-la"), 1000);
+  using A = std::vector<std::tuple<Channel, std::string, int64_t>>;
+  auto lines = [&](const std::string& name) {
+    A out;
+    for (const auto& g : run.groups)
+      if (g.name == name)
+        for (const auto& a : g.audience) out.emplace_back(a.channel, a.language, a.count);
+    return out;
+  };
+  CHECK(lines("east") ==
+        A{{Channel::kSms, "en", 1}, {Channel::kSms, "es-MX", 1}, {Channel::kEmail, "en", 1}});
+  CHECK(lines("all") == A{{Channel::kSms, "es-MX", 1}});
+  // A held group still says whom it would reach, and the total leaves it out.
+  REQUIRE(run.groups.size() == 3);
+  CHECK_FALSE(run.groups[2].waits.empty());
+  CHECK(lines("wide") == A{{Channel::kSms, "en", 1}});
+  CHECK(run.total == 3);
+  CHECK(run.merge_into.empty());
+  // Once an incident is open, the dry run names it and its headline.
+  f.store->begin();
+  auto first = ingest_report(*f.store, f.config, f.templates,
+                             {"c1", "w1", report(MsgType::kAlert, "la/east-la"),
+                              R"({"headline": {"en": "Headline", "es": "Titular"}})", 1000},
+                             f.rng);
+  f.store->commit();
+  REQUIRE(first.outcome == "new_incident");
+  DryRun again = dry_run(f.store.get(), active, report(MsgType::kAlert, "la/east-la"), 2000);
+  CHECK(again.merge_into == first.incident_id);
+  CHECK(again.merge_headline == LocalizedText{{"en", "Headline"}, {"es", "Titular"}});
 }

@@ -81,7 +81,14 @@ function renderPreview(out, data) {
     out.append(ul);
     return;
   }
-  if (data.merge_into) out.append(el('p', `→ ${data.merge_into}`, 'warn'));
+  const L = out.dataset;
+  if (data.merge_into) {
+    const h = data.merge_headline || {};
+    const words = h[document.documentElement.lang] || h.en || Object.values(h)[0] || '';
+    const p = el('p', `${L.lMerge} ${data.merge_into}: “${words}”`, 'warn');
+    p.id = 'preview-merge';
+    out.append(p);
+  }
   // The area shapes with the point, as an image (an SVG in an <img> runs
   // nothing; CSP allows data: images only).
   if (data.map_svg) {
@@ -110,6 +117,29 @@ function renderPreview(out, data) {
     t.append(tr);
   }
   out.append(t);
+  // Every group that matches, held or not, with its own members.
+  if ((data.groups || []).length) {
+    const g = el('table');
+    g.id = 'preview-groups';
+    g.append(el('caption', L.lGroups));
+    const head = el('tr');
+    for (const c of [L.lGroup, L.lChannel, 'lang', '#']) {
+      const th = el('th', c);
+      th.scope = 'col';
+      head.append(th);
+    }
+    g.append(head);
+    for (const grp of data.groups) {
+      const name = grp.waits ? `${grp.name} (${L.lHeld}: ${grp.waits})` : grp.name;
+      const rows = grp.audience.length ? grp.audience : [{ channel: '-', language: '-', count: 0 }];
+      for (const a of rows) {
+        const tr = el('tr');
+        tr.append(el('td', name), el('td', a.channel), el('td', a.language), el('td', String(a.count)));
+        g.append(tr);
+      }
+    }
+    out.append(g);
+  }
   for (const m of data.messages) {
     const f = el('figure', undefined, 'sms');
     const cap = m.channel === 'sms' ? `sms · ${m.language} · ${m.segments} · ${m.encoding}`
