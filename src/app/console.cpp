@@ -98,6 +98,41 @@ std::string session_cookie(const Config& c, const std::string& value, bool clear
   return v;
 }
 
+// The pre-session CSRF token of the login and enrolment forms (a signed
+// double submit): "NONCE.MAC", MAC = hex HMAC-SHA256(key, NONCE) under a key
+// drawn at start-up. The GET of the form sets it as a cookie and puts it in
+// a hidden field; the POST must carry both, equal, with a MAC this process
+// made. A site that cannot read our pages cannot learn a pair; one that
+// plants a cookie of its own (a sibling host over http) cannot sign it.
+// After a restart the old pairs fail: the person reloads the form.
+std::string pre_cookie_name(const Config& c) {
+  return https(c) ? "__Host-tocsin_pre" : "tocsin_pre";
+}
+
+std::string hex(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : bytes) {
+    out += kDigits[b >> 4];
+    out += kDigits[b & 15];
+  }
+  return out;
+}
+
+std::string sign_pre(std::string_view key, std::string_view nonce) {
+  return std::string(nonce) + "." + hex(hmac_sha256(key, nonce));
+}
+
+bool pre_valid(std::string_view key, std::string_view token) {
+  auto dot = token.find('.');
+  return dot == 32 && token.size() == 32 + 1 + 64 &&
+         constant_time_equal(token, sign_pre(key, token.substr(0, dot)));
+}
+
+std::string pre_field(const std::string& pre) {
+  return "<input type=\"hidden\" name=\"pre\" value=\"" + esc(pre) + "\">";
+}
+
 // scheme://host[:port] of a URL.
 std::string origin_of(std::string_view url) {
   auto scheme = url.find("://");
@@ -152,6 +187,19 @@ const std::string& dummy_hash() {
 
 }  // namespace
 
+Console::Impl::Impl(ConfigSource c, const Clock& cl, store::StoreWorker& s,
+                    std::function<void()> dp, boost::asio::io_context* io,
+                    std::shared_ptr<std::mt19937_64> r,
+                    std::function<void(const IngestResult&)> in)
+    : config(std::move(c)),
+      clock(cl),
+      store(s),
+      deliveries_planned(std::move(dp)),
+      rng(std::move(r)),
+      ingested(std::move(in)),
+      hasher(io),
+      pre_key(random_bytes(32)) {}
+
 Console::Console(ConfigSource config, const Clock& clock, store::StoreWorker& store,
                  std::function<void()> deliveries_planned, boost::asio::io_context* io,
                  std::shared_ptr<std::mt19937_64> rng,
@@ -203,10 +251,21 @@ void Console::Impl::handle(http::Request req, Respond raw_respond) {
     return respond(std::move(r));
   }
   if (path == "/console/lang") {
+    // A GET that only sets the interface language's cookie: no server state
+    // changes, so it needs no CSRF token, and it stays a plain link that
+    // works on the login page (before any session or token) and from the
+    // keyboard. So that another site cannot switch a person's language
+    // either, the cookie is set only for a navigation from our own pages or
+    // one the person typed (Sec-Fetch-Site same-origin or none; absent: a
+    // client that is no browser, such as curl).
+    auto site = req.header("sec-fetch-site");
     std::string l(form_value(parse_form(req.query()), "l"));
     if (l != "es") l = "en";
     auto r = redirect("/console/");
-    r.set("Set-Cookie", "tocsin_lang=" + l + "; Path=/; SameSite=Strict; Max-Age=31536000");
+    if (site.empty() || site == "same-origin" || site == "none")
+      r.set("Set-Cookie", "tocsin_lang=" + l + "; Path=/; SameSite=Strict; Max-Age=31536000");
+    else
+      spdlog::warn("console: cross-site language switch ignored");
     return respond(std::move(r));
   }
   if (post) {
@@ -219,13 +278,36 @@ void Console::Impl::handle(http::Request req, Respond raw_respond) {
     if (!ct.starts_with("application/x-www-form-urlencoded"))
       return respond(message_page(415, lang, nullptr, "forbidden", "application/x-www-form-urlencoded"));
   }
-  if (path == "/console/login") {
-    if (post) return login(req, lang, std::move(respond));
-    return login_page(lang, std::move(respond));
+  const bool pre_session = path == "/console/login" || (path == "/console/enrol" && post) ||
+                           (path.starts_with("/console/enrol/") && !post);
+  if (pre_session) {
+    std::string pre(cookie_value(req, pre_cookie_name(cfg->config)).substr(0, 128));
+    if (!pre_valid(pre_key, pre)) pre.clear();
+    if (post) {
+      // Before anything is read or written, as the session's token below.
+      FormFields f = parse_form(req.body);
+      std::string_view offered = form_value(f, "pre");
+      if (pre.empty() || !constant_time_equal(offered, pre)) {
+        spdlog::warn("console: {} {} without a valid pre-session token", req.method, path);
+        return respond(message_page(403, lang, nullptr, "forbidden", tr(lang, "cross_site")));
+      }
+    } else if (pre.empty()) {
+      pre = sign_pre(pre_key, random_token(16));
+      std::string cookie = pre_cookie_name(cfg->config) + "=" + pre +
+                           "; Path=/; HttpOnly; SameSite=Strict" +
+                           (https(cfg->config) ? "; Secure" : "");
+      respond = [respond = std::move(respond), cookie](http::Response r) {
+        r.set("Set-Cookie", cookie);
+        respond(std::move(r));
+      };
+    }
+    if (path == "/console/login") {
+      if (post) return login(req, lang, pre, std::move(respond));
+      return login_page(lang, pre, std::move(respond));
+    }
+    if (post) return enrol(req, lang, std::move(respond));
+    return enrol_page(path.substr(15), lang, pre, std::move(respond));
   }
-  if (path.starts_with("/console/enrol/") && !post)
-    return enrol_page(path.substr(15), lang, std::move(respond));
-  if (path == "/console/enrol" && post) return enrol(req, lang, std::move(respond));
 
   auto self = shared_from_this();
   auto request = std::make_shared<http::Request>(std::move(req));
@@ -324,15 +406,15 @@ void Console::Impl::with_session(const http::Request& req, const std::string&,
       });
 }
 
-void Console::Impl::login_page(const std::string& lang, Respond respond, const std::string& error,
-                               int status) {
+void Console::Impl::login_page(const std::string& lang, const std::string& pre, Respond respond,
+                               const std::string& error, int status) {
   Page p;
   p.lang = lang;
   p.title = tr(lang, "login");
   std::string& b = p.body;
   b += "<h1>" + T(lang, "login") + "</h1>";
   if (!error.empty()) b += "<p class=\"error\" role=\"alert\">" + esc(error) + "</p>";
-  b += "<form method=\"post\" action=\"/console/login\" class=\"stack\">"
+  b += "<form method=\"post\" action=\"/console/login\" class=\"stack\">" + pre_field(pre) +
        "<label for=\"name\">" + T(lang, "name") + "</label>"
        "<input id=\"name\" name=\"name\" autocomplete=\"username\" required maxlength=\"16\">"
        "<label for=\"passphrase\">" + T(lang, "passphrase") + "</label>"
@@ -344,7 +426,8 @@ void Console::Impl::login_page(const std::string& lang, Respond respond, const s
   respond(html_response(status, render_page(p)));
 }
 
-void Console::Impl::login(const http::Request& req, const std::string& lang, Respond respond) {
+void Console::Impl::login(const http::Request& req, const std::string& lang, const std::string& pre,
+                          Respond respond) {
   FormFields f = parse_form(req.body);
   std::string name(form_value(f, "name").substr(0, 16));
   std::string pass(form_value(f, "passphrase").substr(0, 1024));
@@ -368,19 +451,19 @@ void Console::Impl::login(const http::Request& req, const std::string& lang, Res
         b.wait_until = std::max(un, an);
         return b;
       },
-      [self, name, pass, code, addr, now, lang, respond](std::optional<Before> b) {
+      [self, name, pass, code, addr, now, lang, pre, respond](std::optional<Before> b) {
         if (!b) return respond(api::problem(api::unavailable()));
         if (now < b->wait_until) {
           int64_t wait = (b->wait_until - now + 999) / 1000;
           spdlog::warn("console: login throttled for {} s", wait);
-          return self->login_page(lang, respond,
-                                  tr(lang, "throttled") + std::string(" ") + std::to_string(wait) + " s",
-                                  429);
+          return self->login_page(
+              lang, pre, respond,
+              tr(lang, "throttled") + std::string(" ") + std::to_string(wait) + " s", 429);
         }
         auto user = std::make_shared<std::optional<store::ConsoleUser>>(b->user);
         bool active = *user && !(*user)->disabled && !(*user)->pw_hash.empty();
         std::string stored = active ? (*user)->pw_hash : dummy_hash();
-        auto finish = [self, user, active, name, code, addr, now, lang, respond,
+        auto finish = [self, user, active, name, code, addr, now, lang, pre, respond,
                        b = *b](bool pass_ok) {
           std::optional<int64_t> step;
           if (pass_ok && active)
@@ -409,10 +492,10 @@ void Console::Impl::login(const http::Request& req, const std::string& lang, Res
                 s.insert_audit(e);
                 return ok;
               },
-              [self, cfg, token, lang, respond](std::optional<bool> ok) {
+              [self, cfg, token, lang, pre, respond](std::optional<bool> ok) {
                 if (!ok) return respond(api::problem(api::unavailable()));
                 if (!*ok)
-                  return self->login_page(lang, respond, tr(lang, "login_failed"), 401);
+                  return self->login_page(lang, pre, respond, tr(lang, "login_failed"), 401);
                 auto r = redirect("/console/");
                 r.set("Set-Cookie", session_cookie(cfg->config, token));
                 respond(std::move(r));
@@ -425,12 +508,12 @@ void Console::Impl::login(const http::Request& req, const std::string& lang, Res
 }
 
 void Console::Impl::enrol_page(const std::string& token, const std::string& lang,
-                               Respond respond) {
+                               const std::string& pre, Respond respond) {
   UnixMs now = clock.now_ms();
   auto self = shared_from_this();
   store.call<std::optional<store::ConsoleUser>>(
       [hash = token_hash(token)](store::Store& s) { return s.console_user_by_enrol(hash); },
-      [self, token, now, lang, respond](std::optional<std::optional<store::ConsoleUser>> u) {
+      [self, token, now, lang, pre, respond](std::optional<std::optional<store::ConsoleUser>> u) {
         if (!u) return respond(api::problem(api::unavailable()));
         if (!*u || (*u)->disabled || (*u)->enrol_expires < now)
           return respond(message_page(404, lang, nullptr, "enrol", tr(lang, "enrol_invalid")));
@@ -444,7 +527,7 @@ void Console::Impl::enrol_page(const std::string& token, const std::string& lang
         b += "<p>" + T(lang, "enrol_intro") + "</p>";
         b += "<figure class=\"qr\">" + qr_svg(uri) + "<figcaption>" + T(lang, "totp_secret") +
              " <code id=\"totp-secret\">" + esc(secret) + "</code></figcaption></figure>";
-        b += "<form method=\"post\" action=\"/console/enrol\" class=\"stack\">"
+        b += "<form method=\"post\" action=\"/console/enrol\" class=\"stack\">" + pre_field(pre) +
              "<input type=\"hidden\" name=\"token\" value=\"" + esc(token) + "\">"
              "<input type=\"hidden\" name=\"secret\" value=\"" + esc(secret) + "\">"
              "<label for=\"passphrase\">" + T(lang, "passphrase_new") + "</label>"

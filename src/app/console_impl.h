@@ -111,21 +111,25 @@ struct Console::Impl : std::enable_shared_from_this<Console::Impl> {
   std::shared_ptr<std::mt19937_64> rng;
   std::function<void(const IngestResult&)> ingested;
   console::Hasher hasher;
+  // Signs the login and enrolment forms' pre-session tokens (console.cpp);
+  // drawn at start-up, never stored.
+  std::string pre_key;
 
   Impl(ConfigSource c, const Clock& cl, store::StoreWorker& s, std::function<void()> dp,
        boost::asio::io_context* io, std::shared_ptr<std::mt19937_64> r,
-       std::function<void(const IngestResult&)> in)
-      : config(std::move(c)), clock(cl), store(s), deliveries_planned(std::move(dp)),
-        rng(std::move(r)), ingested(std::move(in)), hasher(io) {}
+       std::function<void(const IngestResult&)> in);
 
   // console.cpp
   void handle(http::Request req, Respond respond);
   void with_session(const http::Request& req, const std::string& lang,
                     std::function<void(std::optional<Who>)> then);
-  void login_page(const std::string& lang, Respond respond, const std::string& error = {},
-                  int status = 200);
-  void login(const http::Request& req, const std::string& lang, Respond respond);
-  void enrol_page(const std::string& token, const std::string& lang, Respond respond);
+  // `pre`: the pre-session CSRF token the form carries (console.cpp).
+  void login_page(const std::string& lang, const std::string& pre, Respond respond,
+                  const std::string& error = {}, int status = 200);
+  void login(const http::Request& req, const std::string& lang, const std::string& pre,
+             Respond respond);
+  void enrol_page(const std::string& token, const std::string& lang, const std::string& pre,
+                  Respond respond);
   void enrol(const http::Request& req, const std::string& lang, Respond respond);
   void logout(const Who& who, bool everywhere, const std::string& lang, Respond respond);
   // Records one console action; `respond` goes out once it is stored.

@@ -268,6 +268,42 @@ def twilio_post(base, path, fields):
         return r.status
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *a):
+        return None
+
+
+def fetch(url, cookie="", data=None, headers=None):
+    """One request, redirects not followed: (status, headers, body)."""
+    h = {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
+    h.update(headers or {})
+    req = urllib.request.Request(url, data=data, headers=h, method="POST" if data is not None else "GET")
+    try:
+        with urllib.request.build_opener(_NoRedirect).open(req, timeout=10) as r:
+            return r.status, r.headers, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode()
+
+
+def pre_session(base):
+    """GET /console/login as a script: the pre-session cookie it sets and
+    the token in its form, for POSTs the way the page makes them."""
+    with urllib.request.urlopen(base + "/console/login", timeout=10) as r:
+        cookie = r.headers.get("Set-Cookie", "").split(";")[0]
+        token = re.search(r'name="pre" value="([^"]+)"', r.read().decode()).group(1)
+    return cookie, token
+
+
+def db_counts(config):
+    """Rows of the tables a login or enrolment writes."""
+    conn = sqlite3.connect(config["storage"]["sqlite"]["path"])
+    try:
+        return {t: conn.execute("SELECT count(*) FROM " + t).fetchone()[0]
+                for t in ("sessions", "audit", "login_throttle")}
+    finally:
+        conn.close()
+
+
 def browser():
     o = webdriver.ChromeOptions()
     o.binary_location = CHROMIUM
@@ -459,6 +495,28 @@ def run(base, cfg_path, config, links, emu, tmp):
         check(st == 403 and st2 == 403, "cross-site POST and a POST without a CSRF token are refused (%d, %d)" % (st, st2))
         check(len(admin(base, "GET", "/v1/incidents")["incidents"]) == before, "the refused POSTs changed nothing")
 
+        # ---- login and enrolment POSTs need the pre-session token ----
+        before_db = db_counts(config)
+        good = urllib.parse.urlencode({"name": "quin", "passphrase": PASS["quin"],
+                                       "code": totp(SECRETS["quin"], int(time.time()) // 30 + 1)})
+        cookie, token = pre_session(base)
+        forged = "a" * 32 + "." + "0" * 64
+        tries = [raw(base, "POST", "/console/login", "", {"Origin": base}, good.encode()),
+                 raw(base, "POST", "/console/login", cookie, {"Origin": base}, good.encode()),
+                 raw(base, "POST", "/console/login", "tocsin_pre=" + forged, {"Origin": base},
+                     ("pre=" + forged + "&" + good).encode()),
+                 raw(base, "POST", "/console/enrol", "", {"Origin": base},
+                     b"token=" + links["quin"].rsplit("/", 1)[1].encode() + b"&passphrase=x")]
+        check([t[0] for t in tries] == [403] * 4,
+              "a login (right passphrase and code) or enrolment POST without a valid pre-session token "
+              "is refused (%s)" % [t[0] for t in tries])
+        check(db_counts(config) == before_db, "the refused logins stored nothing (no session, audit or throttle row)")
+        # A switch of language from another site sets nothing; from our pages it does.
+        for site, want in (("cross-site", False), ("same-origin", True)):
+            _, h, _ = fetch(base + "/console/lang?l=es", headers={"Sec-Fetch-Site": site})
+            check(("tocsin_lang=es" in h.get("Set-Cookie", "")) == want, "a %s language switch %s the cookie" %
+                  (site, "sets" if want else "does not set"))
+
         # ---- a point 300 km from its named area: refused, nothing stored ----
         now_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         csrf = d.find_element(By.ID, "main").get_attribute("data-csrf")
@@ -629,9 +687,11 @@ def run(base, cfg_path, config, links, emu, tmp):
               "approvals, refusals, drafts and users commands are audited with the person's name")
 
         # ---- login throttle: a growing delay, never a lock ----
+        pre_cookie, pre = pre_session(base)
+
         def bad_login():
-            return raw(base, "POST", "/console/login", "", {"Origin": base},
-                       b"name=nobody&passphrase=wrong+passphrase+x&code=000000")[0]
+            return raw(base, "POST", "/console/login", pre_cookie, {"Origin": base},
+                       b"pre=" + pre.encode() + b"&name=nobody&passphrase=wrong+passphrase+x&code=000000")[0]
         codes = [bad_login() for _ in range(4)]
         check(codes[:3] == [401, 401, 401] and codes[3] == 429, "failed logins are slowed down (%s)" % codes)
         time.sleep(1.2)
