@@ -222,6 +222,7 @@ def main():
     try:
         with tocsin_daemon.running(TOCSIN, cfg_path, tmp, base):
             run(base, cfg_path, config, links, emu, tmp)
+        https_cookies(emu_url)
     finally:
         if failures:
             print("--- daemon log tail ---")
@@ -283,6 +284,11 @@ def fetch(url, cookie="", data=None, headers=None):
             return r.status, r.headers, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.headers, e.read().decode()
+
+
+def blake(token):
+    """What the database keeps of a token (console_crypto.h token_hash)."""
+    return hashlib.blake2b(token.encode(), digest_size=32).hexdigest()
 
 
 def pre_session(base):
@@ -485,6 +491,16 @@ def run(base, cfg_path, config, links, emu, tmp):
         check(XSS in d.find_element(By.TAG_NAME, "pre").text and d.execute_script("return window.__xss") is None,
               "a headline with <script> and an onerror attribute is shown as text and runs nothing")
 
+        # a drill draft, for another hotline's refused approval and the draft screen's DRILL mark
+        st, body = raw(base, "POST", "/console/reports", cookie_header(d), {"Origin": base}, urllib.parse.urlencode({
+            "csrf": d.find_element(By.ID, "main").get_attribute("data-csrf"), "form_id": "drill-draft",
+            "msg_type": "alert", "status": "exercise", "event": "checkpoint", "severity": "moderate",
+            "area": "la", "observed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "headline_en": "Drill: checkpoint"}).encode())
+        m = re.search(r'href="(/console/drafts/\d+)"', body)
+        check(st == 201 and m, "a drill alert of a two-person hotline is saved as a draft (%d)" % st)
+        drill_draft = m.group(1) if m else "/console/drafts/0"
+
         # ---- cross-site POST: refused, changes nothing ----
         before = len(admin(base, "GET", "/v1/incidents")["incidents"])
         st, _ = raw(base, "POST", "/console/reports", cookie_header(d), {"Origin": "http://evil.example"},
@@ -540,6 +556,9 @@ def run(base, cfg_path, config, links, emu, tmp):
             return "WAITING TOO LONG" in d.page_source
         wait_for(flagged, "a draft waiting longer than draft_flag_after_s is flagged", timeout=20)
         check(True, "a late draft is flagged on the board")
+        d.get(base + drill_draft)
+        check("DRILL" in "".join(e.text for e in d.find_elements(By.CSS_SELECTOR, "p.drill-banner")),
+              "a drill draft's screen is marked DRILL")
         d.get(draft_url)
         t0 = time.time()
         go(d, d.find_element(By.ID, "approve"))
@@ -568,6 +587,10 @@ def run(base, cfg_path, config, links, emu, tmp):
                  "board shows the receipt and the ack", timeout=6)
         check(d.execute_script("return window.__noreload") == 1, "board updated without a reload")
         sc.look("board")
+
+        d.get(base + "/console/incidents/" + code)
+        go(d, d.find_element(By.CSS_SELECTOR, "form[action$='/retry'] button"))
+        check("queued again: 0" in d.page_source, "retry failed answers how many it queued again (none failed)")
 
         # ---- update and all-clear reach exactly the original recipients ----
         original = sorted(m[1] for m in emu.sms) + sorted(m[1] for m in emu.email)
@@ -619,6 +642,18 @@ def run(base, cfg_path, config, links, emu, tmp):
                      ("csrf=" + csrf).encode())
         st3, _ = raw(base, "GET", "/console/reports/new?msg_type=update&references=" + code, cookie_header(d))
         check((st, st2, st3) == (403, 403, 403), "pdx coordinator gets 403 on an la incident (%d %d %d)" % (st, st2, st3))
+        d.get(base + "/console/")
+        st, board = raw(base, "GET", "/console/board.json", cookie_header(d))
+        check(not d.find_elements(By.CSS_SELECTOR, "tr[data-incident='%s']" % code) and st == 200 and
+              code not in board, "pdx's board and board.json leave out the la incident")
+        st, _ = raw(base, "POST", drill_draft + "/approve", cookie_header(d), {"Origin": base},
+                    ("csrf=" + csrf).encode())
+        conn = sqlite3.connect(config["storage"]["sqlite"]["path"])
+        state = conn.execute("SELECT state, decided_by FROM drafts WHERE id = ?",
+                             (int(drill_draft.rsplit("/", 1)[1]),)).fetchone()
+        conn.close()
+        check(st == 403 and state == ("waiting", ""),
+              "another hotline's coordinator cannot approve a draft (%d, %s)" % (st, state))
         d.get(base + "/console/incidents/" + code)
         sc.look("forbidden")
 
@@ -629,6 +664,16 @@ def run(base, cfg_path, config, links, emu, tmp):
         d.find_element(By.CSS_SELECTOR, "#status option[value='exercise']").click()
         check(d.find_element(By.CSS_SELECTOR, ".drill-when-selected").is_displayed(),
               "choosing a drill shows the DRILL banner")
+        d.find_element(By.CSS_SELECTOR, "#event option[value='checkpoint']").click()
+        d.find_element(By.CSS_SELECTOR, "#area option[value='pdx']").click()
+        d.find_element(By.ID, "headline_en").send_keys("Drill: checkpoint on Burnside")
+        go(d, d.find_element(By.CSS_SELECTOR, "#report-form button[type=submit]"))
+        m = re.search(r"/console/incidents/([A-Z0-9]+)", d.current_url)
+        check(m and d.find_elements(By.CSS_SELECTOR, "h1 strong.drill") and
+              d.find_elements(By.CSS_SELECTOR, "p.drill-banner"), "a drill incident's screen is marked DRILL")
+        d.get(base + "/console/")
+        check(m and d.find_elements(By.CSS_SELECTOR, "tr.drill-row[data-incident='%s'] strong.drill" % m.group(1)),
+              "a drill incident's row on the board is marked DRILL")
 
         # ---- an expired session goes to the login page ----
         conn = sqlite3.connect(config["storage"]["sqlite"]["path"])
@@ -664,6 +709,7 @@ def run(base, cfg_path, config, links, emu, tmp):
         sc.look("admin-subscribers")
         d.get(base + "/console/admin/users")
         check("pdx-hotline" in d.find_element(By.ID, "admin-users").text, "the users screen lists accounts")
+        sc.look("admin-users")
         d.get(base + "/console/admin/audit")
         check("/console/drafts/{id}/approve" in d.find_element(By.ID, "admin-audit").text,
               "the audit screen shows console actions")
@@ -678,6 +724,9 @@ def run(base, cfg_path, config, links, emu, tmp):
               "the interface switches to Spanish")
         d.get(base + "/console/lang?l=en")
 
+        sessions_and_logout(d, base, config)
+        enrolment_rules(base, cfg_path, config)
+
         # ---- the audit log names the person ----
         entries = admin(base, "GET", "/v1/audit?limit=500")["entries"]
         acts = {(e["actor"], e["route"], e["status"]) for e in entries}
@@ -685,17 +734,40 @@ def run(base, cfg_path, config, links, emu, tmp):
               ("ana", "/console/drafts/{id}/approve", 403) in acts and
               ("ana", "/console/reports (draft)", 201) in acts and ("cli", "tocsin users add", 200) in acts,
               "approvals, refusals, drafts and users commands are audited with the person's name")
+        want = {("ana", "/console/login", 401), ("ana", "/console/login", 200), ("ops", "/console/logout", 200),
+                ("ops", "/console/logout-all", 200), ("ben", "/console/drafts/{id}/reject", 200),
+                ("ben", "/console/incidents/{code}/retry", 200), ("pat", "/console/incidents/{code}/retry", 403),
+                ("pat", "/console/drafts/{id}/approve", 403)}
+        check(want <= acts, "logins (refused too), logout, logout everywhere, reject and retry are audited "
+              "with the person's name (missing: %s)" % sorted(want - acts))
 
         # ---- login throttle: a growing delay, never a lock ----
         pre_cookie, pre = pre_session(base)
 
-        def bad_login():
+        def bad_login(name):
             return raw(base, "POST", "/console/login", pre_cookie, {"Origin": base},
-                       b"pre=" + pre.encode() + b"&name=nobody&passphrase=wrong+passphrase+x&code=000000")[0]
-        codes = [bad_login() for _ in range(4)]
-        check(codes[:3] == [401, 401, 401] and codes[3] == 429, "failed logins are slowed down (%s)" % codes)
+                       ("pre=%s&name=%s&passphrase=wrong+passphrase+x&code=000000" % (pre, name)).encode())
+
+        def throttle_row(key):
+            conn = sqlite3.connect(config["storage"]["sqlite"]["path"])
+            try:
+                return conn.execute("SELECT failures, next_at - updated_at FROM login_throttle WHERE key = ?",
+                                    (key,)).fetchone()
+            finally:
+                conn.close()
+        tries = [bad_login("pat") for _ in range(4)]
+        codes = [t[0] for t in tries]
+        check(codes == [401, 401, 401, 429] and "Try again in 1 s" in tries[3][1] and
+              throttle_row("user:pat") == (3, 1000),
+              "failed logins of an account are slowed down, by a row of its own (%s, %s)" %
+              (codes, throttle_row("user:pat")))
         time.sleep(1.2)
-        check(bad_login() == 401, "the delay ends: no permanent lock")
+        check(bad_login("pat")[0] == 401, "the delay ends: no permanent lock")
+        st, body = bad_login("pat")
+        check(st == 429 and "Try again in 2 s" in body and throttle_row("user:pat") == (4, 2000),
+              "the delay grows with each failure (%d, %s)" % (st, throttle_row("user:pat")))
+        check(bad_login("nobody")[0] == 429 and throttle_row("user:nobody") is None,
+              "a name that is no account is slowed by the address alone, with no row of its own")
 
         # ---- users list, disable (ends sessions) and reset ----
         r = subprocess.run([TOCSIN, "users", "list", "--config", cfg_path], capture_output=True, text=True)
@@ -709,6 +781,134 @@ def run(base, cfg_path, config, links, emu, tmp):
         check(r.returncode == 0 and "/console/enrol/" in r.stdout, "users reset prints a new enrolment link")
     finally:
         d.quit()
+
+
+def sessions_and_logout(d, base, config):
+    """Sessions are kept as hashes; one used all along ends 12 h after its
+    login; logout ends one session, logout everywhere all of the person's.
+    Other devices' sessions are made here by their hashes, as a login there
+    would have stored them."""
+    tok = d.get_cookie("tocsin_session")["value"]
+    conn = sqlite3.connect(config["storage"]["sqlite"]["path"])
+    hashes = [r[0] for r in conn.execute("SELECT token_hash FROM sessions")]
+    check(tok not in hashes and blake(tok) in hashes, "sessions are stored only as hashes of their tokens")
+    toks = {k: secrets.token_hex(32) for k in ("phone", "tablet", "old", "almost")}
+    age = {"phone": 0, "tablet": 0, "old": 12 * 3600_000 + 1000, "almost": 12 * 3600_000 - 60_000}
+    for k, t in toks.items():
+        conn.execute("INSERT INTO sessions SELECT ?, user_id, csrf, created_at - ?, last_seen FROM sessions "
+                     "WHERE token_hash = ?", (blake(t), age[k], blake(tok)))
+    csrf = conn.execute("SELECT csrf FROM sessions WHERE token_hash = ?", (blake(tok),)).fetchone()[0]
+    conn.commit()
+    conn.close()
+
+    def works(k):
+        return raw(base, "GET", "/console/board.json", "tocsin_session=" + toks[k])[0] == 200
+    check(not works("old") and works("almost"),
+          "a session in use all along ends 12 h after its login, not before (absolute timeout)")
+    st, _ = raw(base, "POST", "/console/logout", "tocsin_session=" + toks["phone"], {"Origin": base},
+                ("csrf=" + csrf).encode())
+    check(st == 200 and not works("phone") and works("tablet"), "logout ends that session only")
+    d.get(base + "/console/")
+    go(d, d.find_element(By.CSS_SELECTOR, "form[action='/console/logout-all'] button"))
+    d.get(base + "/console/")
+    check(not works("tablet") and not works("almost") and d.current_url.endswith("/console/login"),
+          "logout everywhere ends every session of the person")
+
+
+def enrolment_rules(base, cfg_path, config):
+    """An expired enrolment link is refused; a passphrase under 12
+    characters is refused (characters, not bytes), one of 12 is taken."""
+    links = {}
+    for name in ("late", "short"):
+        r = subprocess.run([TOCSIN, "users", "add", "--config", cfg_path, name, "--role", "verifier"],
+                           capture_output=True, text=True)
+        links[name] = re.search(r"/console/enrol/([0-9a-f]{64})", r.stdout).group(1)
+    db = config["storage"]["sqlite"]["path"]
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE console_users SET enrol_expires = ? WHERE name = 'late'", (int(time.time() * 1000) - 1,))
+    conn.commit()
+    conn.close()
+
+    def page(name):
+        st, h, body = fetch(base + "/console/enrol/" + links[name])
+        cookie = h.get("Set-Cookie", "").split(";")[0]  # tocsin_pre=TOKEN, the form's token too
+        secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', body)
+        return st, cookie, cookie.split("=", 1)[-1], secret and secret.group(1), body
+
+    def enrol(name, cookie, pre, secret, passphrase):
+        fields = {"pre": pre, "token": links[name], "secret": secret, "passphrase": passphrase,
+                  "passphrase2": passphrase, "code": totp(secret, int(time.time()) // 30)}
+        return fetch(base + "/console/enrol", cookie, urllib.parse.urlencode(fields).encode(), {"Origin": base})[0]
+
+    def enrolled(name):
+        conn = sqlite3.connect(db)
+        try:
+            return conn.execute("SELECT pw_hash <> '' FROM console_users WHERE name = ?", (name,)).fetchone()[0] == 1
+        finally:
+            conn.close()
+    st, cookie, pre, _, body = page("late")
+    late = enrol("late", cookie, pre, "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "late passphrase 2026")
+    check(st == 404 and "not valid" in body and late == 404 and not enrolled("late"),
+          "an expired enrolment link is refused, and enrols nobody (%d, %d)" % (st, late))
+    st, cookie, pre, secret, _ = page("short")
+    short = enrol("short", cookie, pre, secret, "\u00f1" * 11)  # 22 bytes, 11 characters
+    check(st == 200 and short == 422 and not enrolled("short"),
+          "a passphrase of 11 characters is refused (%d)" % short)
+    ok = enrol("short", cookie, pre, secret, "\u00f1" * 12)
+    check(ok == 200 and enrolled("short"), "one of 12 characters is taken (%d)" % ok)
+
+
+def https_cookies(emu_url):
+    """With an https public_url (behind a TLS proxy), the console's cookies
+    are __Host- prefixed and Secure, seen over plain HTTP on loopback."""
+    tmp = tempfile.mkdtemp(prefix="tocsin-browser-https-")
+    try:
+        port = free_port()
+        base, public = "http://127.0.0.1:%d" % port, "https://alerts.example.org"
+        subprocess.run([TOCSIN, "keys", "generate", os.path.join(tmp, "tocsin.key")], check=True,
+                       stdout=subprocess.DEVNULL)
+        cfg = {"server": {"listen": "127.0.0.1:%d" % port, "public_url": public},
+               "storage": {"sqlite": {"path": os.path.join(tmp, "tocsin.db")},
+                           "key_file": os.path.join(tmp, "tocsin.key")},
+               "coordinators": [{"name": "la-hotline", "areas": ["la"], "secret": "whsec_" +
+                                 base64.b64encode(b"https-test-secret-0123456789ab").decode()}],
+               "gateways": [{"name": "twilio", "type": "twilio", "channel": "sms", "base_url": emu_url,
+                             "account_sid": "AC0123456789abcdef0123456789abcdef", "auth_token": AUTH_TOKEN,
+                             "from": "+12135550100"}],
+               "groups": [{"name": "la-responders", "match": {"areas": ["la"]}, "channels": ["sms"]}],
+               "console": {"enabled": True}}
+        cfg_path = os.path.join(tmp, "tocsin.json")
+        with open(cfg_path, "w") as f:
+            json.dump(cfg, f)
+        r = subprocess.run([TOCSIN, "users", "add", "--config", cfg_path, "hana", "--role", "coordinator",
+                            "--coordinator", "la-hotline"], capture_output=True, text=True)
+        token = re.search(r"/console/enrol/([0-9a-f]{64})", r.stdout).group(1)
+        with tocsin_daemon.running(TOCSIN, cfg_path, tmp, base):
+            st, h, body = fetch(base + "/console/enrol/" + token)
+            pre_cookie = h.get("Set-Cookie", "")
+            check(st == 200 and re.fullmatch(r"__Host-tocsin_pre=[0-9a-f.]+; Path=/; HttpOnly; SameSite=Strict; Secure",
+                                             pre_cookie), "https: the pre-session cookie is __Host- and Secure: " + pre_cookie)
+            cookie = pre_cookie.split(";")[0]
+            pre = re.search(r'name="pre" value="([^"]+)"', body).group(1)
+            secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', body).group(1)
+            step = int(time.time()) // 30
+            pw = "hana passphrase 2026"
+            st, _, _ = fetch(base + "/console/enrol", cookie, urllib.parse.urlencode(
+                {"pre": pre, "token": token, "secret": secret, "passphrase": pw, "passphrase2": pw,
+                 "code": totp(secret, step)}).encode(), {"Origin": public})
+            st2, h, _ = fetch(base + "/console/login", cookie, urllib.parse.urlencode(
+                {"pre": pre, "name": "hana", "passphrase": pw, "code": totp(secret, step + 1)}).encode(),
+                {"Origin": public})
+            session = h.get("Set-Cookie", "")
+            check(st == 200 and st2 == 303 and re.fullmatch(
+                r"__Host-tocsin_session=[0-9a-f]{64}; Path=/; HttpOnly; SameSite=Strict; Secure", session),
+                "https: the session cookie is __Host- and Secure (%d %d): %s" % (st, st2, session))
+            value = session.split(";")[0].split("=", 1)[1]
+            check(raw(base, "GET", "/console/board.json", "__Host-tocsin_session=" + value)[0] == 200 and
+                  raw(base, "GET", "/console/board.json", "tocsin_session=" + value)[0] == 401,
+                  "https: only the __Host- cookie opens the session")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def corroboration(d, sc, base, emu):
