@@ -15,6 +15,7 @@
 #include "app/safety.h"
 #include "core/clock.h"
 #include "core/form.h"
+#include "core/refusals.h"
 #include "http/message.h"
 #include "store/store_worker.h"
 
@@ -43,9 +44,10 @@ class Api {
     // the metric and the periodic summary line that replace a log line per
     // refusal (an attacker must not be able to fill the logs).
     std::function<void(std::string_view route, int status)> refused;
-    // Each signed provider callback ignored as already applied (a replay or
-    // a retry, answered 200): for the same summary line, not a line each.
-    std::function<void()> replayed;
+    // Each signed request answered without changing anything (a replay or
+    // a retry of one already applied, a text tocsin does not act on): for
+    // a metric and the same summary line, not a line each.
+    std::function<void(Ignored)> ignored;
     // Runs the console's passphrase hashing completions (null: inline).
     boost::asio::io_context* io = nullptr;
   };
@@ -74,6 +76,9 @@ class Api {
   void metrics(Respond respond);
   void reload(Respond respond);
   void count_report(std::string_view outcome, int status);
+  void ignored(Ignored why) const {
+    if (hooks_.ignored) hooks_.ignored(why);
+  }
   // Safety-rule steps of one report or reply: metrics and a log line.
   void count_safety(const std::string& incident, const SafetySteps& steps);
   // Admin routes (admin_api.cpp): authenticates the bearer token, then

@@ -269,9 +269,10 @@ void Console::Impl::handle(http::Request req, Respond raw_respond) {
     return respond(std::move(r));
   }
   if (post) {
-    // Before anything is read or written: a request from another site is refused.
+    // Before anything is read or written: a request from another site is
+    // refused. Anyone can send these: no log line of its own (the 403 is
+    // counted and summarised, Api::Hooks::refused).
     if (!same_origin(req, cfg->config)) {
-      spdlog::warn("console: cross-site {} {} refused from {}", req.method, path, req.remote);
       return respond(message_page(403, lang, nullptr, "forbidden", tr(lang, "cross_site")));
     }
     auto ct = req.header("content-type");
@@ -454,8 +455,9 @@ void Console::Impl::login(const http::Request& req, const std::string& lang, con
       [self, name, pass, code, addr, now, lang, pre, respond](std::optional<Before> b) {
         if (!b) return respond(api::problem(api::unavailable()));
         if (now < b->wait_until) {
+          // A login flood meets this at full speed: no line of its own (the
+          // 429 is counted and summarised, Api::Hooks::refused).
           int64_t wait = (b->wait_until - now + 999) / 1000;
-          spdlog::warn("console: login throttled for {} s", wait);
           return self->login_page(
               lang, pre, respond,
               tr(lang, "throttled") + std::string(" ") + std::to_string(wait) + " s", 429);

@@ -189,7 +189,7 @@ class Daemon {
     hooks.refused = [this](std::string_view route, int status) {
       housekeeping_->refused(route, status);
     };
-    hooks.replayed = [this] { housekeeping_->replayed(); };
+    hooks.ignored = [this](Ignored why) { housekeeping_->ignored(why); };
     hooks.io = &io_;
     return hooks;
   }

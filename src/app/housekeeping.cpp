@@ -111,7 +111,10 @@ void Housekeeping::refused(std::string_view route, int status) {
   refusals_.add(status);
 }
 
-void Housekeeping::replayed() { refusals_.add_replay(); }
+void Housekeeping::ignored(Ignored why) {
+  p_.metrics.request_ignored(to_string(why));
+  refusals_.add_ignored(why);
+}
 
 void Housekeeping::log_refusals() {
   const auto now = std::chrono::steady_clock::now();

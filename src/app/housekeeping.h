@@ -63,9 +63,9 @@ class Housekeeping {
   void reencrypt();    // a pass under the active key (after a reload changed it)
   // A refused request: counted, and summarised by the next summary line.
   void refused(std::string_view route, int status);
-  // A signed provider callback ignored as already applied: in the same
-  // periodic summary line.
-  void replayed();
+  // A signed request answered without changing anything (see Ignored):
+  // counted, and in the same periodic summary line.
+  void ignored(Ignored why);
   void log_refusals();  // what was refused since the last summary, if anything
 
  private:

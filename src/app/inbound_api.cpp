@@ -94,7 +94,7 @@ void Api::inbound_twilio(http::Request& req, Respond respond) {
   // retention.provider_events_days); one without an id is not applied.
   std::string sid(form_value(fields, "MessageSid").substr(0, 64));
   if (sid.empty()) {
-    spdlog::info("inbound SMS without a MessageSid: ignored");
+    ignored(Ignored::kNoMessageSid);  // replayable for ever: no line of its own
     return respond(twiml());
   }
   if (inbound_join(cfg, *from, fields, respond)) return;
@@ -153,8 +153,7 @@ void Api::inbound_reply(const std::shared_ptr<const ActiveConfig>& cfg, const st
         if (o->replayed) {
           // Anyone holding one captured signed request can replay it at
           // full speed: counted in the periodic summary, not a line each.
-          if (hooks_.replayed) hooks_.replayed();
-          else spdlog::debug("inbound SMS: MessageSid already applied; ignored");
+          ignored(Ignored::kAlreadyApplied);
           return respond(twiml());
         }
         if (!o->acked.empty()) count_safety(o->acked.front(), o->covered);

@@ -7,6 +7,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include "core/refusals.h"
 #include "http/server.h"
 
 #include <map>
@@ -100,6 +101,13 @@ struct Metrics::Impl {
           .Name("tocsin_http_refused_total")
           .Help("Requests refused with a 4xx answer, by route and HTTP status")
           .Register(registry);
+  prometheus::Family<prometheus::Counter>& ignored =
+      BuildCounter()
+          .Name("tocsin_requests_ignored_total")
+          .Help(
+              "Signed requests answered without changing anything (replays, texts not acted on), "
+              "by reason")
+          .Register(registry);
   prometheus::Family<prometheus::Counter>& connections =
       BuildCounter()
           .Name("tocsin_http_connections_total")
@@ -143,6 +151,7 @@ Metrics::Metrics() : impl_(std::make_unique<Impl>()) {
   };
   for (const auto& [route, status] : kRefusals)
     impl_->refused.Add({{"route", route}, {"status", std::to_string(status)}});
+  for (Ignored why : kAllIgnored) impl_->ignored.Add({{"reason", std::string(to_string(why))}});
   for (auto e : {http::ConnectionEvent::kEvicted, http::ConnectionEvent::kFull,
                  http::ConnectionEvent::kPerAddress, http::ConnectionEvent::kAcceptError})
     impl_->connections.Add({{"event", http::to_string(e)}});
@@ -190,6 +199,10 @@ void Metrics::config_reload(bool ok) {
 void Metrics::http_refused(std::string_view route, int status) {
   impl_->refused.Add({{"route", std::string(route)}, {"status", std::to_string(status)}})
       .Increment();
+}
+
+void Metrics::request_ignored(std::string_view reason) {
+  impl_->ignored.Add({{"reason", std::string(reason)}}).Increment();
 }
 
 void Metrics::connection_event(std::string_view event) {

@@ -20,6 +20,9 @@
 //   tocsin_config_reloads_total{result}   ok | refused
 //   tocsin_http_refused_total{route, status}   4xx answers: route one of a
 //       fixed set (see refused_route in api.cpp), status the HTTP status
+//   tocsin_requests_ignored_total{reason}   signed requests that changed
+//       nothing: already_applied | no_message_sid | join_not_mobile |
+//       join_limit (see Ignored in core/refusals.h)
 //   tocsin_http_connections_total{event}   admission: evicted | full |
 //       per_address | accept_error (see http::ConnectionEvent)
 //   tocsin_safety_steps_total{step}   held | released | escalated | covered
@@ -83,6 +86,8 @@ class Metrics {
   void safety_step(std::string_view step, int n);
   // A request was refused with a 4xx `status`; `route` is a bounded label.
   void http_refused(std::string_view route, int status);
+  // A signed request changed nothing; `reason` is to_string(Ignored).
+  void request_ignored(std::string_view reason);
   // An admission event of the HTTP server ("evicted", "full", ...).
   void connection_event(std::string_view event);
   // Every metric, with `gauges` as the current values (an unknown one keeps

@@ -234,11 +234,16 @@ void Api::receipt_sendgrid(http::Request& req, Respond respond) {
         }
         return r;
       },
-      [respond = std::move(respond)](std::optional<Result> r) {
+      [this, respond = std::move(respond)](std::optional<Result> r) {
         if (!r) return respond(problem(unavailable()));
-        if (r->applied || r->repeats)
+        // A body whose events were all applied before is a replay (its
+        // signature verifies for 10 minutes) or SendGrid's retry: counted,
+        // and in the periodic summary, not a line each.
+        if (r->applied)
           spdlog::info("SendGrid events: {} applied, {} repeats ignored, {} email opt-outs",
                        r->applied, r->repeats, r->opted_out);
+        else if (r->repeats)
+          ignored(Ignored::kAlreadyApplied);
         http::Response ok;
         ok.status = 200;
         respond(std::move(ok));
@@ -254,7 +259,7 @@ bool Api::inbound_join(const std::shared_ptr<const ActiveConfig>& cfg, const std
   // that cannot be a phone in someone's hand (SMS pumping runs on premium
   // and VoIP ranges). Such a keyword text gets no answer at all.
   if (intent.action == JoinAction::kJoin && !may_text_back(from)) {
-    spdlog::info("join: keyword from a number that is not mobile: no answer");
+    ignored(Ignored::kJoinNotMobile);  // a signed text replays for ever: no line of its own
     respond(twiml());
     return true;
   }
@@ -262,7 +267,16 @@ bool Api::inbound_join(const std::shared_ptr<const ActiveConfig>& cfg, const std
   const UnixMs now = clock_.now_ms();
   const JoinConfig limits = c.join;
   const std::string group = intent.group ? intent.group->name : "";
-  enum class Did { kNothing, kPrompted, kLimited, kMember, kConfirmed, kLeft, kNotJoining };
+  enum class Did {
+    kNothing,
+    kReplayed,
+    kPrompted,
+    kLimited,
+    kMember,
+    kConfirmed,
+    kLeft,
+    kNotJoining
+  };
   struct Result {
     Did did = Did::kNothing;
     std::string language, keyword;
@@ -283,7 +297,10 @@ bool Api::inbound_join(const std::shared_ptr<const ActiveConfig>& cfg, const std
             return r;
           }
         }
-        if (!sid.empty() && !s.first_event("twilio-join", sid, now)) return r;
+        if (!sid.empty() && !s.first_event("twilio-join", sid, now)) {
+          r.did = Did::kReplayed;
+          return r;
+        }
         auto ids = s.subscribers_by_phone(from);
         switch (intent.action) {
           case JoinAction::kNone: break;
@@ -346,7 +363,9 @@ bool Api::inbound_join(const std::shared_ptr<const ActiveConfig>& cfg, const std
             spdlog::info("join: confirmation prompt for keyword {}", r->keyword);
             return respond(twiml(join_prompt(r->language, r->keyword)));
           case Did::kLimited:
-            spdlog::warn("join: prompt limit reached (join.max_prompts_*): no answer");
+            // The limit holds off a pumping flood: a line per text would
+            // let the same flood fill the log.
+            ignored(Ignored::kJoinLimit);
             return respond(twiml());
           case Did::kConfirmed:
             spdlog::info("join: subscriber {} joined by text (keyword {})", r->subscriber, r->keyword);
@@ -356,6 +375,9 @@ bool Api::inbound_join(const std::shared_ptr<const ActiveConfig>& cfg, const std
             return respond(twiml(join_left(r->language, r->keyword)));
           case Did::kNotJoining:
             return inbound_reply(cfg, from, fields, std::move(respond));
+          case Did::kReplayed:  // this MessageSid was applied before
+            ignored(Ignored::kAlreadyApplied);
+            return respond(twiml());
           case Did::kMember:
           case Did::kNothing:
             return respond(twiml());

@@ -47,6 +47,7 @@ TEST_CASE("join by text: keyword, confirmation, LEAVE, and nobody stored without
   // A replay of the same callback changes nothing and texts nothing.
   CHECK_FALSE(has_message(inbound_sms(d.url(), gw, ana, "este", false, sid(1))));
   CHECK(count(d, "SELECT count(*) FROM join_requests") == 1);
+  CHECK(metric(d.url(), R"(tocsin_requests_ignored_total{reason="already_applied"})") == 1);
   // No confirmation, nobody stored.
   CHECK(count(d, "SELECT count(*) FROM subscribers") == 0);
 
@@ -128,4 +129,15 @@ TEST_CASE("join by text: prompt limits hold under 1,000 keyword texts from 1,000
   CHECK(prompts == per_hour - 2);
   CHECK(count(d, "SELECT count(*) FROM join_requests") == per_hour);
   CHECK(count(d, "SELECT count(*) FROM subscribers") == 0);
+  // The texts held off write no line each: counted, and one summary line.
+  const int limited = 1000 + 5 - per_hour;
+  CHECK(metric(d.url(), R"(tocsin_requests_ignored_total{reason="join_limit"})") == limited);
+  CHECK(metric(d.url(), R"(tocsin_requests_ignored_total{reason="join_not_mobile"})") == 1);
+  d.terminate();
+  REQUIRE(d.wait_exit(15s));
+  const std::string log = d.log();
+  INFO(d.log_tail(5));
+  CHECK(log.find("join: prompt limit") == std::string::npos);
+  CHECK(log.find("not mobile\u00d71, join prompt limit (join.max_prompts_*)\u00d7" +
+                 std::to_string(limited)) != std::string::npos);
 }

@@ -296,6 +296,10 @@ TEST_CASE("/metrics: report outcomes and deliveries match what the emulators rec
   CHECK(reports("refused", "403") == 1);
   CHECK(reports("refused", "422") == 1);
   CHECK(m.sum("tocsin_reports_total") == 7);
+  // The replay (a captured request verifies for 5 minutes) has no line of
+  // its own: it is counted, and in the periodic summary.
+  CHECK(m.counter("tocsin_requests_ignored_total", {{"reason", "already_applied"}}) == 1);
+  CHECK(d.log().find("report repeated") == std::string::npos);
 }
 
 namespace {

@@ -116,14 +116,18 @@ TEST_CASE("the refusal tally summarises a flood in one line and starts afresh", 
   CHECK(t.take(60) == "");
   t.add(404);
   CHECK(t.take(5) == "refused 1 request in the last 5 s: 404\u00d71");
-  // Replayed provider callbacks (answered 200) are summarised the same way.
-  for (int i = 0; i < 200; ++i) t.add_replay();
-  CHECK(t.replays() == 200);
-  CHECK(t.take(60) == "ignored 200 already applied provider callbacks in the last 60 s");
+  // Signed requests that change nothing (answered 2xx) are summarised the
+  // same way, by reason.
+  for (int i = 0; i < 200; ++i) t.add_ignored(Ignored::kAlreadyApplied);
+  CHECK(t.ignored() == 200);
+  CHECK(t.take(60) == "ignored 200 signed requests in the last 60 s: already applied\u00d7200");
   t.add(403);
-  t.add_replay();
+  t.add_ignored(Ignored::kJoinLimit);
+  t.add_ignored(Ignored::kNoMessageSid);
+  t.add_ignored(Ignored::kNoMessageSid);
   CHECK(t.take(60) ==
-        "refused 1 request in the last 60 s: 403\u00d71; ignored 1 already applied provider callback");
+        "refused 1 request in the last 60 s: 403\u00d71; ignored 3 signed requests: no "
+        "MessageSid\u00d72, join prompt limit (join.max_prompts_*)\u00d71");
   CHECK(t.take(60) == "");
   CHECK(is_refusal(401));
   CHECK(is_refusal(499));
