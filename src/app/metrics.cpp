@@ -123,18 +123,41 @@ Metrics::Metrics() : impl_(std::make_unique<Impl>()) {
   for (const char* result : {"ok", "refused"}) impl_->reloads.Add({{"result", result}});
   for (const char* outcome : {"new_incident", "merged", "update", "cancel", "replayed"})
     impl_->reports.Add({{"outcome", outcome}, {"status", "202"}});
-  for (int status : {400, 401, 403, 422, 503})
+  // Every status POST /v1/reports can refuse with (405 a wrong method, 415
+  // a body not typed JSON, 500 a defect, 503 the store).
+  for (int status : {400, 401, 403, 405, 415, 422, 500, 503})
     impl_->reports.Add({{"outcome", "refused"}, {"status", std::to_string(status)}});
+  for (Channel channel : kAllChannels) {  // histograms too: a first send is in the first rate()
+    impl_->first_send.Add({{"channel", std::string(to_string(channel))}}, send_buckets());
+    impl_->last_send.Add({{"channel", std::string(to_string(channel))}}, send_buckets());
+  }
   for (Channel channel : kAllChannels)
     impl_->deliveries.Add({{"gateway", "none"}, {"channel", std::string(to_string(channel))},
                            {"state", std::string(to_string(DeliveryState::kExpired))}});
   for (const char* step : {"held", "released", "escalated", "covered"})
     impl_->safety.Add({{"step", step}});  // at 0 from the start, so rate() sees the first one
   // The refusals a flood or a scan makes (a missing or wrong signature or
-  // token on each route that checks one, an unknown path, the HTTP parser's
-  // own) and every admission event, so an alert on rate() sees the first.
+  // token on each route that checks one, the console's failed and
+  // throttled logins and cross-site posts, an unknown path, the HTTP
+  // parser's own), the strict-input ones of the JSON routes (400 a
+  // duplicate key or malformed body, 415 not typed JSON) and every
+  // admission event, so an alert on rate() sees the first.
   static constexpr std::pair<const char*, int> kRefusals[] = {
+      {"/v1/reports", 400},
       {"/v1/reports", 401},
+      {"/v1/reports", 403},
+      {"/v1/reports", 405},
+      {"/v1/reports", 415},
+      {"/v1/reports", 422},
+      {"/console", 401},
+      {"/console", 403},
+      {"/console", 415},
+      {"/console", 429},
+      {"/v1/receipts/sendgrid", 400},
+      {"/v1/receipts/sendgrid", 413},
+      {"/v1/receipts/sendgrid", 415},
+      {"/v1/subscribers", 400},
+      {"/v1/subscribers", 415},
       {"/v1/receipts/twilio", 403},
       {"/v1/inbound/twilio", 403},
       {"/v1/inbound/twilio/voice/gather", 403},

@@ -30,10 +30,14 @@
 //
 // Counters are exported at 0 before their first event (for rate()): every
 // configured gateway's deliveries (sent, failed, expired) and retries from
-// the first render, reload results, accepted report outcomes (202) and the
-// usual refusals (400, 401, 403, 422, 503), each route's signature or token
-// refusal and the HTTP parser's (tocsin_http_refused_total), and every
-// admission event (tocsin_http_connections_total).
+// the first render, reload results, accepted report outcomes (202) and
+// every refusal of a report (400, 401, 403, 405, 415, 422, 500, 503), each
+// route's signature or token refusal, the console's (401, 403, 415, 429),
+// the JSON routes' 400 and 415 and the HTTP parser's
+// (tocsin_http_refused_total), every reason a signed request is ignored
+// (tocsin_requests_ignored_total), every admission event
+// (tocsin_http_connections_total), and both send-latency histograms for
+// every channel.
 //
 // Thread-safe (prometheus-cpp's metrics are); the daemon uses it on its io
 // thread.

@@ -28,9 +28,14 @@ TEST_CASE("metrics: send-latency histograms per channel", "[metrics]") {
   CHECK(has_line(text, "tocsin_report_last_send_seconds_count{channel=\"sms\"} 2"));
   CHECK(has_line(text, "tocsin_report_last_send_seconds_bucket{channel=\"sms\",le=\"5\"} 1"));
   CHECK(has_line(text, "tocsin_report_last_send_seconds_bucket{channel=\"sms\",le=\"1800\"} 2"));
-  // No email histogram: nothing was sent by email (counters at 0 name every
-  // channel; histograms appear with their first observation).
-  CHECK(text.find("tocsin_report_first_send_seconds_count{channel=\"email\"}") == std::string::npos);
+  // Every channel's histograms exist from the start, at 0.
+  for (const char* channel : {"email", "voice", "signal"})
+    for (const char* which : {"first", "last"}) {
+      CHECK(has_line(text, std::string("tocsin_report_") + which +
+                               "_send_seconds_count{channel=\"" + channel + "\"} 0"));
+      CHECK(has_line(text, std::string("tocsin_report_") + which +
+                               "_send_seconds_bucket{channel=\"" + channel + "\",le=\"0.1\"} 0"));
+    }
 }
 
 TEST_CASE("metrics: circuit gauges follow the gateways a reload leaves", "[metrics]") {
@@ -70,6 +75,22 @@ TEST_CASE("metrics: counters are exported at 0 before their first event", "[metr
   CHECK(has_line(text, "tocsin_http_refused_total{route=\"/v1/inbound/twilio\",status=\"403\"} 0"));
   CHECK(has_line(text, "tocsin_http_refused_total{route=\"/v1/receipts/sendgrid\",status=\"403\"} 0"));
   CHECK(has_line(text, "tocsin_http_refused_total{route=\"(http)\",status=\"400\"} 0"));
+  // Every status a report can be refused with, and every refusal a flood
+  // makes: of the console (failed, cross-site, throttled) and of the JSON
+  // routes' strict input.
+  for (const char* status : {"400", "401", "403", "405", "415", "422", "500", "503"})
+    CHECK(has_line(text, std::string("tocsin_reports_total{outcome=\"refused\",status=\"") +
+                             status + "\"} 0"));
+  for (const char* status : {"401", "403", "415", "429"})
+    CHECK(has_line(text, std::string("tocsin_http_refused_total{route=\"/console\",status=\"") +
+                             status + "\"} 0"));
+  for (const char* route : {"/v1/reports", "/v1/subscribers", "/v1/receipts/sendgrid"})
+    for (const char* status : {"400", "415"})
+      CHECK(has_line(text, std::string("tocsin_http_refused_total{route=\"") + route +
+                               "\",status=\"" + status + "\"} 0"));
+  for (const char* reason : {"already_applied", "no_message_sid", "join_not_mobile", "join_limit"})
+    CHECK(
+        has_line(text, std::string("tocsin_requests_ignored_total{reason=\"") + reason + "\"} 0"));
   for (const char* event : {"evicted", "full", "per_address", "accept_error"})
     CHECK(has_line(text, std::string("tocsin_http_connections_total{event=\"") + event + "\"} 0"));
   // An event counts on the series that was there; a removed gateway's
