@@ -366,8 +366,19 @@ using config_detail::template_warnings;
 ConfigResult parse_config(const std::string& text, const std::string& base_dir) {
   ConfigResult result;
   auto& problems = result.problems;
-  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
-  if (doc.is_discarded() || !doc.is_object()) {
+  // A key given twice is refused, not read as its last value: an operator
+  // who edits the first of two "max_connections" or safety settings must
+  // not be overruled by a forgotten second one.
+  auto parsed = parse_json_strict(text, /*allow_comments=*/true);
+  if (auto* bad = std::get_if<JsonSyntaxError>(&parsed)) {
+    if (!bad->path.empty())
+      problems.push_back({bad->path, "is given twice: " + bad->detail});
+    else
+      problems.push_back({"", "is not a JSON object (// comments are allowed)"});
+    return result;
+  }
+  json doc = std::move(std::get<json>(parsed));
+  if (!doc.is_object()) {
     problems.push_back({"", "is not a JSON object (// comments are allowed)"});
     return result;
   }

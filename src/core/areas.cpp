@@ -317,8 +317,14 @@ AreaSet::Load AreaSet::load(std::string_view geojson, const std::string& file_pa
   std::vector<std::pair<std::string, std::string>> defined;  // (name, JSON path) of each definition
 
   if (!geojson.empty()) {
-    json doc = json::parse(geojson, nullptr, /*allow_exceptions=*/false);
-    if (doc.is_discarded() || !doc.is_object()) {
+    // A repeated key (a second "name" or "coordinates") is refused, not
+    // read as its last value.
+    auto parsed = parse_json_strict(geojson);
+    auto* bad = std::get_if<JsonSyntaxError>(&parsed);
+    json doc = bad ? json() : std::move(std::get<json>(parsed));
+    if (bad && !bad->path.empty()) {
+      problems.push_back({join_path(file_path, bad->path), "is given twice: " + bad->detail});
+    } else if (!doc.is_object()) {
       problems.push_back({file_path, "is not a GeoJSON object"});
     } else if (doc.value("type", json()) != "FeatureCollection" || !doc.contains("features") ||
                !doc["features"].is_array()) {

@@ -43,7 +43,7 @@ std::string frames_path(const std::vector<Frame>& frames) {
 
 }  // namespace
 
-std::variant<json, JsonSyntaxError> parse_json_strict(std::string_view text) {
+std::variant<json, JsonSyntaxError> parse_json_strict(std::string_view text, bool allow_comments) {
   std::vector<Frame> frames;
   std::optional<JsonSyntaxError> duplicate;
   auto finished_child = [&frames] {
@@ -75,7 +75,7 @@ std::variant<json, JsonSyntaxError> parse_json_strict(std::string_view text) {
     }
     return true;
   };
-  json doc = json::parse(text, cb, /*allow_exceptions=*/false);
+  json doc = json::parse(text, cb, /*allow_exceptions=*/false, allow_comments);
   if (doc.is_discarded()) return JsonSyntaxError{"body is not valid JSON", ""};
   if (duplicate) return *duplicate;
   return doc;

@@ -63,8 +63,10 @@ struct JsonSyntaxError {
 // Parses `text` as JSON, refusing duplicate object keys at any depth: RFC
 // 8259 leaves their meaning open, so the sender's library may have meant
 // the first ("status":"exercise") where ours would take the last
-// ("status":"actual"). Check nesting depth first (json_too_deep).
-std::variant<nlohmann::json, JsonSyntaxError> parse_json_strict(std::string_view text);
+// ("status":"actual"). Check nesting depth first (json_too_deep). With
+// `allow_comments`, // and /* */ comments are skipped (the config file).
+std::variant<nlohmann::json, JsonSyntaxError> parse_json_strict(std::string_view text,
+                                                                bool allow_comments = false);
 
 // True when `s` holds a C0 control character or DEL; with `allow_newline`,
 // '\n' (and '\r', '\t') are allowed. NUL is never allowed.

@@ -120,6 +120,28 @@ TEST_CASE("route: a dry run beside the running daemon, sending nothing", "[e2e][
   CHECK(bad.out.find("bad.json: severity: ") != std::string::npos);
 }
 
+TEST_CASE("check-config and serve refuse a config file with a key given twice, naming it",
+          "[e2e][cli][strict]") {
+  Gateways gw;
+  json config = test_config(gw);
+  config["storage"]["key_file"] = tocsin::test::shared_key_file();
+  config.erase("dedup");
+  // The first says 10 minutes, the second (forgotten) 1 second: which one
+  // would the operator expect?
+  std::string text = config.dump(2);
+  text.insert(1, R"( "dedup": {"window_s": 600}, "dedup": {"window_s": 1},)");
+  TempDir dir;
+  auto path = (dir.path() / "tocsin.json").string();
+  std::ofstream(path) << text;
+  auto r = run_cli({"check-config", "--config", path});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 2);
+  CHECK(r.out.find(path + ": dedup: is given twice: duplicate key \"dedup\"") != std::string::npos);
+  auto serve = run_cli({"serve", "--config", path});
+  CHECK(serve.exit_code == 2);
+  CHECK(serve.err.find("dedup: is given twice") != std::string::npos);
+}
+
 TEST_CASE("check-config warns of missing languages and SMS templates over sms.max_segments, exit 0",
           "[e2e][cli][messages]") {
   Gateways gw;

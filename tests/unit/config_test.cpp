@@ -99,6 +99,19 @@ TEST_CASE("missing sections and non-JSON are problems, not crashes", "[config]")
   CHECK(paths.size() == 4);  // storage.key_file, coordinators, gateways, groups
 }
 
+TEST_CASE("a key given twice in the config is refused, naming it, comments still allowed",
+          "[config][strict]") {
+  std::string twice = kValid;
+  twice.insert(twice.find("\"dedup\""), R"("dedup": {"window_s": 1}, /* second */ )");
+  CHECK(problem_paths(twice) ==
+        std::vector<std::string>{"dedup: is given twice: duplicate key \"dedup\""});
+  std::string nested = kValid;
+  nested.insert(nested.find("\"radius_m\""), R"("window_s": 5, )");
+  CHECK(problem_paths(nested) ==
+        std::vector<std::string>{"dedup.window_s: is given twice: duplicate key \"window_s\""});
+  CHECK(parse_config(kValid, "").ok());  // its // comment is no problem
+}
+
 TEST_CASE("the key file is required, read at load, and must be private", "[config][privacy]") {
   auto r = parse_config(kValid, "");
   REQUIRE(r.ok());
@@ -370,6 +383,14 @@ TEST_CASE("areas_file and areas.circles load, resolved against base_dir, checked
   CHECK(std::any_of(l.begin(), l.end(), [](const std::string& s) {
     return s.starts_with("areas.circles[0]: \"la\": the name is already used by areas_file.features[0]");
   }));
+
+  // A key given twice in the areas file is refused, naming it.
+  std::ofstream(dir.path() / "twice.geojson") << R"({"type": "FeatureCollection", "features": [
+    {"type": "Feature", "properties": {"name": "la", "name": "la/east"},
+     "geometry": {"type": "Polygon", "coordinates": [[[-118.7, 33.7], [-118.0, 33.7], [-118.0, 34.35], [-118.7, 34.35], [-118.7, 33.7]]]}}]})";
+  CHECK(lines(with(R"("areas_file": "twice.geojson")").problems) ==
+        std::vector<std::string>{
+            "areas_file.features[0].properties.name: is given twice: duplicate key \"name\""});
 
   CHECK(lines(with(R"("areas_file": "missing.geojson")").problems) ==
         std::vector<std::string>{"areas_file: cannot read " + (dir.path() / "missing.geojson").string()});
