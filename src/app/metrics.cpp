@@ -111,7 +111,9 @@ struct Metrics::Impl {
   prometheus::Family<prometheus::Counter>& connections =
       BuildCounter()
           .Name("tocsin_http_connections_total")
-          .Help("Connection admission: evicted for room, refused (full, per_address), accept errors")
+          .Help(
+              "Connection admission: evicted for room, refused (full, per_address), accept "
+              "errors, closed at the first-byte or header deadline")
           .Register(registry);
 };
 
@@ -176,7 +178,8 @@ Metrics::Metrics() : impl_(std::make_unique<Impl>()) {
     impl_->refused.Add({{"route", route}, {"status", std::to_string(status)}});
   for (Ignored why : kAllIgnored) impl_->ignored.Add({{"reason", std::string(to_string(why))}});
   for (auto e : {http::ConnectionEvent::kEvicted, http::ConnectionEvent::kFull,
-                 http::ConnectionEvent::kPerAddress, http::ConnectionEvent::kAcceptError})
+                 http::ConnectionEvent::kPerAddress, http::ConnectionEvent::kAcceptError,
+                 http::ConnectionEvent::kDeadline})
     impl_->connections.Add({{"event", http::to_string(e)}});
 }
 

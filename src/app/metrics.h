@@ -24,7 +24,7 @@
 //       nothing: already_applied | no_message_sid | join_not_mobile |
 //       join_limit (see Ignored in core/refusals.h)
 //   tocsin_http_connections_total{event}   admission: evicted | full |
-//       per_address | accept_error (see http::ConnectionEvent)
+//       per_address | accept_error | deadline (see http::ConnectionEvent)
 //   tocsin_safety_steps_total{step}   held | released | escalated | covered
 //       (README "Safety rules"), each exported at 0 from the start
 //

@@ -237,6 +237,8 @@ const char* to_string(ConnectionEvent e) {
     case ConnectionEvent::kFull: return "full";
     case ConnectionEvent::kPerAddress: return "per_address";
     case ConnectionEvent::kAcceptError: return "accept_error";
+    case ConnectionEvent::kDeadline:
+      return "deadline";
   }
   return "unknown";
 }

@@ -16,13 +16,16 @@ namespace tocsin::http {
 
 // What admission did with a connection, or an accept that failed.
 enum class ConnectionEvent {
-  kEvicted,          // an untrusted, unanswered connection closed to make room
-  kFull,             // refused (503): every connection was busy or trusted
-  kPerAddress,       // refused (503): its address had max_connections_per_address
-  kAcceptError,      // accept() failed (EMFILE, ENFILE, ENOBUFS...); retried shortly
+  kEvicted,      // an untrusted, unanswered connection closed to make room
+  kFull,         // refused (503): every connection was busy or trusted
+  kPerAddress,   // refused (503): its address had max_connections_per_address
+  kAcceptError,  // accept() failed (EMFILE, ENFILE, ENOBUFS...); retried shortly
+  kDeadline,     // closed: no first byte by first_byte_timeout, or no whole head by
+                 // header_timeout (an idle keep-alive's end is not counted)
 };
 
-// A bounded label for metrics: "evicted", "full", "per_address", "accept_error".
+// A bounded label for metrics: "evicted", "full", "per_address",
+// "accept_error", "deadline".
 const char* to_string(ConnectionEvent e);
 
 struct ServerOptions {

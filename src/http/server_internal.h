@@ -70,15 +70,16 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
     return key;
   }
   void remove_evictable(std::uint64_t key) { evictable_.erase(key); }
+  // An admission event, to ServerOptions::on_connection_event.
+  void event(ConnectionEvent e) const {
+    if (options_.on_connection_event) options_.on_connection_event(e);
+  }
 
  private:
   void do_accept();
   void on_accept(beast::error_code ec, tcp::socket socket);
   // Closes the oldest evictable connection; false when there is none.
   bool evict_one();
-  void event(ConnectionEvent e) const {
-    if (options_.on_connection_event) options_.on_connection_event(e);
-  }
 
   ServerOptions options_;
   Handler handler_;

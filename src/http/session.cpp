@@ -161,6 +161,7 @@ void Session::wait_for_request(bool fresh) {
 void Session::on_first_bytes(beast::error_code ec, std::size_t n, bool fresh) {
   if (state_ == State::kClosed) return;
   if (ec) {
+    if (fresh && ec == beast::error::timeout) server_->event(ConnectionEvent::kDeadline);
     fail(ec, "wait");
     return close();
   }
@@ -182,6 +183,7 @@ void Session::read_header() {
 
 void Session::on_header(beast::error_code ec) {
   if (state_ == State::kClosed) return;
+  if (ec == beast::error::timeout) server_->event(ConnectionEvent::kDeadline);
   if (ec) return on_read_error(ec, "read header");
   const auto& req = parser_->get();
   method_ = std::string(req.method_string());

@@ -478,6 +478,12 @@ TEST_CASE("strict input: duplicate keys, Content-Type, control characters, absur
               R"({"rows":[{"email":"a@b.org","groups":["eastside"],"groups":["drills"]}]})");
   CHECK(dup_import.status == 400);
   CHECK(dup_import.json()["field"] == "rows[0].groups");
+  const std::string rows = R"({"rows":[{"email":"a@b.org","groups":["eastside"]}]})";
+  auto import_plain =
+      request("POST", url + "/v1/subscribers/import", with_type("text/plain"), rows);
+  CHECK(import_plain.status == 415);
+  CHECK(import_plain.json()["field"] == "Content-Type");
+  CHECK(request("POST", url + "/v1/subscribers/import", auth, rows).status == 415);
   CHECK(query_db(d, "SELECT count(*) FROM subscribers") == std::vector<std::string>{"0"});
 
   // A patch: merge-patch+json or json; not text/plain; no duplicate keys.

@@ -91,7 +91,7 @@ TEST_CASE("metrics: counters are exported at 0 before their first event", "[metr
   for (const char* reason : {"already_applied", "no_message_sid", "join_not_mobile", "join_limit"})
     CHECK(
         has_line(text, std::string("tocsin_requests_ignored_total{reason=\"") + reason + "\"} 0"));
-  for (const char* event : {"evicted", "full", "per_address", "accept_error"})
+  for (const char* event : {"evicted", "full", "per_address", "accept_error", "deadline"})
     CHECK(has_line(text, std::string("tocsin_http_connections_total{event=\"") + event + "\"} 0"));
   // An event counts on the series that was there; a removed gateway's
   // counters stay.

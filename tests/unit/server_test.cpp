@@ -802,6 +802,11 @@ TEST_CASE("server closes a silent new connection after first_byte_timeout, a slo
   auto options = test_options();
   options.first_byte_timeout = 200ms;
   options.header_timeout = 700ms;
+  options.idle_timeout = 300ms;
+  auto deadlines = std::make_shared<std::atomic<int>>(0);
+  options.on_connection_event = [deadlines](tocsin::http::ConnectionEvent e) {
+    if (e == tocsin::http::ConnectionEvent::kDeadline) ++*deadlines;
+  };
   TestServer ts;
   ts.start(options, echo.handler());
 
@@ -823,7 +828,24 @@ TEST_CASE("server closes a silent new connection after first_byte_timeout, a slo
     CHECK(took >= 600ms);
     CHECK(took < 1400ms);
   }
+  SECTION("a whole request, then an idle keep-alive's end: not a deadline") {
+    Client c(ts.endpoint());
+    c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(c.closed_within(2s));  // idle_timeout
+    CHECK(*echo.calls == 1);
+    CHECK(*deadlines == 0);
+    return;
+  }
   CHECK(*echo.calls == 0);
+  // Each close at a deadline is counted (tocsin_http_connections_total),
+  // by the server's handler, which may run just after the client saw the
+  // close (the stream's timer closes the socket first).
+  const auto until = Clock::now() + 1s;
+  while (*deadlines == 0 && Clock::now() < until) std::this_thread::sleep_for(5ms);
+  CHECK(*deadlines == 1);
 }
 
 TEST_CASE("server stop() closes idle connections, finishes busy ones, and lets run() return",
