@@ -4,6 +4,8 @@
 // Either way, a report answered 202 reaches every subscriber once the fault
 // is gone, and one answered 503 left nothing behind: the store holds no
 // incident or report of it, and posted again it makes a new incident.
+// Not root (a developer's machine): skipped, and CTest says so; as root
+// (CI) a fault that cannot be set up fails the test.
 #include <link.h>
 #include <sys/mount.h>
 #include <unistd.h>
@@ -118,6 +120,20 @@ void check_nothing_lost(Daemon& d, Gateways& gw, Answers a) {
 }
 
 // A tmpfs of `size` mounted on `dir` for the test's lifetime.
+// A fault test that cannot run here. On a developer's machine without root
+// it is skipped, visibly: the warning starts with "TOCSIN-SKIPPED:", which
+// CTest reports as a skip (SKIP_REGULAR_EXPRESSION in CMakeLists.txt), not
+// a pass. As root, which is how CI runs them (with libfiu installed by
+// scripts/install-deps), it is a failure: the faults must not go untested
+// while CI is green. The caller returns after it.
+void cannot_run(const std::string& why) {
+  if (::geteuid() != 0) {
+    WARN("TOCSIN-SKIPPED: " << why);
+    return;
+  }
+  FAIL(why << " (running as root, as CI does: a fault test that cannot run fails)");
+}
+
 class SmallFilesystem {
  public:
   SmallFilesystem(const std::filesystem::path& dir, const std::string& size) : dir_(dir) {
@@ -197,19 +213,14 @@ void fiu_ctrl(const std::string& fifo, pid_t pid, const std::vector<std::string>
 
 TEST_CASE("disk full: every 202 is delivered once space is back, every 503 left nothing",
           "[e2e][faults]") {
-  if (::geteuid() != 0) {
-    WARN("skipped: mounting a 2 MB tmpfs for the database needs root");
-    return;
-  }
+  if (::geteuid() != 0) return cannot_run("mounting a 2 MB tmpfs for the database needs root");
   Gateways gw;
   json cfg = test_config(gw);
   TempDir mnt_parent;
   const auto mnt = mnt_parent.path() / "small";
   SmallFilesystem fs(mnt, "2m");
-  if (!fs.mounted()) {
-    WARN("skipped: cannot mount a tmpfs here (no CAP_SYS_ADMIN?)");
-    return;
-  }
+  if (!fs.mounted())
+    return cannot_run("cannot mount a tmpfs at " + mnt.string() + " (no CAP_SYS_ADMIN?)");
   cfg["storage"]["sqlite"]["path"] = (mnt / "tocsin.db").string();
   Daemon d(cfg);
   d.start();
@@ -239,10 +250,9 @@ TEST_CASE("random fdatasync and pwrite failures: every 202 is delivered, every 5
   const char* posix_preload = "/usr/lib/fiu/fiu_posix_preload.so";
   if (::access(fiu_ctrl_bin, X_OK) != 0 || ::access(run_preload, R_OK) != 0 ||
       ::access(posix_preload, R_OK) != 0) {
-    WARN(
-        "skipped: libfiu's fiu-ctrl and preload libraries (Debian fiu-utils, "
-        "scripts/install-deps) are not installed");
-    return;
+    return cannot_run(
+        "libfiu's fiu-ctrl and preload libraries (Debian fiu-utils, scripts/install-deps) are "
+        "not installed");
   }
   Gateways gw;
   TempDir ctl;
