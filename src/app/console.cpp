@@ -262,10 +262,9 @@ void Console::Impl::handle(http::Request req, Respond raw_respond) {
     std::string l(form_value(parse_form(req.query()), "l"));
     if (l != "es") l = "en";
     auto r = redirect("/console/");
+    // Anyone can send a cross-site one: ignored without a log line.
     if (site.empty() || site == "same-origin" || site == "none")
       r.set("Set-Cookie", "tocsin_lang=" + l + "; Path=/; SameSite=Strict; Max-Age=31536000");
-    else
-      spdlog::warn("console: cross-site language switch ignored");
     return respond(std::move(r));
   }
   if (post) {
@@ -288,8 +287,9 @@ void Console::Impl::handle(http::Request req, Respond raw_respond) {
       // Before anything is read or written, as the session's token below.
       FormFields f = parse_form(req.body);
       std::string_view offered = form_value(f, "pre");
+      // Anyone can send these: no log line of its own (the 403 is counted
+      // and summarised, Api::Hooks::refused).
       if (pre.empty() || !constant_time_equal(offered, pre)) {
-        spdlog::warn("console: {} {} without a valid pre-session token", req.method, path);
         return respond(message_page(403, lang, nullptr, "forbidden", tr(lang, "cross_site")));
       }
     } else if (pre.empty()) {

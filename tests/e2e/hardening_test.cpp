@@ -513,14 +513,22 @@ TEST_CASE(
   Daemon d(config);
   d.start();
   const std::size_t before = count_lines_with(d.log(), "console");
-  const std::string body =
-      form_encode({{"name", "nobody"}, {"passphrase", "guess"}, {"code", "1"}});
+  HttpClient client;
+  // The login form's pre-session token, as a browser gets it with the page:
+  // without it a login is refused before the throttle is looked at.
+  auto page = client.request("GET", d.url() + "/console/login", {}, "", 5s);
+  REQUIRE(page.status == 200);
+  std::string cookie(page.header("Set-Cookie").substr(0, page.header("Set-Cookie").find(';')));
+  REQUIRE(cookie.find("tocsin_pre=") != std::string::npos);  // __Host- with an https public_url
+  const std::string body = form_encode({{"pre", cookie.substr(cookie.find('=') + 1)},
+                                        {"name", "nobody"},
+                                        {"passphrase", "guess"},
+                                        {"code", "1"}});
   using Headers = std::vector<std::pair<std::string, std::string>>;
-  const Headers form = {{"Content-Type", "application/x-www-form-urlencoded"}};
+  const Headers form = {{"Content-Type", "application/x-www-form-urlencoded"}, {"Cookie", cookie}};
   Headers same_site = form, cross_site = form;
   same_site.emplace_back("Sec-Fetch-Site", "same-origin");
   cross_site.emplace_back("Origin", "https://evil.example");
-  HttpClient client;
   // Wrong guesses until the address is throttled (after the third, with a
   // growing delay), then 500 throttled ones.
   int failed = 0, throttled = 0;
