@@ -206,3 +206,50 @@ TEST_CASE("unsubscribe: SendGrid gets the links per personalization and still ba
     CHECK(m.body.find("-tocsin-unsubscribe-url-") == std::string::npos);
   }
 }
+
+TEST_CASE("unsubscribe: through SendGrid an update threads under each person's alert",
+          "[e2e][reach]") {
+  Gateways gw;
+  Daemon d(test_config(gw));
+  d.start();
+  std::vector<json> subs;
+  for (int i = 0; i < 4; ++i)
+    subs.push_back({{"email", "t" + std::to_string(i) + "@example.org"}, {"groups", {"lawyers"}}});
+  add_subscribers(d.url(), subs);
+  auto r = post_report(d.url(), report_body().dump());
+  REQUIRE(r.json()["recipients"] == 4);
+  const std::string code = r.json()["incident_id"];
+  REQUIRE(gw.sendgrid.wait_for(4, 15s));
+  REQUIRE(settled(d));
+  std::map<std::string, std::string> alert_ids;
+  std::set<std::string> raws;
+  for (auto m : gw.sendgrid.messages()) {
+    raws.insert(m.raw);
+    const std::string id = m.fields["header.Message-ID"];
+    CHECK(std::regex_match(id, std::regex("^<tocsin\\.[^<>@ ]+@example\\.org>$")));
+    CHECK(m.fields.count("header.In-Reply-To") == 0);  // the alert starts the thread
+    alert_ids[m.to] = id;
+  }
+  CHECK(raws.size() < 4);  // still batched
+  std::set<std::string> distinct;
+  for (const auto& [to, id] : alert_ids) distinct.insert(id);
+  CHECK(distinct.size() == 4);  // one thread per person
+
+  gw.sendgrid.reset();
+  auto update =
+      post_report(d.url(), report_body({{"msg_type", "update"}, {"references", code}}).dump());
+  REQUIRE(update.status == 202);
+  REQUIRE(update.json()["recipients"] == 4);
+  REQUIRE(gw.sendgrid.wait_for(4, 15s));
+  raws.clear();
+  for (auto m : gw.sendgrid.messages()) {
+    INFO(m.to);
+    raws.insert(m.raw);
+    REQUIRE(alert_ids.count(m.to) == 1);
+    CHECK(m.fields["header.In-Reply-To"] == alert_ids[m.to]);
+    CHECK(m.fields["header.References"] == alert_ids[m.to]);
+    CHECK(!m.fields["header.Message-ID"].empty());
+    CHECK(m.fields["header.Message-ID"] != alert_ids[m.to]);
+  }
+  CHECK(raws.size() < 4);
+}

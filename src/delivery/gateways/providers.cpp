@@ -177,6 +177,9 @@ OutboundRequest sendgrid_request(const GatewayConfig& gw, const std::vector<Outg
       headers["List-Unsubscribe"] = "<" + m.unsubscribe_url + ">";
       p["substitutions"] = {{std::string(kSendgridUnsubscribeTag), m.unsubscribe_url}};
     }
+    // Our own Message-ID, as over SMTP, so that a follow-up's In-Reply-To
+    // names the id the alert really carried (SendGrid keeps a custom one).
+    headers["Message-ID"] = smtp_message_id(gw, m);
     if (m.followup && m.subscriber_id) {
       headers["In-Reply-To"] = email_thread_id(gw, m);
       headers["References"] = email_thread_id(gw, m);

@@ -28,10 +28,11 @@ inline constexpr std::string_view kSendgridUnsubscribeTag = "-tocsin-unsubscribe
 
 // SendGrid v3: POST {base}/v3/mail/send, Bearer key, one personalization per
 // recipient (≤ 1000), all sharing the batch's subject and text. Each
-// personalization carries custom_args {tocsin_delivery_id}, and when the
-// message has an unsubscribe URL, headers List-Unsubscribe (and for a
-// follow-up In-Reply-To/References) and a substitution of the footer's tag;
-// the request's headers are Auto-Submitted and List-Unsubscribe-Post.
+// personalization carries custom_args {tocsin_delivery_id}, headers
+// Message-ID (smtp_message_id: per person, the id follow-ups name) and for a
+// follow-up In-Reply-To/References, and when the message has an unsubscribe
+// URL, List-Unsubscribe and a substitution of the footer's tag; the
+// request's headers are Auto-Submitted and List-Unsubscribe-Post.
 OutboundRequest sendgrid_request(const GatewayConfig& gw, const std::vector<Outgoing>& batch);
 // 202 accepted; 429 (X-RateLimit-Reset) / 5xx / 401 / 403 / transport retried;
 // other 4xx permanent.
