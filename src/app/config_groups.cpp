@@ -60,28 +60,56 @@ void read_response_rules(JsonReader& r, Group& g) {
   g.escalate = std::move(rule);
 }
 
-// A group's "join": {"keywords": [...], "language": "es"}. Keywords are one
-// or two words, unique across groups, and none of the words tocsin answers
-// itself (STOP, HELP, YES, LEAVE ...).
+// A group's "join": {"keywords": [...], "language": "es"}. A keyword is a
+// string (in the group's language) or {"word": "EASTSIDE", "language": "en"}.
+// Keywords are one or two words, unique across groups, and none of the words
+// tocsin answers itself (STOP, HELP, YES, LEAVE ...).
 void read_join(JsonReader r, std::set<std::string>& taken, Group& g) {
   if (!r.ok()) return;
   r.reject_unknown({"keywords", "language"});
   static const std::set<std::string> kReserved = {
       "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "START", "UNSTOP", "HELP",
       "INFO", "YES", "SI", "S\xc3\x8d", "LEAVE", "SALIR", "1", "Y", "OK"};
-  if (auto keywords = r.strings("keywords", Need::kRequired, 20)) {
+  const json* keywords = r.get("keywords");
+  if (!keywords) {
+    r.problem("keywords", "is required");
+  } else if (!keywords->is_array() || keywords->size() > 20) {
+    r.problem("keywords", "must be an array of at most 20 keywords");
+  } else {
     if (keywords->empty()) r.problem("keywords", "must name at least one keyword");
     for (std::size_t i = 0; i < keywords->size(); ++i) {
-      std::string k = normalize_keyword((*keywords)[i]);
+      const json& item = (*keywords)[i];
       std::string at = index_path("keywords", i);
+      std::optional<std::string> word, language;
+      if (item.is_string()) {
+        word = item.get<std::string>();
+      } else if (item.is_object()) {
+        std::vector<FieldProblem> problems;
+        JsonReader e(item, "", problems);
+        e.reject_unknown({"word", "language"});
+        word = e.string("word", Need::kRequired, 120);
+        language = e.string("language", Need::kOptional, 35);
+        if (language && !valid_language(*language))
+          e.problem("language", "must be a language tag like en or es");
+        for (const auto& p : problems) r.problem(join_path(at, p.path), p.message);
+        if (!problems.empty()) continue;
+      } else {
+        r.problem(at, "must be a keyword or {\"word\", \"language\"}");
+        continue;
+      }
+      if (!word) continue;
+      std::string k = normalize_keyword(*word);
+      std::string word_at = item.is_object() ? join_path(at, "word") : at;
       if (k.empty() || k.size() > 30 || k.find_first_of("\r\n") != std::string::npos)
-        r.problem(at, "must be a word of 1 to 30 characters");
+        r.problem(word_at, "must be a word of 1 to 30 characters");
       else if (kReserved.count(k))
-        r.problem(at, "is a word tocsin answers itself (STOP, HELP, YES, LEAVE...)");
+        r.problem(word_at, "is a word tocsin answers itself (STOP, HELP, YES, LEAVE...)");
       else if (!taken.insert(k).second)
-        r.problem(at, "is already another group's keyword");
-      else
+        r.problem(word_at, "is already another group's keyword");
+      else {
         g.join_keywords.push_back(k);
+        if (language) g.join_keyword_languages[k] = *language;
+      }
     }
   }
   if (auto lang = r.string("language", Need::kOptional, 35)) {

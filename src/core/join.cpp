@@ -7,6 +7,12 @@ namespace {
 
 bool spanish(std::string_view language) { return language.starts_with("es"); }
 
+// The language a keyword's prompt is in: its own, else the group's.
+const std::string& keyword_language(const Group& g, const std::string& keyword) {
+  auto it = g.join_keyword_languages.find(keyword);
+  return it == g.join_keyword_languages.end() ? g.join_language : it->second;
+}
+
 }  // namespace
 
 std::string normalize_keyword(std::string_view k) {
@@ -41,11 +47,11 @@ JoinIntent classify_join(std::string_view body, const std::vector<Group>& groups
     std::string rest = word.substr(prefix.size());
     for (const auto& g : groups)
       for (const auto& k : g.join_keywords)
-        if (k == rest) return {JoinAction::kLeave, &g, k, g.join_language};
+        if (k == rest) return {JoinAction::kLeave, &g, k, keyword_language(g, k)};
   }
   for (const auto& g : groups)
     for (const auto& k : g.join_keywords)
-      if (k == word) return {JoinAction::kJoin, &g, k, g.join_language};
+      if (k == word) return {JoinAction::kJoin, &g, k, keyword_language(g, k)};
   return {};
 }
 

@@ -1,7 +1,8 @@
 // Join by text: what a text to the alert number means for self-service
 // groups (double opt-in), and what tocsin answers. Pure.
 //
-//   KEYWORD            → a prompt in the group's language asking to confirm
+//   KEYWORD            → a prompt in the keyword's language (else the
+//                        group's) asking to confirm
 //                        (YES / SÍ / SI), offering the other language;
 //   YES | SI | SÍ      → confirms the number's pending request, in English
 //                        (YES) or Spanish (SI, SÍ); without one it is an
@@ -23,7 +24,7 @@ struct JoinIntent {
   JoinAction action = JoinAction::kNone;
   const Group* group = nullptr;  // kJoin, kLeave
   std::string keyword;           // kJoin, kLeave: as configured (upper case)
-  std::string language;          // kJoin: the group's; kConfirm: "en" (YES) or "es" (SI)
+  std::string language;          // kJoin: the keyword's; kConfirm: "en" (YES) or "es" (SI)
 };
 
 // Matches the whole message, ignoring case, surrounding spaces and trailing

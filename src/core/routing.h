@@ -1,6 +1,7 @@
 // Which subscriber groups a report concerns. Pure.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -37,9 +38,11 @@ struct Group {
   int enough_responding = 0;               // > 0: "covered" to the rest at this many responding
   // Self-service by SMS (double opt-in): keywords texted to the alert number
   // (upper case; empty: the group cannot be joined that way) and the
-  // language of the confirmation prompt and of who joins.
+  // language of the confirmation prompt and of who joins; a keyword may
+  // have its own (join_keyword_languages: keyword → language tag).
   std::vector<std::string> join_keywords;
   std::string join_language = "en";
+  std::map<std::string, std::string> join_keyword_languages;
   bool operator==(const Group&) const = default;
 };
 

@@ -97,6 +97,21 @@ TEST_CASE("join by text: keyword, confirmation, LEAVE, and nobody stored without
   CHECK(d.log().find(ana.substr(2)) == std::string::npos);
 }
 
+TEST_CASE("join by text: each keyword is answered in its own language", "[e2e][reach]") {
+  Gateways gw;
+  json cfg = join_config(gw, 3, 100);
+  cfg["groups"][0]["join"]["keywords"] = {"ESTE", {{"word", "EASTSIDE"}, {"language", "en"}}};
+  Daemon d(cfg);
+  d.start();
+  auto es = inbound_sms(d.url(), gw, phone_for(20), "este", false, sid(1));
+  INFO(es.body);
+  CHECK(es.body.find("<Message>Alertas de respuesta rapida ESTE") != std::string::npos);
+  auto en = inbound_sms(d.url(), gw, phone_for(21), "eastside", false, sid(2));
+  INFO(en.body);
+  CHECK(en.body.find("<Message>Rapid-response alerts EASTSIDE") != std::string::npos);
+  CHECK(count(d, "SELECT count(*) FROM join_requests WHERE language = 'en'") == 1);
+}
+
 TEST_CASE("join by text: prompt limits hold under 1,000 keyword texts from 1,000 numbers",
           "[e2e][reach]") {
   Gateways gw;

@@ -508,6 +508,31 @@ TEST_CASE("reach: signal and twilio_voice gateways, join keywords, the public_ur
   auto refused = parse_config(with_join(R"({"keywords": ["stop"]})"), "");
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.problems.front().path == "groups[0].join.keywords[0]");
+
+  // A keyword may carry its own language; plain strings take the group's.
+  r = parse_config(
+      with_join(
+          R"({"keywords": ["este", {"word": "eastside", "language": "en"}], "language": "es"})"),
+      "");
+  INFO((r.problems.empty() ? "" : r.problems.front().path + ": " + r.problems.front().message));
+  REQUIRE(r.ok());
+  CHECK(r.config.groups[0].join_keywords == std::vector<std::string>{"ESTE", "EASTSIDE"});
+  CHECK(r.config.groups[0].join_keyword_languages ==
+        std::map<std::string, std::string>{{"EASTSIDE", "en"}});
+  for (const auto& [join, path] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"keywords": [{"word": "x", "language": "not a tag!"}]})",
+            "groups[0].join.keywords[0].language"},
+           {R"({"keywords": [{"language": "en"}]})", "groups[0].join.keywords[0].word"},
+           {R"({"keywords": [{"word": "x", "lang": "en"}]})", "groups[0].join.keywords[0].lang"},
+           {R"({"keywords": [{"word": "help", "language": "en"}]})",
+            "groups[0].join.keywords[0].word"},
+           {R"({"keywords": [7]})", "groups[0].join.keywords[0]"},
+           {R"({"keywords": "ESTE"})", "groups[0].join.keywords"}}) {
+    INFO(join);
+    auto refused_join = parse_config(with_join(join), "");
+    REQUIRE_FALSE(refused_join.ok());
+    CHECK(refused_join.problems.front().path == path);
+  }
 }
 
 TEST_CASE("areas.tolerance_m: 200 m when left out, and it decides who is refused", "[config][areas]") {

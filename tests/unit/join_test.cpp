@@ -37,6 +37,20 @@ TEST_CASE("join: keywords, confirmations and LEAVE, whole message, any case", "[
   CHECK(join_confirmed("es", "ESTE").find("LEAVE ESTE") != std::string::npos);
 }
 
+TEST_CASE("join: a keyword with its own language is answered in it", "[join]") {
+  std::vector<Group> groups(1);
+  groups[0].name = "eastside";
+  groups[0].join_keywords = {"ESTE", "EASTSIDE"};
+  groups[0].join_language = "es";
+  groups[0].join_keyword_languages = {{"EASTSIDE", "en"}};
+  CHECK(classify_join("este", groups).language == "es");  // the group's
+  auto j = classify_join("eastside", groups);
+  CHECK(j.action == JoinAction::kJoin);
+  CHECK(j.keyword == "EASTSIDE");
+  CHECK(j.language == "en");
+  CHECK(join_prompt(j.language, j.keyword).starts_with("Rapid-response alerts EASTSIDE"));
+}
+
 TEST_CASE("join: prompts only to numbers that can be a mobile phone", "[join]") {
   CHECK(may_text_back("+12135550142"));  // US: FIXED_LINE_OR_MOBILE
   CHECK(may_text_back("+5215512345678"));  // Mexico, mobile
