@@ -1,15 +1,15 @@
 // Twilio's callbacks to tocsin: inbound SMS (STOP, START, HELP, replies
 // that acknowledge an alert, and the join flow of reach_api.cpp) and message
 // status receipts, each verified by X-Twilio-Signature and applied once.
-#include "app/api.h"
-
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
 
+#include "app/api.h"
 #include "app/api_common.h"
 #include "core/form.h"
 #include "core/inbound.h"
+#include "core/join.h"
 #include "core/phone.h"
 #include "core/signature.h"
 
@@ -115,9 +115,11 @@ void Api::inbound_reply(const std::shared_ptr<const ActiveConfig>& cfg, const st
     std::string language = "en";
     SafetySteps covered;  // "covered" sent because of this reply
     bool replayed = false;  // this MessageSid was applied before
+    bool help_stranger = false;  // answer a HELP from a number with no subscriber
   };
+  const bool may_answer = may_text_back(from);
   store_.call<Outcome>(
-      [cfg, from, sid, intent, now, since](store::Store& s) {
+      [cfg, from, sid, intent, now, since, may_answer](store::Store& s) {
         Outcome o;
         if (!s.first_event("twilio", "sms:" + sid, now)) {
           o.replayed = true;
@@ -127,14 +129,28 @@ void Api::inbound_reply(const std::shared_ptr<const ActiveConfig>& cfg, const st
         if (intent.action == InboundAction::kOptOut) s.close_join_requests(from);
         auto ids = s.subscribers_by_phone(from);
         o.subscribers = ids.size();
+        // A stranger's HELP is answered like a join prompt, under the same
+        // limits (it costs an SMS too: SMS pumping), and counts toward them
+        // as a closed request (no group: nothing to confirm).
+        if (ids.empty() && intent.action == InboundAction::kHelp && may_answer) {
+          const JoinConfig& limits = cfg->config.join;
+          if (s.join_prompts_since(from, now - 86'400'000) < limits.max_prompts_per_number &&
+              s.all_join_prompts_since(now - 3'600'000) < limits.max_prompts_per_hour) {
+            s.insert_join_request(from, {"", "en", "", "", now});
+            o.help_stranger = true;
+          }
+        }
         for (int64_t id : ids) {
           if (auto sub = s.subscriber(id)) o.language = sub->language;
           switch (intent.action) {
             case InboundAction::kOptOut:
               o.cancelled += s.set_sms_opt_out(id, true, now);
               break;
-            case InboundAction::kOptIn: s.set_sms_opt_out(id, false, now); break;
-            case InboundAction::kHelp: break;
+            case InboundAction::kOptIn:
+              s.set_sms_opt_out(id, false, now);
+              break;
+            case InboundAction::kHelp:
+              break;
             case InboundAction::kAcknowledge:
               if (auto inc = s.last_sms_incident(id, since)) {
                 if (s.insert_ack({*inc, id, intent.ack_kind, now})) {
@@ -158,6 +174,12 @@ void Api::inbound_reply(const std::shared_ptr<const ActiveConfig>& cfg, const st
         }
         if (!o->acked.empty()) count_safety(o->acked.front(), o->covered);
         if (o->covered.recipients > 0 && hooks_.deliveries_planned) hooks_.deliveries_planned();
+        if (o->help_stranger) {
+          spdlog::info("inbound SMS: HELP from a number with no subscriber: answered");
+          const std::string lang = first_join_language(cfg->config.groups);
+          return respond(
+              twiml(help_text(cfg->templates, lang) + join_how(lang, cfg->config.groups)));
+        }
         if (o->subscribers == 0) {
           spdlog::info("inbound SMS from a number with no subscriber: ignored");
           return respond(twiml());

@@ -81,4 +81,24 @@ std::string join_left(std::string_view language, std::string_view keyword) {
   return "You left " + k + ". STOP to stop everything.";
 }
 
+std::string first_join_language(const std::vector<Group>& groups) {
+  for (const auto& g : groups)
+    if (!g.join_keywords.empty()) return g.join_language;
+  return "en";
+}
+
+std::string join_how(std::string_view language, const std::vector<Group>& groups) {
+  std::vector<std::string> words;
+  for (const auto& g : groups)
+    for (const auto& k : g.join_keywords) words.push_back(k);
+  if (words.empty()) return "";
+  const bool es = spanish(language);
+  std::string list;
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    if (i > 0) list += i + 1 == words.size() ? (es ? " o " : " or ") : ", ";
+    list += words[i];
+  }
+  return es ? " Para unirse, envie " + list + "." : " Text " + list + " to join.";
+}
+
 }  // namespace tocsin

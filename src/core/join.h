@@ -35,6 +35,12 @@ JoinIntent classify_join(std::string_view body, const std::vector<Group>& groups
 std::string join_prompt(std::string_view language, std::string_view keyword);
 std::string join_confirmed(std::string_view language, std::string_view keyword);
 std::string join_left(std::string_view language, std::string_view keyword);
+// How to join, for a HELP from a number with no subscriber: " Text ESTE or
+// EASTSIDE to join." naming every group's keywords; "" when no group has any.
+std::string join_how(std::string_view language, const std::vector<Group>& groups);
+// The language of the first group that can be joined by text ("en" if none):
+// the network's, for answering someone it knows nothing of.
+std::string first_join_language(const std::vector<Group>& groups);
 
 // A keyword as stored and matched: trimmed, upper case (ASCII).
 std::string normalize_keyword(std::string_view keyword);

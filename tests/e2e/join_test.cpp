@@ -112,6 +112,44 @@ TEST_CASE("join by text: each keyword is answered in its own language", "[e2e][r
   CHECK(count(d, "SELECT count(*) FROM join_requests WHERE language = 'en'") == 1);
 }
 
+TEST_CASE("join by text: HELP from a number with no subscriber is answered, within the limits",
+          "[e2e][reach]") {
+  Gateways gw;
+  Daemon d(join_config(gw, 2, 100));
+  d.start();
+  const std::string stranger = phone_for(30);
+  auto help = inbound_sms(d.url(), gw, stranger, "help", false, sid(1));
+  CHECK(help.status == 200);
+  INFO(help.body);
+  // The network's answer (templates.help) in the joinable group's language,
+  // how to join, and STOP.
+  CHECK(help.body.find("Alertas de respuesta rapida") != std::string::npos);
+  CHECK(help.body.find("STOP") != std::string::npos);
+  CHECK(help.body.find("Para unirse, envie ESTE o EASTSIDE.") != std::string::npos);
+  CHECK(count(d, "SELECT count(*) FROM subscribers") == 0);
+  // Nothing to confirm: a YES after it joins nobody.
+  CHECK_FALSE(has_message(inbound_sms(d.url(), gw, stranger, "YES", false, sid(2))));
+  // It costs an SMS, so it counts toward the prompt limits: 2 per number.
+  CHECK(has_message(inbound_sms(d.url(), gw, stranger, "INFO", false, sid(3))));
+  CHECK_FALSE(has_message(inbound_sms(d.url(), gw, stranger, "HELP", false, sid(4))));
+  // A number that cannot be a mobile phone gets no answer.
+  CHECK_FALSE(has_message(inbound_sms(d.url(), gw, "+18006427676", "HELP", false, sid(5))));
+  CHECK(count(d, "SELECT count(*) FROM subscribers") == 0);
+  CHECK(d.log().find(stranger.substr(2)) == std::string::npos);
+}
+
+TEST_CASE("join by text: HELP from a stranger without joinable groups gets the help text",
+          "[e2e][reach]") {
+  Gateways gw;
+  Daemon d(test_config(gw));
+  d.start();
+  auto help = inbound_sms(d.url(), gw, phone_for(31), "HELP", false, sid(1));
+  INFO(help.body);
+  CHECK(help.body.find("<Message>Rapid-response alerts. Reply STOP to opt out") !=
+        std::string::npos);
+  CHECK(help.body.find("to join") == std::string::npos);
+}
+
 TEST_CASE("join by text: prompt limits hold under 1,000 keyword texts from 1,000 numbers",
           "[e2e][reach]") {
   Gateways gw;
