@@ -42,7 +42,17 @@ std::optional<EmailEvent> email_event(const nlohmann::json& e) {
     out.opt_out = text("type") != "blocked";
   } else if (kind == "spamreport" || kind == "unsubscribe" || kind == "group_unsubscribe") {
     out.opt_out = true;
-  } else if (kind != "deferred") {
+  } else if (kind == "deferred") {
+    // The receiver said "later"; SendGrid retries for up to 72 hours. Only
+    // the attempt count is kept: the response text can name the address.
+    out.note = "sendgrid deferred";
+    auto it = e.find("attempt");
+    std::string attempt = it == e.end()             ? ""
+                          : it->is_string()         ? it->get<std::string>()
+                          : it->is_number_integer() ? it->dump()
+                                                    : "";
+    if (auto n = positive_id(attempt)) out.note += " (attempt " + std::to_string(*n) + ")";
+  } else {
     return std::nullopt;  // processed, open, click...: nothing to record
   }
   return out;

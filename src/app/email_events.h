@@ -21,6 +21,7 @@ struct EmailEvent {
   std::string event_id;  // sg_event_id: applied once
   int64_t delivery_id = 0;
   std::optional<DeliveryState> state;
+  std::string note;      // no state yet ("deferred"): kept as the delivery's last_error
   bool opt_out = false;  // hard bounce, spam report, unsubscribe
 };
 

@@ -229,6 +229,7 @@ void Api::receipt_sendgrid(http::Request& req, Respond respond) {
           auto t = s.delivery_target(e.delivery_id);
           if (!t || t->channel != Channel::kEmail) continue;
           if (e.state) s.apply_receipt_to(e.delivery_id, *e.state, now);
+          if (!e.note.empty()) s.note_receipt_to(e.delivery_id, e.note, now);
           if (e.opt_out && t->subscriber_id && s.set_email_opt_out(t->subscriber_id, now))
             ++r.opted_out;
         }

@@ -28,6 +28,10 @@ class ProviderEvents {
   // apply_receipt for a delivery known by its id (SendGrid custom_args, a
   // call's status callback): sent → delivered or undelivered, never back.
   virtual bool apply_receipt_to(int64_t delivery_id, DeliveryState state, UnixMs now) = 0;
+  // A provider's word on a sent delivery that is no outcome yet (SendGrid's
+  // "deferred": the receiver asked it to try again later): kept as the
+  // delivery's last_error, the state unchanged. False unless it is sent.
+  virtual bool note_receipt_to(int64_t delivery_id, std::string_view note, UnixMs now) = 0;
   // Provider callbacks (Twilio's MessageSid, later SendGrid's sg_event_id)
   // applied once: records (provider, event_id) at `now` and returns true the
   // first time, false when it is already recorded (a replay or a retry of a

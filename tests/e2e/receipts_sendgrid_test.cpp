@@ -156,6 +156,70 @@ TEST_CASE("sendgrid events: signed receipts and bounces, forged refused, repeats
   CHECK(gw.sendgrid.messages().at(0).to == "a@example.org");
 }
 
+TEST_CASE("sendgrid events: deferred noted, dropped undelivered, unsubscribe events opt out",
+          "[e2e][reach]") {
+  Gateways gw;
+  TestKey key;
+  json cfg = test_config(gw);
+  cfg["gateways"][1]["event_webhook_public_key"] = key.public_der_base64();
+  Daemon d(cfg);
+  d.start();
+  std::vector<json> subs;
+  for (const char* who : {"a", "b", "c", "d"})
+    subs.push_back({{"email", std::string(who) + "@example.org"}, {"groups", {"lawyers"}}});
+  auto ids = add_subscribers(d.url(), subs);
+  auto r = post_report(d.url(), report_body().dump());
+  const std::string code = r.json()["incident_id"];
+  REQUIRE(gw.sendgrid.wait_for(4, 15s));
+  std::map<std::string, std::string> delivery;
+  for (auto m : gw.sendgrid.messages()) delivery[m.to] = m.fields["custom_args.tocsin_delivery_id"];
+  REQUIRE(eventually([&] {
+    return admin("GET", d.url() + "/v1/incidents/" + code)
+               .json()["deliveries"]["email"]
+               .value("sent", 0) == 4;
+  }));
+  auto event = [&](const std::string& to, const std::string& kind, const std::string& id) {
+    return json{{"email", to},
+                {"event", kind},
+                {"sg_event_id", id},
+                {"timestamp", 1795000000},
+                {"tocsin_delivery_id", delivery[to]}};
+  };
+  json deferred = event("a@example.org", "deferred", "d1");
+  deferred["attempt"] = "2";
+  deferred["response"] = "450 4.2.1 a@example.org mailbox busy";
+  json events = {deferred, event("b@example.org", "dropped", "d2"),
+                 event("c@example.org", "unsubscribe", "d3"),
+                 event("d@example.org", "group_unsubscribe", "d4")};
+  REQUIRE(post_events(d.url(), key, events).status == 200);
+  auto state = [&](const std::string& to) {
+    return query_db(d,
+                    "SELECT state || '|' || last_error FROM deliveries WHERE id = " + delivery[to])
+        .at(0);
+  };
+  auto opted_out = [&](int k) {
+    return admin("GET", d.url() + "/v1/subscribers/" + std::to_string(ids[k]))
+        .json()["email_opted_out"];
+  };
+  // Deferred: still sent (SendGrid keeps trying), the attempt noted, never the response.
+  CHECK(state("a@example.org") == "1|sendgrid deferred (attempt 2)");
+  CHECK(opted_out(0) == false);
+  CHECK(query_db(d, "SELECT count(*) FROM deliveries WHERE last_error LIKE '%busy%'").at(0) == "0");
+  // Dropped: undelivered, the address kept.
+  CHECK(state("b@example.org").starts_with("3|"));
+  CHECK(opted_out(1) == false);
+  CHECK(opted_out(2) == true);
+  CHECK(opted_out(3) == true);
+  auto e = admin("GET", d.url() + "/v1/incidents/" + code).json()["deliveries"]["email"];
+  CHECK(e["sent"] == 3);
+  CHECK(e["undelivered"] == 1);
+  // A later delivered still moves the deferred one on.
+  REQUIRE(
+      post_events(d.url(), key, json::array({event("a@example.org", "delivered", "d5")})).status ==
+      200);
+  CHECK(state("a@example.org").starts_with("2|"));
+}
+
 // The value of the metric line starting with `series` ("name{labels}"), or -1.
 double metric_value(const std::string& url, const std::string& series) {
   auto r = get(url + "/metrics");

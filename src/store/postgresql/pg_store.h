@@ -106,6 +106,7 @@ class PgStore final : public Store {
                                               bool count_accepted) override;
   std::optional<DeliveryTarget> delivery_target(int64_t delivery_id) override;
   bool apply_receipt_to(int64_t delivery_id, DeliveryState state, UnixMs now) override;
+  bool note_receipt_to(int64_t delivery_id, std::string_view note, UnixMs now) override;
   int64_t plan_new_recipient_deliveries(int64_t report_id, const std::string& incident_id,
                                         const std::vector<std::string>& groups, Channel channel,
                                         UnixMs now, UnixMs deadline) override;

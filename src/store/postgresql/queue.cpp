@@ -332,6 +332,14 @@ bool PgStore::apply_receipt_to(int64_t delivery_id, DeliveryState state, UnixMs 
              .run() > 0;
 }
 
+bool PgStore::note_receipt_to(int64_t delivery_id, std::string_view note, UnixMs now) {
+  return q("UPDATE deliveries SET last_error = $1, updated_at = $2 WHERE id = $3 AND state = 1")
+             .bind(note)
+             .bind(now)
+             .bind(delivery_id)
+             .run() > 0;
+}
+
 int64_t PgStore::plan_new_recipient_deliveries(int64_t report_id, const std::string& incident_id,
                                                const std::vector<std::string>& groups,
                                                Channel channel, UnixMs now, UnixMs deadline) {

@@ -261,6 +261,16 @@ bool SqliteStore::apply_receipt_to(int64_t delivery_id, DeliveryState state, Uni
   return db_.changes() > 0;
 }
 
+bool SqliteStore::note_receipt_to(int64_t delivery_id, std::string_view note, UnixMs now) {
+  stmt("UPDATE deliveries SET last_error = ?, updated_at = ? WHERE id = ? AND state = 1")
+      .reset()
+      .bind(note)
+      .bind(now)
+      .bind(delivery_id)
+      .run();
+  return db_.changes() > 0;
+}
+
 int64_t SqliteStore::plan_new_recipient_deliveries(int64_t report_id, const std::string& incident_id,
                                       const std::vector<std::string>& groups, Channel channel,
                                       UnixMs now, UnixMs deadline) {
