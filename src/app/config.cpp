@@ -413,6 +413,14 @@ ConfigResult parse_config(const std::string& text, const std::string& base_dir) 
     problems.push_back({"console.enabled",
                         "needs server.public_url: the console checks each request's Origin "
                         "against it and writes it into enrolment links"});
+  // A call's key press (Gather action) and its end (StatusCallback) come
+  // back to public_url: without it presses and call outcomes are lost.
+  for (std::size_t i = 0; i < c.gateways.size(); ++i)
+    if (c.gateways[i].type == GatewayType::kTwilioVoice && c.server.public_url.empty())
+      problems.push_back({"server.public_url",
+                          "is required by the twilio_voice gateway " + index_path("gateways", i) +
+                              ": Twilio posts key presses (press 1) and call status callbacks "
+                              "to it"});
   result.warnings = template_warnings(c);
   result.warnings.insert(result.warnings.end(), area_warnings.begin(), area_warnings.end());
   bool email = std::any_of(c.gateways.begin(), c.gateways.end(), [](const GatewayConfig& g) {

@@ -474,8 +474,14 @@ TEST_CASE("reach: signal and twilio_voice gateways, join keywords, the public_ur
   std::string no_url = text;
   const std::string url_key = R"(, "public_url": "https://a.example.org")";
   no_url.replace(no_url.find(url_key), url_key.size(), "");
-  auto w = parse_config(no_url, "").warnings;
+  auto no_url_result = parse_config(no_url, "");
+  auto w = no_url_result.warnings;
   CHECK(std::any_of(w.begin(), w.end(), [](const auto& p) { return p.path == "server.public_url"; }));
+  // Calls need it: key presses and call status come back to public_url.
+  CHECK(lines(no_url_result.problems) ==
+        std::vector<std::string>{"server.public_url: is required by the twilio_voice gateway "
+                                 "gateways[1]: Twilio posts key presses (press 1) and call status "
+                                 "callbacks to it"});
   // Without an event_webhook_public_key SendGrid's Event Webhook cannot be
   // verified: said once, as a warning, not per refused request.
   const std::string key_warning =
