@@ -250,3 +250,100 @@ TEST_CASE("voice gateway: pressing 1 counts toward enough_responding, and covere
     }
   CHECK(covered == 1);
 }
+
+TEST_CASE("signal gateway: a bridge's rate limit and 429s are waited out, each person once",
+          "[e2e][reach]") {
+  Gateways gw;
+  GatewayEmulator signal;
+  Daemon d(config_with(gw, signal_gateway(signal)));  // rate_per_s 200: over the bridge's limit
+  d.start();
+  const int n = 15;
+  std::vector<json> subs;
+  for (int i = 0; i < n; ++i)
+    subs.push_back({{"phone", phone_for(i)}, {"groups", {"eastside"}}, {"channels", {"signal"}}});
+  add_subscribers(d.url(), subs);
+  signal.set_rate_limit(5);
+  signal.set_p_429(0.2);
+  auto r = post_report(d.url(), report_body().dump());
+  REQUIRE(r.json()["recipients"] == n);
+  const std::string code = r.json()["incident_id"];
+  REQUIRE(signal.wait_for(distinct_recipients(n), 30s));
+  REQUIRE(wait_deliveries(d.url(), code, "signal", "sent", n));
+  CHECK(signal.count(429) > 0);
+  CHECK(repeated_messages(count_by_recipient(signal.messages())) == 0);
+  CHECK(incident(d.url(), code)["deliveries"]["signal"].value("failed", 0) == 0);
+}
+
+TEST_CASE("voice gateway: failover to a backup account, and its 429s waited out", "[e2e][reach]") {
+  Gateways gw;
+  GatewayEmulator primary, backup;
+  json first = voice_gateway(primary), second = voice_gateway(backup);
+  first["rate_per_s"] = 5;
+  second["name"] = "voice-backup";
+  second["rate_per_s"] = 5;
+  json cfg = config_with(gw, first);
+  cfg["gateways"].push_back(second);
+  cfg["delivery"]["breaker_threshold"] = 2;
+  Daemon d(cfg);
+  d.start();
+  primary.set_down(true);
+  backup.set_p_429(0.3);
+  const int n = 6;
+  std::vector<json> subs;
+  for (int i = 0; i < n; ++i)
+    subs.push_back({{"phone", phone_for(i)}, {"groups", {"eastside"}}, {"channels", {"voice"}}});
+  add_subscribers(d.url(), subs);
+  auto r = post_report(d.url(), report_body().dump());
+  REQUIRE(r.json()["recipients"] == n);
+  const std::string code = r.json()["incident_id"];
+  REQUIRE(backup.wait_for(distinct_recipients(n), 30s));
+  REQUIRE(wait_deliveries(d.url(), code, "voice", "sent", n));
+  CHECK(primary.message_count() == 0);
+  CHECK(primary.count(503) > 0);  // tried, then the breaker sent calls on
+  CHECK(backup.count(429) > 0);
+  CHECK(repeated_messages(count_by_recipient(backup.messages())) == 0);
+  for (const auto& c : backup.messages()) CHECK(c.provider == "twilio_voice");
+}
+
+TEST_CASE("voice gateway: busy, failed and canceled calls are undelivered, STOP stops calls",
+          "[e2e][reach]") {
+  Gateways gw;
+  GatewayEmulator voice;
+  json gateway = voice_gateway(voice);
+  gateway["rate_per_s"] = 10;
+  Daemon d(config_with(gw, gateway));
+  d.start();
+  const int n = 4;
+  std::vector<json> subs;
+  for (int i = 0; i < n; ++i)
+    subs.push_back({{"phone", phone_for(i)}, {"groups", {"eastside"}}, {"channels", {"voice"}}});
+  add_subscribers(d.url(), subs);
+  auto r = post_report(d.url(), report_body().dump());
+  const std::string code = r.json()["incident_id"];
+  REQUIRE(voice.wait_for(distinct_recipients(n), 30s));
+  REQUIRE(wait_deliveries(d.url(), code, "voice", "sent", n));
+  std::map<std::string, std::string> sid;
+  for (const auto& c : voice.messages()) sid[c.to] = c.id;
+  const auto& token = voice.options().auth_token;
+  const std::vector<std::string> statuses = {"busy", "failed", "canceled", "completed"};
+  for (int i = 0; i < n; ++i)
+    CHECK(twilio_callback(d.url(), token, "/v1/inbound/twilio/voice/status",
+                          {{"CallSid", sid[phone_for(i)]}, {"CallStatus", statuses[i]}})
+              .status == 204);
+  auto dv = incident(d.url(), code)["deliveries"]["voice"];
+  CHECK(dv["undelivered"] == 3);
+  CHECK(dv["delivered"] == 1);
+  CHECK(dv.value("sent", 0) == 0);
+
+  // STOP texted to the alert number: no more calls to that number.
+  CHECK(inbound_sms(d.url(), gw, phone_for(0), "STOP").status == 200);
+  voice.reset();
+  auto next = post_report(  // 1.1 km away: a new incident
+      d.url(), report_body({{"location",
+                             {{"lat", 34.0439}, {"lon", -118.2107}, {"description", "Soto St"}}}})
+                   .dump());
+  CHECK(next.json()["recipients"] == n - 1);
+  REQUIRE(voice.wait_for(distinct_recipients(n - 1), 30s));
+  REQUIRE(settled(d));
+  CHECK(count_by_recipient(voice.messages()).count(phone_for(0)) == 0);
+}
