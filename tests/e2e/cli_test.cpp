@@ -142,6 +142,71 @@ TEST_CASE("check-config and serve refuse a config file with a key given twice, n
   CHECK(serve.err.find("dedup: is given twice") != std::string::npos);
 }
 
+TEST_CASE("subscribers import takes signal and voice channels, and route counts them",
+          "[e2e][cli][reach]") {
+  Gateways gw;
+  GatewayEmulator signal, voice;
+  json cfg = test_config(gw);
+  cfg["gateways"].push_back({{"name", "signal-main"},
+                             {"type", "signal"},
+                             {"channel", "signal"},
+                             {"base_url", signal.signal_url()},
+                             {"from", signal.options().signal_number}});
+  cfg["gateways"].push_back({{"name", "calls"},
+                             {"type", "twilio_voice"},
+                             {"channel", "voice"},
+                             {"base_url", voice.base_url()},
+                             {"account_sid", voice.options().account_sid},
+                             {"auth_token", voice.options().auth_token},
+                             {"from", "+12135550100"}});
+  cfg["groups"][0]["channels"] = {"sms", "email", "signal", "voice"};
+  Daemon d(cfg);
+  d.start();
+  std::ofstream(d.path("token")) << kAdminToken << "\n";
+  std::ofstream(d.path("people.csv")) << "phone,groups,channels,language\n"
+                                         "+1 213 555 0170,eastside,sms;signal,en\n"
+                                         "+1 213 555 0171,eastside,voice,en\n"
+                                         "+1 213 555 0172,eastside,signal;voice,es-MX\n"
+                                         "+1 213 555 0173,eastside,,en\n"
+                                         "+1 213 555 0174,eastside,sms;pigeon,en\n";
+  auto imported = run_cli({"subscribers", "import", "--url", d.url(), "--token-file",
+                           d.path("token").string(), d.path("people.csv").string()},
+                          30s);
+  INFO(imported.out << imported.err);
+  CHECK(imported.out.find(": 4 created, 0 updated, 0 unchanged, 1 refused") != std::string::npos);
+  CHECK(imported.out.find("people.csv:6: channels[1]: ") != std::string::npos);
+  std::map<std::string, json> channels;
+  const json list = admin("GET", d.url() + "/v1/subscribers?limit=500").json()["subscribers"];
+  for (const auto& s : list) {
+    json one = admin("GET", d.url() + "/v1/subscribers/" + s["id"].dump()).json();
+    channels[one.value("phone", "")] = one["channels"];
+  }
+  CHECK(channels["+12135550170"] == json({"sms", "signal"}));
+  CHECK(channels["+12135550171"] == json({"voice"}));
+  CHECK(channels["+12135550172"] == json({"signal", "voice"}));
+
+  std::ofstream(d.path("report.json")) << report_body().dump(2);
+  auto r = run_cli({"route", "--config", "config.json", "report.json"}, 10s, d.dir());
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("  eastside                     sms, email, signal, voice") !=
+        std::string::npos);
+  auto line = [](const char* channel, const char* lang, int n) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "  %-6s %-8s %8d\n", channel, lang, n);
+    return std::string(buf);
+  };
+  CHECK(r.out.find(line("sms", "en", 2)) != std::string::npos);
+  CHECK(r.out.find(line("signal", "en", 1)) != std::string::npos);
+  CHECK(r.out.find(line("signal", "es-MX", 1)) != std::string::npos);
+  CHECK(r.out.find(line("voice", "en", 1)) != std::string::npos);
+  CHECK(r.out.find(line("voice", "es-MX", 1)) != std::string::npos);
+  CHECK(r.out.find("  total                  6") != std::string::npos);
+  REQUIRE(settled(d));
+  CHECK(signal.message_count() == 0);  // a dry run
+  CHECK(voice.message_count() == 0);
+}
+
 TEST_CASE("check-config warns of missing languages and SMS templates over sms.max_segments, exit 0",
           "[e2e][cli][messages]") {
   Gateways gw;
