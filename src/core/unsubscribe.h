@@ -2,10 +2,14 @@
 // token in {public_url}/u/TOKEN, and the texts around it (the footer of
 // every alert email, the page a GET shows). Pure: key bytes in, text out.
 //
-// A token is base64url (no padding) of 8 bytes subscriber id (big-endian),
-// 1 byte channel, and a 16-byte keyed BLAKE2b MAC of those 9 bytes. It
-// names a row id, never an address or a name; without the key it can be
-// neither forged nor altered (a changed id or channel fails the MAC).
+// A token is base64url (no padding, 66 characters) of 8 bytes subscriber id
+// (big-endian) and 1 byte channel sealed with XChaCha20-Poly1305 under a
+// subkey of the key: a 24-byte nonce (a keyed BLAKE2b hash of those 9
+// bytes, so one person's token is stable), the 9 bytes encrypted, a 16-byte
+// tag. Without the key it reveals nothing (not even the row id) and can be
+// neither forged nor altered. Version 1 tokens (34 characters: the 9 bytes
+// in clear and a 16-byte keyed BLAKE2b MAC), in mail sent before, are still
+// accepted; none are made.
 #pragma once
 
 #include <cstdint>
