@@ -445,6 +445,15 @@ ConfigResult parse_config(const std::string& text, const std::string& base_dir) 
          "not set: SendGrid's Event Webhook (POST /v1/receipts/sendgrid: delivery receipts, "
          "bounces and spam reports that opt an address out) cannot be verified and is "
          "answered 403"});
+  // SendGrid posts a batch of events when it reaches 768 KB: a smaller body
+  // limit refuses those with 413, and their receipts and bounces are lost.
+  constexpr std::size_t kSendgridBatchBytes = 768 * 1024;
+  if (sendgrid_keyed && c.server.max_body_bytes < kSendgridBatchBytes)
+    result.warnings.push_back(
+        {"server.max_body_bytes",
+         std::to_string(c.server.max_body_bytes) +
+             " is below SendGrid's Event Webhook batches (up to 768 KB): larger batches are "
+             "refused with 413; set 1048576"});
   return result;
 }
 

@@ -16,7 +16,7 @@ namespace {
 
 const std::string kValid = R"({
   // comments are allowed
-  "server": {"listen": "127.0.0.1:0", "max_body_bytes": 65536, "public_url": "https://a.example.org"},
+  "server": {"listen": "127.0.0.1:0", "max_body_bytes": 1048576, "public_url": "https://a.example.org"},
   "storage": {"sqlite": {"path": "var/t.db"}, "key_file": ")" + tocsin::test::shared_key_file() + R"("},
   "coordinators": [{"name": "la-hotline", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "areas": ["la"]}],
   "admin": {"tokens": ["0123456789abcdef0123"]},
@@ -174,7 +174,7 @@ TEST_CASE("admission, replay and refusal-summary settings: defaults and bounds",
   auto with = [](const std::string& section, const std::string& body) {
     std::string text = kValid;
     if (section == "server") {
-      const std::string at = R"("max_body_bytes": 65536)";
+      const std::string at = R"("max_body_bytes": 1048576)";
       text.replace(text.find(at), at.size(), at + ", " + body);
     } else {
       text.insert(text.rfind('}'), ", \"" + section + "\": {" + body + "}");
@@ -497,6 +497,21 @@ TEST_CASE("reach: signal and twilio_voice gateways, join keywords, the public_ur
   no_key.erase(comma, no_key.find("\"}", key_at) + 1 - comma);
   REQUIRE(parse_config(no_key, "").ok());
   CHECK_THAT(lines(parse_config(no_key, "").warnings), Catch::Matchers::VectorContains(key_warning));
+  // With a key, a body limit below SendGrid's batches (768 KB) is warned of.
+  const std::string body_warning =
+      "server.max_body_bytes: 65536 is below SendGrid's Event Webhook batches (up to 768 KB): "
+      "larger batches are refused with 413; set 1048576";
+  auto with_body_limit = [](std::string t) {
+    const std::string at = R"("max_body_bytes": 1048576)";
+    return t.replace(t.find(at), at.size(), R"("max_body_bytes": 65536)");
+  };
+  auto small = parse_config(with_body_limit(text), "");
+  REQUIRE(small.ok());
+  CHECK_THAT(lines(small.warnings), Catch::Matchers::VectorContains(body_warning));
+  CHECK_THAT(lines(parse_config(with_body_limit(no_key), "").warnings),
+             !Catch::Matchers::VectorContains(body_warning));
+  for (const auto& warning : parse_config(text, "").warnings)
+    CHECK(warning.path != "server.max_body_bytes");  // 1 MiB is enough
 
   const std::string group_end = R"("channels": ["sms", "email"]}],)";
   REQUIRE(text.find(group_end) != std::string::npos);
