@@ -59,11 +59,11 @@ std::string join_prompt(std::string_view language, std::string_view keyword) {
   const std::string k(keyword);
   if (spanish(language))
     return "Alertas de respuesta rapida " + k +
-           ": responda SI para recibirlas en espanol. Reply YES for English. Sin respuesta, no "
+           ": responda SI para recibirlas. Reply YES for English. Sin respuesta, no "
            "guardamos su numero.";
   return "Rapid-response alerts " + k +
-         ": reply YES to get them in English. Responda SI para espanol. Without a reply we keep "
-         "nothing.";
+         ": reply YES to get them in English. Responda SI para espanol. Without a reply we do not "
+         "keep your number.";
 }
 
 std::string join_confirmed(std::string_view language, std::string_view keyword) {

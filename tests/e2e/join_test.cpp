@@ -112,6 +112,31 @@ TEST_CASE("join by text: each keyword is answered in its own language", "[e2e][r
   CHECK(count(d, "SELECT count(*) FROM join_requests WHERE language = 'en'") == 1);
 }
 
+TEST_CASE("join by text: YES confirms in English", "[e2e][reach]") {
+  Gateways gw;
+  Daemon d(join_config(gw, 3, 100));
+  d.start();
+  const std::string cy = phone_for(40);
+  CHECK(has_message(inbound_sms(d.url(), gw, cy, "EASTSIDE", false, sid(1))));
+  auto done = inbound_sms(d.url(), gw, cy, "Yes", false, sid(2));
+  INFO(done.body);
+  CHECK(done.body.find("<Message>Done: you will get EASTSIDE alerts.") != std::string::npos);
+  CHECK(done.body.find("LEAVE EASTSIDE") != std::string::npos);
+  auto list = admin("GET", d.url() + "/v1/subscribers").json()["subscribers"];
+  REQUIRE(list.size() == 1);
+  auto sub = admin("GET", d.url() + "/v1/subscribers/" + list[0]["id"].dump()).json();
+  CHECK(sub["phone"] == cy);
+  CHECK(sub["language"] == "en");
+  CHECK(sub["groups"] == json{"eastside"});
+  CHECK(query_db(d, "SELECT keyword FROM consents").at(0) == "EASTSIDE");
+  // The alert reaches Cy in English.
+  auto r = post_report(d.url(), report_body().dump());
+  REQUIRE(r.json()["recipients"] == 1);
+  REQUIRE(gw.twilio.wait_for(1, 15s));
+  CHECK(gw.twilio.messages().at(0).body.find("ALERT") != std::string::npos);
+  CHECK(gw.twilio.messages().at(0).body.find("ICE vehicles") != std::string::npos);
+}
+
 TEST_CASE("join by text: HELP from a number with no subscriber is answered, within the limits",
           "[e2e][reach]") {
   Gateways gw;

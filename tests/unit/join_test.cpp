@@ -51,6 +51,19 @@ TEST_CASE("join: a keyword with its own language is answered in it", "[join]") {
   CHECK(join_prompt(j.language, j.keyword).starts_with("Rapid-response alerts EASTSIDE"));
 }
 
+TEST_CASE("join: the prompt fits one SMS and promises only what is true", "[join]") {
+  const std::string longest(30, 'K');
+  for (const char* lang : {"en", "es"}) {
+    INFO(lang);
+    const std::string p = join_prompt(lang, longest);
+    CHECK(p.size() <= 160);  // plain GSM-7: one segment
+    // A keyed hash of the number is kept two days (the limits): not "nothing".
+    CHECK(p.find("keep nothing") == std::string::npos);
+  }
+  CHECK(join_prompt("en", "X").find("we do not keep your number") != std::string::npos);
+  CHECK(join_prompt("es", "X").find("no guardamos su numero") != std::string::npos);
+}
+
 TEST_CASE("join: prompts only to numbers that can be a mobile phone", "[join]") {
   CHECK(may_text_back("+12135550142"));  // US: FIXED_LINE_OR_MOBILE
   CHECK(may_text_back("+5215512345678"));  // Mexico, mobile
