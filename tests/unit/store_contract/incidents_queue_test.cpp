@@ -249,6 +249,14 @@ TEMPLATE_TEST_CASE("contract: claim, lease, record, receipt, release and requeue
   CHECK(t->channel == Channel::kSms);
   CHECK(t->state == DeliveryState::kSent);
   CHECK_FALSE(c.s().delivery_target(999'999));
+  // A note (SendGrid's "deferred") on a sent delivery keeps its state; on one not sent, nothing.
+  CHECK(c.tx([&](store::Store& s) {
+    return s.note_receipt_to(first.claimed[0].id, "sendgrid deferred (attempt 1)", 1900);
+  }));
+  CHECK(c.s().delivery_target(first.claimed[0].id)->state == DeliveryState::kSent);
+  CHECK_FALSE(c.tx([&](store::Store& s) {
+    return s.note_receipt_to(first.claimed[1].id, "sendgrid deferred", 1900);
+  }));
   // Receipts move sent on, once, never back.
   CHECK(c.tx([](store::Store& s) { return s.apply_receipt("SM1", DeliveryState::kDelivered, 2000); }));
   CHECK_FALSE(c.tx([](store::Store& s) { return s.apply_receipt("SM1", DeliveryState::kUndelivered, 2100); }));
