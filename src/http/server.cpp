@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <stdexcept>
 #include <system_error>
@@ -31,11 +32,20 @@ constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
 // reading a request are closed, so that the accept can succeed at once.
 constexpr std::size_t kEvictOnNoFiles = 8;
 
-// The peer's address without the port: the key of the per-address cap.
+std::string admission_key_of(const net::ip::address& a) {
+  if (a.is_v4()) return a.to_string();
+  auto v6 = a.to_v6();
+  if (v6.is_v4_mapped()) return net::ip::make_address_v4(net::ip::v4_mapped, v6).to_string();
+  auto bytes = v6.to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return net::ip::address_v6(bytes).to_string() + "/64";
+}
+
+// The peer's admission key (see admission_key in server.h).
 std::string address_key(const tcp::socket& socket) {
   beast::error_code ec;
   auto ep = socket.remote_endpoint(ec);
-  return ec ? std::string() : ep.address().to_string();
+  return ec ? std::string() : admission_key_of(ep.address());
 }
 
 // options.listen as an endpoint. Throws std::system_error when it is not a
@@ -230,6 +240,12 @@ void ServerState::shutdown() {
 }
 
 }  // namespace detail
+
+std::string admission_key(std::string_view peer_address) {
+  boost::system::error_code ec;
+  auto a = boost::asio::ip::make_address(std::string(peer_address), ec);
+  return ec ? std::string() : detail::admission_key_of(a);
+}
 
 const char* to_string(ConnectionEvent e) {
   switch (e) {

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "http/message.h"
 
@@ -27,6 +28,13 @@ enum class ConnectionEvent {
 // A bounded label for metrics: "evicted", "full", "per_address",
 // "accept_error", "deadline".
 const char* to_string(ConnectionEvent e);
+
+// The key under which max_connections_per_address counts a peer, from its
+// address in text form: an IPv4 address as it is (an IPv4-mapped IPv6 one as
+// its IPv4); any other IPv6 address as its /64 ("2001:db8:1:2::/64"). One
+// host or subscriber line is given a whole /64, so a cap per exact IPv6
+// address would be no cap at all. "" for text that is no address.
+std::string admission_key(std::string_view peer_address);
 
 struct ServerOptions {
   std::string listen = "127.0.0.1:8080";  // "host:port"; port 0 picks a free port
@@ -48,7 +56,8 @@ struct ServerOptions {
   // is trusted once a response to it had Response::trusted (its request
   // proved a signature or token); trusted ones are never closed for room.
   std::size_t max_connections = 1024;
-  // Open connections from one IP address; beyond it a new one gets 503.
+  // Open connections from one address (an IPv6 /64: see admission_key);
+  // beyond it a new one gets 503.
   std::size_t max_connections_per_address = 256;
   // Called on the io thread for each admission event, for metrics.
   std::function<void(ConnectionEvent)> on_connection_event;

@@ -990,3 +990,17 @@ TEST_CASE("server stop() answers a request that has arrived but was not read yet
   CHECK(r->header("Connection") == "close");
   CHECK(ts.ran_out_within(2s));
 }
+
+TEST_CASE("the per-address cap counts an IPv6 /64 as one address, IPv4 as it is", "[server][hardening]") {
+  using tocsin::http::admission_key;
+  CHECK(admission_key("192.0.2.7") == "192.0.2.7");
+  CHECK(admission_key("192.0.2.7") != admission_key("192.0.2.8"));
+  // One /64: a host that rotates through its own addresses is one key.
+  CHECK(admission_key("2001:db8:1:2::1") == "2001:db8:1:2::/64");
+  CHECK(admission_key("2001:db8:1:2:ffff:eeee:dddd:cccc") == "2001:db8:1:2::/64");
+  CHECK(admission_key("2001:db8:1:3::1") == "2001:db8:1:3::/64");
+  CHECK(admission_key("::1") == "::/64");
+  // A dual-stack socket sees IPv4 peers as v4-mapped: still the IPv4 address.
+  CHECK(admission_key("::ffff:192.0.2.7") == "192.0.2.7");
+  CHECK(admission_key("not an address").empty());
+}
