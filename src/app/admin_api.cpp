@@ -192,7 +192,20 @@ void Api::subscribers(http::Request& req, std::string_view rest, const Audit& au
         [id = *id](store::Store& s) {
           auto sub = s.subscriber(id);
           if (!sub) return problem(not_found("no such subscriber"));
-          return http::json_response(200, subscriber_json(*sub).dump());
+          json j = subscriber_json(*sub);
+          // The proof of consent of someone who joined by text (README
+          // "Join by text"): when, by which keyword, the provider's ids of
+          // the keyword text and of the confirmation; never a text.
+          json consents = json::array();
+          for (const auto& c : s.consents(id))
+            consents.push_back({{"group", c.group},
+                                {"keyword", c.keyword},
+                                {"requested_at", format_rfc3339(c.requested_at)},
+                                {"confirmed_at", format_rfc3339(c.confirmed_at)},
+                                {"request_message_id", c.request_message_id},
+                                {"confirm_message_id", c.confirm_message_id}});
+          j["consents"] = std::move(consents);
+          return http::json_response(200, j.dump());
         },
         std::move(respond));
   } else if (m == "PATCH") {

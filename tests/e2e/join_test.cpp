@@ -4,6 +4,7 @@
 #include <atomic>
 #include <thread>
 
+#include "core/report.h"
 #include "e2e/fixture.h"
 
 using namespace tocsin::test;
@@ -68,6 +69,14 @@ TEST_CASE("join by text: keyword, confirmation, LEAVE, and nobody stored without
                              "|| confirm_message_id FROM consents");
   REQUIRE(consent.size() == 1);
   CHECK(consent[0] == "eastside|ESTE|" + sid(1) + "|" + sid(2));
+  // ...and an operator reads it in the admin API, as proof of consent.
+  REQUIRE(sub["consents"].size() == 1);
+  CHECK(sub["consents"][0]["group"] == "eastside");
+  CHECK(sub["consents"][0]["keyword"] == "ESTE");
+  CHECK(sub["consents"][0]["request_message_id"] == sid(1));
+  CHECK(sub["consents"][0]["confirm_message_id"] == sid(2));
+  CHECK(tocsin::parse_rfc3339(sub["consents"][0]["confirmed_at"].get<std::string>()).has_value());
+  CHECK(sub["consents"][0].size() == 6);  // no text of either message
   // Encrypted like every subscriber: the number is not in the database in clear.
   CHECK(count(d, "SELECT count(*) FROM subscribers WHERE phone = '" + ana + "'") == 0);
 
