@@ -77,6 +77,9 @@ class SubscriberStore {
   // The subscriber's language tag, without decrypting anything.
   virtual std::optional<std::string> subscriber_language(int64_t id) = 0;
   // Confirmation prompts sent since `since`: to this number, and to all.
+  // Read them before insert_join_request in the same job: on a shared store
+  // the first call also takes a lock held to the job's commit, so that two
+  // instances cannot each pass a limit by one (SQLite serialises writers).
   virtual int64_t join_prompts_since(const std::string& e164, UnixMs since) = 0;
   virtual int64_t all_join_prompts_since(UnixMs since) = 0;
   // Records a prompt sent to `e164` (which counts against the limits).

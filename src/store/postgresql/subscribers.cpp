@@ -144,6 +144,10 @@ std::optional<std::string> PgStore::subscriber_language(int64_t id) {
 }
 
 int64_t PgStore::join_prompts_since(const std::string& e164, UnixMs since) {
+  // The limits' check and the insert that follows take turns across
+  // instances (see the interface); one lock for both limits, since the
+  // network-wide one counts every number.
+  db_.xact_lock(lock_key("join prompts"));
   return q("SELECT count(*) FROM join_requests WHERE phone_hash = $1 AND created_at >= $2")
       .bind_bytea(crypto_.phone_hash(e164))
       .bind(since)

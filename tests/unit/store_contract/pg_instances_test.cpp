@@ -369,3 +369,25 @@ TEST_CASE("PostgreSQL store: an instance without the new key leaves re-encrypted
   REQUIRE(by_a.claimed.size() == 1);
   CHECK(by_a.claimed[0].to == "+12135551000");
 }
+
+TEST_CASE("PostgreSQL store: two instances checking the join prompt limit at once pass it once",
+          "[store][postgresql][join]") {
+  TwoInstances t;
+  std::atomic<int> ready{0};
+  // The network-wide limit is 1: both see 0 prompts unless the check and the
+  // insert take turns (the lock join_prompts_since takes).
+  auto prompt = [&](store::Store& s, const std::string& phone) {
+    ++ready;
+    while (ready < 2) std::this_thread::yield();
+    test::in_tx(s, [&](store::Store& st) {
+      if (st.join_prompts_since(phone, 0) >= 1 || st.all_join_prompts_since(0) >= 1) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      st.insert_join_request(phone, {"east", "es", "ESTE", "SM-" + phone, 1000});
+    });
+  };
+  std::thread ta([&] { prompt(*t.a, "+12135550180"); });
+  std::thread tb([&] { prompt(*t.b, "+12135550181"); });
+  ta.join();
+  tb.join();
+  CHECK(t.a->all_join_prompts_since(0) == 1);
+}
