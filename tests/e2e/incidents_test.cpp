@@ -221,3 +221,21 @@ TEST_CASE("STOP in the middle of a 1,000-recipient fan-out stops the rest to tha
   auto inc = admin("GET", d.url() + "/v1/incidents/" + r.json()["incident_id"].get<std::string>()).json();
   CHECK(inc["deliveries"]["sms"]["cancelled"] == 1);
 }
+
+// The two-person rule is the console's (issue 13): a hotline's own system has
+// verified what it signs, so its webhook reports go out at once.
+TEST_CASE("a coordinator with approval two_person: its signed webhook reports are sent at once, no draft",
+          "[e2e][incidents][console]") {
+  Gateways gw;
+  json config = test_config(gw);
+  config["coordinators"][0]["approval"] = "two_person";
+  config["console"]["enabled"] = true;
+  Daemon d(config);
+  d.start();
+  add_subscribers(d.url(), {json{{"phone", phone_for(1)}, {"groups", {"eastside"}}}});
+  auto r = post_report(d.url(), report_body().dump());
+  REQUIRE(r.status == 202);
+  CHECK(r.json()["recipients"] == 1);
+  REQUIRE(gw.twilio.wait_for(1, 10s));
+  CHECK(query_db(d, "SELECT count(*) FROM drafts") == std::vector<std::string>{"0"});
+}
