@@ -156,27 +156,20 @@ TEST_CASE("min_corroboration 2: held from one coordinator, released once by a se
     if (e["object_id"] == code && e["actor"] == "tocsin") methods.insert(e["method"]);
   CHECK(methods == std::set<std::string>{"HOLD", "RELEASE"});
 
-  // An update reaches exactly who had the alert, the released ones too, once.
-  gw.twilio.reset();
-  auto update = post_report(d.url(), update_of(code).dump());
-  REQUIRE(update.status == 202);
-  CHECK(update.json()["recipients"] == 6);
-  REQUIRE(gw.twilio.wait_for(6, 10s));
-  REQUIRE(settled(d));
-  CHECK(recipients_of(gw.twilio.messages(), "UPDATE") ==
-        std::multiset<std::string>{phone_for(0), phone_for(1), phone_for(50), wide_phone(0),
-                                   wide_phone(1), wide_phone(2)});
-
-  // The all-clear reaches every recipient, the released ones too, once.
-  gw.twilio.reset();
-  auto cancel = post_report(d.url(), cancel_of(code).dump());
-  REQUIRE(cancel.status == 202);
-  CHECK(cancel.json()["recipients"] == 6);
-  REQUIRE(gw.twilio.wait_for(6, 10s));
-  REQUIRE(settled(d));
-  CHECK(recipients_of(gw.twilio.messages(), "ALL CLEAR") ==
-        std::multiset<std::string>{phone_for(0), phone_for(1), phone_for(50), wide_phone(0),
-                                   wide_phone(1), wide_phone(2)});
+  // An update and the all-clear each reach exactly who had the alert, the
+  // released ones too, once.
+  const std::multiset<std::string> everyone{phone_for(0),  phone_for(1),  phone_for(50),
+                                            wide_phone(0), wide_phone(1), wide_phone(2)};
+  for (const auto& [body, marker] : {std::pair{update_of(code), "UPDATE"},
+                                     std::pair{cancel_of(code), "ALL CLEAR"}}) {
+    gw.twilio.reset();
+    auto r = post_report(d.url(), body.dump());
+    REQUIRE(r.status == 202);
+    CHECK(r.json()["recipients"] == 6);
+    REQUIRE(gw.twilio.wait_for(6, 10s));
+    REQUIRE(settled(d));
+    CHECK(recipients_of(gw.twilio.messages(), marker) == everyone);
+  }
 }
 
 TEST_CASE("min_certainty observed: a possible report holds, an observed update releases",
