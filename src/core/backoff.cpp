@@ -33,21 +33,31 @@ void RateWindow::expire(Millis now) {
 
 bool RateWindow::try_take(double cost, Millis now) {
   expire(now);
-  if (used_ + cost > capacity_ + 1e-9 && !taken_.empty()) return false;
-  taken_.emplace_back(now, cost);
-  used_ += cost;
+  if (used_ + in_flight_ + cost > capacity_ + 1e-9 && !empty()) return false;
+  in_flight_ += cost;
   return true;
+}
+
+void RateWindow::settle(double cost, Millis now) {
+  in_flight_ = std::max(0.0, in_flight_ - cost);
+  if (in_flight_ <= 1e-9) in_flight_ = 0;  // no drift from floating-point sums
+  // Answers arrive in time order on the dispatcher's clock, so taken_ stays sorted.
+  Millis when = taken_.empty() ? now : std::max(now, taken_.back().first);
+  taken_.emplace_back(when, cost);
+  used_ += cost;
 }
 
 Millis RateWindow::wait_for(double cost, Millis now) {
   expire(now);
-  if (used_ + cost <= capacity_ + 1e-9 || taken_.empty()) return Millis(0);
+  if (used_ + in_flight_ + cost <= capacity_ + 1e-9 || empty()) return Millis(0);
   double freed = 0;
   for (const auto& [when, c] : taken_) {
     freed += c;
-    if (used_ - freed + cost <= capacity_ + 1e-9 || freed >= used_ - 1e-9)
+    if (used_ - freed + in_flight_ + cost <= capacity_ + 1e-9 ||
+        (freed >= used_ - 1e-9 && in_flight_ <= 1e-9))
       return std::max(Millis(1), when + window_ + margin_ - now);
   }
+  // Only units in flight stand in the way: answered now, they free a window from now.
   return window_ + margin_;
 }
 

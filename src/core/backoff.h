@@ -24,28 +24,43 @@ Millis retry_delay(const BackoffPolicy& policy, int attempt, double unit_random,
 
 // A sliding-window rate limit, counted the way providers count: at most
 // `rate_per_s` units (SMS segments, requests) in any window of one second
-// (longer for rates below one per second), plus a `margin` for the latency
-// between our send and the provider's clock. A token bucket lets rate+burst
-// through in some second; this never does, so tocsin is never the cause of
-// a provider's 429.
+// (longer for rates below one per second) of the provider's clock. A token
+// bucket lets rate+burst through in some second; this never does, so tocsin
+// is never the cause of a provider's 429.
+//
+// The provider counts a request when it arrives, which is somewhere between
+// our send and its answer; the latency between (a connection queue, a
+// loaded machine) varies from request to request. So a request holds its
+// units from try_take() until settle(), and settle() dates them at the
+// answer: the request that reuses them is sent a window after the provider
+// can have counted them, whatever the latencies. The cost is throughput at
+// the rate over (window + latency), the price of never being refused.
+// `margin` is added to the window for a provider's clock granularity.
 class RateWindow {
  public:
-  RateWindow(double rate_per_s, Millis margin = Millis(50));
+  explicit RateWindow(double rate_per_s, Millis margin = Millis(10));
 
-  // Takes `cost` units at `now` if the window has room. A cost above the
-  // whole window's capacity passes alone, in an empty window.
+  // Reserves `cost` units for a request about to be sent, if the window
+  // has room. A cost above the whole window's capacity passes alone, in an
+  // empty window (nothing in it, nothing in flight).
   bool try_take(double cost, Millis now);
-  // How long until `cost` units would fit (0 when they fit now).
+  // The request that took `cost` units was answered (or failed) at `now`.
+  void settle(double cost, Millis now);
+  // The earliest time from `now` at which `cost` units may fit (0 when they
+  // fit now). Units still in flight free a window after their answer, so
+  // the wait they cause is a lower bound: ask again when it has passed.
   Millis wait_for(double cost, Millis now);
   void set_rate(double rate_per_s);
 
  private:
   void expire(Millis now);
+  bool empty() const { return taken_.empty() && in_flight_ <= 1e-9; }
   double capacity_;
   Millis window_;
   Millis margin_;
-  std::deque<std::pair<Millis, double>> taken_;  // (when, cost), oldest first
-  double used_ = 0;
+  std::deque<std::pair<Millis, double>> taken_;  // (answered at, cost), oldest first
+  double used_ = 0;                              // sum of taken_
+  double in_flight_ = 0;                         // reserved, not yet answered
 };
 
 }  // namespace tocsin

@@ -15,7 +15,10 @@ using std::chrono::milliseconds;
 
 struct Dispatcher::Slot {
   std::unique_ptr<Gateway> gateway;
-  RateWindow limit;  // this instance's share of the provider's rate, as the provider counts it
+  // This instance's share of the provider's rate, as the provider counts it.
+  // Shared with the slot that replaces this one on a reload (same channel,
+  // same account): requests still in flight here settle into it.
+  std::shared_ptr<RateWindow> limit;
   int max_in_flight;  // this instance's share of the configured bound
   CircuitBreaker breaker;
   double rate_per_s;  // this instance's share
@@ -108,11 +111,10 @@ void Dispatcher::reconfigure(const DispatcherOptions& options, std::vector<Gatew
       slot = std::move(it->second);
       running.erase(it);
     } else {
-      slot = std::make_unique<Slot>(Slot{std::move(spec.gateway), RateWindow(spec.rate_per_s),
-                                         spec.max_in_flight,
-                                         CircuitBreaker(options_.breaker_threshold,
-                                                        options_.breaker_cooldown),
-                                         spec.rate_per_s});
+      slot = std::make_unique<Slot>(Slot{
+          std::move(spec.gateway), std::make_shared<RateWindow>(spec.rate_per_s),
+          spec.max_in_flight, CircuitBreaker(options_.breaker_threshold, options_.breaker_cooldown),
+          spec.rate_per_s});
       if (it != running.end() && it->second->gateway->channel() == slot->gateway->channel())
         slot->limit = it->second->limit;
     }
@@ -315,11 +317,11 @@ void Dispatcher::drain(Lane& lane) {
         rest.pop_back();
       }
       double cost = slot.gateway->cost(out);
-      if (!slot.limit.try_take(cost, now)) {
+      if (!slot.limit->try_take(cost, now)) {
         // Put the batch back in front, in order, and wait for room.
         for (auto it = batch.rbegin(); it != batch.rend(); ++it) lane.ready.push_front(std::move(*it));
         lane.token_wait = true;
-        lane.token_timer->start(slot.limit.wait_for(cost, now), [this, &lane] {
+        lane.token_timer->start(slot.limit->wait_for(cost, now), [this, &lane] {
           lane.token_wait = false;
           drain(lane);
         });
@@ -330,9 +332,11 @@ void Dispatcher::drain(Lane& lane) {
       ++stats_.in_flight;
       // The slot outlives the request: reconfigure() retires a slot with
       // requests in flight instead of destroying it.
-      slot.gateway->send(std::move(out), [this, &lane, &slot, batch = std::move(batch),
+      slot.gateway->send(std::move(out), [this, &lane, &slot, batch = std::move(batch), cost,
                                           alive = alive_](std::vector<Outcome> outcomes) mutable {
         if (!*alive) return;
+        // The provider counted the request by now: date its units here.
+        slot.limit->settle(cost, steady_now());
         on_outcomes(lane, slot, std::move(batch), std::move(outcomes));
       });
     }
@@ -618,7 +622,7 @@ void Dispatcher::set_share(int live) {
 
 void Dispatcher::apply_share(Slot& slot) const {
   slot.rate_per_s = slot.configured_rate_per_s / share_;
-  slot.limit.set_rate(slot.rate_per_s);
+  slot.limit->set_rate(slot.rate_per_s);
   slot.max_in_flight = std::max(1, slot.configured_max_in_flight / share_);
 }
 

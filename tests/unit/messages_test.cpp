@@ -129,19 +129,26 @@ TEST_CASE("backoff: full jitter under an exponential ceiling, Retry-After honour
   CHECK(retry_delay(p, 1, 0.5, Millis(7000)) == Millis(7000));
 }
 
+// A request answered at once: its units are dated at `now`.
+static bool take(RateWindow& w, double cost, Millis now) {
+  if (!w.try_take(cost, now)) return false;
+  w.settle(cost, now);
+  return true;
+}
+
 TEST_CASE("rate window: never more than the rate in any second", "[backoff]") {
   RateWindow w(10, Millis(0));
   int taken = 0;
-  while (w.try_take(1, Millis(0))) ++taken;
+  while (take(w, 1, Millis(0))) ++taken;
   CHECK(taken == 10);
   CHECK(w.wait_for(1, Millis(0)) == Millis(1000));
-  CHECK_FALSE(w.try_take(1, Millis(999)));
-  CHECK(w.try_take(1, Millis(1000)));
+  CHECK_FALSE(take(w, 1, Millis(999)));
+  CHECK(take(w, 1, Millis(1000)));
   // Under constant demand, count what passes in every sliding second.
   RateWindow v(7, Millis(20));
   std::vector<int> sent_at;
   for (int ms = 0; ms < 5000; ++ms)
-    while (v.try_take(1, Millis(ms))) sent_at.push_back(ms);
+    while (take(v, 1, Millis(ms))) sent_at.push_back(ms);
   for (int start = 0; start < 4000; ++start) {
     int in_window = 0;
     for (int t : sent_at) in_window += t >= start && t < start + 1000;
@@ -150,12 +157,68 @@ TEST_CASE("rate window: never more than the rate in any second", "[backoff]") {
   CHECK(sent_at.size() >= 30);  // ~7 per 1.02 s over 5 s
   // Segments: a 3-segment SMS costs 3; a cost above capacity passes alone.
   RateWindow s(2, Millis(0));
-  CHECK(s.try_take(3, Millis(0)));
-  CHECK_FALSE(s.try_take(1, Millis(500)));
+  CHECK(take(s, 3, Millis(0)));
+  CHECK_FALSE(take(s, 1, Millis(500)));
   CHECK(s.wait_for(1, Millis(500)) == Millis(500));
   // Below one per second the window stretches.
   RateWindow slow(0.5, Millis(0));
-  CHECK(slow.try_take(1, Millis(0)));
-  CHECK_FALSE(slow.try_take(1, Millis(1500)));
-  CHECK(slow.try_take(1, Millis(2000)));
+  CHECK(take(slow, 1, Millis(0)));
+  CHECK_FALSE(take(slow, 1, Millis(1500)));
+  CHECK(take(slow, 1, Millis(2000)));
+}
+
+TEST_CASE(
+    "rate window: units are dated at the answer, so uneven latency cannot crowd a provider's "
+    "second",
+    "[backoff]") {
+  // The provider counts each request somewhere between our send and its
+  // answer. Requests that took their units at 0 and were answered at
+  // 0..300 ms free them a second after each answer, not after the send.
+  RateWindow w(4, Millis(0));
+  for (int i = 0; i < 4; ++i) REQUIRE(w.try_take(1, Millis(0)));
+  CHECK_FALSE(w.try_take(1, Millis(0)));
+  // Nothing answered yet: the earliest room is a window from now; ask again then.
+  CHECK(w.wait_for(1, Millis(0)) == Millis(1000));
+  CHECK(w.wait_for(1, Millis(50)) == Millis(1000));
+  for (int i = 0; i < 4; ++i) w.settle(1, Millis(100 * i));  // answered at 0, 100, 200, 300
+  CHECK_FALSE(w.try_take(1, Millis(999)));
+  CHECK(w.wait_for(1, Millis(999)) == Millis(1));
+  CHECK(w.try_take(1, Millis(1000)));  // the unit answered at 0
+  CHECK_FALSE(w.try_take(1, Millis(1099)));
+  CHECK(w.wait_for(1, Millis(1099)) == Millis(1));
+  CHECK(w.try_take(1, Millis(1100)));
+  // Whatever the latencies, a request reusing a unit is sent a window after
+  // the answer to the request that held it; simulate random latencies and
+  // check the provider's view: arrivals (somewhere in [send, answer]) never
+  // hold more than the rate in a second. Arrival at the send is the worst
+  // case for the later request, arrival at the answer for the earlier one.
+  RateWindow r(5, Millis(0));
+  std::vector<std::pair<int, int>> requests;    // (sent, answered)
+  std::vector<std::pair<int, double>> pending;  // (answer at, cost)
+  unsigned seed = 7;
+  for (int ms = 0; ms < 6000; ++ms) {
+    for (auto it = pending.begin(); it != pending.end();) {
+      if (it->first == ms) {
+        r.settle(it->second, Millis(ms));
+        it = pending.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    while (r.try_take(1, Millis(ms))) {
+      seed = seed * 1103515245u + 12345u;
+      int latency = 1 + static_cast<int>((seed >> 16) % 400);
+      requests.emplace_back(ms, ms + latency);
+      pending.emplace_back(ms + latency, 1);
+    }
+  }
+  // Six arrivals within a second are possible only if some request b and
+  // five sent before it were all answered less than a second before b's
+  // send: then all six could arrive together. Never:
+  for (std::size_t b = 0; b < requests.size(); ++b) {
+    int crowd = 0;
+    for (std::size_t a = 0; a < b; ++a) crowd += requests[a].second > requests[b].first - 1000;
+    REQUIRE(crowd <= 4);
+  }
+  CHECK(requests.size() >= 20);  // ~5 per 1.2 s over 6 s
 }
