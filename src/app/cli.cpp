@@ -61,7 +61,7 @@ int check_config(const std::string& path) {
 // One request, synchronously, through the same client the daemon uses.
 delivery::OutboundResponse call(delivery::OutboundRequest req) {
   boost::asio::io_context io;
-  delivery::CurlHttpClient client(io);
+  delivery::BeastHttpClient client(io);
   delivery::OutboundResponse response;
   client.send(std::move(req), [&](delivery::OutboundResponse r) { response = std::move(r); });
   io.run();

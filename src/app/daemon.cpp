@@ -80,7 +80,7 @@ class Daemon {
     if (released)
       spdlog::warn("recovered {} deliveries leased by a previous run; sending them again", released);
 
-    http_ = std::make_unique<delivery::CurlHttpClient>(io_);
+    http_ = std::make_unique<delivery::BeastHttpClient>(io_);
     reloader_ = std::make_unique<Reloader>(Reloader::Parts{
         io_, *http_, clock_, metrics_, *worker_, config_,
         [this](delivery::DispatcherOptions o, std::vector<delivery::GatewaySpec> specs) {
@@ -265,7 +265,7 @@ class Daemon {
   boost::asio::steady_timer join_wait_{io_};
   std::unique_ptr<store::StoreWorker> worker_;
   std::unique_ptr<systemd::Watchdog> watchdog_;
-  std::unique_ptr<delivery::CurlHttpClient> http_;
+  std::unique_ptr<delivery::BeastHttpClient> http_;
   std::unique_ptr<Housekeeping> housekeeping_;
   std::unique_ptr<Reloader> reloader_;
   std::unique_ptr<delivery::Dispatcher> dispatcher_;

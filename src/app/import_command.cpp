@@ -41,7 +41,7 @@ class Client {
  private:
   std::string url_, token_;
   boost::asio::io_context io_;
-  delivery::CurlHttpClient client_{io_};
+  delivery::BeastHttpClient client_{io_};
 };
 
 class Progress {

@@ -58,15 +58,6 @@ std::string loggable_url(std::string_view url) {
   return std::string(url.substr(0, authority)).append(url.substr(at + 1));
 }
 
-bool valid_header(const std::pair<std::string, std::string>& header) {
-  const auto& [name, value] = header;
-  // CR/LF/NUL would let a value smuggle extra headers; ':' in a name likewise.
-  constexpr std::string_view kBadInName(":\r\n\0", 4);
-  constexpr std::string_view kBadInValue("\r\n\0", 3);
-  return !name.empty() && name.find_first_of(kBadInName) == std::string::npos &&
-         value.find_first_of(kBadInValue) == std::string::npos;
-}
-
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() &&
@@ -164,8 +155,18 @@ struct SocketWatch {
 
 }  // namespace
 
+bool valid_request_header(const std::pair<std::string, std::string>& header) {
+  const auto& [name, value] = header;
+  // CR/LF/NUL would let a value smuggle extra headers; ':' or blanks in a name likewise.
+  constexpr std::string_view kBadInName(":\r\n\0 \t", 6);
+  constexpr std::string_view kBadInValue("\r\n\0", 3);
+  return !name.empty() && name.find_first_of(kBadInName) == std::string::npos &&
+         value.find_first_of(kBadInValue) == std::string::npos;
+}
+
 struct CurlHttpClient::Impl {
-  Impl(asio::io_context& io_context, const CurlOptions& opts) : io(io_context), timer(io_context) {
+  Impl(asio::io_context& io_context, const HttpClientOptions& opts)
+      : io(io_context), timer(io_context) {
     ensure_curl_global_init();
     multi.reset(curl_multi_init());
     if (!multi) throw std::runtime_error("curl_multi_init failed");
@@ -255,7 +256,7 @@ struct CurlHttpClient::Impl {
     bool has_expect = false;
     curl_slist* list = nullptr;
     for (const auto& header : request.headers) {
-      if (!valid_header(header)) return "invalid request header";
+      if (!valid_request_header(header)) return "invalid request header";
       has_expect = has_expect || iequals(header.first, "Expect");
       // "Name;" is curl's spelling of a header with an empty value.
       std::string line =
@@ -574,7 +575,7 @@ struct CurlHttpClient::Impl {
   }
 
   asio::io_context& io;
-  CurlOptions options;
+  HttpClientOptions options;
   asio::steady_timer timer;  // curl's single timeout
   std::uint64_t timer_generation = 0;
   // False once the client is destroyed; shared with every handler we post.
@@ -588,7 +589,7 @@ struct CurlHttpClient::Impl {
   MultiPtr multi;  // declared last: its cleanup may call back into the members above
 };
 
-CurlHttpClient::CurlHttpClient(asio::io_context& io, CurlOptions options)
+CurlHttpClient::CurlHttpClient(asio::io_context& io, HttpClientOptions options)
     : impl_(std::make_unique<Impl>(io, options)) {}
 
 CurlHttpClient::~CurlHttpClient() = default;

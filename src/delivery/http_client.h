@@ -1,8 +1,9 @@
-// Outbound HTTP (and SMTP) for the gateways: an interface, and its real
-// implementation on libcurl's multi interface driven by Asio
-// (curl_multi_socket_action), so every request shares the daemon's one
-// io_context thread and connections are reused. Only http_client.cpp
-// includes curl.
+// Outbound HTTP (and SMTP) for the gateways: an interface, and two
+// implementations on the daemon's one io_context thread with connections
+// reused: BeastHttpClient, the one the daemon uses (HTTP on Beast, SMTP
+// forwarded to curl), and CurlHttpClient, libcurl's multi interface driven
+// by Asio (curl_multi_socket_action), which carries SMTP. Only
+// http_client.cpp includes curl, only beast_http_client.cpp Beast's client.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -60,6 +61,10 @@ struct OutboundResponse {
 
 using ResponseCallback = std::function<void(OutboundResponse)>;
 
+// A request header both clients send as given: a name without ':', blanks,
+// CR, LF or NUL, a value without CR, LF or NUL (no header smuggling).
+bool valid_request_header(const std::pair<std::string, std::string>& header);
+
 class HttpClient {
  public:
   virtual ~HttpClient() = default;
@@ -70,7 +75,7 @@ class HttpClient {
   virtual std::size_t in_flight() const = 0;
 };
 
-struct CurlOptions {
+struct HttpClientOptions {
   long max_host_connections = 64;  // per host; also bounds idle connections kept
   bool verify_tls = true;          // false only for tests against self-signed emulators
 };
@@ -79,10 +84,33 @@ struct CurlOptions {
 // Destroying it aborts outstanding requests without calling their callbacks.
 class CurlHttpClient final : public HttpClient {
  public:
-  CurlHttpClient(boost::asio::io_context& io, CurlOptions options = {});
+  CurlHttpClient(boost::asio::io_context& io, HttpClientOptions options = {});
   ~CurlHttpClient() override;
   CurlHttpClient(const CurlHttpClient&) = delete;
   CurlHttpClient& operator=(const CurlHttpClient&) = delete;
+
+  void send(OutboundRequest request, ResponseCallback done) override;
+  std::size_t in_flight() const override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The gateways' client: HTTP/1.1 on Boost.Beast (keep-alive connections
+// pooled per host and CA file, at most max_host_connections each; TLS by
+// OpenSSL, verifying the name or IP address of the URL), with SMTP requests
+// forwarded to a CurlHttpClient it holds. Same contract as CurlHttpClient,
+// which the unit tests check against both: a kept-alive connection that the
+// server closed while idle is retried once on a new one if no byte of an
+// answer came (as curl does), and a body past 1 MiB is read and dropped.
+// Credentials in the URL are refused (basic_auth carries them).
+class BeastHttpClient final : public HttpClient {
+ public:
+  BeastHttpClient(boost::asio::io_context& io, HttpClientOptions options = {});
+  ~BeastHttpClient() override;
+  BeastHttpClient(const BeastHttpClient&) = delete;
+  BeastHttpClient& operator=(const BeastHttpClient&) = delete;
 
   void send(OutboundRequest request, ResponseCallback done) override;
   std::size_t in_flight() const override;
