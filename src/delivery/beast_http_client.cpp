@@ -79,6 +79,7 @@ struct Url {
   bool tls = false;
   std::string host;  // without brackets
   std::string port;
+  unsigned short port_number = 0;
   std::string host_header;  // the authority as given
   std::string target;       // path and query
 };
@@ -129,6 +130,9 @@ std::optional<Url> parse_url(std::string_view url) {
                         })))
     return std::nullopt;
   u.port = port.empty() ? (u.tls ? "443" : "80") : std::string(port);
+  const unsigned long number = std::stoul(u.port);
+  if (number == 0 || number > 65535) return std::nullopt;
+  u.port_number = static_cast<unsigned short>(number);
   u.target =
       rest.empty() ? "/" : (rest.front() == '?' ? "/" + std::string(rest) : std::string(rest));
   return u;
@@ -364,6 +368,16 @@ struct BeastHttpClient::Impl {
       e->resolver.cancel();
       conn->close();
     });
+    error_code not_literal;
+    const auto address = asio::ip::make_address(e->url.host, not_literal);
+    if (!not_literal) {  // an IP address: no look-up, no hop to the resolver's thread
+      e->conn->socket().async_connect(tcp::endpoint(address, e->url.port_number),
+                                      [this, e, connect_timer](const error_code& ec) {
+                                        if (!*e->alive) return;
+                                        connected(e, connect_timer, ec);
+                                      });
+      return;
+    }
     e->resolver.async_resolve(
         e->url.host, e->url.port, tcp::resolver::numeric_service,
         [this, e, connect_timer](const error_code& ec, tcp::resolver::results_type results) {
@@ -373,16 +387,21 @@ struct BeastHttpClient::Impl {
               e->conn->socket(), results,
               [this, e, connect_timer](const error_code& ec2, const tcp::endpoint&) {
                 if (!*e->alive) return;
-                if (ec2) return connect_failed(e, connect_timer, "connect", ec2);
-                error_code ignored;
-                e->conn->socket().set_option(tcp::no_delay(true), ignored);
-                if (!e->conn->secure) {
-                  connect_timer->cancel();
-                  return write(e);
-                }
-                handshake(e, connect_timer);
+                connected(e, connect_timer, ec2);
               });
         });
+  }
+
+  void connected(const std::shared_ptr<Exchange>& e,
+                 const std::shared_ptr<asio::steady_timer>& connect_timer, const error_code& ec) {
+    if (ec) return connect_failed(e, connect_timer, "connect", ec);
+    error_code ignored;
+    e->conn->socket().set_option(tcp::no_delay(true), ignored);
+    if (!e->conn->secure) {
+      connect_timer->cancel();
+      return write(e);
+    }
+    handshake(e, connect_timer);
   }
 
   void handshake(const std::shared_ptr<Exchange>& e,

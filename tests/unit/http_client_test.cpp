@@ -692,3 +692,24 @@ TEST_CASE("a request waiting for a connection of a full pool times out on time",
   CHECK(after->status == 200);
   CHECK(client.in_flight() == 0);
 }
+
+// Credentials go in basic_auth, never in a URL (which is logged); other
+// schemes and out-of-range ports are refused before any connection.
+TEST_CASE("BeastHttpClient refuses URLs it must not or cannot send to, later", "[http_client]") {
+  asio::io_context io;
+  BeastHttpClient client(io);
+  for (const char* url :
+       {"http://user:secret@127.0.0.1:1/", "ftp://127.0.0.1/", "http://127.0.0.1:70000/",
+        "http://127.0.0.1:0/", "http:///x", "http://[::1/"}) {
+    INFO(url);
+    OutboundRequest request;
+    request.url = url;
+    std::optional<OutboundResponse> got;
+    client.send(request, [&](OutboundResponse r) { got = std::move(r); });
+    CHECK_FALSE(got);
+    REQUIRE(run_until(io, [&] { return got.has_value(); }));
+    CHECK(got->status == 0);
+    CHECK(got->error == "invalid url");
+  }
+  CHECK(client.in_flight() == 0);
+}
