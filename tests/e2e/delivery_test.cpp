@@ -351,7 +351,8 @@ TEST_CASE("Twilio 21610 marks the subscriber opted out, 21211 fails one delivery
   json sms;
   eventually([&] {
     sms = admin("GET", d.url() + "/v1/incidents/" + code).json()["deliveries"]["sms"];
-    return sms.value("failed", 0) == 2;
+    // All three results recorded: they may land in different commits.
+    return sms.value("failed", 0) + sms.value("sent", 0) == 3;
   });
   CHECK(sms.value("failed", 0) == 2);
   CHECK(sms.value("sent", 0) == 1);
