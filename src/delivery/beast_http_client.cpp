@@ -28,6 +28,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "core/signature.h"
 #include "delivery/http_client.h"
 
 namespace tocsin::delivery {
@@ -136,32 +137,6 @@ std::optional<Url> parse_url(std::string_view url) {
   u.target =
       rest.empty() ? "/" : (rest.front() == '?' ? "/" + std::string(rest) : std::string(rest));
   return u;
-}
-
-std::string base64(std::string_view in) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                       (static_cast<unsigned char>(in[i + 1]) << 8) |
-                       static_cast<unsigned char>(in[i + 2]);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  if (i < in.size()) {
-    unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
 }
 
 // One connection to one host: a socket, TLS on it for https, and the
@@ -321,7 +296,7 @@ struct BeastHttpClient::Impl {
       r.insert(header.first, header.second);
     }
     if (!in.basic_auth.empty())
-      r.set(bhttp::field::authorization, "Basic " + base64(in.basic_auth));
+      r.set(bhttp::field::authorization, "Basic " + base64_encode(in.basic_auth));
     const bool sends_body =
         !in.body.empty() || in.method == "POST" || in.method == "PUT" || in.method == "PATCH";
     r.body() = std::move(in.body);
