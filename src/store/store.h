@@ -61,6 +61,11 @@ class Store : public DeliveryQueue,
     savepoint();
   }
 
+  // The end of a job, inside its savepoint: a store that sends statements
+  // ahead of their answers (PostgreSQL's pipeline) reads them here, so that
+  // a failure is thrown while it is still this job's to roll back.
+  virtual void end_job() {}
+
   // The delivery queue (DeliveryQueue: claim, record, next due, release,
   // fan-out progress) and what only the daemon and the API use of it:
   // A provider's delivery receipt for the message it called `provider_id`:

@@ -114,6 +114,7 @@ void StoreWorker::loop() {
         // Either way only this job rolls back; the others commit.
         try {
           batch[i].job(*store_);
+          store_->end_job();
         } catch (const StoreError& e) {
           spdlog::error("store job ({}:{}) failed and was rolled back: {}",
                         short_file(batch[i].where), batch[i].where.line, e.what());

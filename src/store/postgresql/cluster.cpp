@@ -45,6 +45,6 @@ void PgStore::leave(const std::string& instance) {
   q("SELECT pg_advisory_unlock_all()").rows();
 }
 
-void PgStore::notify_deliveries() { q("SELECT pg_notify($1, '')").bind(kDeliveriesChannel).rows(); }
+void PgStore::notify_deliveries() { q("SELECT pg_notify($1, '')").bind(kDeliveriesChannel).send(); }
 
 }  // namespace tocsin::store::postgresql

@@ -129,6 +129,11 @@ Query& Query::bind_null() { return add(std::string(), kUnknown, true); }
 
 Result Query::rows() { return c_.run(sql_, values_, types_, nulls_); }
 
+void Query::send() {
+  if (c_.in_pipeline()) c_.pipelined(sql_, values_, types_, nulls_, false);
+  else rows();
+}
+
 Connection::Connection(const std::string& conninfo, const std::string& password) {
   // expand_dbname: "dbname" holds the whole conninfo or URI and overrides
   // the keywords before it; the password after it overrides the conninfo's.
@@ -159,6 +164,7 @@ Connection::~Connection() {
 void Connection::ensure_connected() {
   if (PQstatus(conn_) == CONNECTION_OK) return;
   prepared_.clear();  // a new session has none of them
+  queued_.clear();
   PQreset(conn_);
   if (PQstatus(conn_) != CONNECTION_OK) throw StoreError("postgresql: the server is unreachable");
   PQsetNoticeProcessor(conn_, ignore_notice, nullptr);
@@ -167,6 +173,7 @@ void Connection::ensure_connected() {
 
 Result Connection::run(const char* sql, const std::vector<std::string>& values,
                        const std::vector<Oid>& types, const std::vector<bool>& nulls) {
+  if (in_pipeline()) return pipelined(sql, values, types, nulls, true);
   // Outside a transaction a lost connection is made again; inside one the
   // statement fails (the transaction is gone with the connection).
   if (!in_tx_) ensure_connected();
@@ -181,13 +188,105 @@ Result Connection::run(const char* sql, const std::vector<std::string>& values,
   return result;
 }
 
-const std::string& Connection::prepared(const char* sql, const std::vector<Oid>& types) {
+bool Connection::in_pipeline() const { return PQpipelineStatus(conn_) != PQ_PIPELINE_OFF; }
+
+Result Connection::pipelined(const char* sql, const std::vector<std::string>& values,
+                             const std::vector<Oid>& types, const std::vector<bool>& nulls,
+                             bool wait) {
+  std::vector<const char*> ptrs(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) ptrs[i] = nulls[i] ? nullptr : values[i].c_str();
+  std::string key = statement_key(sql, types);
+  auto it = prepared_.find(key);
+  if (it == prepared_.end()) {
+    // Prepared in the pipeline too: the statement after it uses the name
+    // at once, and a failed preparation forgets it again (drain).
+    std::string name = "tocsin_" + std::to_string(next_name_++);
+    if (!PQsendPrepare(conn_, name.c_str(), sql, static_cast<int>(types.size()), types.data()))
+      throw StoreError(error_of(nullptr, conn_));
+    queued_.push_back(key);
+    it = prepared_.emplace(std::move(key), std::move(name)).first;
+  }
+  if (!PQsendQueryPrepared(conn_, it->second.c_str(), static_cast<int>(values.size()), ptrs.data(),
+                           nullptr, nullptr, 0))
+    throw StoreError(error_of(nullptr, conn_));
+  queued_.emplace_back();
+  if (!wait) return Result(nullptr);
+  return drain();
+}
+
+void Connection::send_plain(const char* sql) {
+  if (!PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0))
+    throw StoreError(error_of(nullptr, conn_));
+  queued_.emplace_back();
+}
+
+Result Connection::drain() {
+  if (queued_.empty()) return Result(nullptr);
+  if (!PQpipelineSync(conn_)) {
+    queued_.clear();
+    throw StoreError(error_of(nullptr, conn_));
+  }
+  // Each statement's answer is one result and a NULL; the sync point's is
+  // one result. Two NULLs in a row, or a lost connection, end it early.
+  std::string failure;
+  Result last(nullptr);
+  std::size_t i = 0;
+  int nulls = 0;
+  for (;;) {
+    PGresult* raw = PQgetResult(conn_);
+    if (!raw) {
+      if (PQstatus(conn_) != CONNECTION_OK || ++nulls > 1) {
+        if (failure.empty()) failure = error_of(nullptr, conn_);
+        break;
+      }
+      continue;
+    }
+    nulls = 0;
+    Result r(raw);
+    auto status = r.status();
+    if (status == PGRES_PIPELINE_SYNC) break;
+    if (i < queued_.size()) {
+      bool ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
+      if (!ok && !queued_[i].empty()) prepared_.erase(queued_[i]);  // never prepared
+      // PGRES_PIPELINE_ABORTED: skipped after an earlier failure, the one named.
+      if (!ok && status != PGRES_PIPELINE_ABORTED && failure.empty())
+        failure = error_of(raw, conn_);
+      if (i + 1 == queued_.size()) last = std::move(r);
+    }
+    ++i;
+  }
+  if (i < queued_.size()) {  // the connection went: what was not read is lost with it
+    for (; i < queued_.size(); ++i)
+      if (!queued_[i].empty()) prepared_.erase(queued_[i]);
+  }
+  queued_.clear();
+  if (!failure.empty()) throw StoreError(failure);
+  return last;
+}
+
+void Connection::leave_pipeline() {
+  if (!in_pipeline()) return;
+  if (!queued_.empty()) {
+    try {
+      drain();
+    } catch (const StoreError&) {  // the transaction's end reports it
+    }
+  }
+  PQexitPipelineMode(conn_);
+}
+
+std::string Connection::statement_key(const char* sql, const std::vector<Oid>& types) {
   std::string key(sql);
   key.push_back('\0');
   key.append(reinterpret_cast<const char*>(types.data()), types.size() * sizeof(Oid));
+  return key;
+}
+
+const std::string& Connection::prepared(const char* sql, const std::vector<Oid>& types) {
+  std::string key = statement_key(sql, types);
   auto it = prepared_.find(key);
   if (it != prepared_.end()) return it->second;
-  std::string name = "tocsin_" + std::to_string(prepared_.size());
+  std::string name = "tocsin_" + std::to_string(next_name_++);
   Result r(PQprepare(conn_, name.c_str(), sql, static_cast<int>(types.size()), types.data()));
   auto status = r.status();
   if (status != PGRES_COMMAND_OK) throw StoreError(error_of(r.get(), conn_));
@@ -195,13 +294,23 @@ const std::string& Connection::prepared(const char* sql, const std::vector<Oid>&
 }
 
 void Connection::exec(const char* sql) {
+  // Several statements in one string need the simple protocol, which a
+  // pipeline does not speak: what is queued is read first, and the
+  // pipeline taken up again after.
+  const bool piped = in_pipeline();
+  if (piped) {
+    drain();
+    PQexitPipelineMode(conn_);
+  }
   PGresult* r = PQexec(conn_, sql);
   Result result(r);
+  if (piped) PQenterPipelineMode(conn_);
   auto status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) throw StoreError(error_of(r, conn_));
 }
 
 void Connection::begin() {
+  leave_pipeline();
   ensure_connected();
   try {
     exec("BEGIN");
@@ -214,34 +323,79 @@ void Connection::begin() {
     exec("BEGIN");
   }
   in_tx_ = true;
+  if (!PQenterPipelineMode(conn_)) throw StoreError(error_of(nullptr, conn_));
 }
 
 void Connection::commit() {
   in_tx_ = false;
-  PGresult* r = PQexec(conn_, "COMMIT");
-  Result result(r);
-  if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) throw StoreError(error_of(r, conn_));
+  Result r(nullptr);
+  try {
+    if (in_pipeline()) {
+      send_plain("COMMIT");
+      r = drain();
+    } else {
+      r = Result(PQexec(conn_, "COMMIT"));
+    }
+  } catch (...) {
+    leave_pipeline();
+    throw;
+  }
+  leave_pipeline();
+  if (!r.get() || r.status() != PGRES_COMMAND_OK) throw StoreError(error_of(r.get(), conn_));
   // COMMIT of a transaction a failed statement aborted answers "ROLLBACK":
   // nothing was written, and the caller must not say it was.
-  if (std::strcmp(PQcmdStatus(r), "ROLLBACK") == 0)
+  if (std::strcmp(PQcmdStatus(r.get()), "ROLLBACK") == 0)
     throw StoreError("postgresql: the transaction was aborted and rolled back");
 }
 
 void Connection::rollback() {
   in_tx_ = false;
+  leave_pipeline();
   if (PQtransactionStatus(conn_) == PQTRANS_IDLE) return;
   PQclear(PQexec(conn_, "ROLLBACK"));  // a lost connection has rolled back already
 }
 
-void Connection::savepoint() { exec("SAVEPOINT job"); }
-void Connection::release_savepoint() { exec("RELEASE SAVEPOINT job"); }
-
-void Connection::rollback_to_savepoint() {
-  PQclear(PQexec(conn_, "ROLLBACK TO SAVEPOINT job"));
-  PQclear(PQexec(conn_, "RELEASE SAVEPOINT job"));
+void Connection::savepoint() {
+  if (in_pipeline()) send_plain("SAVEPOINT job");
+  else exec("SAVEPOINT job");
 }
 
-void Connection::xact_lock(int64_t key) { q("SELECT pg_advisory_xact_lock($1)").bind(key).rows(); }
+void Connection::release_savepoint() {
+  if (in_pipeline()) send_plain("RELEASE SAVEPOINT job");
+  else exec("RELEASE SAVEPOINT job");
+}
+
+void Connection::next_savepoint() {
+  release_savepoint();
+  savepoint();
+}
+
+void Connection::rollback_to_savepoint() {
+  if (!in_pipeline()) {
+    PQclear(PQexec(conn_, "ROLLBACK TO SAVEPOINT job"));
+    PQclear(PQexec(conn_, "RELEASE SAVEPOINT job"));
+    return;
+  }
+  // The job's failure was read already, or (a bug's exception) its
+  // statements are still queued: read them, whatever they say, then roll
+  // back. A failure of the rollback itself fails the commit.
+  try {
+    drain();
+  } catch (const StoreError&) {
+  }
+  send_plain("ROLLBACK TO SAVEPOINT job");
+  send_plain("RELEASE SAVEPOINT job");
+  try {
+    drain();
+  } catch (const StoreError&) {
+  }
+}
+
+void Connection::sync() {
+  if (in_pipeline()) drain();
+}
+
+void Connection::xact_lock(int64_t key) { q("SELECT pg_advisory_xact_lock($1)").bind(key).send(); }
 void Connection::lock(int64_t key) { q("SELECT pg_advisory_lock($1)").bind(key).rows(); }
 void Connection::unlock(int64_t key) { q("SELECT pg_advisory_unlock($1)").bind(key).rows(); }
 

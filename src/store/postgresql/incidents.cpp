@@ -74,7 +74,7 @@ void PgStore::save_answer(const std::string& coordinator, const std::string& web
       .bind(answer.status)
       .bind(answer.body)
       .bind(now)
-      .run();
+      .send();
 }
 
 std::vector<IncidentRecord> PgStore::dedup_candidates(const Report& report, double radius_m,
@@ -175,7 +175,7 @@ void PgStore::update_incident(const IncidentRecord& i) {
       .bind(i.report_count)
       .bind(i.spread_m)
       .bind(i.id)
-      .run();
+      .send();
 }
 
 std::vector<IncidentRecord> PgStore::list_incidents(bool open_only, int limit) {
@@ -258,7 +258,7 @@ int64_t PgStore::insert_report(const ReportRecord& rec) {
 }
 
 void PgStore::set_report_recipients(int64_t report_id, int64_t recipients) {
-  q("UPDATE reports SET recipients = $1 WHERE id = $2").bind(recipients).bind(report_id).run();
+  q("UPDATE reports SET recipients = $1 WHERE id = $2").bind(recipients).bind(report_id).send();
 }
 
 std::vector<std::string> PgStore::group_languages(const std::vector<std::string>& groups,
@@ -333,7 +333,7 @@ void PgStore::insert_message(int64_t report_id, Channel channel, const std::stri
       .bind(language)
       .bind(subject)
       .bind(body)
-      .run();
+      .send();
 }
 
 std::vector<ReportEvidence> PgStore::incident_evidence(const std::string& incident_id) {

@@ -51,7 +51,8 @@ void PgStore::rollback() { db_.rollback(); }
 void PgStore::savepoint() { db_.savepoint(); }
 void PgStore::release_savepoint() { db_.release_savepoint(); }
 void PgStore::rollback_to_savepoint() { db_.rollback_to_savepoint(); }
-void PgStore::next_savepoint() { db_.exec("RELEASE SAVEPOINT job; SAVEPOINT job"); }
+void PgStore::next_savepoint() { db_.next_savepoint(); }
+void PgStore::end_job() { db_.sync(); }
 
 }  // namespace tocsin::store::postgresql
 

@@ -51,6 +51,7 @@ class PgStore final : public Store {
   void release_savepoint() override;
   void rollback_to_savepoint() override;
   void next_savepoint() override;
+  void end_job() override;
 
   // Idempotency, incidents, reports and their texts (incidents.cpp).
   std::optional<StoredAnswer> find_answer(const std::string& coordinator,

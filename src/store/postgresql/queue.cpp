@@ -180,21 +180,21 @@ ClaimResult PgStore::claim_due(Channel channel, std::size_t limit, UnixMs now,
         .bind(lease_until)
         .bind(instance_id_)
         .bind_array(leased)
-        .run();
+        .send();
   if (!postponed.empty()) {
     spdlog::warn("{} deliveries are sealed under a key this instance lacks: reload its key file",
                  postponed.size());
     q("UPDATE deliveries SET lease_until = $1, lease_owner = '' WHERE id = ANY($2)")
         .bind(now + kPostpone_ms)
         .bind_array(postponed)
-        .run();
+        .send();
   }
   if (!to_cancel.empty())
     q("UPDATE deliveries SET state = 6, last_error = 'recipient unreachable', updated_at = $1 "
       "WHERE id = ANY($2)")
         .bind(now)
         .bind_array(to_cancel)
-        .run();
+        .send();
   result.cancelled = static_cast<int64_t>(to_cancel.size());
   return result;
 }
@@ -242,13 +242,13 @@ void PgStore::record_results(const std::vector<DeliveryUpdate>& updates, UnixMs 
       q("UPDATE subscribers SET sms_opted_out = 1 WHERE id = (SELECT subscriber_id FROM "
         "deliveries WHERE id = $1)")
           .bind(u.id)
-          .run();
+          .send();
       q("UPDATE deliveries SET state = 6, last_error = 'opted out', updated_at = $1 WHERE "
         "state = 0 AND channel <> 1 AND subscriber_id = (SELECT subscriber_id FROM deliveries "
         "WHERE id = $2)")
           .bind(now)
           .bind(u.id)
-          .run();
+          .send();
     }
   }
 }
@@ -278,7 +278,7 @@ void PgStore::release_leases(const std::vector<int64_t>& ids) {
     "AND lease_owner = $2")
       .bind_array(ids)
       .bind(instance_id_)
-      .run();
+      .send();
 }
 
 void PgStore::renew_leases(const std::vector<int64_t>& ids, UnixMs until) {
@@ -288,7 +288,7 @@ void PgStore::renew_leases(const std::vector<int64_t>& ids, UnixMs until) {
       .bind(until)
       .bind_array(ids)
       .bind(instance_id_)
-      .run();
+      .send();
 }
 
 int64_t PgStore::pending_count() {

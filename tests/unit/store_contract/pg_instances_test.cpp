@@ -6,9 +6,13 @@
 // event at once open one incident, and instances starting together
 // migrate once.
 #include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
+#include "store/store_worker.h"
 #include "unit/store_contract/contract.h"
 
 using namespace tocsin;
@@ -390,4 +394,65 @@ TEST_CASE("PostgreSQL store: two instances checking the join prompt limit at onc
   ta.join();
   tb.join();
   CHECK(t.a->all_join_prompts_since(0) == 1);
+}
+
+TEST_CASE("PostgreSQL store: a pipelined statement that fails rolls back its own job alone",
+          "[store][postgresql][store_worker]") {
+  // In a transaction PgStore sends writes without waiting for their answer
+  // (libpq's pipeline); the worker reads them at the end of each job, so a
+  // failure is its job's, and the other jobs of the batch commit.
+  TwoInstances t;
+  boost::asio::io_context io;
+  auto work = boost::asio::make_work_guard(io);
+  store::StoreWorker worker(t.open("instance-w"), io);
+  auto answer = [](int status) { return store::StoredAnswer{status, "{}"}; };
+  std::vector<store::JobFailure> failures(6, store::JobFailure::kNone);
+  std::optional<store::StoredAnswer> seen_by_job3;
+  int done = 0;
+  auto job = [&](int i, std::function<void(store::Store&)> f) {
+    worker.submit(std::move(f), store::StoreWorker::DoneWhy([&, i](store::JobFailure why) {
+                    failures[i] = why;
+                    ++done;
+                  }),
+                  store::JobSite{__FILE__, __LINE__});
+  };
+  // Job 0 holds its batch open until the other five are queued: they run
+  // together, in one transaction (its own or the next).
+  std::atomic<bool> queued{false};
+  job(0, [&](store::Store&) {
+    while (!queued) std::this_thread::yield();
+  });
+  job(1, [&](store::Store& s) { s.save_answer("c1", "w1", answer(202), 1000); });
+  job(2, [&](store::Store& s) {
+    s.save_answer("c1", "w2", answer(202), 1000);
+    s.save_answer("c1", "w2", answer(202), 1000);  // the key is taken: fails, read at the job's end
+  });
+  job(3, [&](store::Store& s) {
+    s.save_answer("c1", "w3", answer(202), 1000);
+    seen_by_job3 = s.find_answer("c1", "w1");
+  });
+  job(4, [&](store::Store& s) {
+    s.save_answer("c1", "w4", answer(202), 1000);
+    throw std::logic_error("a bug after a sent statement");
+  });
+  job(5, [&](store::Store& s) { s.save_answer("c1", "w5", answer(202), 1000); });
+  queued = true;
+  while (done < 6) io.run_one();
+
+  CHECK(failures[0] == store::JobFailure::kNone);
+  CHECK(failures[1] == store::JobFailure::kNone);
+  CHECK(failures[2] == store::JobFailure::kUnavailable);
+  CHECK(failures[3] == store::JobFailure::kNone);
+  CHECK(failures[4] == store::JobFailure::kBug);
+  CHECK(failures[5] == store::JobFailure::kNone);
+  REQUIRE(seen_by_job3);
+  CHECK(seen_by_job3->status == 202);
+  auto found = [&](const char* id) {
+    return test::in_tx(*t.b, [&](store::Store& s) { return s.find_answer("c1", id).has_value(); });
+  };
+  CHECK(found("w1"));
+  CHECK_FALSE(found("w2"));
+  CHECK(found("w3"));
+  CHECK_FALSE(found("w4"));
+  CHECK(found("w5"));
 }
